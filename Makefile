@@ -1,0 +1,89 @@
+# replgate build. `make` builds bin/; `make test` runs every suite; `make asan` runs the same suite
+# under AddressSanitizer + UBSan; `make run` starts the local stack; `make deps` installs packages.
+
+PKGS      := libczmq libzmq jansson sqlite3 libsodium libpcre2-8
+DEBS      := build-essential pkg-config libczmq-dev libzmq3-dev libjansson-dev libsqlite3-dev \
+             libsodium-dev libpcre2-dev python3 python3-zmq sqlite3 bash procps
+B         ?= build
+BIN       ?= bin
+OPT       ?= -O2
+SAN       ?=
+CFLAGS    := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes \
+             -Wno-unused-parameter -I. -I$(B)/gen -MMD -MP $(SAN) \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS   := $(SAN)
+LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+
+COMMON    := $(wildcard common/*.c) $(wildcard policy/*.c)
+BROKER    := $(filter-out broker/main.c,$(wildcard broker/*.c))
+WORKER    := $(filter-out worker/main.c,$(wildcard worker/*.c))
+CLIENT    := $(filter-out client/main.c,$(wildcard client/*.c))
+obj        = $(patsubst %.c,$(B)/%.o,$(1))
+GEN       := $(B)/gen/pydriver_py.h $(B)/gen/shdriver_sh.h
+
+PROGS     := $(BIN)/replgate-broker $(BIN)/replgate-worker $(BIN)/replgate $(BIN)/replgate-selftest
+
+.PHONY: all deps test asan run bench clean check-deps
+all: check-deps $(PROGS)
+
+check-deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "replgate: missing Debian packages:$$missing"; \
+	  echo "  install them with: make deps   (as root), or: sudo apt-get install -y$$missing"; exit 2; fi
+
+deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "replgate: missing Debian packages:$$missing"; \
+	  echo "  run as root: apt-get install -y$$missing"; exit 2; fi; \
+	echo "replgate: installing$$missing"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing
+
+$(B)/%.o: %.c | $(GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# Scripts run inside sessions are compiled into the worker as C string literals.
+$(B)/gen/%_py.h: worker/%.py tests/cstring.sh
+	@mkdir -p $(dir $@)
+	sh tests/cstring.sh $* < $< > $@
+$(B)/gen/%_sh.h: worker/%.sh tests/cstring.sh
+	@mkdir -p $(dir $@)
+	sh tests/cstring.sh $* < $< > $@
+
+$(BIN)/replgate-broker: $(call obj,broker/main.c $(BROKER) $(COMMON))
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+$(BIN)/replgate-worker: $(call obj,worker/main.c $(WORKER) $(COMMON))
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+$(BIN)/replgate: $(call obj,client/main.c $(CLIENT) $(COMMON))
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+$(BIN)/replgate-selftest: $(call obj,tests/selftest.c $(BROKER) $(WORKER) $(CLIENT) $(COMMON))
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@REPLGATE_BIN=$(CURDIR)/$(BIN) bash tests/run.sh
+
+asan: deps
+	@$(MAKE) --no-print-directory all B=build-asan BIN=bin-asan OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+	@REPLGATE_BIN=$(CURDIR)/bin-asan REPLGATE_ASAN=1 \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 bash tests/run.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(BIN)/replgate up
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@REPLGATE_BIN=$(CURDIR)/$(BIN) /usr/bin/python3 tests/bench.py
+
+clean:
+	rm -rf build build-asan bin bin-asan
+
+-include $(shell find build build-asan -name '*.d' 2>/dev/null)

@@ -1,0 +1,51 @@
+/*  broker/broker.h: the broker's shared state, owned by broker/main.c and handed by pointer
+    to the modules that work on it (state, dispatch, clients, notify). One thread, one loop:
+    nothing here is locked. */
+#ifndef RG_BROKER_H
+#define RG_BROKER_H
+#include <czmq.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include "common/store.h"
+
+#define BROKER_VERSION       "0.1.0"
+#define HEARTBEAT_MS         1000
+#define PEER_DEAD_MS         3000
+#define AWAIT_DEFAULT_MS     30000
+
+typedef struct _dispatch_t dispatch_t;
+typedef struct _notify_t notify_t;
+
+typedef struct {
+    char *dir;                  //  state directory (keys, database)
+    char *client_ep;            //  where agents, approvers and admins connect
+    char *worker_ep;            //  where workers connect
+    char *db_path;
+    bool sync_full;             //  fsync every commit (power-loss durable) instead of WAL NORMAL
+    int timeout_ms;             //  default per-snippet wall-clock limit sent to workers
+    int output_bytes;           //  default per-stream output cap sent to workers
+} broker_config_t;
+
+typedef struct {
+    broker_config_t cfg;
+    zactor_t *auth;             //  zauth: CURVE over DIR/keys/trusted, started before any bind
+    zsock_t *clients;           //  ROUTER
+    zsock_t *workers;           //  ROUTER
+    store_t *store;             //  the only writer of the database
+    dispatch_t *dispatch;       //  workers, the queue, sticky sessions
+    notify_t *notify;           //  long polls (await, submit wait_ms) and subscribers
+} broker_t;
+
+//  The caller of a client operation, read from the authenticated connection.
+typedef struct {
+    zframe_t *routing;          //  ROUTER identity of the connection (not owned)
+    const char *principal;      //  cert `name`
+    const char *role;           //  cert `role`
+    json_t *rid;                //  echoed in the reply (not owned)
+} caller_t;
+
+//  Sends one reply frame (a JSON string the function takes and frees) to a client connection.
+//  Never blocks; a client that is gone or too slow loses the reply (logged), nothing else.
+void broker_send_client (broker_t *self, zframe_t *routing, char *text);
+
+#endif

@@ -1,0 +1,236 @@
+/*  broker/clients.c: client operations. The caller's principal and role come from the CURVE
+    connection (cert metadata that zauth attached to the frame), never from the message. */
+#include "broker/clients.h"
+#include "broker/dispatch.h"
+#include "broker/notify.h"
+#include "broker/state.h"
+#include "common/proto.h"
+#include "common/util.h"
+
+void
+broker_send_client (broker_t *self, zframe_t *routing, char *text)
+{
+    if (!text)
+        return;
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addmem (msg, zframe_data (routing), zframe_size (routing));
+    zmsg_addstr (msg, text);
+    free (text);
+    if (zmsg_send (&msg, self->clients) != 0) {
+        log_warn ("client reply dropped: %s", zmq_strerror (zmq_errno ()));
+        zmsg_destroy (&msg);
+    }
+}
+
+static void
+s_error (broker_t *broker, caller_t *c, const char *code, const char *message)
+{
+    broker_send_client (broker, c->routing, proto_reply_error (c->rid, code, message));
+}
+
+static bool
+s_role_is (caller_t *c, const char *a, const char *b)
+{
+    return strcmp (c->role, a) == 0 || (b && strcmp (c->role, b) == 0);
+}
+
+//  Loads request `id` if the caller may see it: its owner, an approver or an admin.
+static json_t *
+s_load_visible (broker_t *broker, caller_t *c, json_t *msg)
+{
+    int64_t id = json_integer_value (json_object_get (msg, "id"));
+    json_t *row = store_get (broker->store, id);
+    const char *owner = row ? json_string_value (json_object_get (row, "principal")) : NULL;
+    if (!row || (!s_role_is (c, "approver", "admin") && (!owner || strcmp (owner, c->principal) != 0))) {
+        //  Someone else's request reads as absent: ids must not leak what others ran.
+        json_decref (row);
+        s_error (broker, c, PROTO_E_NOT_FOUND, "no such request");
+        return NULL;
+    }
+    return row;
+}
+
+void
+clients_decide (broker_t *broker, int64_t id, json_t *req)
+{
+    json_t *fields = json_pack ("{s:s}", "decision_message", "allowed: no policy loaded");
+    if (state_fire (broker, id, "received", EV_ALLOW, "broker", fields, NULL) == 0)
+        dispatch_enqueue (broker, id, json_string_value (json_object_get (req, "session")),
+                          json_string_value (json_object_get (req, "lang")),
+                          json_string_value (json_object_get (req, "code")));
+    json_decref (fields);
+}
+
+static void
+s_submit (broker_t *broker, caller_t *c, json_t *msg)
+{
+    if (!s_role_is (c, "agent", "admin")) {
+        s_error (broker, c, PROTO_E_FORBIDDEN, "only agent and admin keys may submit");
+        return;
+    }
+    json_t *req = json_pack ("{s:s, s:s, s:O, s:O, s:O}", "principal", c->principal, "role", c->role,
+                             "session", json_object_get (msg, "session"),
+                             "lang", json_object_get (msg, "lang"), "code", json_object_get (msg, "code"));
+    if (json_object_get (msg, "reason"))
+        json_object_set (req, "reason", json_object_get (msg, "reason"));
+    if (json_object_get (msg, "key"))
+        json_object_set (req, "key", json_object_get (msg, "key"));
+    int64_t id = 0;
+    bool duplicate = false;
+    if (store_submit (broker->store, req, &id, &duplicate) != 0) {
+        json_decref (req);
+        s_error (broker, c, PROTO_E_INTERNAL, "the request could not be recorded");
+        return;
+    }
+    if (!duplicate)
+        clients_decide (broker, id, req);
+    json_decref (req);
+    json_int_t wait_ms = json_integer_value (json_object_get (msg, "wait_ms"));
+    json_t *row = store_get (broker->store, id);
+    const char *state = row ? json_string_value (json_object_get (row, "state")) : "received";
+    if (wait_ms > 0 && !state_is_terminal (state))
+        notify_wait (broker, c->routing, c->rid, id, clock_mono_ms () + wait_ms);
+    else if (row) {
+        if (duplicate)
+            json_object_set_new (row, "duplicate", json_true ());
+        broker_send_client (broker, c->routing, proto_reply_ok (c->rid, json_incref (row)));
+    }
+    else
+        s_error (broker, c, PROTO_E_INTERNAL, "the request vanished");
+    json_decref (row);
+}
+
+static void
+s_status (broker_t *broker, caller_t *c, json_t *msg)
+{
+    json_t *row = s_load_visible (broker, c, msg);
+    if (row)
+        broker_send_client (broker, c->routing, proto_reply_ok (c->rid, row));
+}
+
+static void
+s_await (broker_t *broker, caller_t *c, json_t *msg)
+{
+    json_t *row = s_load_visible (broker, c, msg);
+    if (!row)
+        return;
+    json_t *t = json_object_get (msg, "timeout_ms");
+    json_int_t timeout = t ? json_integer_value (t) : AWAIT_DEFAULT_MS;
+    if (state_is_terminal (json_string_value (json_object_get (row, "state"))) || timeout == 0)
+        broker_send_client (broker, c->routing, proto_reply_ok (c->rid, row));
+    else {
+        notify_wait (broker, c->routing, c->rid, json_integer_value (json_object_get (row, "id")),
+                     clock_mono_ms () + timeout);
+        json_decref (row);
+    }
+}
+
+static void
+s_cancel (broker_t *broker, caller_t *c, json_t *msg)
+{
+    json_t *row = s_load_visible (broker, c, msg);
+    if (!row)
+        return;
+    const char *owner = json_string_value (json_object_get (row, "principal"));
+    int64_t id = json_integer_value (json_object_get (row, "id"));
+    const char *state = json_string_value (json_object_get (row, "state"));
+    if (strcmp (c->role, "admin") != 0 && strcmp (owner, c->principal) != 0)
+        s_error (broker, c, PROTO_E_FORBIDDEN, "only the owner or an admin may cancel");
+    else if (strcmp (state, "queued") != 0 && strcmp (state, "pending_approval") != 0)
+        s_error (broker, c, PROTO_E_BAD_STATE, "only queued or pending requests can be cancelled");
+    else if (state_fire (broker, id, state, EV_CANCEL, c->principal, NULL, NULL) != 0)
+        s_error (broker, c, PROTO_E_BAD_STATE, "the request changed state meanwhile");
+    else {
+        dispatch_unqueue (broker, id);
+        notify_reply_request (broker, c->routing, c->rid, id);
+    }
+    json_decref (row);
+}
+
+static void
+s_ping (broker_t *broker, caller_t *c, json_t *msg)
+{
+    json_t *body = json_pack ("{s:s, s:s, s:s, s:s, s:o}", "pong", "pong", "version", BROKER_VERSION,
+                              "principal", c->principal, "role", c->role,
+                              "stats", dispatch_stats (broker));
+    broker_send_client (broker, c->routing, proto_reply_ok (c->rid, body));
+}
+
+static void
+s_subscribe (broker_t *broker, caller_t *c, json_t *msg)
+{
+    json_int_t since = json_integer_value (json_object_get (msg, "since"));
+    broker_send_client (broker, c->routing, proto_reply_ok (c->rid, json_pack ("{s:I}", "since", since)));
+    notify_subscribe (broker, c->routing, c->rid, since);
+}
+
+static void
+s_not_yet (broker_t *broker, caller_t *c, json_t *msg)
+{
+    s_error (broker, c, PROTO_E_BAD_STATE, "approvals need the policy engine, which is not enabled");
+}
+
+typedef void (op_fn) (broker_t *, caller_t *, json_t *);
+static const struct { const char *op; op_fn *fn; } s_ops[] = {
+    { "submit", s_submit }, { "status", s_status }, { "result", s_status }, { "await", s_await },
+    { "cancel", s_cancel }, { "subscribe", s_subscribe }, { "ping", s_ping },
+    { "pending", s_not_yet }, { "approve", s_not_yet }, { "deny", s_not_yet },
+};
+
+//  Records a refused message: who sent what kind of garbage, never the garbage itself.
+static void
+s_reject (broker_t *broker, caller_t *c, const char *code, const char *message, size_t size)
+{
+    json_t *data = json_pack ("{s:s, s:s, s:I}", "code", code, "message", message,
+                              "size", (json_int_t) size);
+    store_event (broker->store, 0, "rejected", c->principal, data);
+    json_decref (data);
+    s_error (broker, c, code, message);
+}
+
+void
+clients_message (broker_t *broker, zmsg_t **msg_p)
+{
+    zmsg_t *msg = *msg_p;
+    zframe_t *routing = zmsg_pop (msg);
+    zframe_t *body = zmsg_last (msg);
+    caller_t c = { routing, NULL, NULL, NULL };
+    if (routing && body) {
+        c.principal = zframe_meta (body, "name");
+        c.role = zframe_meta (body, "role");
+    }
+    if (!c.principal || !c.role) {
+        //  No authenticated identity (cannot happen with zauth running): answer nothing.
+        log_warn ("client message without an authenticated principal, dropped");
+        goto done;
+    }
+    if (zmsg_size (msg) != 1) {
+        s_reject (broker, &c, PROTO_E_BAD_FRAMES, "a request is exactly one frame", zmsg_content_size (msg));
+        goto done;
+    }
+    json_t *request = NULL, *rid = NULL;
+    proto_error_t err;
+    if (proto_parse_client (zframe_data (body), zframe_size (body), &request, &rid, &err) != 0) {
+        c.rid = rid;
+        s_reject (broker, &c, err.code, err.message, zframe_size (body));
+        json_decref (rid);
+        goto done;
+    }
+    c.rid = rid;
+    if (strcmp (c.role, "worker") == 0) {
+        s_reject (broker, &c, PROTO_E_FORBIDDEN, "worker keys only speak the worker protocol",
+                  zframe_size (body));
+        json_decref (request);
+        json_decref (rid);
+        goto done;
+    }
+    const char *op = json_string_value (json_object_get (request, "op"));
+    for (size_t i = 0; i < sizeof s_ops / sizeof s_ops[0]; i++)
+        if (strcmp (op, s_ops[i].op) == 0)
+            s_ops[i].fn (broker, &c, request);
+    json_decref (request);
+    json_decref (rid);
+done:
+    zframe_destroy (&routing);
+    zmsg_destroy (msg_p);
+}

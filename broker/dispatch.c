@@ -1,0 +1,482 @@
+/*  broker/dispatch.c: which worker runs what.
+    A (session, lang) pair is sticky to the worker that holds its interpreter, because the state
+    lives there. The queue is FIFO; a request waits while its session already runs one (so a
+    session's snippets run in submission order) or while its worker has no free slot. */
+#include "broker/dispatch.h"
+#include "broker/state.h"
+#include "common/proto.h"
+#include "common/util.h"
+
+typedef struct {
+    char *key;              //  routing id as hex: routing ids change on reconnect
+    zframe_t *routing;
+    char *name;
+    char *sandbox;
+    int slots;
+    int running;
+    int64_t last_seen;      //  monotonic ms of the last message from it
+} worker_t;
+
+typedef struct {
+    int64_t id;
+    char *session;
+    char *lang;
+    char *code;
+    char *worker;           //  key of the worker running it (running jobs only)
+    bool orphan;            //  sent by an earlier connection or broker: already `lost`, but
+                            //  its slot stays busy until the worker answers
+} job_t;
+
+typedef struct {
+    char *worker;           //  key of the worker holding the interpreter
+    bool busy;              //  one of its requests is running
+} binding_t;
+
+struct _dispatch_t {
+    zhashx_t *workers;      //  key -> worker_t
+    zhashx_t *bindings;     //  "lang/session" -> binding_t
+    zlistx_t *queue;        //  job_t, FIFO
+    zhashx_t *running;      //  id as text -> job_t
+    int64_t last_heartbeat;
+};
+
+static void
+s_worker_destroy (void **item)
+{
+    worker_t *w = (worker_t *) *item;
+    if (!w)
+        return;
+    zframe_destroy (&w->routing);
+    free (w->key);
+    free (w->name);
+    free (w->sandbox);
+    free (w);
+    *item = NULL;
+}
+
+static void
+s_job_destroy (void **item)
+{
+    job_t *j = (job_t *) *item;
+    if (!j)
+        return;
+    free (j->session);
+    free (j->lang);
+    free (j->code);
+    free (j->worker);
+    free (j);
+    *item = NULL;
+}
+
+static void
+s_binding_destroy (void **item)
+{
+    binding_t *b = (binding_t *) *item;
+    if (b) {
+        free (b->worker);
+        free (b);
+        *item = NULL;
+    }
+}
+
+dispatch_t *
+dispatch_new (void)
+{
+    dispatch_t *self = (dispatch_t *) zmalloc (sizeof (dispatch_t));
+    self->workers = zhashx_new ();
+    zhashx_set_destructor (self->workers, s_worker_destroy);
+    self->bindings = zhashx_new ();
+    zhashx_set_destructor (self->bindings, s_binding_destroy);
+    self->queue = zlistx_new ();
+    zlistx_set_destructor (self->queue, s_job_destroy);
+    self->running = zhashx_new ();
+    zhashx_set_destructor (self->running, s_job_destroy);
+    return self;
+}
+
+void
+dispatch_destroy (dispatch_t **self_p)
+{
+    dispatch_t *self = *self_p;
+    if (self) {
+        zhashx_destroy (&self->workers);
+        zhashx_destroy (&self->bindings);
+        zlistx_destroy (&self->queue);
+        zhashx_destroy (&self->running);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+static void
+s_binding_key (const char *lang, const char *session, char *buf, size_t size)
+{
+    snprintf (buf, size, "%s/%s", lang, session);
+}
+
+static int
+s_send_worker (broker_t *broker, worker_t *w, json_t *body)
+{
+    char *text = json_dumps (body, JSON_COMPACT);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addmem (msg, zframe_data (w->routing), zframe_size (w->routing));
+    zmsg_addstr (msg, text);
+    free (text);
+    int rc = zmsg_send (&msg, broker->workers);
+    if (rc != 0) {
+        log_warn ("worker %s: send failed: %s", w->name, zmq_strerror (zmq_errno ()));
+        zmsg_destroy (&msg);
+    }
+    return rc;
+}
+
+//  The worker with a free slot and the fewest running requests, or NULL.
+static worker_t *
+s_least_loaded (dispatch_t *self)
+{
+    worker_t *best = NULL;
+    for (worker_t *w = (worker_t *) zhashx_first (self->workers); w;
+         w = (worker_t *) zhashx_next (self->workers))
+        if (w->running < w->slots && (!best || w->running < best->running))
+            best = w;
+    return best;
+}
+
+//  Moves a queued job to running on worker w and sends it; false if the store refused.
+static bool
+s_start (broker_t *broker, worker_t *w, binding_t *b, job_t *job)
+{
+    json_t *fields = json_pack ("{s:s}", "worker", w->name);
+    int rc = state_fire (broker, job->id, "queued", EV_DISPATCH, "broker", fields, NULL);
+    json_decref (fields);
+    if (rc != 0)
+        return false;
+    json_t *run = json_pack ("{s:s, s:I, s:s, s:s, s:s, s:{s:i, s:i}}",
+                             "op", "run", "id", (json_int_t) job->id, "session", job->session,
+                             "lang", job->lang, "code", job->code, "limits",
+                             "timeout_ms", broker->cfg.timeout_ms,
+                             "output_bytes", broker->cfg.output_bytes);
+    s_send_worker (broker, w, run);
+    json_decref (run);
+    w->running++;
+    b->busy = true;
+    job->worker = strdup (w->key);
+    char id[24];
+    snprintf (id, sizeof id, "%lld", (long long) job->id);
+    zhashx_insert (broker->dispatch->running, id, job);
+    return true;
+}
+
+//  Starts every queued request that can start now, in queue order.
+static void
+s_pump (broker_t *broker)
+{
+    dispatch_t *self = broker->dispatch;
+    job_t *job = (job_t *) zlistx_first (self->queue);
+    while (job) {
+        void *handle = zlistx_cursor (self->queue);
+        job_t *next = (job_t *) zlistx_next (self->queue);
+        char key[256];
+        s_binding_key (job->lang, job->session, key, sizeof key);
+        binding_t *b = (binding_t *) zhashx_lookup (self->bindings, key);
+        worker_t *w = b ? (worker_t *) zhashx_lookup (self->workers, b->worker) : s_least_loaded (self);
+        if (b && !w) {                  //  its worker is gone: the state went with it
+            zhashx_delete (self->bindings, key);
+            b = NULL;
+            w = s_least_loaded (self);
+        }
+        bool runnable = w && w->running < w->slots && !(b && b->busy);
+        if (runnable) {
+            if (!b) {
+                b = (binding_t *) zmalloc (sizeof (binding_t));
+                b->worker = strdup (w->key);
+                zhashx_insert (self->bindings, key, b);
+            }
+            job = (job_t *) zlistx_detach (self->queue, handle);
+            if (!s_start (broker, w, b, job)) {
+                //  The request was not `queued` any more (cancelled meanwhile): forget it.
+                s_job_destroy ((void **) &job);
+            }
+        }
+        job = next;
+    }
+}
+
+void
+dispatch_enqueue (broker_t *broker, int64_t id, const char *session, const char *lang, const char *code)
+{
+    job_t *job = (job_t *) zmalloc (sizeof (job_t));
+    job->id = id;
+    job->session = strdup (session);
+    job->lang = strdup (lang);
+    job->code = strdup (code);
+    zlistx_add_end (broker->dispatch->queue, job);
+    s_pump (broker);
+}
+
+bool
+dispatch_unqueue (broker_t *broker, int64_t id)
+{
+    zlistx_t *queue = broker->dispatch->queue;
+    for (job_t *job = (job_t *) zlistx_first (queue); job; job = (job_t *) zlistx_next (queue))
+        if (job->id == id) {
+            zlistx_delete (queue, zlistx_cursor (queue));
+            return true;
+        }
+    return false;
+}
+
+//  Marks a worker's running requests lost, unbinds its sessions and forgets it.
+static void
+s_worker_lost (broker_t *broker, worker_t *w, const char *why)
+{
+    dispatch_t *self = broker->dispatch;
+    log_warn ("worker %s lost: %s", w->name, why);
+    zlistx_t *ids = zhashx_keys (self->running);
+    for (char *id = (char *) zlistx_first (ids); id; id = (char *) zlistx_next (ids)) {
+        job_t *job = (job_t *) zhashx_lookup (self->running, id);
+        if (strcmp (job->worker, w->key) != 0)
+            continue;
+        if (job->orphan) {
+            zhashx_delete (self->running, id);
+            continue;
+        }
+        json_t *fields = json_pack ("{s:s, s:s}", "worker", w->name, "message", why);
+        state_fire (broker, job->id, "running", EV_LOSE, "broker", fields, NULL);
+        json_decref (fields);
+        zhashx_delete (self->running, id);
+    }
+    zlistx_destroy (&ids);
+    zlistx_t *keys = zhashx_keys (self->bindings);
+    for (char *k = (char *) zlistx_first (keys); k; k = (char *) zlistx_next (keys)) {
+        binding_t *b = (binding_t *) zhashx_lookup (self->bindings, k);
+        if (strcmp (b->worker, w->key) == 0)
+            zhashx_delete (self->bindings, k);
+    }
+    zlistx_destroy (&keys);
+    json_t *data = json_pack ("{s:s, s:s}", "worker", w->name, "why", why);
+    store_event (broker->store, 0, "worker_lost", "broker", data);
+    json_decref (data);
+    char *key = strdup (w->key);    //  the destructor frees w->key during the delete
+    zhashx_delete (self->workers, key);
+    free (key);
+}
+
+//  A snippet a worker still runs for an earlier broker or connection: it was recorded `lost`
+//  then, but it occupies its slot and its session until the worker answers.
+static void
+s_adopt_orphan (dispatch_t *self, worker_t *w, json_t *entry)
+{
+    json_t *id = json_object_get (entry, "id");
+    const char *sess = json_string_value (json_object_get (entry, "session"));
+    const char *lang = json_string_value (json_object_get (entry, "lang"));
+    if (!json_is_integer (id) || !sess || !lang)
+        return;
+    char key[24], bkey[256];
+    snprintf (key, sizeof key, "%lld", (long long) json_integer_value (id));
+    if (zhashx_lookup (self->running, key))
+        return;
+    job_t *job = (job_t *) zmalloc (sizeof (job_t));
+    job->id = json_integer_value (id);
+    job->session = strdup (sess);
+    job->lang = strdup (lang);
+    job->code = strdup ("");
+    job->worker = strdup (w->key);
+    job->orphan = true;
+    zhashx_insert (self->running, key, job);
+    w->running++;
+    s_binding_key (lang, sess, bkey, sizeof bkey);
+    binding_t *b = (binding_t *) zhashx_lookup (self->bindings, bkey);
+    if (b && strcmp (b->worker, w->key) == 0)
+        b->busy = true;
+}
+
+static void
+s_on_ready (broker_t *broker, zframe_t *routing, const char *key, json_t *msg, const char *principal)
+{
+    dispatch_t *self = broker->dispatch;
+    const char *name = json_string_value (json_object_get (msg, "name"));
+    //  A worker that reconnects under the same name lost its old connection: whatever that
+    //  connection was running can no longer be answered through it.
+    for (worker_t *old = (worker_t *) zhashx_first (self->workers); old;
+         old = (worker_t *) zhashx_next (self->workers))
+        if (strcmp (old->name, name) == 0 || strcmp (old->key, key) == 0) {
+            s_worker_lost (broker, old, "reconnected");
+            break;
+        }
+    worker_t *w = (worker_t *) zmalloc (sizeof (worker_t));
+    w->key = strdup (key);
+    w->routing = zframe_dup (routing);
+    w->name = strdup (name);
+    const char *sandbox = json_string_value (json_object_get (msg, "sandbox"));
+    w->sandbox = strdup (sandbox ? sandbox : "none");
+    w->slots = (int) json_integer_value (json_object_get (msg, "slots"));
+    w->last_seen = clock_mono_ms ();
+    zhashx_insert (self->workers, key, w);
+    //  Re-adopt interpreters the worker still holds, so sessions keep their state.
+    size_t i;
+    json_t *s;
+    json_array_foreach (json_object_get (msg, "sessions"), i, s) {
+        const char *sess = json_string_value (json_object_get (s, "session"));
+        const char *lang = json_string_value (json_object_get (s, "lang"));
+        char bkey[256];
+        if (!sess || !lang)
+            continue;
+        s_binding_key (lang, sess, bkey, sizeof bkey);
+        if (zhashx_lookup (self->bindings, bkey))
+            continue;
+        binding_t *b = (binding_t *) zmalloc (sizeof (binding_t));
+        b->worker = strdup (key);
+        zhashx_insert (self->bindings, bkey, b);
+    }
+    json_array_foreach (json_object_get (msg, "running"), i, s)
+        s_adopt_orphan (self, w, s);
+    json_t *data = json_pack ("{s:s, s:i, s:s, s:s}", "worker", name, "slots", w->slots,
+                              "sandbox", w->sandbox, "key", principal);
+    store_event (broker->store, 0, "worker_joined", principal, data);
+    json_decref (data);
+    log_info ("worker %s ready with %d slots (sandbox: %s)", name, w->slots, w->sandbox);
+}
+
+//  Flattens a worker result into the columns the store records.
+static json_t *
+s_result_fields (json_t *msg)
+{
+    static const char *copy[] = { "outcome", "exit_code", "signal", "stdout", "stderr",
+        "stdout_truncated", "stderr_truncated", "value", "wall_ms", "cpu_ms", "max_rss_kb",
+        "execution_count", "session_reset", "sandbox" };
+    json_t *fields = json_object ();
+    for (size_t i = 0; i < sizeof copy / sizeof copy[0]; i++) {
+        json_t *v = json_object_get (msg, copy[i]);
+        if (v && !json_is_null (v))
+            json_object_set (fields, copy[i], v);
+    }
+    json_t *error = json_object_get (msg, "error");
+    if (json_is_object (error)) {
+        json_t *v;
+        if ((v = json_object_get (error, "name")) && json_is_string (v))
+            json_object_set (fields, "error_name", v);
+        if ((v = json_object_get (error, "value")) && json_is_string (v))
+            json_object_set (fields, "error_value", v);
+        if ((v = json_object_get (error, "traceback")) && json_is_string (v))
+            json_object_set (fields, "traceback", v);
+    }
+    return fields;
+}
+
+static void
+s_on_result (broker_t *broker, worker_t *w, json_t *msg)
+{
+    dispatch_t *self = broker->dispatch;
+    char id[24];
+    snprintf (id, sizeof id, "%lld", (long long) json_integer_value (json_object_get (msg, "id")));
+    job_t *job = (job_t *) zhashx_lookup (self->running, id);
+    if (!job || strcmp (job->worker, w->key) != 0) {
+        log_warn ("worker %s: result for request %s that it is not running, ignored", w->name, id);
+        return;
+    }
+    if (job->orphan)
+        log_info ("worker %s: late result for request %s, already recorded as lost", w->name, id);
+    else {
+        json_t *fields = s_result_fields (msg);
+        if (state_fire (broker, job->id, "running", EV_FINISH, w->name, fields, NULL) != 0)
+            log_error ("request %s: result could not be recorded", id);
+        json_decref (fields);
+    }
+    char key[256];
+    s_binding_key (job->lang, job->session, key, sizeof key);
+    binding_t *b = (binding_t *) zhashx_lookup (self->bindings, key);
+    if (b)
+        b->busy = false;
+    w->running--;
+    zhashx_delete (self->running, id);
+}
+
+static void
+s_on_closed (broker_t *broker, worker_t *w, json_t *msg)
+{
+    char key[256];
+    s_binding_key (json_string_value (json_object_get (msg, "lang")),
+                   json_string_value (json_object_get (msg, "session")), key, sizeof key);
+    binding_t *b = (binding_t *) zhashx_lookup (broker->dispatch->bindings, key);
+    if (b && !b->busy && strcmp (b->worker, w->key) == 0)
+        zhashx_delete (broker->dispatch->bindings, key);
+}
+
+void
+dispatch_worker_message (broker_t *broker, zmsg_t **msg_p)
+{
+    zmsg_t *msg = *msg_p;
+    zframe_t *routing = zmsg_pop (msg);
+    zframe_t *body = zmsg_last (msg);
+    const char *role = body ? zframe_meta (body, "role") : NULL;
+    const char *principal = body ? zframe_meta (body, "name") : NULL;
+    if (!routing || !body || zmsg_size (msg) != 1 || !role || strcmp (role, "worker") != 0) {
+        //  Only worker keys speak here; anything else is dropped without an answer.
+        log_warn ("worker socket: message from a non-worker key (%s), dropped", principal ? principal : "?");
+        goto done;
+    }
+    char *key = zframe_strhex (routing);
+    proto_error_t err;
+    json_t *m = NULL;
+    if (proto_parse_worker (zframe_data (body), zframe_size (body), &m, &err) != 0) {
+        log_warn ("worker %s: bad message (%s: %s), ignored", principal, err.code, err.message);
+        free (key);
+        goto done;
+    }
+    const char *op = json_string_value (json_object_get (m, "op"));
+    worker_t *w = (worker_t *) zhashx_lookup (broker->dispatch->workers, key);
+    if (strcmp (op, "ready") == 0)
+        s_on_ready (broker, routing, key, m, principal);
+    else if (!w)
+        log_warn ("worker %s: '%s' before 'ready', ignored", principal, op);
+    else {
+        w->last_seen = clock_mono_ms ();
+        if (strcmp (op, "result") == 0)
+            s_on_result (broker, w, m);
+        else if (strcmp (op, "session_closed") == 0)
+            s_on_closed (broker, w, m);
+    }
+    json_decref (m);
+    free (key);
+    s_pump (broker);
+done:
+    zframe_destroy (&routing);
+    zmsg_destroy (msg_p);
+}
+
+void
+dispatch_tick (broker_t *broker)
+{
+    dispatch_t *self = broker->dispatch;
+    int64_t now = clock_mono_ms ();
+    bool beat = now - self->last_heartbeat >= HEARTBEAT_MS;
+    if (beat)
+        self->last_heartbeat = now;
+    json_t *hb = json_pack ("{s:s}", "op", "heartbeat");
+    zlistx_t *keys = zhashx_keys (self->workers);
+    for (char *k = (char *) zlistx_first (keys); k; k = (char *) zlistx_next (keys)) {
+        worker_t *w = (worker_t *) zhashx_lookup (self->workers, k);
+        if (now - w->last_seen > PEER_DEAD_MS)
+            s_worker_lost (broker, w, "silent for 3 s");
+        else if (beat)
+            s_send_worker (broker, w, hb);
+    }
+    zlistx_destroy (&keys);
+    json_decref (hb);
+    s_pump (broker);
+}
+
+json_t *
+dispatch_stats (broker_t *broker)
+{
+    dispatch_t *self = broker->dispatch;
+    int slots = 0, busy = 0;
+    for (worker_t *w = (worker_t *) zhashx_first (self->workers); w;
+         w = (worker_t *) zhashx_next (self->workers)) {
+        slots += w->slots;
+        busy += w->running;
+    }
+    return json_pack ("{s:i, s:i, s:i, s:i}", "workers", (int) zhashx_size (self->workers),
+                      "slots", slots, "running", busy, "queued", (int) zlistx_size (self->queue));
+}

@@ -1,0 +1,25 @@
+/*  broker/dispatch.h: workers, the run queue and sticky sessions. */
+#ifndef RG_DISPATCH_H
+#define RG_DISPATCH_H
+#include "broker/broker.h"
+
+dispatch_t *dispatch_new (void);
+void dispatch_destroy (dispatch_t **self_p);
+
+//  Queues a request that is already `queued` in the store, then tries to run what can run.
+void dispatch_enqueue (broker_t *broker, int64_t id, const char *session, const char *lang,
+                       const char *code);
+
+//  Forgets a queued request (after it was cancelled). True if it was in the queue.
+bool dispatch_unqueue (broker_t *broker, int64_t id);
+
+//  Handles one message from the worker socket (takes ownership of msg).
+void dispatch_worker_message (broker_t *broker, zmsg_t **msg_p);
+
+//  Sends heartbeats and declares silent workers dead (their running requests become `lost`).
+void dispatch_tick (broker_t *broker);
+
+//  Counts for `ping`: workers, free slots, queued and running requests.
+json_t *dispatch_stats (broker_t *broker);
+
+#endif

@@ -1,0 +1,245 @@
+/*  broker/main.c: replgate-broker. Parses options, starts CURVE authentication before any
+    socket binds, opens the store, recovers requests a previous run left behind, and runs the
+    one event loop over the client and worker sockets. */
+#include "broker/broker.h"
+#include "broker/clients.h"
+#include "broker/dispatch.h"
+#include "broker/notify.h"
+#include "broker/state.h"
+#include "common/keys.h"
+#include "common/util.h"
+#include <errno.h>
+#include <getopt.h>
+#include <sodium.h>
+
+//  Frames above this are cut off by libzmq (the connection drops); below it the protocol
+//  answers `too_large` itself, so a client learns why.
+#define MAX_WIRE_MSG  (64 * 1024 * 1024)
+
+static const char *s_usage =
+    "usage: replgate-broker [--dir DIR] [--clients EP] [--workers EP] [--db FILE]\n"
+    "                       [--timeout-ms N] [--output-bytes N] [--sync full|normal]\n"
+    "  --dir DIR         state directory: keys/ and replgate.db (default ./var)\n"
+    "  --clients EP      client endpoint (default tcp://127.0.0.1:7710)\n"
+    "  --workers EP      worker endpoint (default tcp://127.0.0.1:7711)\n"
+    "  --db FILE         database (default DIR/replgate.db)\n"
+    "  --timeout-ms N    default wall-clock limit per snippet (default 10000)\n"
+    "  --output-bytes N  default cap per output stream (default 1048576, at most 16 MiB)\n"
+    "  --sync MODE       normal (WAL, durable across crashes) or full (also power loss)\n";
+
+static int
+s_parse_args (broker_config_t *cfg, int argc, char *argv[])
+{
+    static struct option opts[] = {
+        { "dir", required_argument, 0, 'd' }, { "clients", required_argument, 0, 'c' },
+        { "workers", required_argument, 0, 'w' }, { "db", required_argument, 0, 'b' },
+        { "timeout-ms", required_argument, 0, 't' }, { "output-bytes", required_argument, 0, 'o' },
+        { "sync", required_argument, 0, 's' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+    cfg->dir = strdup ("var");
+    cfg->client_ep = strdup ("tcp://127.0.0.1:7710");
+    cfg->worker_ep = strdup ("tcp://127.0.0.1:7711");
+    cfg->timeout_ms = 10000;
+    cfg->output_bytes = 1048576;
+    int c;
+    while ((c = getopt_long (argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+            case 'd': free (cfg->dir); cfg->dir = strdup (optarg); break;
+            case 'c': free (cfg->client_ep); cfg->client_ep = strdup (optarg); break;
+            case 'w': free (cfg->worker_ep); cfg->worker_ep = strdup (optarg); break;
+            case 'b': free (cfg->db_path); cfg->db_path = strdup (optarg); break;
+            case 't': cfg->timeout_ms = atoi (optarg); break;
+            case 'o': cfg->output_bytes = atoi (optarg); break;
+            case 's': cfg->sync_full = strcmp (optarg, "full") == 0;
+                      if (!cfg->sync_full && strcmp (optarg, "normal") != 0) goto usage;
+                      break;
+            case 'h': fputs (s_usage, stdout); exit (0);
+            default: goto usage;
+        }
+    }
+    if (optind != argc || cfg->timeout_ms <= 0 || cfg->output_bytes <= 0
+    ||  cfg->output_bytes > 16 * 1024 * 1024)
+        goto usage;
+    if (!cfg->db_path) {
+        cfg->db_path = (char *) malloc (strlen (cfg->dir) + 16);
+        sprintf (cfg->db_path, "%s/replgate.db", cfg->dir);
+    }
+    return 0;
+usage:
+    fputs (s_usage, stderr);
+    return -1;
+}
+
+static zsock_t *
+s_bind (const char *endpoint, zcert_t *cert)
+{
+    zsock_t *sock = zsock_new (ZMQ_ROUTER);
+    if (!sock)
+        return NULL;
+    zsock_set_router_mandatory (sock, 1);
+    zsock_set_maxmsgsize (sock, MAX_WIRE_MSG);
+    zsock_set_sndtimeo (sock, 0);
+    zsock_set_rcvtimeo (sock, 0);        //  the loop polls; a read never waits
+    zsock_set_linger (sock, 0);
+    zcert_apply (cert, sock);
+    zsock_set_curve_server (sock, 1);
+    zsock_set_zap_domain (sock, "replgate");
+    if (zsock_bind (sock, "%s", endpoint) == -1) {
+        log_error ("cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
+//  Requests a previous run left `running` can no longer be answered; `queued` ones run again.
+static int
+s_recover (broker_t *self)
+{
+    json_t *ids = NULL;
+    size_t i;
+    json_t *id;
+    if (store_ids_in_state (self->store, "running", &ids) != 0)
+        return -1;
+    json_t *why = json_pack ("{s:s}", "message", "broker restarted while it ran");
+    json_array_foreach (ids, i, id)
+        state_fire (self, json_integer_value (id), "running", EV_LOSE, "broker", why, NULL);
+    json_decref (why);
+    json_decref (ids);
+    if (store_ids_in_state (self->store, "received", &ids) != 0)
+        return -1;
+    json_array_foreach (ids, i, id) {     //  submitted but not yet decided when we stopped
+        json_t *row = store_get (self->store, json_integer_value (id));
+        if (row)
+            clients_decide (self, json_integer_value (id), row);
+        json_decref (row);
+    }
+    json_decref (ids);
+    if (store_ids_in_state (self->store, "queued", &ids) != 0)
+        return -1;
+    json_array_foreach (ids, i, id) {
+        json_t *row = store_get (self->store, json_integer_value (id));
+        if (row)
+            dispatch_enqueue (self, json_integer_value (id),
+                              json_string_value (json_object_get (row, "session")),
+                              json_string_value (json_object_get (row, "lang")),
+                              json_string_value (json_object_get (row, "code")));
+        json_decref (row);
+    }
+    json_decref (ids);
+    return 0;
+}
+
+static int
+s_start (broker_t *self)
+{
+    char err[512], path[1024];
+    if (keys_ensure_local (self->cfg.dir, err, sizeof err) != 0) {
+        log_error ("%s", err);
+        return -1;
+    }
+    keys_path_broker (self->cfg.dir, path, sizeof path);
+    zcert_t *cert = keys_load_pair (path, err, sizeof err);
+    if (!cert) {
+        log_error ("%s", err);
+        return -1;
+    }
+    //  zauth must run before the first bind: CURVE without a ZAP handler accepts any key.
+    self->auth = zactor_new (zauth, NULL);
+    keys_path_trusted (self->cfg.dir, path, sizeof path);
+    zstr_sendx (self->auth, "CURVE", path, NULL);
+    zsock_wait (self->auth);
+    self->store = store_new (self->cfg.db_path, self->cfg.sync_full ? STORE_SYNC_FULL : 0);
+    if (self->store) {
+        self->clients = s_bind (self->cfg.client_ep, cert);
+        self->workers = s_bind (self->cfg.worker_ep, cert);
+    }
+    zcert_destroy (&cert);
+    if (!self->store || !self->clients || !self->workers)
+        return -1;
+    self->dispatch = dispatch_new ();
+    self->notify = notify_new ();
+    if (s_recover (self) != 0)
+        return -1;
+    //  The CLI finds a local broker through this file (`replgate --dir DIR ...`).
+    char endpoint[1100];
+    snprintf (endpoint, sizeof endpoint, "%s/endpoint", self->cfg.dir);
+    FILE *f = fopen (endpoint, "w");
+    if (!f || fprintf (f, "%s\n", self->cfg.client_ep) < 0 || fclose (f) != 0)
+        log_warn ("cannot write %s: %s", endpoint, strerror (errno));
+    log_info ("listening for clients on %s and workers on %s (CURVE, keys in %s)",
+              self->cfg.client_ep, self->cfg.worker_ep, path);
+    return 0;
+}
+
+static void
+s_loop (broker_t *self)
+{
+    zmq_pollitem_t items[] = {
+        { zsock_resolve (self->clients), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->workers), 0, ZMQ_POLLIN, 0 } };
+    int64_t last_tick = 0;
+    while (!zsys_interrupted) {
+        int timeout = notify_timeout (self, 100);
+        if (zmq_poll (items, 2, timeout) == -1) {
+            if (zmq_errno () == EINTR)
+                continue;
+            log_error ("poll failed: %s", zmq_strerror (zmq_errno ()));
+            break;
+        }
+        //  Workers first: results free slots that queued client requests are waiting for.
+        for (int n = 0; n < 64 && (items[1].revents & ZMQ_POLLIN); n++) {
+            zmsg_t *msg = zmsg_recv (self->workers);
+            if (!msg)
+                break;
+            dispatch_worker_message (self, &msg);
+        }
+        for (int n = 0; n < 64 && (items[0].revents & ZMQ_POLLIN); n++) {
+            zmsg_t *msg = zmsg_recv (self->clients);
+            if (!msg)
+                break;
+            clients_message (self, &msg);
+        }
+        int64_t now = clock_mono_ms ();
+        if (now - last_tick >= 100) {
+            last_tick = now;
+            dispatch_tick (self);
+        }
+        notify_tick (self);
+    }
+}
+
+static void
+s_stop (broker_t *self)
+{
+    notify_destroy (&self->notify);
+    dispatch_destroy (&self->dispatch);
+    zsock_destroy (&self->clients);
+    zsock_destroy (&self->workers);
+    store_destroy (&self->store);
+    zactor_destroy (&self->auth);
+    free (self->cfg.dir);
+    free (self->cfg.client_ep);
+    free (self->cfg.worker_ep);
+    free (self->cfg.db_path);
+}
+
+int
+main (int argc, char *argv[])
+{
+    log_set_name ("replgate-broker");
+    broker_t self = { 0 };
+    if (s_parse_args (&self.cfg, argc, argv) != 0)
+        return 2;
+    if (sodium_init () < 0) {
+        log_error ("libsodium failed to start");
+        return 1;
+    }
+    zsys_set_logstream (stderr);
+    int rc = 0;
+    if (s_start (&self) == 0)
+        s_loop (&self);
+    else
+        rc = 1;
+    log_info ("stopping");
+    s_stop (&self);
+    return rc;
+}

@@ -1,0 +1,29 @@
+/*  broker/notify.h: clients waiting on the broker: long polls (`await`, `submit` with wait_ms)
+    and event subscribers. Both hold only the client's routing id, never a blocked call. */
+#ifndef RG_NOTIFY_H
+#define RG_NOTIFY_H
+#include "broker/broker.h"
+
+notify_t *notify_new (void);
+void notify_destroy (notify_t **self_p);
+
+//  Parks a long poll on request `id`: the client gets the request row when it reaches a
+//  terminal state, or as it is at `deadline_ms` (monotonic). Copies routing and rid.
+void notify_wait (broker_t *broker, zframe_t *routing, json_t *rid, int64_t id, int64_t deadline_ms);
+
+//  Answers every long poll on `id` with the request as it is now.
+void notify_finished (broker_t *broker, int64_t id);
+
+//  Registers a subscriber that gets every event with seq > since pushed as {"op":"event",...}.
+void notify_subscribe (broker_t *broker, zframe_t *routing, json_t *rid, int64_t since);
+
+//  Answers long polls whose deadline passed and pushes new events to subscribers.
+void notify_tick (broker_t *broker);
+
+//  Milliseconds until the nearest long-poll deadline (at most `cap`).
+int notify_timeout (broker_t *broker, int cap);
+
+//  Sends the request row of `id` (merged into an ok reply) to a client; not_found if absent.
+void notify_reply_request (broker_t *broker, zframe_t *routing, json_t *rid, int64_t id);
+
+#endif

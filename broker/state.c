@@ -1,0 +1,80 @@
+/*  broker/state.c: the request state machine, driven from one table.
+
+    NOTES ON THE REQUEST STATES
+
+    received --policy--> denied                                   (terminal)
+       |----> pending_approval --quorum--> queued
+       |          |--any deny--> denied  |--ttl--> expired  |--cancel--> cancelled
+       '----> queued --dispatch--> running --> done
+                  '--cancel--> cancelled       '--worker lost / broker restart--> lost
+
+    Invariants
+    1. A request's state changes only through state_fire, which looks the (state, event) pair up
+       in s_table; a pair that is not in the table changes nothing and is an error.
+    2. Every transition is one SQLite transaction: the row's state and the fields the
+       transition records are updated, and exactly one event is appended to the hash chain.
+       The UPDATE is conditional on the state the caller saw, so a stale caller changes nothing.
+    3. Nothing about a transition is told to anyone (reply, worker `run`, subscriber event)
+       before its transaction committed.
+    4. Terminal states (denied, expired, cancelled, done, lost) have no outgoing transitions.
+    5. At most one request per (session, lang) is `running`; `running` requests are exactly
+       the ones some live worker was sent (dispatch.c keeps that map).
+    6. After a broker restart, `running` requests become `lost` (their worker's answer can no
+       longer be trusted to reach us) and `queued` ones are queued again in id order.
+*/
+#include "broker/state.h"
+#include "broker/notify.h"
+#include "common/util.h"
+
+typedef struct {
+    const char *from;
+    state_event_t ev;
+    const char *to;
+} transition_t;
+
+static const transition_t s_table[] = {
+    { "received",         EV_ALLOW,    "queued" },
+    { "received",         EV_DENY,     "denied" },
+    { "received",         EV_REVIEW,   "pending_approval" },
+    { "pending_approval", EV_QUORUM,   "queued" },
+    { "pending_approval", EV_DENY,     "denied" },
+    { "pending_approval", EV_EXPIRE,   "expired" },
+    { "pending_approval", EV_CANCEL,   "cancelled" },
+    { "queued",           EV_CANCEL,   "cancelled" },
+    { "queued",           EV_DISPATCH, "running" },
+    { "running",          EV_FINISH,   "done" },
+    { "running",          EV_LOSE,     "lost" },
+};
+
+bool
+state_is_terminal (const char *state)
+{
+    static const char *terminal[] = { "denied", "expired", "cancelled", "done", "lost" };
+    for (size_t i = 0; i < sizeof terminal / sizeof terminal[0]; i++)
+        if (strcmp (state, terminal[i]) == 0)
+            return true;
+    return false;
+}
+
+int
+state_fire (broker_t *broker, int64_t id, const char *from, state_event_t ev,
+            const char *actor, json_t *fields, const char **to)
+{
+    const transition_t *t = NULL;
+    for (size_t i = 0; i < sizeof s_table / sizeof s_table[0]; i++)
+        if (s_table[i].ev == ev && strcmp (s_table[i].from, from) == 0) {
+            t = &s_table[i];
+            break;
+        }
+    if (!t)
+        return -1;
+    if (store_transition (broker->store, id, t->from, t->to, actor, fields) != 0) {
+        log_warn ("request %lld: %s -> %s refused by the store", (long long) id, t->from, t->to);
+        return -1;
+    }
+    if (to)
+        *to = t->to;
+    if (state_is_terminal (t->to))
+        notify_finished (broker, id);
+    return 0;
+}

@@ -1,0 +1,28 @@
+/*  broker/state.h: the request state machine (see the notes at the top of state.c). */
+#ifndef RG_STATE_H
+#define RG_STATE_H
+#include "broker/broker.h"
+
+typedef enum {
+    EV_ALLOW,       //  policy allowed it
+    EV_DENY,        //  policy denied it, or an approver denied it
+    EV_REVIEW,      //  policy parked it for approval
+    EV_QUORUM,      //  enough approvals arrived
+    EV_EXPIRE,      //  the approval time to live ran out
+    EV_CANCEL,      //  the owner or an admin cancelled it
+    EV_DISPATCH,    //  a worker slot took it
+    EV_FINISH,      //  the worker sent its result
+    EV_LOSE,        //  the worker died, or the broker restarted, while it ran
+} state_event_t;
+
+//  Moves request `id` from state `from` on event `ev`, in one transaction that also appends
+//  the event (store_transition). `fields` (may be NULL, not consumed) carries what the
+//  transition records. Returns 0 and sets *to; -1 if the table has no such transition or the
+//  store refused (the request is then unchanged). Terminal transitions wake waiters.
+int state_fire (broker_t *broker, int64_t id, const char *from, state_event_t ev,
+                const char *actor, json_t *fields, const char **to);
+
+//  True for denied, expired, cancelled, done and lost.
+bool state_is_terminal (const char *state);
+
+#endif

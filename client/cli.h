@@ -1,0 +1,54 @@
+/*  client/cli.h: what every `replgate` subcommand shares: parsed options, how to reach the
+    broker, how to print a request and which exit code it maps to. */
+#ifndef RG_CLI_H
+#define RG_CLI_H
+#include <jansson.h>
+#include <stdbool.h>
+#include "client/conn.h"
+
+//  Exit codes of submit/wait (DESIGN.md).
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_DENIED = 3, EXIT_PENDING = 4,
+       EXIT_ENDED = 5, EXIT_LIMIT = 6, EXIT_UNREACHABLE = 7, EXIT_LOST = 8 };
+
+typedef struct {
+    const char *cmd;
+    const char *dir;            //  --dir, $REPLGATE_DIR, ./var
+    const char *broker;         //  --broker EP (else DIR/endpoint, else tcp://127.0.0.1:7710)
+    const char *key;            //  --key FILE (client cert with _secret)
+    const char *server_key;     //  --server-key FILE
+    bool json;
+    const char *lang, *session, *reason, *file, *idem;
+    bool no_wait;
+    double timeout_s;           //  < 0: none
+    const char *role, *groups, *principal, *state, *since, *until;
+    int port, slots, limit;
+    int argc;                   //  positional arguments after the command
+    char **argv;
+} cli_t;
+
+//  Opens a connection as the key this command uses by default (`agent` for agent commands,
+//  `admin` for the rest) unless --key says otherwise. NULL after printing why.
+conn_t *cli_connect (cli_t *cli, const char *default_key);
+
+//  Sends req (consumed) and returns the reply, or NULL after printing why; *code is set to
+//  the exit code to use on failure (EXIT_UNREACHABLE, EXIT_USAGE).
+json_t *cli_call (cli_t *cli, conn_t *conn, json_t *req, int timeout_ms, int *code);
+
+//  Prints a request the way a terminal user wants it (outputs, value, traceback), or as JSON.
+void cli_print_request (cli_t *cli, json_t *row);
+//  The submit/wait exit code for a request row.
+int cli_exit_code (json_t *row);
+//  Waits until the request is terminal or timeout_s passes, printing and returning the code.
+int cli_wait (cli_t *cli, conn_t *conn, json_t *row);
+
+int cmd_submit (cli_t *cli);
+int cmd_status (cli_t *cli);
+int cmd_wait (cli_t *cli);
+int cmd_cancel (cli_t *cli);
+int cmd_ping (cli_t *cli);
+int cmd_history (cli_t *cli);
+int cmd_verify (cli_t *cli);
+int cmd_keygen (cli_t *cli);
+int cmd_up (cli_t *cli);
+
+#endif

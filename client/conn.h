@@ -1,0 +1,23 @@
+/*  client/conn.h: a CURVE-authenticated DEALER connection to the broker with request/reply
+    matching by `rid`. Used by the CLI; one connection, one caller thread. */
+#ifndef RG_CONN_H
+#define RG_CONN_H
+#include <czmq.h>
+#include <jansson.h>
+
+typedef struct _conn_t conn_t;
+
+//  Connects to endpoint with the client pair `cert` and the broker's public `server` cert
+//  (neither is taken over). Returns NULL if the socket cannot be made.
+conn_t *conn_new (const char *endpoint, zcert_t *cert, zcert_t *server);
+void conn_destroy (conn_t **self_p);
+
+//  Sends `req` (not consumed; a fresh `rid` is set on it) and waits up to timeout_ms for the
+//  reply carrying the same rid, discarding stale replies and events. Returns the reply (caller
+//  owns) or NULL on timeout: the broker is down, or it refused our key (it never answers then).
+json_t *conn_call (conn_t *self, json_t *req, int timeout_ms);
+
+//  Receives the next message (reply or pushed event) within timeout_ms; NULL on timeout.
+json_t *conn_recv (conn_t *self, int timeout_ms);
+
+#endif

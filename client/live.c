@@ -1,0 +1,229 @@
+/*  client/live.c: the subcommands that talk to a running broker: submit, status, wait,
+    cancel, ping. */
+#include "client/cli.h"
+#include "common/keys.h"
+#include "common/util.h"
+#include <errno.h>
+#include <unistd.h>
+
+//  Long polls are cut into slices so a dead broker is noticed within one slice.
+#define SLICE_MS 25000
+
+static char *
+s_read_file (FILE *in)
+{
+    size_t size = 0, cap = 4096;
+    char *buf = (char *) malloc (cap);
+    size_t n;
+    while ((n = fread (buf + size, 1, cap - size - 1, in)) > 0) {
+        size += n;
+        if (cap - size < 2) {
+            cap *= 2;
+            buf = (char *) realloc (buf, cap);
+        }
+    }
+    buf[size] = 0;
+    return buf;
+}
+
+conn_t *
+cli_connect (cli_t *cli, const char *default_key)
+{
+    char err[512], key_path[1024], server_path[1024], ep[512] = "tcp://127.0.0.1:7710";
+    if (cli->key)
+        snprintf (key_path, sizeof key_path, "%s", cli->key);
+    else
+        keys_path_private (cli->dir, default_key, key_path, sizeof key_path);
+    if (cli->server_key)
+        snprintf (server_path, sizeof server_path, "%s", cli->server_key);
+    else
+        keys_path_broker (cli->dir, server_path, sizeof server_path);
+    if (cli->broker)
+        snprintf (ep, sizeof ep, "%s", cli->broker);
+    else {
+        char path[1024];
+        snprintf (path, sizeof path, "%s/endpoint", cli->dir);
+        FILE *f = fopen (path, "r");
+        if (f) {
+            if (fgets (ep, sizeof ep, f))
+                ep[strcspn (ep, "\r\n")] = 0;
+            fclose (f);
+        }
+    }
+    zcert_t *cert = keys_load_pair (key_path, err, sizeof err);
+    zcert_t *server = cert ? keys_load_public (server_path, err, sizeof err) : NULL;
+    conn_t *conn = server ? conn_new (ep, cert, server) : NULL;
+    if (!conn)
+        fprintf (stderr, "replgate: %s\n", server ? "cannot connect" : err);
+    zcert_destroy (&cert);
+    zcert_destroy (&server);
+    return conn;
+}
+
+json_t *
+cli_call (cli_t *cli, conn_t *conn, json_t *req, int timeout_ms, int *code)
+{
+    json_t *reply = conn_call (conn, req, timeout_ms);
+    json_decref (req);
+    if (!reply) {
+        fprintf (stderr, "replgate: no answer from the broker within %d ms "
+                 "(is it running? is your key trusted?)\n", timeout_ms);
+        *code = EXIT_UNREACHABLE;
+        return NULL;
+    }
+    if (!json_is_true (json_object_get (reply, "ok"))) {
+        json_t *error = json_object_get (reply, "error");
+        if (cli->json) {
+            char *text = json_dumps (reply, JSON_COMPACT);
+            printf ("%s\n", text);
+            free (text);
+        }
+        else
+            fprintf (stderr, "replgate: %s: %s\n", json_string_value (json_object_get (error, "code")),
+                     json_string_value (json_object_get (error, "message")));
+        json_decref (reply);
+        *code = EXIT_USAGE;
+        return NULL;
+    }
+    json_object_del (reply, "ok");
+    json_object_del (reply, "rid");
+    return reply;
+}
+
+int
+cli_wait (cli_t *cli, conn_t *conn, json_t *row)
+{
+    int64_t deadline = cli->timeout_s < 0 ? INT64_MAX : clock_mono_ms () + (int64_t) (cli->timeout_s * 1000);
+    int code = 0;
+    json_incref (row);
+    while (cli_exit_code (row) == EXIT_PENDING && clock_mono_ms () < deadline) {
+        int64_t slice = deadline - clock_mono_ms ();
+        if (slice > SLICE_MS)
+            slice = SLICE_MS;
+        json_t *req = json_pack ("{s:s, s:O, s:I}", "op", "await", "id", json_object_get (row, "id"),
+                                 "timeout_ms", (json_int_t) slice);
+        json_t *next = cli_call (cli, conn, req, (int) slice + 5000, &code);
+        if (!next) {
+            json_decref (row);
+            return code;
+        }
+        json_decref (row);
+        row = next;
+    }
+    cli_print_request (cli, row);
+    code = cli_exit_code (row);
+    json_decref (row);
+    return code;
+}
+
+static int
+s_id_arg (cli_t *cli, long long *id)
+{
+    char *end;
+    if (cli->argc != 1 || (errno = 0, *id = strtoll (cli->argv[0], &end, 10), *end) || *id <= 0 || errno) {
+        fprintf (stderr, "replgate %s: expects one request ID (a positive number)\n", cli->cmd);
+        return -1;
+    }
+    return 0;
+}
+
+int
+cmd_submit (cli_t *cli)
+{
+    const char *lang = cli->lang ? cli->lang : "python";
+    char *code = NULL;
+    if (cli->file && cli->argc == 0) {
+        FILE *f = strcmp (cli->file, "-") == 0 ? stdin : fopen (cli->file, "r");
+        if (!f) {
+            fprintf (stderr, "replgate submit: cannot read %s: %s\n", cli->file, strerror (errno));
+            return EXIT_USAGE;
+        }
+        code = s_read_file (f);
+        if (f != stdin)
+            fclose (f);
+    }
+    else if (cli->argc == 1 && !cli->file)
+        code = strcmp (cli->argv[0], "-") == 0 ? s_read_file (stdin) : strdup (cli->argv[0]);
+    else {
+        fprintf (stderr, "replgate submit: give the code as one argument, -f FILE, or - for stdin\n");
+        return EXIT_USAGE;
+    }
+    conn_t *conn = cli_connect (cli, "agent");
+    if (!conn) {
+        free (code);
+        return EXIT_UNREACHABLE;
+    }
+    json_t *req = json_pack ("{s:s, s:s, s:s, s:s}", "op", "submit", "lang", lang, "code", code,
+                             "session", cli->session ? cli->session : "default");
+    free (code);
+    if (cli->reason)
+        json_object_set_new (req, "reason", json_string (cli->reason));
+    if (cli->idem)
+        json_object_set_new (req, "key", json_string (cli->idem));
+    int wait_ms = cli->no_wait ? 0 : 2000;
+    json_object_set_new (req, "wait_ms", json_integer (wait_ms));
+    int rc;
+    json_t *row = cli_call (cli, conn, req, wait_ms + 5000, &rc);
+    if (row) {
+        if (cli->no_wait) {
+            if (cli->json)
+                cli_print_request (cli, row);
+            else {
+                printf ("%lld\n", (long long) json_integer_value (json_object_get (row, "id")));
+                fprintf (stderr, "request %lld: %s\n", (long long) json_integer_value (json_object_get (row, "id")),
+                         json_string_value (json_object_get (row, "state")));
+            }
+            rc = cli_exit_code (row);
+        }
+        else
+            rc = cli_wait (cli, conn, row);
+        json_decref (row);
+    }
+    conn_destroy (&conn);
+    return rc;
+}
+
+//  status, wait and cancel share their shape: one ID, one call, print the request.
+static int
+s_one_id (cli_t *cli, const char *op, bool wait)
+{
+    long long id;
+    if (s_id_arg (cli, &id) != 0)
+        return EXIT_USAGE;
+    conn_t *conn = cli_connect (cli, "agent");
+    if (!conn)
+        return EXIT_UNREACHABLE;
+    int rc;
+    json_t *row = cli_call (cli, conn, json_pack ("{s:s, s:I}", "op", op, "id", (json_int_t) id), 5000, &rc);
+    if (row && wait)
+        rc = cli_wait (cli, conn, row);
+    else if (row) {
+        cli_print_request (cli, row);
+        rc = strcmp (op, "cancel") == 0 ? 0 : cli_exit_code (row);
+    }
+    json_decref (row);
+    conn_destroy (&conn);
+    return rc;
+}
+
+int cmd_status (cli_t *cli) { return s_one_id (cli, "status", false); }
+int cmd_wait (cli_t *cli) { return s_one_id (cli, "status", true); }
+int cmd_cancel (cli_t *cli) { return s_one_id (cli, "cancel", false); }
+
+int
+cmd_ping (cli_t *cli)
+{
+    conn_t *conn = cli_connect (cli, "agent");
+    if (!conn)
+        return EXIT_UNREACHABLE;
+    int rc = 0;
+    json_t *reply = cli_call (cli, conn, json_pack ("{s:s}", "op", "ping"), 3000, &rc);
+    if (reply) {
+        char *text = json_dumps (reply, cli->json ? JSON_COMPACT : JSON_INDENT (2));
+        printf ("%s\n", text);
+        free (text);
+    }
+    json_decref (reply);
+    conn_destroy (&conn);
+    return rc;
+}

@@ -1,0 +1,139 @@
+/*  client/up.c: `replgate keygen` and `replgate up`, the local stack: a broker and one worker
+    sharing a state directory, stopped together on Ctrl-C. */
+#include "client/cli.h"
+#include "common/keys.h"
+#include "common/util.h"
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int
+cmd_keygen (cli_t *cli)
+{
+    char err[512];
+    if (cli->argc != 1 || !cli->role) {
+        fprintf (stderr, "usage: replgate keygen NAME --role " KEYS_ROLES " [--groups a,b] [--dir DIR]\n");
+        return EXIT_USAGE;
+    }
+    if (strcmp (cli->role, "broker") == 0 || keys_generate (cli->dir, cli->argv[0], cli->role, cli->groups,
+                                                            err, sizeof err) != 0) {
+        fprintf (stderr, "replgate keygen: %s\n", strcmp (cli->role, "broker") == 0
+                 ? "the broker's own key is made by `replgate up`" : err);
+        return EXIT_USAGE;
+    }
+    printf ("%s/keys/private/%s.cert (+ _secret), trusted by the broker through %s/keys/trusted/%s.cert\n",
+            cli->dir, cli->argv[0], cli->dir, cli->argv[0]);
+    return 0;
+}
+
+static volatile sig_atomic_t s_stop = 0;
+static void s_on_signal (int sig) { (void) sig; s_stop = 1; }
+
+static pid_t
+s_spawn (char *const argv[])
+{
+    pid_t pid = fork ();
+    if (pid == 0) {
+        signal (SIGINT, SIG_DFL);
+        signal (SIGTERM, SIG_DFL);
+        execv (argv[0], argv);
+        fprintf (stderr, "replgate up: cannot run %s: %s\n", argv[0], strerror (errno));
+        _exit (127);
+    }
+    if (pid < 0)
+        fprintf (stderr, "replgate up: fork: %s\n", strerror (errno));
+    return pid;
+}
+
+//  Stops the children: SIGTERM (czmq turns it into a clean exit), SIGKILL after 3 s.
+static void
+s_stop_all (pid_t *pids, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (pids[i] > 0)
+            kill (pids[i], SIGTERM);
+    int64_t deadline = clock_mono_ms () + 3000;
+    int alive = n;
+    while (alive > 0) {
+        alive = 0;
+        for (int i = 0; i < n; i++) {
+            if (pids[i] <= 0)
+                continue;
+            if (waitpid (pids[i], NULL, WNOHANG) == pids[i])
+                pids[i] = 0;
+            else if (clock_mono_ms () > deadline) {
+                kill (pids[i], SIGKILL);
+                waitpid (pids[i], NULL, 0);
+                pids[i] = 0;
+            }
+            else
+                alive++;
+        }
+        if (alive)
+            usleep (20000);
+    }
+}
+
+int
+cmd_up (cli_t *cli)
+{
+    char err[512], self[PATH_MAX], bindir[PATH_MAX];
+    int port = cli->port > 0 ? cli->port : 7710;
+    if (port > 65534) {
+        fprintf (stderr, "replgate up: --port must leave room for PORT+1\n");
+        return EXIT_USAGE;
+    }
+    ssize_t n = readlink ("/proc/self/exe", self, sizeof self - 1);
+    if (n < 0) {
+        fprintf (stderr, "replgate up: cannot find my own binary: %s\n", strerror (errno));
+        return 1;
+    }
+    self[n] = 0;
+    snprintf (bindir, sizeof bindir, "%s", dirname (self));
+    if (keys_ensure_local (cli->dir, err, sizeof err) != 0) {
+        fprintf (stderr, "replgate up: %s\n", err);
+        return 1;
+    }
+    char clients[64], workers[64], broker[PATH_MAX + 32], worker[PATH_MAX + 32];
+    char key[PATH_MAX], server[PATH_MAX], slots[16];
+    snprintf (clients, sizeof clients, "tcp://127.0.0.1:%d", port);
+    snprintf (workers, sizeof workers, "tcp://127.0.0.1:%d", port + 1);
+    snprintf (broker, sizeof broker, "%s/replgate-broker", bindir);
+    snprintf (worker, sizeof worker, "%s/replgate-worker", bindir);
+    snprintf (slots, sizeof slots, "%d", cli->slots > 0 ? cli->slots : 4);
+    keys_path_private (cli->dir, "worker", key, sizeof key);
+    keys_path_broker (cli->dir, server, sizeof server);
+    signal (SIGINT, s_on_signal);
+    signal (SIGTERM, s_on_signal);
+    char *bargv[] = { broker, "--dir", (char *) cli->dir, "--clients", clients, "--workers", workers, NULL };
+    char *wargv[] = { worker, "--broker", workers, "--key", key, "--server-key", server,
+                      "--slots", slots, "--name", "local", NULL };
+    pid_t pids[2] = { s_spawn (bargv), 0 };
+    if (pids[0] > 0)
+        pids[1] = s_spawn (wargv);
+    int rc = 0;
+    if (pids[0] > 0 && pids[1] > 0) {
+        fprintf (stderr, "replgate up: broker on %s, worker on %s, state in %s (Ctrl-C stops)\n",
+                 clients, workers, cli->dir);
+        while (!s_stop) {
+            int status;
+            pid_t dead = waitpid (-1, &status, 0);
+            if (dead == pids[0] || dead == pids[1]) {
+                fprintf (stderr, "replgate up: %s exited (%s %d); stopping\n",
+                         dead == pids[0] ? "broker" : "worker",
+                         WIFSIGNALED (status) ? "signal" : "status",
+                         WIFSIGNALED (status) ? WTERMSIG (status) : WEXITSTATUS (status));
+                pids[dead == pids[0] ? 0 : 1] = 0;
+                rc = 1;
+                break;
+            }
+        }
+    }
+    s_stop_all (pids, 2);
+    fprintf (stderr, "replgate up: stopped\n");
+    return rc;
+}

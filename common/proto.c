@@ -1,0 +1,353 @@
+/*  common/proto.c: validates client and worker frames against one table of message shapes.
+    Each message type lists its fields with a type, whether it is required and its bounds;
+    anything not in the table is an error, so new fields are a deliberate protocol change. */
+#include "common/proto.h"
+#include "common/check.h"
+#include "common/util.h"
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef enum { F_STR, F_INT, F_BOOL, F_OBJ, F_RID, F_ANY, F_NUM, F_ARR } ftype_t;
+
+typedef struct {
+    const char *name;
+    ftype_t type;
+    bool required;
+    long long max;              //  strings: max bytes; ints: max value (min is 0); 0 = no bound
+    const char *const *oneof;   //  strings: allowed values, NULL-terminated
+} field_t;
+
+typedef struct {
+    const char *op;
+    field_t fields[24];
+} shape_t;
+
+static const char *const s_langs[] = { "python", "shell", NULL };
+static const char *const s_outcomes[] = {
+    "ok", "error", "timeout", "oom", "killed", "output_limit", NULL };
+
+#define RID         { "rid", F_RID, false, 0, NULL }
+#define OP          { "op", F_STR, true, 0, NULL }
+#define ID          { "id", F_INT, true, 0, NULL }
+#define END         { NULL, 0, false, 0, NULL }
+
+static const shape_t s_client_shapes[] = {
+    { "submit", { OP, RID,
+        { "lang", F_STR, true, 0, s_langs },
+        { "code", F_STR, true, PROTO_MAX_FRAME, NULL },
+        { "session", F_STR, true, PROTO_MAX_SESSION, NULL },
+        { "reason", F_STR, false, PROTO_MAX_REASON, NULL },
+        { "key", F_STR, false, PROTO_MAX_KEY, NULL },
+        { "wait_ms", F_INT, false, 3600000, NULL }, END } },
+    { "status", { OP, RID, ID, END } },
+    { "result", { OP, RID, ID, END } },
+    { "await", { OP, RID, ID, { "timeout_ms", F_INT, false, 3600000, NULL }, END } },
+    { "cancel", { OP, RID, ID, END } },
+    { "pending", { OP, RID, { "session", F_STR, false, PROTO_MAX_SESSION, NULL }, END } },
+    { "approve", { OP, RID, ID, { "reason", F_STR, false, PROTO_MAX_REASON, NULL },
+        { "on_behalf_of", F_STR, false, PROTO_MAX_KEY, NULL }, END } },
+    { "deny", { OP, RID, ID, { "reason", F_STR, false, PROTO_MAX_REASON, NULL },
+        { "on_behalf_of", F_STR, false, PROTO_MAX_KEY, NULL }, END } },
+    { "subscribe", { OP, RID, { "since", F_INT, false, 0, NULL }, END } },
+    { "ping", { OP, RID, END } },
+    { NULL, { END } }
+};
+
+static const shape_t s_worker_shapes[] = {
+    { "ready", { OP, { "name", F_STR, true, 128, NULL }, { "languages", F_ARR, false, 0, NULL },
+        { "slots", F_INT, true, 1024, NULL }, { "sandbox", F_STR, false, 64, NULL },
+        { "sessions", F_ARR, false, 0, NULL }, { "running", F_ARR, false, 0, NULL }, END } },
+    { "heartbeat", { OP, END } },
+    { "result", { OP, ID, { "session", F_STR, true, PROTO_MAX_SESSION, NULL },
+        { "lang", F_STR, true, 0, s_langs },
+        { "outcome", F_STR, true, 0, s_outcomes },
+        { "exit_code", F_ANY, false, 0, NULL }, { "signal", F_ANY, false, 0, NULL },
+        { "stdout", F_STR, false, 0, NULL }, { "stderr", F_STR, false, 0, NULL },
+        { "stdout_truncated", F_BOOL, false, 0, NULL },
+        { "stderr_truncated", F_BOOL, false, 0, NULL },
+        { "value", F_ANY, false, 0, NULL }, { "error", F_ANY, false, 0, NULL },
+        { "wall_ms", F_NUM, false, 0, NULL }, { "cpu_ms", F_NUM, false, 0, NULL },
+        { "max_rss_kb", F_NUM, false, 0, NULL }, { "execution_count", F_NUM, false, 0, NULL },
+        { "session_reset", F_BOOL, false, 0, NULL }, { "sandbox", F_STR, false, 64, NULL },
+        END } },
+    { "session_closed", { OP, { "session", F_STR, true, PROTO_MAX_SESSION, NULL },
+        { "lang", F_STR, true, 0, s_langs }, { "reason", F_STR, false, 64, NULL }, END } },
+    { NULL, { END } }
+};
+
+static void
+s_fail (proto_error_t *err, const char *code, const char *fmt, const char *arg)
+{
+    err->code = code;
+    snprintf (err->message, sizeof err->message, fmt, arg);
+}
+
+static const field_t *
+s_field (const shape_t *shape, const char *name)
+{
+    for (const field_t *f = shape->fields; f->name; f++)
+        if (strcmp (f->name, name) == 0)
+            return f;
+    return NULL;
+}
+
+//  Checks one present field's type and bounds; 0 if it conforms.
+static int
+s_check_field (const field_t *f, json_t *value, proto_error_t *err)
+{
+    bool ok;
+    switch (f->type) {
+        case F_STR:  ok = json_is_string (value); break;
+        case F_INT:  ok = json_is_integer (value); break;
+        case F_NUM:  ok = json_is_number (value); break;
+        case F_BOOL: ok = json_is_boolean (value); break;
+        case F_OBJ:  ok = json_is_object (value); break;
+        case F_ARR:  ok = json_is_array (value); break;
+        case F_RID:  ok = (json_is_string (value) && json_string_length (value) <= 64)
+                       || json_is_integer (value); break;
+        case F_ANY:  ok = true; break;
+        default:     ok = false; break;
+    }
+    if (!ok) {
+        s_fail (err, PROTO_E_BAD_TYPE, "field '%s' has the wrong type", f->name);
+        return -1;
+    }
+    if (f->type == F_STR) {
+        if (f->max && (long long) json_string_length (value) > f->max) {
+            s_fail (err, PROTO_E_BAD_VALUE, "field '%s' is too long", f->name);
+            return -1;
+        }
+        if (f->oneof) {
+            const char *const *v = f->oneof;
+            while (*v && strcmp (*v, json_string_value (value)) != 0)
+                v++;
+            if (!*v) {
+                s_fail (err, PROTO_E_BAD_VALUE, "field '%s' has an unknown value", f->name);
+                return -1;
+            }
+        }
+    }
+    if (f->type == F_INT) {
+        json_int_t n = json_integer_value (value);
+        if (n < 0 || (f->max && n > f->max)) {
+            s_fail (err, PROTO_E_BAD_VALUE, "field '%s' is out of range", f->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+s_check_shape (const shape_t *shape, json_t *msg, proto_error_t *err)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach (msg, key, value) {
+        const field_t *f = s_field (shape, key);
+        if (!f) {
+            s_fail (err, PROTO_E_UNKNOWN_KEY, "unknown field '%.64s'", key);
+            return -1;
+        }
+        if (s_check_field (f, value, err))
+            return -1;
+    }
+    for (const field_t *f = shape->fields; f->name; f++)
+        if (f->required && !json_object_get (msg, f->name)) {
+            s_fail (err, PROTO_E_MISSING, "missing field '%s'", f->name);
+            return -1;
+        }
+    json_t *session = json_object_get (msg, "session");
+    if (session && !proto_session_valid (json_string_value (session))) {
+        s_fail (err, PROTO_E_BAD_VALUE, "%s", "field 'session' must be 1-128 of A-Z a-z 0-9 . _ : -");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_parse (const shape_t *shapes, const void *data, size_t size, size_t max, json_t **msg,
+         json_t **rid, proto_error_t *err)
+{
+    *msg = NULL;
+    if (rid)
+        *rid = NULL;
+    if (size > max) {
+        char limit[32];
+        snprintf (limit, sizeof limit, "%zu", max);
+        s_fail (err, PROTO_E_TOO_LARGE, "frame is larger than %s bytes", limit);
+        return -1;
+    }
+    if (!utf8_valid (data, size)) {
+        s_fail (err, PROTO_E_BAD_UTF8, "%s", "frame is not valid UTF-8");
+        return -1;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb (data, size, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        s_fail (err, PROTO_E_BAD_JSON, "not JSON: %s", jerr.text);
+        return -1;
+    }
+    if (!json_is_object (root)) {
+        json_decref (root);
+        s_fail (err, PROTO_E_NOT_OBJECT, "%s", "a message must be a JSON object");
+        return -1;
+    }
+    json_t *r = json_object_get (root, "rid");
+    if (rid && r && ((json_is_string (r) && json_string_length (r) <= 64) || json_is_integer (r)))
+        *rid = json_incref (r);
+    const char *op = json_string_value (json_object_get (root, "op"));
+    const shape_t *shape = shapes;
+    while (op && shape->op && strcmp (shape->op, op) != 0)
+        shape++;
+    if (!op || !shape->op) {
+        s_fail (err, op ? PROTO_E_UNKNOWN_OP : PROTO_E_MISSING,
+                op ? "unknown op '%.64s'" : "missing field '%s'", op ? op : "op");
+        json_decref (root);
+        return -1;
+    }
+    if (s_check_shape (shape, root, err)) {
+        json_decref (root);
+        return -1;
+    }
+    *msg = root;
+    return 0;
+}
+
+int
+proto_parse_client (const void *data, size_t size, json_t **msg, json_t **rid, proto_error_t *err)
+{
+    return s_parse (s_client_shapes, data, size, PROTO_MAX_FRAME, msg, rid, err);
+}
+
+int
+proto_parse_worker (const void *data, size_t size, json_t **msg, proto_error_t *err)
+{
+    return s_parse (s_worker_shapes, data, size, PROTO_MAX_WORKER_FRAME, msg, NULL, err);
+}
+
+int
+proto_session_valid (const char *name)
+{
+    size_t n = name ? strlen (name) : 0;
+    if (n == 0 || n > PROTO_MAX_SESSION)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+        ||  c == '.' || c == '_' || c == ':' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static char *
+s_dump (json_t *reply)
+{
+    char *text = json_dumps (reply, JSON_COMPACT);
+    json_decref (reply);
+    return text;
+}
+
+char *
+proto_reply_ok (json_t *rid, json_t *body)
+{
+    json_t *reply = json_object ();
+    if (rid)
+        json_object_set (reply, "rid", rid);
+    json_object_set_new (reply, "ok", json_true ());
+    if (body) {
+        json_object_update (reply, body);
+        json_decref (body);
+    }
+    return s_dump (reply);
+}
+
+char *
+proto_reply_error (json_t *rid, const char *code, const char *message)
+{
+    json_t *reply = json_object ();
+    if (rid)
+        json_object_set (reply, "rid", rid);
+    json_object_set_new (reply, "ok", json_false ());
+    json_object_set_new (reply, "error", json_pack ("{s:s, s:s}", "code", code, "message", message));
+    return s_dump (reply);
+}
+
+//  -------------------------------------------------------------------------
+//  Self-test
+
+static const char *
+s_code_of (const char *text)
+{
+    static proto_error_t err;
+    json_t *msg, *rid;
+    if (proto_parse_client (text, strlen (text), &msg, &rid, &err) == 0) {
+        json_decref (msg);
+        json_decref (rid);
+        return "ok";
+    }
+    json_decref (rid);
+    return err.code;
+}
+
+int
+proto_test (void)
+{
+    CHECK (strcmp (s_code_of ("{\"op\":\"ping\"}"), "ok") == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"submit\",\"rid\":\"a\",\"lang\":\"python\",\"code\":\"1\","
+                              "\"session\":\"s1\"}"), "ok") == 0);
+    CHECK (strcmp (s_code_of ("not json"), PROTO_E_BAD_JSON) == 0);
+    CHECK (strcmp (s_code_of ("[1,2]"), PROTO_E_NOT_OBJECT) == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"fly\"}"), PROTO_E_UNKNOWN_OP) == 0);
+    CHECK (strcmp (s_code_of ("{\"rid\":1}"), PROTO_E_MISSING) == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"ping\",\"evil\":1}"), PROTO_E_UNKNOWN_KEY) == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"status\",\"id\":\"7\"}"), PROTO_E_BAD_TYPE) == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"status\",\"id\":-7}"), PROTO_E_BAD_VALUE) == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"status\"}"), PROTO_E_MISSING) == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"submit\",\"lang\":\"perl\",\"code\":\"1\",\"session\":\"s\"}"),
+                   PROTO_E_BAD_VALUE) == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"submit\",\"lang\":\"shell\",\"code\":\"1\",\"session\":\"a b\"}"),
+                   PROTO_E_BAD_VALUE) == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"ping\",\"op\":\"ping\"}"), PROTO_E_BAD_JSON) == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"ping\",\"rid\":\"\xff\"}"), PROTO_E_BAD_UTF8) == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"ping\",\"rid\":\"\\u0000\"}"), PROTO_E_BAD_JSON) == 0);
+    CHECK (strcmp (s_code_of (""), PROTO_E_BAD_JSON) == 0);
+
+    //  The rid survives a failed parse so the error reply can echo it.
+    proto_error_t err;
+    json_t *msg, *rid;
+    const char *bad = "{\"op\":\"status\",\"rid\":\"r9\"}";
+    CHECK (proto_parse_client (bad, strlen (bad), &msg, &rid, &err) == -1);
+    CHECK (rid && strcmp (json_string_value (rid), "r9") == 0);
+    char *reply = proto_reply_error (rid, err.code, err.message);
+    CHECK (strstr (reply, "\"rid\":\"r9\"") && strstr (reply, "\"missing_field\""));
+    free (reply);
+    json_decref (rid);
+
+    //  Frames above the limit are refused before they are parsed.
+    size_t big = PROTO_MAX_FRAME + 1;
+    char *huge = calloc (1, big);
+    memset (huge, ' ', big);
+    CHECK (proto_parse_client (huge, big, &msg, &rid, &err) == -1
+           && strcmp (err.code, PROTO_E_TOO_LARGE) == 0);
+    free (huge);
+
+    //  Every prefix of a valid message is refused cleanly: the parser never asserts.
+    const char *good = "{\"op\":\"submit\",\"lang\":\"python\",\"code\":\"x\",\"session\":\"s\"}";
+    int refused = 0;
+    for (size_t n = 0; n < strlen (good); n++)
+        if (proto_parse_client (good, n, &msg, &rid, &err) == -1) {
+            refused++;
+            json_decref (rid);
+        }
+    CHECK (refused == (int) strlen (good));
+
+    const char *w = "{\"op\":\"result\",\"id\":3,\"session\":\"s\",\"lang\":\"python\",\"outcome\":\"ok\"}";
+    CHECK (proto_parse_worker (w, strlen (w), &msg, &err) == 0);
+    json_decref (msg);
+    CHECK (proto_session_valid ("agent-1.work:main_2"));
+    CHECK (!proto_session_valid (""));
+    CHECK (!proto_session_valid ("../etc"  "/x"));
+    return 0;
+}

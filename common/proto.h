@@ -1,0 +1,57 @@
+/*  common/proto.h: the client protocol codec. A pure, allocation-owning parser from one
+    ZeroMQ frame to a validated JSON request, and builders for replies. It never asserts on
+    input: every defect maps to one stable error code (see PROTO_E_*), which clients may test. */
+#ifndef RG_PROTO_H
+#define RG_PROTO_H
+#include <jansson.h>
+#include <stddef.h>
+
+//  Largest client frame the broker reads; bigger ones get `too_large`.
+#define PROTO_MAX_FRAME   (1024 * 1024)
+//  Worker results carry two capped output streams plus value and traceback.
+#define PROTO_MAX_WORKER_FRAME (48 * 1024 * 1024)
+#define PROTO_MAX_SESSION 128
+#define PROTO_MAX_KEY     128
+#define PROTO_MAX_REASON  4096
+
+//  Stable error codes, as they appear in `error.code`.
+#define PROTO_E_TOO_LARGE   "too_large"
+#define PROTO_E_BAD_UTF8    "bad_utf8"
+#define PROTO_E_BAD_JSON    "bad_json"
+#define PROTO_E_NOT_OBJECT  "not_object"
+#define PROTO_E_UNKNOWN_OP  "unknown_op"
+#define PROTO_E_UNKNOWN_KEY "unknown_key"
+#define PROTO_E_MISSING     "missing_field"
+#define PROTO_E_BAD_TYPE    "bad_type"
+#define PROTO_E_BAD_VALUE   "bad_value"
+#define PROTO_E_FORBIDDEN   "forbidden"
+#define PROTO_E_NOT_FOUND   "not_found"
+#define PROTO_E_BAD_STATE   "bad_state"
+#define PROTO_E_INTERNAL    "internal"
+#define PROTO_E_BAD_FRAMES  "bad_frames"
+
+typedef struct {
+    const char *code;           //  one of PROTO_E_*, static
+    char message[256];          //  human text naming the field at fault
+} proto_error_t;
+
+//  Parses and validates one client frame. On success returns 0 and *msg (caller owns) is a
+//  JSON object whose `op` is known and whose fields all have the right types and ranges.
+//  On failure returns -1, fills *err, and sets *rid (caller owns; may be NULL) to the request's
+//  `rid` when it could be read, so the error reply can still echo it.
+int proto_parse_client (const void *data, size_t size, json_t **msg, json_t **rid,
+                        proto_error_t *err);
+
+//  Same contract for frames a worker sends (`ready`, `heartbeat`, `result`, `session_closed`).
+int proto_parse_worker (const void *data, size_t size, json_t **msg, proto_error_t *err);
+
+//  Builds a reply. `body` (may be NULL) is consumed (its keys are copied into the reply).
+//  Returns a newly allocated compact JSON string the caller frees.
+char *proto_reply_ok (json_t *rid, json_t *body);
+char *proto_reply_error (json_t *rid, const char *code, const char *message);
+
+//  True if name is a valid session name: 1..128 of [A-Za-z0-9._:-].
+int proto_session_valid (const char *name);
+
+int proto_test (void);
+#endif

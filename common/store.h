@@ -1,0 +1,150 @@
+/*  common/store.h: the SQLite record of replgate: requests, approvals and the hash-chained,
+    append-only event log. The broker is the only writer; the CLI opens the file read-only.
+
+    Every write is one transaction (BEGIN IMMEDIATE ... COMMIT) that changes rows and appends
+    events; a write function returns 0 only after COMMIT succeeded, and on any failure rolls
+    back (nothing half-written), logs why and returns -1.
+
+    SCHEMA (PRAGMA user_version = 1)
+    requests   one row per submitted snippet: inputs (principal, role, session, lang, code,
+               code_sha256, bind_sha256, reason, idem_key, submitted_at; immutable by trigger),
+               state, decision (rule, decision_message, policy_sha256), worker, timestamps
+               (queued_at, started_at, finished_at) and result (outcome, exit_code, signal,
+               stdout, stderr, *_truncated, stdout_sha256, stderr_sha256, value, error_name,
+               error_value, traceback, wall_ms, cpu_ms, max_rss_kb, execution_count,
+               session_reset, sandbox). UNIQUE (principal, idem_key). Rows are never deleted.
+    approvals  one row per (request_id, approver): via cli|slack, on_behalf_of, decision
+               approve|deny, reason, at. Append-only (triggers).
+    events     seq, at, request_id (NULL if about no request), type, actor, data (JSON text),
+               prev_hash, hash. Append-only (triggers).
+    views      history (one readable row per request), pending (requests awaiting approval with
+               the approvals so far), session_log (each session's snippets in order).
+    Times are ISO-8601 UTC text with milliseconds ("2026-11-28T12:00:00.123Z").
+
+    THE HASH CHAIN (how a third party re-verifies it)
+    Events are numbered seq = 1, 2, 3, ... with no gaps. For each event
+        canonical = the compact JSON, keys sorted, of
+                    {"actor":A,"at":T,"data":D,"request_id":R,"seq":S,"type":Y}
+        hash      = lower-case hex sha256 of the bytes (prev_hash || canonical)
+    where prev_hash is the previous event's hash as 64 hex characters (ASCII) and, for seq 1,
+    64 '0' characters. Byte for byte, canonical is jansson's json_dumps (JSON_COMPACT |
+    JSON_SORT_KEYS): no whitespace, keys in byte order at every depth, strings as UTF-8
+    with only '"', '\\' and control characters escaped (\b \f \n \r \t, others \u00XX with
+    upper-case hex), R is null or an integer, S an integer. The `data` column holds D
+    already in that exact form, so a verifier may splice the column text in verbatim:
+        '{"actor":' + json(actor) + ',"at":' + json(at) + ',"data":' + data_column
+        + ',"request_id":' + (request_id or 'null') + ',"seq":' + seq + ',"type":' + json(type) + '}'
+    store_verify insists that data is in that form, so both recipes give the same bytes.
+    Truncating the tail of the chain is only detectable against a head hash kept elsewhere:
+    record the `head` that store_verify reports.
+
+    EVENT DATA
+    received          {principal, role, session, lang, code_sha256, bind_sha256, reason, key}
+                      bind_sha256 = sha256 (lang || 0x00 || session || 0x00 || code): what an
+                      approval is bound to.
+    a transition      {"from": old, "to": new, ...the fields it set (null when not given),
+                       "reason"/"message" when given}; type = the new state. Large texts
+                      (code, stdout, stderr, value, traceback) appear only as <name>_sha256.
+    approval          {approver, via, on_behalf_of, decision, reason}
+    anything else     whatever the caller recorded (rejected, worker_joined, worker_lost, ...). */
+#ifndef RG_STORE_H
+#define RG_STORE_H
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct _store_t store_t;
+
+#define STORE_READONLY   1      //  SQLITE_OPEN_READONLY, no migration (CLI history/verify/export)
+#define STORE_SYNC_FULL  2      //  synchronous=FULL instead of NORMAL (fsync every commit)
+
+//  Opens (creating and migrating unless STORE_READONLY) the database at path: WAL,
+//  busy_timeout 5000 ms, foreign keys on. NULL on error (logged), including a schema newer
+//  than this build knows or, read-only, a file that was never initialised.
+store_t *store_new (const char *path, int flags);
+
+//  Closes the database and NULLs *self_p. Safe on NULL.
+void store_destroy (store_t **self_p);
+
+//  Records a submission: req has principal, role, session, lang (python|shell), code
+//  (strings) and optional reason, key (string or null). Inserts the row in state `received`
+//  and the `received` event (actor = principal). If (principal, key) was already submitted,
+//  sets *duplicate, *id to that request and writes nothing (the caller may compare
+//  code_sha256 via store_get). 0 once committed, -1 on bad input or error.
+int store_submit (store_t *self, json_t *req, int64_t *id, bool *duplicate);
+
+//  True if from -> to is an edge of the request state machine (DESIGN.md, Request states).
+bool store_transition_legal (const char *from, const char *to);
+
+//  Moves request id from `from` to `to` (a legal edge) and appends the event of type `to`,
+//  in one transaction. Sets queued_at / started_at (running) / finished_at (terminal).
+//  `fields` (may be NULL, not consumed) sets, by transition:
+//    from received:  rule, decision_message, policy_sha256 (strings)
+//    to running:     worker (string)
+//    to done:        outcome, exit_code, signal (integer or string), stdout, stderr,
+//                    stdout_truncated, stderr_truncated (bool), value, error_name,
+//                    error_value, traceback (flat, or inside an "error" object {name,
+//                    value, traceback}), wall_ms, cpu_ms (numbers), max_rss_kb,
+//                    execution_count (integers), session_reset (bool), sandbox (string).
+//                    stdout_sha256 / stderr_sha256 are computed here.
+//    any:            reason, message (strings): recorded in the event only.
+//  Keys not listed for the transition are ignored; a listed key of the wrong type fails.
+//  -1 if the row is not in `from` (the caller's view was stale), the edge is illegal, a
+//  field is bad or the database fails: then nothing changed and no event was appended.
+int store_transition (store_t *self, int64_t id, const char *from, const char *to,
+                      const char *actor, json_t *fields);
+
+//  Records one approver's decision on a request in pending_approval: approval has approver,
+//  via (cli|slack), decision (approve|deny), optional on_behalf_of, reason. Appends an
+//  `approval` event (actor = approver) and, if `to` is not NULL, moves pending_approval ->
+//  to with `fields` as store_transition does, all in one transaction. -1 if the request
+//  is not pending, this approver already decided (check store_get's "approvals" first to
+//  tell the user why) or on error; then nothing was written.
+int store_approve (store_t *self, int64_t id, json_t *approval, const char *to,
+                   json_t *fields);
+
+//  Appends a standalone event in its own transaction (request_id 0 = none), e.g. rejected,
+//  worker_joined, worker_lost. data (a JSON object or NULL for {}) is not consumed. The type
+//  must not be a state name or "approval": those are written only by the functions above.
+int store_event (store_t *self, int64_t request_id, const char *type, const char *actor,
+                 json_t *data);
+
+//  The requests row as a JSON object (every column; NULL as null; *_truncated and
+//  session_reset as booleans) plus "approvals": [{approver, via, on_behalf_of, decision,
+//  reason, at}] in order, and "approvers" / "denied_by" ("bob, carol for U123" or null) as
+//  in the history view. Caller owns it; NULL if absent or on error.
+json_t *store_get (store_t *self, int64_t id);
+
+//  *ids = a new array of the ids in `state`, ascending (start-up recovery). 0 or -1.
+int store_ids_in_state (store_t *self, const char *state, json_t **ids);
+
+//  Events with seq > `seq`, ascending, at most `limit` (<= 0: all), as objects {seq, at,
+//  request_id (null if none), type, actor, data (parsed), prev_hash, hash}. NULL on error.
+json_t *store_events_since (store_t *self, int64_t seq, int limit);
+
+//  The seq of the last event (0 if none), or -1 on error.
+int64_t store_head_seq (store_t *self);
+
+//  Rows of the `history` view, filtered by the optional string keys principal, session,
+//  state, since (submitted_at >= since), until (submitted_at < until) of `filters` (may be
+//  NULL). Any other key is an error (a mistyped filter must not widen the result). The
+//  newest `limit` rows (<= 0: all), oldest first. NULL on error.
+json_t *store_history (store_t *self, json_t *filters, int limit);
+
+//  Re-verifies everything in one read snapshot (works while the broker writes):
+//  1. the chain, in seq order: seq contiguous from 1, prev_hash = previous hash, data in
+//     canonical form, hash recomputed;
+//  2. each request, in id order: its events start with `received` and each transition's
+//     `from` is the state before it; every input, decision, timestamp and result column
+//     equals what its events recorded; code, stdout, stderr, value and traceback hash to
+//     the recorded sha256; state = the `to` of its last event; approvals rows = its
+//     approval events. A row with no `received` event was not written by the store;
+//  3. every `received` event still has its requests row.
+//  *report = {"ok", "events": N, "requests": N, "first_at", "last_at", "head" (hash of the
+//  last event, null if none), "bad": {"table": "events"|"requests"|"approvals", "row": seq
+//  or id, "why"} (the first problem in the order above; absent when ok)}; caller owns it.
+//  Returns 0 if intact, 1 if tampering was found, -1 on error (*report NULL).
+int store_verify (store_t *self, json_t **report);
+
+int store_test (void);
+#endif

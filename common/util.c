@@ -1,0 +1,144 @@
+/*  common/util.c: logging, clocks, sha256 (libsodium), random hex and UTF-8 validation. */
+#include "common/util.h"
+#include "common/check.h"
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+//  Counters of the self-tests (common/check.h); they live here so every binary links.
+int check_passed = 0;
+int check_failed = 0;
+
+static char s_name[64] = "replgate";
+
+void
+log_set_name (const char *name)
+{
+    snprintf (s_name, sizeof s_name, "%s", name);
+}
+
+static void
+s_log (const char *level, const char *fmt, va_list ap)
+{
+    char stamp[32];
+    time_iso8601 (clock_wall_ms (), stamp, sizeof stamp);
+    char line[2048];
+    int n = snprintf (line, sizeof line, "%s %s[%d] %s: ", stamp, s_name, (int) getpid (), level);
+    if (n < 0 || (size_t) n >= sizeof line)
+        n = 0;
+    vsnprintf (line + n, sizeof line - n, fmt, ap);
+    fprintf (stderr, "%s\n", line);
+}
+
+#define LOG_FN(fn, level) \
+    void fn (const char *fmt, ...) { va_list ap; va_start (ap, fmt); s_log (level, fmt, ap); va_end (ap); }
+LOG_FN (log_info, "info")
+LOG_FN (log_warn, "warning")
+LOG_FN (log_error, "error")
+
+int64_t
+clock_mono_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+double
+clock_mono_us (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+int64_t
+clock_wall_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+time_iso8601 (int64_t wall_ms, char *buf, size_t size)
+{
+    time_t secs = (time_t) (wall_ms / 1000);
+    struct tm tm;
+    gmtime_r (&secs, &tm);
+    char base[24];
+    strftime (base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf (buf, size, "%s.%03dZ", base, (int) (wall_ms % 1000));
+}
+
+void
+sha256_hex (const void *data, size_t size, char out[65])
+{
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256 (digest, data, size);
+    sodium_bin2hex (out, 65, digest, sizeof digest);
+}
+
+void
+random_hex (size_t n, char *out)
+{
+    unsigned char bytes[64];
+    if (n > sizeof bytes)
+        n = sizeof bytes;
+    randombytes_buf (bytes, n);
+    sodium_bin2hex (out, 2 * n + 1, bytes, n);
+}
+
+bool
+utf8_valid (const char *data, size_t size)
+{
+    const unsigned char *s = (const unsigned char *) data;
+    size_t i = 0;
+    while (i < size) {
+        unsigned char c = s[i];
+        size_t len;
+        uint32_t cp;
+        if (c < 0x80) { i++; continue; }
+        else if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+        else return false;
+        if (i + len > size)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)
+        ||  cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+int
+util_test (void)
+{
+    char hex[65];
+    sha256_hex ("abc", 3, hex);
+    CHECK (strcmp (hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
+    CHECK (utf8_valid ("plain", 5));
+    CHECK (utf8_valid ("caf\xc3\xa9", 5));
+    CHECK (!utf8_valid ("\xc3", 1));              //  truncated
+    CHECK (!utf8_valid ("\xc0\xaf", 2));          //  overlong '/'
+    CHECK (!utf8_valid ("\xed\xa0\x80", 3));      //  surrogate
+    CHECK (!utf8_valid ("\xf4\x90\x80\x80", 4));  //  above U+10FFFF
+    CHECK (!utf8_valid ("\xff", 1));
+    char id[33];
+    random_hex (16, id);
+    CHECK (strlen (id) == 32);
+    char stamp[32];
+    time_iso8601 (0, stamp, sizeof stamp);
+    CHECK (strcmp (stamp, "1970-01-01T00:00:00.000Z") == 0);
+    return 0;
+}

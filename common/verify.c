@@ -1,0 +1,646 @@
+/*  common/verify.c: the canonical form and hash of an event, and store_verify's re-checking
+    of the whole database (the chain, then each request against its events, then rows that
+    vanished). It only reads; store.c holds the read transaction. The form is in store.h. */
+#include "common/verify.h"
+#include "common/store.h"
+#include "common/check.h"
+#include "common/util.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
+
+static const char *s_states[] = { "received", "pending_approval", "queued", "running", "done",
+                                  "denied", "expired", "cancelled", "lost" };
+
+//  Columns whose value is fixed by the events (they start null unless an event sets them),
+//  in the order they are compared.
+static const char *s_columns[] = {
+    "principal", "role", "session", "lang", "code_sha256", "bind_sha256", "reason", "idem_key",
+    "submitted_at", "rule", "decision_message", "policy_sha256", "queued_at", "worker",
+    "started_at", "finished_at", "outcome", "exit_code", "signal", "stdout_truncated",
+    "stderr_truncated", "stdout_sha256", "stderr_sha256", "error_name", "error_value", "wall_ms",
+    "cpu_ms", "max_rss_kb", "execution_count", "session_reset", "sandbox",
+};
+//  Large texts: the events hold only <name>_sha256.
+static const char *s_hashed[] = { "code", "stdout", "stderr", "value", "traceback" };
+static const char *s_approval_keys[] = { "approver", "via", "on_behalf_of", "decision", "reason",
+                                         "at" };
+#define COUNT(a) (sizeof (a) / sizeof (a)[0])
+
+static bool
+s_in (const char *name, const char **list, size_t count)
+{
+    for (size_t i = 0; name && i < count; i++)
+        if (strcmp (name, list[i]) == 0)
+            return true;
+    return false;
+}
+
+bool
+verify_is_state (const char *type)
+{
+    return s_in (type, s_states, COUNT (s_states));
+}
+
+//  --------------------------------------------------------------------------------------
+//  The canonical form.
+
+char *
+event_data_text (const json_t *data)
+{
+    return json_dumps (data, DUMP_FLAGS);
+}
+
+int
+event_hash (const char *prev_hash, int64_t seq, const char *at, int64_t request_id,
+            const char *type, const char *actor, json_t *data, char hash[65])
+{
+    json_t *event = json_pack ("{s:I, s:s, s:o, s:s, s:s, s:O}", "seq", (json_int_t) seq,
+                               "at", at, "request_id",
+                               request_id ? json_integer (request_id) : json_null (),
+                               "type", type, "actor", actor, "data", data);
+    char *canonical = event ? json_dumps (event, DUMP_FLAGS) : NULL;
+    json_decref (event);
+    size_t plen = strlen (prev_hash), clen = canonical ? strlen (canonical) : 0;
+    char *bytes = canonical ? (char *) malloc (plen + clen) : NULL;
+    if (bytes) {
+        memcpy (bytes, prev_hash, plen);
+        memcpy (bytes + plen, canonical, clen);
+        sha256_hex (bytes, plen + clen, hash);
+    }
+    free (bytes);
+    free (canonical);
+    return bytes ? 0 : -1;
+}
+
+//  --------------------------------------------------------------------------------------
+//  Statements.
+
+static const char *s_sql[] = {
+    "SELECT seq, at, request_id, type, actor, data, prev_hash, hash FROM events ORDER BY seq",
+    "SELECT * FROM requests ORDER BY id",
+    "SELECT seq, at, type, data FROM events WHERE request_id = ?1 ORDER BY seq",
+    "SELECT id, approver, via, on_behalf_of, decision, reason, at FROM approvals"
+    " WHERE request_id = ?1 ORDER BY id",
+    "SELECT e.seq, e.request_id FROM events e WHERE e.type = 'received' AND NOT EXISTS"
+    " (SELECT 1 FROM requests r WHERE r.id = e.request_id) ORDER BY e.seq LIMIT 1",
+};
+
+int
+verify_prepare (verify_t *self, sqlite3 *db)
+{
+    sqlite3_stmt **slots[] = { &self->events, &self->requests, &self->request_events,
+                               &self->approvals, &self->orphans };
+    for (size_t i = 0; i < COUNT (slots); i++)
+        if (sqlite3_prepare_v3 (db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT, slots[i], NULL)
+            != SQLITE_OK) {
+            log_error ("verify: cannot prepare \"%s\": %s", s_sql[i], sqlite3_errmsg (db));
+            verify_finalize (self);
+            return -1;
+        }
+    return 0;
+}
+
+void
+verify_finalize (verify_t *self)
+{
+    sqlite3_stmt **slots[] = { &self->events, &self->requests, &self->request_events,
+                               &self->approvals, &self->orphans };
+    for (size_t i = 0; i < COUNT (slots); i++) {
+        sqlite3_finalize (*slots[i]);
+        *slots[i] = NULL;
+    }
+}
+
+//  --------------------------------------------------------------------------------------
+//  Pass 1: the chain.
+
+static json_t *
+s_bad (const char *table, int64_t row, const char *fmt, ...)
+{
+    char why[512];
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (why, sizeof why, fmt, ap);
+    va_end (ap);
+    return json_pack ("{s:s, s:I, s:s}", "table", table, "row", (json_int_t) row, "why", why);
+}
+
+static const char *
+s_text (sqlite3_stmt *st, int i)
+{
+    return (const char *) sqlite3_column_text (st, i);
+}
+
+//  Checks the event in st's current row; NULL if it is sound.
+static json_t *
+s_check_event (sqlite3_stmt *st, int64_t expect, const char *prev)
+{
+    int64_t seq = sqlite3_column_int64 (st, 0);
+    const char *at = s_text (st, 1), *type = s_text (st, 3), *actor = s_text (st, 4);
+    const char *text = s_text (st, 5), *prev_hash = s_text (st, 6), *hash = s_text (st, 7);
+    int rtype = sqlite3_column_type (st, 2);
+    if (seq != expect)
+        return s_bad ("events", seq, "seq %lld where %lld was expected: events were deleted, "
+                      "inserted or renumbered", (long long) seq, (long long) expect);
+    if (!prev_hash || strcmp (prev_hash, prev) != 0)
+        return s_bad ("events", seq, "prev_hash is not the hash of the event before it");
+    if (!at || !type || !actor || !hash || (rtype != SQLITE_NULL && rtype != SQLITE_INTEGER))
+        return s_bad ("events", seq, "a column is missing or of the wrong type");
+    json_error_t error;
+    json_t *data = text ? json_loads (text, JSON_ALLOW_NUL, &error) : NULL;
+    char *canonical = json_is_object (data) ? event_data_text (data) : NULL;
+    bool canonical_ok = canonical && strcmp (canonical, text) == 0;
+    char computed[65] = "";
+    if (canonical_ok)
+        event_hash (prev_hash, seq, at, rtype == SQLITE_NULL ? 0 : sqlite3_column_int64 (st, 2),
+                    type, actor, data, computed);
+    free (canonical);
+    json_decref (data);
+    if (!canonical_ok)
+        return s_bad ("events", seq, "data is not a JSON object in canonical form");
+    if (strcmp (computed, hash) != 0)
+        return s_bad ("events", seq, "hash does not match the event's contents");
+    return NULL;
+}
+
+static int
+s_chain (verify_t *self, sqlite3 *db, json_t *report, json_t **bad)
+{
+    sqlite3_stmt *st = self->events;
+    sqlite3_reset (st);
+    char prev[65] = VERIFY_GENESIS;
+    int64_t expect = 1, count = 0;
+    int rc;
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
+        count++;
+        if (!*bad)
+            *bad = s_check_event (st, expect, prev);
+        expect = sqlite3_column_int64 (st, 0) + 1;      //  one gap is reported once
+        snprintf (prev, sizeof prev, "%s", s_text (st, 7) ? s_text (st, 7) : "");
+        json_t *at = json_string (s_text (st, 1) ? s_text (st, 1) : "");
+        if (count == 1)
+            json_object_set (report, "first_at", at);
+        json_object_set_new (report, "last_at", at);
+    }
+    if (rc != SQLITE_DONE)
+        log_error ("verify: reading events: %s", sqlite3_errmsg (db));
+    sqlite3_reset (st);
+    json_object_set_new (report, "events", json_integer (count));
+    json_object_set_new (report, "head", count ? json_string (prev) : json_null ());
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+//  --------------------------------------------------------------------------------------
+//  Pass 2: each request against its events. A walk folds the events into what the row
+//  must hold.
+
+typedef struct {
+    int64_t id;
+    char state[32];             //  "" until the received event
+    json_t *expect;             //  column -> value the events recorded
+    json_t *hashes;             //  large column -> its recorded sha256 (or null)
+    json_t *approvals;          //  approval events, as the approvals rows must read
+    json_t *bad;
+} walk_t;
+
+static void
+s_walk_received (walk_t *w, json_t *data, const char *at)
+{
+    static const char *keys[] = { "principal", "role", "session", "lang", "code_sha256",
+                                  "bind_sha256", "reason" };
+    for (size_t i = 0; i < COUNT (keys); i++) {
+        json_t *v = json_object_get (data, keys[i]);
+        json_object_set (w->expect, keys[i], v ? v : json_null ());
+    }
+    json_t *key = json_object_get (data, "key");
+    json_object_set (w->expect, "idem_key", key ? key : json_null ());
+    json_object_set_new (w->expect, "submitted_at", json_string (at));
+    json_t *code = json_object_get (data, "code_sha256");
+    json_object_set (w->hashes, "code", code ? code : json_null ());
+    snprintf (w->state, sizeof w->state, "received");
+}
+
+static void
+s_walk_transition (walk_t *w, const char *type, json_t *data, const char *at)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach (data, key, v) {
+        if (strcmp (key, "reason") == 0 || strcmp (key, "message") == 0)
+            continue;           //  notes of the transition, not the submission's reason
+        char name[64];
+        size_t len = strlen (key);
+        if (len > 7 && len < sizeof name && strcmp (key + len - 7, "_sha256") == 0) {
+            snprintf (name, sizeof name, "%.*s", (int) (len - 7), key);
+            if (s_in (name, s_hashed, COUNT (s_hashed)))
+                json_object_set (w->hashes, name, v);
+        }
+        if (s_in (key, s_columns, COUNT (s_columns)))
+            json_object_set (w->expect, key, v);
+    }
+    const char *stamp = strcmp (type, "queued") == 0 ? "queued_at"
+                      : strcmp (type, "running") == 0 ? "started_at" : "finished_at";
+    json_object_set_new (w->expect, stamp, json_string (at));
+    snprintf (w->state, sizeof w->state, "%s", type);
+}
+
+//  Folds one event (seq, at, type, data) of the request into w, or sets w->bad.
+static void
+s_walk_event (walk_t *w, int64_t seq, const char *at, const char *type, json_t *data)
+{
+    bool received = strcmp (type, "received") == 0;
+    if (received != (w->state[0] == '\0'))
+        w->bad = s_bad ("events", seq, "event %s of request %lld %s", type, (long long) w->id,
+                        received ? "repeats its received event" : "comes before its received");
+    else if (received)
+        s_walk_received (w, data, at);
+    else if (verify_is_state (type)) {
+        const char *from = json_string_value (json_object_get (data, "from"));
+        const char *to = json_string_value (json_object_get (data, "to"));
+        if (!from || strcmp (from, w->state) != 0 || !to || strcmp (to, type) != 0
+        ||  !store_transition_legal (from, to))
+            w->bad = s_bad ("events", seq, "transition %s -> %s of request %lld, which was %s",
+                            from ? from : "?", to ? to : "?", (long long) w->id, w->state);
+        else
+            s_walk_transition (w, type, data, at);
+    }
+    else if (strcmp (type, "approval") == 0) {
+        json_t *a = json_deep_copy (data);
+        json_object_set_new (a, "at", json_string (at));
+        json_object_set_new (a, "seq", json_integer (seq));
+        json_array_append_new (w->approvals, a);
+    }
+}
+
+static int
+s_walk_events (verify_t *self, sqlite3 *db, walk_t *w)
+{
+    sqlite3_stmt *st = self->request_events;
+    sqlite3_reset (st);
+    int rc = sqlite3_bind_int64 (st, 1, w->id);
+    while (rc == SQLITE_OK && !w->bad && (rc = sqlite3_step (st)) == SQLITE_ROW) {
+        json_error_t error;
+        const char *text = s_text (st, 3);
+        json_t *data = text ? json_loads (text, JSON_ALLOW_NUL, &error) : NULL;
+        if (!data || !s_text (st, 1) || !s_text (st, 2))    //  the chain pass saw it whole
+            w->bad = s_bad ("events", sqlite3_column_int64 (st, 0), "unreadable event");
+        else
+            s_walk_event (w, sqlite3_column_int64 (st, 0), s_text (st, 1), s_text (st, 2), data);
+        json_decref (data);
+        rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_OK && rc != SQLITE_DONE)
+        log_error ("verify: reading the events of request %lld: %s", (long long) w->id,
+                   sqlite3_errmsg (db));
+    sqlite3_reset (st);
+    return rc == SQLITE_OK || rc == SQLITE_DONE ? 0 : -1;
+}
+
+//  The large texts hash to what the events recorded (NULL where they recorded null).
+static json_t *
+s_compare_hashes (walk_t *w, json_t *row)
+{
+    for (size_t i = 0; i < COUNT (s_hashed); i++) {
+        json_t *text = json_object_get (row, s_hashed[i]);
+        const char *want = json_string_value (json_object_get (w->hashes, s_hashed[i]));
+        char sha[65] = "";
+        if (json_is_string (text))
+            sha256_hex (json_string_value (text), json_string_length (text), sha);
+        bool ok = want ? json_is_string (text) && strcmp (sha, want) == 0 : json_is_null (text);
+        if (!ok)
+            return s_bad ("requests", w->id, "%s does not hash to the %s_sha256 its events "
+                          "recorded", s_hashed[i], s_hashed[i]);
+    }
+    return NULL;
+}
+
+static json_t *
+s_compare_row (walk_t *w, json_t *row)
+{
+    json_t *bad = s_compare_hashes (w, row);
+    for (size_t i = 0; !bad && i < COUNT (s_columns); i++) {
+        json_t *want = json_object_get (w->expect, s_columns[i]);
+        if (!json_equal (json_object_get (row, s_columns[i]), want ? want : json_null ()))
+            bad = s_bad ("requests", w->id, "%s differs from what its events recorded",
+                         s_columns[i]);
+    }
+    const char *state = json_string_value (json_object_get (row, "state"));
+    if (!bad && (!state || strcmp (state, w->state) != 0))
+        bad = s_bad ("requests", w->id, "state is %s but its last transition says %s",
+                     state ? state : "?", w->state);
+    return bad;
+}
+
+//  The approvals rows are exactly the approval events, in order.
+static json_t *
+s_compare_approvals (verify_t *self, sqlite3 *db, walk_t *w, int *rc)
+{
+    sqlite3_stmt *st = self->approvals;
+    sqlite3_reset (st);
+    *rc = sqlite3_bind_int64 (st, 1, w->id);
+    json_t *bad = NULL;
+    size_t i = 0;
+    while (*rc == SQLITE_OK && !bad && (*rc = sqlite3_step (st)) == SQLITE_ROW) {
+        json_t *row = store_row_json (st, true), *event = json_array_get (w->approvals, i++);
+        for (size_t k = 0; row && !bad && k < COUNT (s_approval_keys); k++) {
+            json_t *want = event ? json_object_get (event, s_approval_keys[k]) : NULL;
+            if (!event || !json_equal (json_object_get (row, s_approval_keys[k]),
+                                       want ? want : json_null ()))
+                bad = s_bad ("approvals", json_integer_value (json_object_get (row, "id")),
+                             "%s", event ? "differs from its approval event"
+                                         : "has no approval event");
+        }
+        json_decref (row);
+        *rc = SQLITE_OK;
+    }
+    if (*rc != SQLITE_OK && *rc != SQLITE_DONE)
+        log_error ("verify: reading approvals: %s", sqlite3_errmsg (db));
+    sqlite3_reset (st);
+    json_t *missing = json_array_get (w->approvals, i);
+    if (!bad && missing)
+        bad = s_bad ("requests", w->id, "the approval in event %lld has no approvals row",
+                     (long long) json_integer_value (json_object_get (missing, "seq")));
+    *rc = *rc == SQLITE_OK || *rc == SQLITE_DONE ? 0 : -1;
+    return bad;
+}
+
+static int
+s_check_request (verify_t *self, sqlite3 *db, json_t *row, json_t **bad)
+{
+    walk_t w = { json_integer_value (json_object_get (row, "id")), "", json_object (),
+                 json_object (), json_array (), NULL };
+    int rc = s_walk_events (self, db, &w);
+    if (rc == 0 && !w.bad && !w.state[0])
+        w.bad = s_bad ("requests", w.id, "no received event: the row was not written by "
+                       "replgate");
+    if (rc == 0 && !w.bad)
+        w.bad = s_compare_row (&w, row);
+    if (rc == 0 && !w.bad)
+        w.bad = s_compare_approvals (self, db, &w, &rc);
+    *bad = w.bad;
+    json_decref (w.expect);
+    json_decref (w.hashes);
+    json_decref (w.approvals);
+    return rc;
+}
+
+static int
+s_requests (verify_t *self, sqlite3 *db, json_t *report, json_t **bad)
+{
+    sqlite3_stmt *st = self->requests;
+    sqlite3_reset (st);
+    int64_t count = 0;
+    int rc = SQLITE_DONE, err = 0;
+    while (!*bad && !err && (rc = sqlite3_step (st)) == SQLITE_ROW) {
+        json_t *row = store_row_json (st, true);
+        count++;
+        err = row ? s_check_request (self, db, row, bad) : -1;
+        json_decref (row);
+    }
+    if (!*bad && !err && rc != SQLITE_DONE) {
+        log_error ("verify: reading requests: %s", sqlite3_errmsg (db));
+        err = -1;
+    }
+    sqlite3_reset (st);
+    json_object_set_new (report, "requests", json_integer (count));
+    return err;
+}
+
+//  --------------------------------------------------------------------------------------
+//  Pass 3: rows that vanished, then the report.
+
+static int
+s_orphans (verify_t *self, sqlite3 *db, json_t **bad)
+{
+    sqlite3_stmt *st = self->orphans;
+    sqlite3_reset (st);
+    int rc = sqlite3_step (st);
+    if (rc == SQLITE_ROW)
+        *bad = s_bad ("requests", sqlite3_column_int64 (st, 1), "row missing, though event "
+                      "%lld received it", (long long) sqlite3_column_int64 (st, 0));
+    else if (rc != SQLITE_DONE)
+        log_error ("verify: looking for missing requests: %s", sqlite3_errmsg (db));
+    sqlite3_reset (st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+verify_run (verify_t *self, sqlite3 *db, json_t **report)
+{
+    *report = json_pack ("{s:b, s:I, s:I, s:n, s:n, s:n}", "ok", 1, "events", (json_int_t) 0,
+                         "requests", (json_int_t) 0, "first_at", "last_at", "head");
+    json_t *bad = NULL;
+    int rc = *report ? s_chain (self, db, *report, &bad) : -1;
+    if (rc == 0 && !bad)
+        rc = s_requests (self, db, *report, &bad);
+    if (rc == 0 && !bad)
+        rc = s_orphans (self, db, &bad);
+    if (rc != 0) {
+        json_decref (bad);
+        json_decref (*report);
+        *report = NULL;
+        return -1;
+    }
+    if (!bad)
+        return 0;
+    json_object_set_new (*report, "ok", json_false ());
+    json_object_set_new (*report, "bad", bad);
+    return 1;
+}
+
+//  --------------------------------------------------------------------------------------
+//  Self-test: an attacker with write access to the file drops the triggers and edits rows;
+//  each edit is caught and the first bad row named.
+
+static int64_t
+s_test_request (store_t *store, const char *session, const char *lang, const char *code)
+{
+    json_t *req = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "principal", "alice", "role", "agent",
+                             "session", session, "lang", lang, "code", code);
+    int64_t id = 0;
+    bool duplicate;
+    if (store_submit (store, req, &id, &duplicate) != 0)
+        id = -1;
+    json_decref (req);
+    return id;
+}
+
+static int
+s_test_move (store_t *store, int64_t id, const char *from, const char *to, json_t *fields)
+{
+    int rc = store_transition (store, id, from, to, "broker", fields);
+    json_decref (fields);
+    return rc;
+}
+
+//  Requests 1 (done, ok), 2 (approved, done with an error), 3 (denied), then a rejected
+//  event: events 1-4, 5-10, 11-12, 13.
+static store_t *
+s_test_build (const char *path)
+{
+    store_t *store = store_new (path, 0);
+    int rc = store ? 0 : -1;
+    rc |= s_test_request (store, "s1", "python", "print(1)") == 1 ? 0 : -1;
+    rc |= s_test_move (store, 1, "received", "queued", json_pack ("{s:s}", "rule", "allow"));
+    rc |= s_test_move (store, 1, "queued", "running", json_pack ("{s:s}", "worker", "w1"));
+    rc |= s_test_move (store, 1, "running", "done", json_pack ("{s:s, s:i, s:s, s:f}",
+                       "outcome", "ok", "exit_code", 0, "stdout", "1\n", "wall_ms", 0.8));
+    rc |= s_test_request (store, "s1", "python", "1/0") == 2 ? 0 : -1;
+    rc |= s_test_move (store, 2, "received", "pending_approval", NULL);
+    json_t *bob = json_pack ("{s:s, s:s, s:s}", "approver", "bob", "via", "cli", "decision",
+                             "approve");
+    rc |= store_approve (store, 2, bob, "queued", NULL);
+    json_decref (bob);
+    rc |= s_test_move (store, 2, "queued", "running", json_pack ("{s:s}", "worker", "w1"));
+    rc |= s_test_move (store, 2, "running", "done", json_pack ("{s:s, s:i, s:{s:s, s:s}}",
+                       "outcome", "error", "exit_code", 1, "error", "name", "ZeroDivisionError",
+                       "traceback", "Traceback (most recent call last): ..."));
+    rc |= s_test_request (store, "s2", "shell", "rm -rf /") == 3 ? 0 : -1;
+    rc |= s_test_move (store, 3, "received", "denied", NULL);
+    rc |= store_event (store, 0, "rejected", "mallory", NULL);
+    if (rc != 0 || store_head_seq (store) != 13)
+        store_destroy (&store);
+    return store;
+}
+
+//  Builds the SQL of the tampering cases that need values computed the way an attacker
+//  would (hashes that match their edit); caller frees with sqlite3_free.
+static char *
+s_test_forge (store_t *store, const char *name)
+{
+    char sha[65];
+    if (strcmp (name, "code with its sha") == 0) {
+        sha256_hex ("print(2)", 8, sha);
+        return sqlite3_mprintf ("UPDATE requests SET code = 'print(2)', code_sha256 = %Q"
+                                " WHERE id = 1", sha);
+    }
+    if (strcmp (name, "stdout with its sha") == 0) {
+        sha256_hex ("2\n", 2, sha);
+        return sqlite3_mprintf ("UPDATE requests SET stdout = '2\n', stdout_sha256 = %Q"
+                                " WHERE id = 1", sha);
+    }
+    //  A well-formed, correctly chained event that rewrites request 1's fate.
+    json_t *events = store_events_since (store, 12, 1);
+    const char *prev = json_string_value (json_object_get (json_array_get (events, 0), "hash"));
+    json_t *data = json_pack ("{s:s, s:s}", "from", "running", "to", "lost");
+    const char *at = "2030-01-01T00:00:00.000Z";
+    char *sql = NULL;
+    if (prev && data && event_hash (prev, 14, at, 1, "lost", "broker", data, sha) == 0)
+        sql = sqlite3_mprintf ("INSERT INTO events VALUES (14, %Q, 1, 'lost', 'broker',"
+                               " '{\"from\":\"running\",\"to\":\"lost\"}', %Q, %Q);"
+                               " UPDATE requests SET state = 'lost' WHERE id = 1", at, prev, sha);
+    json_decref (data);
+    json_decref (events);
+    return sql;
+}
+
+typedef struct {
+    const char *name;
+    const char *sql;            //  NULL: s_test_forge makes it
+    const char *table;
+    int64_t row;
+} tamper_t;
+
+static const tamper_t s_tampers[] = {
+    { "altered code", "UPDATE requests SET code = 'print(2)' WHERE id = 1", "requests", 1 },
+    { "code with its sha", NULL, "requests", 1 },
+    { "altered stdout", "UPDATE requests SET stdout = '2\n' WHERE id = 1", "requests", 1 },
+    { "stdout with its sha", NULL, "requests", 1 },
+    { "altered event data", "UPDATE events SET data = replace (data, '\"w1\"', '\"w9\"')"
+      " WHERE seq = 3", "events", 3 },
+    { "deleted event", "DELETE FROM events WHERE seq = 6", "events", 7 },
+    { "inserted event", "INSERT INTO events SELECT 14, at, NULL, 'note', 'mallory', '{}', hash,"
+      " hex (zeroblob (32)) FROM events WHERE seq = 13", "events", 14 },
+    { "forged event", NULL, "events", 14 },
+    { "reordered events", "UPDATE events SET seq = -2 WHERE seq = 2; UPDATE events SET seq = 2"
+      " WHERE seq = 3; UPDATE events SET seq = 3 WHERE seq = -2", "events", 2 },
+    { "request by hand", "INSERT INTO requests (principal, role, session, lang, code,"
+      " code_sha256, bind_sha256, state, submitted_at) VALUES ('alice', 'agent', 's1', 'python',"
+      " 'x', 'x', 'x', 'done', '2026-01-01T00:00:00.000Z')", "requests", 4 },
+    { "altered approval", "UPDATE approvals SET approver = 'eve'", "approvals", 1 },
+    { "approval by hand", "INSERT INTO approvals (request_id, approver, via, decision, at)"
+      " VALUES (2, 'eve', 'cli', 'approve', '2026-01-01T00:00:00.000Z')", "approvals", 2 },
+    { "altered result", "UPDATE requests SET outcome = 'ok', exit_code = 0 WHERE id = 2",
+      "requests", 2 },
+    { "rewound state", "UPDATE requests SET state = 'queued' WHERE id = 3", "requests", 3 },
+    { "deleted request", "DELETE FROM requests WHERE id = 3", "requests", 3 },
+};
+
+static const char *s_drop_triggers =
+    "DROP TRIGGER IF EXISTS events_no_update; DROP TRIGGER IF EXISTS events_no_delete;"
+    " DROP TRIGGER IF EXISTS approvals_no_update; DROP TRIGGER IF EXISTS approvals_no_delete;"
+    " DROP TRIGGER IF EXISTS requests_inputs_fixed; DROP TRIGGER IF EXISTS requests_no_delete;";
+
+static void
+s_test_tamper (const char *dir, const tamper_t *t)
+{
+    char path[256], error[256] = "";
+    snprintf (path, sizeof path, "%s/tamper.db", dir);
+    store_t *store = s_test_build (path);
+    CHECK (store);
+    char *forged = store && !t->sql ? s_test_forge (store, t->name) : NULL;
+    const char *sql = t->sql ? t->sql : forged;
+    CHECK (sql && store_raw_exec (path, s_drop_triggers, error, sizeof error) == SQLITE_OK);
+    CHECK (sql && store_raw_exec (path, sql, error, sizeof error) == SQLITE_OK);
+    sqlite3_free (forged);
+    json_t *report = NULL;
+    int rc = store ? store_verify (store, &report) : -1;
+    json_t *bad = json_object_get (report, "bad");
+    const char *table = json_string_value (json_object_get (bad, "table"));
+    int64_t row = json_integer_value (json_object_get (bad, "row"));
+    CHECK (rc == 1 && json_is_false (json_object_get (report, "ok")));
+    CHECK (table && strcmp (table, t->table) == 0 && row == t->row);
+    if (rc != 1 || !table || strcmp (table, t->table) != 0 || row != t->row)
+        fprintf (stderr, "FAIL tampering '%s': rc %d, bad %s %lld (%s) %s\n", t->name, rc,
+                 table ? table : "-", (long long) row,
+                 json_string_value (json_object_get (bad, "why")), error);
+    json_decref (report);
+    store_destroy (&store);
+    unlink (path);
+}
+
+static bool
+s_streq_json (json_t *value, const char *text)
+{
+    return json_is_string (value) && strcmp (json_string_value (value), text) == 0;
+}
+
+//  The intact fixture verifies; a truncated tail does too, but its head moves.
+static void
+s_test_intact (const char *dir)
+{
+    char path[256];
+    snprintf (path, sizeof path, "%s/intact.db", dir);
+    store_t *store = s_test_build (path);
+    json_t *report = NULL;
+    CHECK (store && store_verify (store, &report) == 0);
+    CHECK (json_integer_value (json_object_get (report, "events")) == 13);
+    CHECK (json_integer_value (json_object_get (report, "requests")) == 3);
+    CHECK (json_is_string (json_object_get (report, "first_at")));
+    json_t *events = store ? store_events_since (store, 12, 0) : NULL;
+    const char *head = json_string_value (json_object_get (json_array_get (events, 0), "hash"));
+    CHECK (head && s_streq_json (json_object_get (report, "head"), head));
+    json_decref (report);
+    CHECK (store_raw_exec (path, s_drop_triggers, NULL, 0) == SQLITE_OK);
+    CHECK (store_raw_exec (path, "DELETE FROM events WHERE seq = 13", NULL, 0) == SQLITE_OK);
+    CHECK (store && store_verify (store, &report) == 0);
+    CHECK (head && !s_streq_json (json_object_get (report, "head"), head));
+    json_decref (report);
+    json_decref (events);
+    store_destroy (&store);
+    unlink (path);
+}
+
+int
+verify_test (const char *dir)
+{
+    s_test_intact (dir);
+    for (size_t i = 0; i < COUNT (s_tampers); i++)
+        s_test_tamper (dir, &s_tampers[i]);
+    return 0;
+}

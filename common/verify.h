@@ -1,0 +1,52 @@
+/*  common/verify.h: internal to the store module (store.c, verify.c); nothing else includes it.
+    verify.c owns the canonical form of an event, its hash, and the re-verification of the
+    whole database; store.c owns the connection and every write. */
+#ifndef RG_VERIFY_H
+#define RG_VERIFY_H
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VERIFY_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
+
+//  The statements store_verify runs, prepared once when the store opens.
+typedef struct {
+    sqlite3_stmt *events;           //  the whole chain in seq order
+    sqlite3_stmt *requests;         //  every requests row in id order
+    sqlite3_stmt *request_events;   //  one request's events in seq order
+    sqlite3_stmt *approvals;        //  one request's approvals in id order
+    sqlite3_stmt *orphans;          //  first received event whose row is missing
+} verify_t;
+
+//  0 or -1 (logged); on -1 whatever was prepared is finalized.
+int verify_prepare (verify_t *self, sqlite3 *db);
+void verify_finalize (verify_t *self);
+
+//  Runs the checks of store_verify; the caller holds a read transaction. 0 intact,
+//  1 tampered, -1 error (*report NULL).
+int verify_run (verify_t *self, sqlite3 *db, json_t **report);
+
+//  The canonical text of an event's data (compact, sorted keys); caller frees. NULL on error.
+char *event_data_text (const json_t *data);
+
+//  hash = sha256_hex (prev_hash || canonical event), see store.h. 0 or -1 (out of memory).
+int event_hash (const char *prev_hash, int64_t seq, const char *at, int64_t request_id,
+                const char *type, const char *actor, json_t *data, char hash[65]);
+
+//  True if type is a request state (such events are transitions).
+bool verify_is_state (const char *type);
+
+//  Defined in store.c: the current row of stmt as a JSON object keyed by column name. Text
+//  that is not valid UTF-8 (only a hand-edited file has it) becomes null, or with raw the
+//  unchecked bytes (for hashing). Integer 0/1 in *_truncated, session_reset become booleans.
+json_t *store_row_json (sqlite3_stmt *stmt, bool raw);
+
+//  Test helper in store.c: runs sql on a connection of its own, as an outsider would; the
+//  sqlite result code, and the error text into error (may be NULL).
+int store_raw_exec (const char *path, const char *sql, char *error, size_t size);
+
+//  Defined in verify.c, run by store_test: tampering with a closed file is caught.
+int verify_test (const char *dir);
+#endif

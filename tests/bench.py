@@ -1,0 +1,73 @@
+"""tests/bench.py (`make bench`): warm-session round trip through the real broker and worker,
+against a baseline measured in the same run: a fresh `python3 -c` of the same snippet.
+Prints figures and ratios; asserts nothing (timings are not tests)."""
+import os, statistics, subprocess, sys, threading, time
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Stack
+
+SNIPPET = "x = x + 1 if 'x' in globals() else 1"
+N = int(os.environ.get("BENCH_N", "2000"))
+
+
+def pct(samples, p):
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(len(s) * p / 100))]
+
+
+def baseline(runs=60):
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(["/usr/bin/python3", "-c", SNIPPET], check=True)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def warm(stack):
+    c = stack.client()
+    c.run(SNIPPET, session="bench")
+    out = []
+    for _ in range(N):
+        t0 = time.perf_counter()
+        r = c.call("submit", lang="python", code=SNIPPET, session="bench", wait_ms=10000)
+        out.append((time.perf_counter() - t0) * 1000)
+        assert r["ok"] and r["outcome"] == "ok", r
+    c.close()
+    return out
+
+
+def throughput(stack, clients=4, each=500):
+    done = []
+
+    def run(n):
+        c = stack.client()
+        for _ in range(each):
+            c.call("submit", lang="python", code=SNIPPET, session="tp-%d" % n, wait_ms=10000)
+        c.close()
+        done.append(each)
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(done) / (time.perf_counter() - t0)
+
+
+def main():
+    stack = Stack()
+    try:
+        base = baseline()
+        w = warm(stack)
+        tp = throughput(stack)
+    finally:
+        stack.stop()
+    b50, w50, w99 = statistics.median(base), statistics.median(w), pct(w, 99)
+    print("baseline python3 -c (fresh process): p50 %.2f ms  p99 %.2f ms  (%d runs)" % (b50, pct(base, 99), len(base)))
+    print("warm session via broker (round trip): p50 %.3f ms  p99 %.3f ms  (%d runs)" % (w50, w99, len(w)))
+    print("throughput, 4 clients x 500 snippets: %.0f snippets/s" % tp)
+    print("ratio baseline/warm at p50: %.1fx faster" % (b50 / w50))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""tests/harness.py: starts real brokers and workers on loopback and talks to them.
+
+Integration tests use real processes, real CURVE keys (made by the broker) and a real SQLite
+file. `Stack` owns one state directory and the processes on it; `Client` is a pyzmq DEALER with
+the key pair of a named principal."""
+import json, os, re, signal, socket, sqlite3, subprocess, sys, tempfile, time, traceback
+import zmq
+
+BIN = os.environ.get("REPLGATE_BIN", os.path.join(os.path.dirname(__file__), "..", "bin"))
+ASAN = os.environ.get("REPLGATE_ASAN") == "1"
+SLOW = 3 if ASAN else 1          # sanitizers make everything slower; deadlines scale with it
+
+
+def free_port_pair():
+    """Two consecutive free TCP ports on 127.0.0.1."""
+    for _ in range(200):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port >= 65000:
+            continue
+        t = socket.socket()
+        try:
+            t.bind(("127.0.0.1", port + 1))
+            t.close()
+            return port
+        except OSError:
+            t.close()
+    raise RuntimeError("no free port pair")
+
+
+def read_cert(path):
+    """Reads a czmq ZPL cert: returns dict with public, secret (if present) and metadata."""
+    out = {"meta": {}}
+    for p in (path, path + "_secret"):
+        if not os.path.exists(p):
+            continue
+        section = None
+        for line in open(p):
+            if line.startswith("#") or not line.strip():
+                continue
+            if not line.startswith(" "):
+                section = line.strip()
+                continue
+            m = re.match(r'\s+([\w-]+)\s*=\s*"(.*)"', line)
+            if not m:
+                continue
+            k, v = m.groups()
+            if section == "metadata":
+                out["meta"][k] = v
+            elif k == "public-key":
+                out["public"] = v
+            elif k == "secret-key":
+                out["secret"] = v
+    return out
+
+
+class Client:
+    def __init__(self, endpoint, cert_path, server_cert_path, ctx=None):
+        self.ctx = ctx or zmq.Context.instance()
+        cert, server = read_cert(cert_path), read_cert(server_cert_path)
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.curve_secretkey = cert["secret"].encode()
+        self.sock.curve_publickey = cert["public"].encode()
+        self.sock.curve_serverkey = server["public"].encode()
+        self.sock.connect(endpoint)
+        self.n = 0
+
+    def send_raw(self, *frames):
+        self.sock.send_multipart([f if isinstance(f, bytes) else f.encode() for f in frames])
+
+    def recv(self, timeout=5.0):
+        if self.sock.poll(int(timeout * 1000 * SLOW)):
+            return json.loads(self.sock.recv())
+        return None
+
+    def call(self, op, timeout=5.0, **fields):
+        self.n += 1
+        rid = "t%d" % self.n
+        msg = dict(fields, op=op, rid=rid)
+        self.sock.send(json.dumps(msg).encode())
+        deadline = time.time() + timeout * SLOW
+        while time.time() < deadline:
+            reply = self.recv(deadline - time.time())
+            if reply is None:
+                return None
+            if reply.get("rid") == rid and "op" not in reply:
+                return reply
+        return None
+
+    def run(self, code, lang="python", session="default", timeout=30.0, **kw):
+        """Submits and waits for the terminal state; returns the request row."""
+        r = self.call("submit", lang=lang, code=code, session=session, wait_ms=int(timeout * 1000 * SLOW),
+                      timeout=timeout + 5, **kw)
+        assert r is not None, "no reply to submit"
+        assert r["ok"], r
+        return r
+
+    def close(self):
+        self.sock.close()
+
+
+class Stack:
+    """A broker and (optionally) a worker on fresh ports and a fresh state directory."""
+
+    def __init__(self, workers=1, slots=4, broker_args=(), worker_args=()):
+        self.dir = tempfile.mkdtemp(prefix="replgate-test-")
+        self.port = free_port_pair()
+        self.clients_ep = "tcp://127.0.0.1:%d" % self.port
+        self.workers_ep = "tcp://127.0.0.1:%d" % (self.port + 1)
+        self.broker_args = list(broker_args)
+        self.worker_args = list(worker_args)
+        self.slots = slots
+        self.broker = None
+        self.workers = []
+        self.logs = []
+        self.start_broker()
+        for i in range(workers):
+            self.start_worker("w%d" % i)
+        if workers:
+            self.wait_workers(workers)
+
+    @property
+    def db(self):
+        return os.path.join(self.dir, "replgate.db")
+
+    def key(self, name):
+        return os.path.join(self.dir, "keys", "private", name + ".cert")
+
+    def _log(self, name):
+        path = os.path.join(self.dir, name + ".log")
+        self.logs.append(path)
+        return open(path, "ab")
+
+    def start_broker(self):
+        env = dict(os.environ, ZSYS_SIGHANDLER="false")
+        self.broker = subprocess.Popen(
+            [os.path.join(BIN, "replgate-broker"), "--dir", self.dir, "--clients", self.clients_ep,
+             "--workers", self.workers_ep] + self.broker_args,
+            stdout=subprocess.DEVNULL, stderr=self._log("broker"), env=env)
+        deadline = time.time() + 10 * SLOW
+        while time.time() < deadline:
+            if os.path.exists(os.path.join(self.dir, "keys", "private", "admin.cert_secret")):
+                c = self.client("admin")
+                r = c.call("ping", timeout=0.5)
+                c.close()
+                if r:
+                    return
+            if self.broker.poll() is not None:
+                raise RuntimeError("broker exited: %s" % open(self.logs[0]).read())
+            time.sleep(0.05)
+        raise RuntimeError("broker did not start")
+
+    def start_worker(self, name="w0", extra=()):
+        env = dict(os.environ, ZSYS_SIGHANDLER="false")
+        p = subprocess.Popen(
+            [os.path.join(BIN, "replgate-worker"), "--broker", self.workers_ep, "--key", self.key("worker"),
+             "--server-key", os.path.join(self.dir, "keys", "broker.cert"), "--name", name,
+             "--slots", str(self.slots)] + self.worker_args + list(extra),
+            stdout=subprocess.DEVNULL, stderr=self._log("worker-" + name), env=env)
+        self.workers.append(p)
+        return p
+
+    def wait_workers(self, n, timeout=10.0):
+        c = self.client("admin")
+        deadline = time.time() + timeout * SLOW
+        try:
+            while time.time() < deadline:
+                r = c.call("ping")
+                if r and r["stats"]["workers"] >= n:
+                    return
+                time.sleep(0.05)
+        finally:
+            c.close()
+        raise RuntimeError("workers did not join")
+
+    def client(self, name="agent", cert=None):
+        return Client(self.clients_ep, cert or self.key(name), os.path.join(self.dir, "keys", "broker.cert"))
+
+    def cli(self, *args, input=None, timeout=60, key=None):
+        """Runs the replgate CLI against this stack; returns CompletedProcess (text)."""
+        cmd = [os.path.join(BIN, "replgate"), args[0], "--dir", self.dir] + list(args[1:])
+        env = dict(os.environ, ZSYS_SIGHANDLER="false")
+        return subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout * SLOW, env=env)
+
+    def sql(self, query, *params):
+        con = sqlite3.connect(self.db, timeout=10)
+        try:
+            rows = con.execute(query, params).fetchall()
+            con.commit()
+            return rows
+        finally:
+            con.close()
+
+    def kill_broker(self):
+        self.broker.send_signal(signal.SIGKILL)
+        self.broker.wait()
+
+    def stop(self):
+        procs = self.workers + ([self.broker] if self.broker else [])
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM if ASAN else signal.SIGKILL)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        bad = []
+        for path in self.logs:
+            text = open(path, errors="replace").read()
+            if "AddressSanitizer" in text or "runtime error:" in text or "LeakSanitizer" in text:
+                bad.append("%s:\n%s" % (path, text[-4000:]))
+        return bad
+
+
+_tests = []
+
+
+def test(fn):
+    _tests.append(fn)
+    return fn
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def run_all(label):
+    only = sys.argv[1:] if len(sys.argv) > 1 else None
+    passed = failed = 0
+    for fn in _tests:
+        if only and fn.__name__ not in only:
+            continue
+        t0 = time.time()
+        try:
+            fn()
+            passed += 1
+            print(" * %s: OK (%.1fs)" % (fn.__name__, time.time() - t0), flush=True)
+        except Exception:
+            failed += 1
+            print(" * %s: FAILED (%.1fs)\n%s" % (fn.__name__, time.time() - t0, traceback.format_exc()), flush=True)
+    print("%s: %d passed, %d failed" % (label, passed, failed), flush=True)
+    return 1 if failed else 0

@@ -1,0 +1,36 @@
+/*  tests/selftest.c: runs every module's in-file self-test and prints the counts.
+    Each module owner adds one line to the table. */
+#include "common/check.h"
+#include "common/util.h"
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+//  Self-tests, declared here so the table needs no headers of its own.
+int store_test (void);
+int proto_test (void);
+int session_test (void);
+
+static struct { const char *name; int (*fn) (void); } s_tests[] = {
+    { "util", util_test },
+    { "store", store_test },
+    { "proto", proto_test },
+    { "session", session_test },
+};
+
+int
+main (int argc, char *argv[])
+{
+    if (sodium_init () < 0)
+        return 1;
+    const char *only = argc > 1 ? argv[1] : NULL;
+    for (size_t i = 0; i < sizeof s_tests / sizeof s_tests[0]; i++) {
+        if (only && strcmp (only, s_tests[i].name) != 0)
+            continue;
+        int failed_before = check_failed;
+        s_tests[i].fn ();
+        printf (" * %s: %s\n", s_tests[i].name, check_failed == failed_before ? "OK" : "FAILED");
+    }
+    printf ("selftest: %d passed, %d failed\n", check_passed, check_failed);
+    return check_failed ? 1 : 0;
+}

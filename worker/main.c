@@ -1,0 +1,452 @@
+/*  worker/main.c: replgate-worker: parses the command line, loads the CURVE keys and runs the
+    one event loop: zmq_poll over the broker socket and every session's pipes, with timeouts
+    from the nearest snippet deadline or heartbeat. All state lives in the pool (sessions)
+    and the link (broker connection); this file only routes between them. */
+#include "worker/link.h"
+#include "worker/pool.h"
+#include "worker/session.h"
+#include "worker/spawn.h"
+#include "common/util.h"
+#include <czmq.h>
+#include <getopt.h>
+#include <poll.h>
+#include <sodium.h>
+
+#define MAX_SLOTS 256
+#define MAX_TIMEOUT_MS (24LL * 3600 * 1000)
+#define MAX_OUTPUT (256LL << 20)
+#define MAX_NAME 256
+#define FDS_PER_SESSION 5
+
+typedef struct {
+    const char *broker;
+    const char *key;
+    const char *server_key;
+    char name [MAX_NAME];
+    size_t slots;
+    int64_t timeout_ms;
+    size_t output_bytes;
+} s_args_t;
+
+typedef struct {
+    s_args_t args;
+    link_t *link;
+    pool_t *pool;
+    zmq_pollitem_t *items;      //  [0] the broker, then each slot's fds
+    size_t *first;              //  per slot: its first item
+    size_t *count;              //  per slot: how many items
+} s_worker_t;
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: replgate-worker --key FILE --server-key FILE [options]\n"
+        "Runs python and shell snippets for a replgate broker in persistent sessions.\n\n"
+        "  --broker ENDPOINT     broker's worker endpoint (default tcp://127.0.0.1:7711)\n"
+        "  --key FILE            this worker's czmq certificate; FILE_secret must exist\n"
+        "  --server-key FILE     the broker's public certificate\n"
+        "  --name NAME           name announced to the broker (default worker-HOST-PID)\n"
+        "  --slots N             live interpreters at most, 1..%d (default 4)\n"
+        "  --timeout-ms MS       snippet wall-clock limit when a run gives none (default 10000)\n"
+        "  --output-bytes N      per-stream output cap when a run gives none (default 1048576)\n"
+        "  --help                this text\n\n"
+        "WARNING: there is no sandbox yet; snippets run with this process's user and rights.\n",
+        MAX_SLOTS);
+}
+
+//  A whole decimal number in [min, max], or -1.
+static long long
+s_number (const char *text, long long min, long long max)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll (text, &end, 10);
+    return errno || end == text || *end || n < min || n > max ? -1 : n;
+}
+
+//  0 to run, 1 after --help, -1 on a usage error (already reported).
+static int
+s_parse_args (int argc, char *argv [], s_args_t *args)
+{
+    static const struct option options [] = {
+        { "broker", 1, NULL, 'b' }, { "key", 1, NULL, 'k' }, { "server-key", 1, NULL, 's' },
+        { "name", 1, NULL, 'n' }, { "slots", 1, NULL, 'S' }, { "timeout-ms", 1, NULL, 't' },
+        { "output-bytes", 1, NULL, 'o' }, { "help", 0, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+    *args = (s_args_t) { "tcp://127.0.0.1:7711", NULL, NULL, "", 4, 10000, 1 << 20 };
+    char host [64] = "localhost";
+    gethostname (host, sizeof host - 1);
+    snprintf (args->name, sizeof args->name, "worker-%s-%d", host, (int) getpid ());
+    int opt, index = 0;
+    long long n = 0;
+    while ((opt = getopt_long (argc, argv, "", options, &index)) != -1) {
+        switch (opt) {
+            case 'b': args->broker = optarg; break;
+            case 'k': args->key = optarg; break;
+            case 's': args->server_key = optarg; break;
+            case 'n': snprintf (args->name, sizeof args->name, "%s", optarg); break;
+            case 'S': args->slots = (size_t) (n = s_number (optarg, 1, MAX_SLOTS)); break;
+            case 't': args->timeout_ms = n = s_number (optarg, 1, MAX_TIMEOUT_MS); break;
+            case 'o': args->output_bytes = (size_t) (n = s_number (optarg, 1, MAX_OUTPUT)); break;
+            case 'h': s_usage (stdout); return 1;
+            default: n = -2;
+        }
+        if (n < 0) {
+            if (n == -1)
+                fprintf (stderr, "replgate-worker: bad value for --%s: '%s'\n",
+                         options [index].name, optarg);
+            break;
+        }
+    }
+    const char *missing = !args->key ? "--key" : !args->server_key ? "--server-key" : NULL;
+    if (n >= 0 && optind < argc)
+        fprintf (stderr, "replgate-worker: unexpected argument '%s'\n", argv [optind]);
+    else
+    if (n >= 0 && missing)
+        fprintf (stderr, "replgate-worker: %s FILE is required\n", missing);
+    else
+    if (n >= 0 && !*args->name)
+        fprintf (stderr, "replgate-worker: --name must not be empty\n");
+    else
+    if (n >= 0)
+        return 0;
+    fprintf (stderr, "run 'replgate-worker --help' for usage\n");
+    return -1;
+}
+
+//  --------------------------------------------------------------------------
+//  Keys: our certificate with its secret half, and the broker's public key.
+
+static bool
+s_all_zero (const byte *key)
+{
+    byte any = 0;
+    for (int i = 0; i < 32; i++)
+        any |= key [i];
+    return any == 0;
+}
+
+static zcert_t *
+s_load_keys (const s_args_t *args, char server_key [41])
+{
+    //  zcert_load() adds "_secret" itself; accept either file name.
+    char path [PATH_MAX];
+    snprintf (path, sizeof path, "%s", args->key);
+    size_t len = strlen (path);
+    if (len > 7 && strcmp (path + len - 7, "_secret") == 0)
+        path [len - 7] = 0;
+    zcert_t *cert = zcert_load (path);
+    if (!cert || s_all_zero (zcert_secret_key (cert))) {
+        fprintf (stderr, "replgate-worker: --key %s: %s\n", args->key,
+                 cert ? "no secret key (expected FILE_secret next to it)"
+                      : "cannot read a czmq certificate");
+        zcert_destroy (&cert);
+        return NULL;
+    }
+    zcert_t *server = zcert_load (args->server_key);
+    if (!server) {
+        fprintf (stderr, "replgate-worker: --server-key %s: cannot read a czmq certificate\n",
+                 args->server_key);
+        zcert_destroy (&cert);
+        return NULL;
+    }
+    snprintf (server_key, 41, "%s", zcert_public_txt (server));
+    zcert_destroy (&server);
+    return cert;
+}
+
+//  --------------------------------------------------------------------------
+//  Messages to the broker.
+
+static void
+s_send_ready (s_worker_t *w)
+{
+    //  A new broker must know what we hold (sessions keep their state) and which slots are
+    //  still busy with snippets its predecessor sent (their results free the slots).
+    json_t *sessions = json_array ();
+    json_t *running = json_array ();
+    for (size_t i = 0; i < pool_slots (w->pool); i++) {
+        session_t *s = pool_at (w->pool, i);
+        if (s && session_alive (s))
+            json_array_append_new (sessions, json_pack ("{s:s, s:s}", "session",
+                                   session_name (s), "lang", session_lang (s)));
+        if (s && session_busy (s))
+            json_array_append_new (running, json_pack ("{s:I, s:s, s:s}",
+                                   "id", (json_int_t) session_running_id (s),
+                                   "session", session_name (s), "lang", session_lang (s)));
+    }
+    json_t *msg = json_pack ("{s:s, s:s, s:[s,s], s:I, s:s, s:o, s:o}", "op", "ready",
+                             "name", w->args.name, "languages", "python", "shell",
+                             "slots", (json_int_t) w->args.slots,
+                             "sandbox", spawn_sandbox_name (), "sessions", sessions,
+                             "running", running);
+    link_send (w->link, &msg);
+}
+
+static void
+s_send_closed (s_worker_t *w, session_t *s, const char *reason)
+{
+    json_t *msg = json_pack ("{s:s, s:s, s:s, s:s}", "op", "session_closed",
+                             "session", session_name (s), "lang", session_lang (s),
+                             "reason", reason);
+    link_send (w->link, &msg);
+}
+
+//  Sends a finished snippet's result; a session whose interpreter is gone leaves its slot
+//  (the result said session_reset, and the next run starts afresh).
+static void
+s_deliver (s_worker_t *w, session_t *s)
+{
+    json_t *result = session_take_result (s);
+    if (result)
+        link_send (w->link, &result);
+    if (!session_alive (s))
+        pool_remove (w->pool, &s);
+}
+
+//  --------------------------------------------------------------------------
+//  Messages from the broker. Bad ones are logged and dropped; a well-formed run that
+//  cannot be served still gets a result, so the broker never waits for nothing.
+
+//  The run's limits, defaults for absent fields. NULL, or why they are unacceptable.
+static const char *
+s_limits (s_worker_t *w, json_t *run, session_limits_t *limits)
+{
+    limits->timeout_ms = w->args.timeout_ms;
+    limits->output_bytes = w->args.output_bytes;
+    json_t *given = json_object_get (run, "limits");
+    if (!given || json_is_null (given))
+        return NULL;
+    if (!json_is_object (given))
+        return "limits must be an object";
+    json_t *timeout = json_object_get (given, "timeout_ms");
+    json_t *output = json_object_get (given, "output_bytes");
+    if (timeout && !json_is_null (timeout)) {
+        if (!json_is_integer (timeout) || json_integer_value (timeout) < 1
+        ||  json_integer_value (timeout) > MAX_TIMEOUT_MS)
+            return "limits.timeout_ms must be an integer from 1 to 86400000";
+        limits->timeout_ms = json_integer_value (timeout);
+    }
+    if (output && !json_is_null (output)) {
+        if (!json_is_integer (output) || json_integer_value (output) < 1
+        ||  json_integer_value (output) > MAX_OUTPUT)
+            return "limits.output_bytes must be an integer from 1 to 268435456";
+        limits->output_bytes = (size_t) json_integer_value (output);
+    }
+    return NULL;
+}
+
+//  The session for a run, evicting an idle one if needed. NULL with *why set if impossible.
+static session_t *
+s_session_for (s_worker_t *w, const char *name, const char *lang, const char **why)
+{
+    session_t *s = pool_find (w->pool, name, lang);
+    if (s && session_busy (s)) {
+        *why = "this session is already running a snippet";
+        return NULL;
+    }
+    session_t *evicted = NULL;
+    s = s ? s : pool_claim (w->pool, name, lang, &evicted);
+    if (evicted) {
+        log_info ("evicting idle session %s/%s for %s/%s", session_name (evicted),
+                  session_lang (evicted), name, lang);
+        s_send_closed (w, evicted, "evicted");
+        session_destroy (&evicted);
+    }
+    if (!s)
+        *why = "every slot of this worker is running a snippet";
+    return s;
+}
+
+static void
+s_on_run (s_worker_t *w, json_t *run)
+{
+    json_t *id = json_object_get (run, "id");
+    const char *name = json_string_value (json_object_get (run, "session"));
+    const char *lang = json_string_value (json_object_get (run, "lang"));
+    json_t *code = json_object_get (run, "code");
+    if (!json_is_integer (id) || !name || !lang) {
+        log_error ("ignored a run without an integer id, a session and a lang");
+        return;
+    }
+    int64_t rid = json_integer_value (id);
+    session_limits_t limits;
+    const char *why = s_limits (w, run, &limits);
+    if (!why && (strcmp (lang, "python") != 0 && strcmp (lang, "shell") != 0))
+        why = "lang must be python or shell";
+    if (!why && (!*name || strlen (name) > MAX_NAME))
+        why = "session must be a name of 1 to 256 bytes";
+    if (!why && !json_is_string (code))
+        why = "code must be a string";
+    session_t *s = why ? NULL : s_session_for (w, name, lang, &why);
+    if (!s) {
+        log_warn ("run %lld for %s/%s refused: %s", (long long) rid, name, lang, why);
+        json_t *result = session_reject (rid, name, lang, why);
+        link_send (w->link, &result);
+        return;
+    }
+    if (session_start (s, rid, json_string_value (code), json_string_length (code),
+                       &limits) == 1)
+        s_deliver (w, s);
+}
+
+static void
+s_on_close (s_worker_t *w, json_t *msg)
+{
+    const char *name = json_string_value (json_object_get (msg, "session"));
+    const char *lang = json_string_value (json_object_get (msg, "lang"));
+    session_t *s = name && lang ? pool_find (w->pool, name, lang) : NULL;
+    if (!s)
+        return;                 //  nothing to drop: already gone or never here
+    if (session_busy (s)) {
+        //  Its run still deserves an answer.
+        session_kill (s);
+        json_t *result = session_take_result (s);
+        if (result)
+            link_send (w->link, &result);
+    }
+    pool_remove (w->pool, &s);
+}
+
+static void
+s_on_message (s_worker_t *w, json_t *msg)
+{
+    const char *op = json_string_value (json_object_get (msg, "op"));
+    if (op && strcmp (op, "run") == 0)
+        s_on_run (w, msg);
+    else
+    if (op && strcmp (op, "close") == 0)
+        s_on_close (w, msg);
+    else
+    if (!op || strcmp (op, "heartbeat") != 0)
+        log_error ("ignored a message from the broker with op %s", op ? op : "(none)");
+}
+
+//  --------------------------------------------------------------------------
+//  The loop.
+
+//  Fills w->items; returns the count and the poll timeout in *wait_ms.
+static int
+s_prepare_poll (s_worker_t *w, long *wait_ms)
+{
+    int64_t next = link_deadline_ms (w->link);
+    w->items [0] = (zmq_pollitem_t) { link_handle (w->link), 0, ZMQ_POLLIN, 0 };
+    size_t n = 1;
+    for (size_t i = 0; i < pool_slots (w->pool); i++) {
+        session_t *s = pool_at (w->pool, i);
+        w->first [i] = n;
+        w->count [i] = 0;
+        if (!s)
+            continue;
+        int fds [FDS_PER_SESSION];
+        short events [FDS_PER_SESSION];
+        int got = session_fds (s, fds, events, FDS_PER_SESSION);
+        for (int k = 0; k < got; k++)
+            w->items [n++] = (zmq_pollitem_t) { NULL, fds [k],
+                events [k] == POLLOUT ? ZMQ_POLLOUT : ZMQ_POLLIN, 0 };
+        w->count [i] = (size_t) got;
+        int64_t deadline = session_deadline_ms (s);
+        if (deadline >= 0 && deadline < next)
+            next = deadline;
+    }
+    int64_t wait = next - clock_mono_ms ();
+    *wait_ms = wait < 0 ? 0 : (long) wait;
+    return (int) n;
+}
+
+static void
+s_step_sessions (s_worker_t *w)
+{
+    int64_t now = clock_mono_ms ();
+    for (size_t i = 0; i < pool_slots (w->pool); i++) {
+        session_t *s = pool_at (w->pool, i);
+        if (!s)
+            continue;
+        bool ready = false;
+        for (size_t k = w->first [i]; k < w->first [i] + w->count [i]; k++)
+            ready |= w->items [k].revents != 0;
+        int64_t deadline = session_deadline_ms (s);
+        if (!ready && (deadline < 0 || deadline > now))
+            continue;
+        session_event_t event = session_step (s);
+        if (event == SESSION_RESULT)
+            s_deliver (w, s);
+        else
+        if (event == SESSION_EXITED) {
+            log_info ("session %s/%s: interpreter exited while idle", session_name (s),
+                      session_lang (s));
+            s_send_closed (w, s, "exited");
+            pool_remove (w->pool, &s);
+        }
+    }
+}
+
+static int
+s_run_loop (s_worker_t *w)
+{
+    s_send_ready (w);
+    while (!zsys_interrupted) {
+        long wait_ms;
+        int n = s_prepare_poll (w, &wait_ms);
+        if (zmq_poll (w->items, n, wait_ms) < 0) {
+            if (zmq_errno () == EINTR)
+                continue;
+            log_error ("zmq_poll: %s", zmq_strerror (zmq_errno ()));
+            return -1;
+        }
+        //  Sessions first: broker messages may remove sessions the items point into.
+        s_step_sessions (w);
+        if (w->items [0].revents & ZMQ_POLLIN) {
+            json_t *msg;
+            int rc;
+            while (!zsys_interrupted && (rc = link_recv (w->link, &msg)) != 0)
+                if (rc > 0) {
+                    s_on_message (w, msg);
+                    json_decref (msg);
+                }
+        }
+        if (link_tick (w->link))
+            s_send_ready (w);
+    }
+    return 0;
+}
+
+int
+main (int argc, char *argv [])
+{
+    log_set_name ("replgate-worker");
+    s_worker_t w = { .link = NULL };
+    int rc = s_parse_args (argc, argv, &w.args);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    if (sodium_init () < 0) {
+        log_error ("sodium_init failed");
+        return 1;
+    }
+    char server_key [41];
+    zcert_t *cert = s_load_keys (&w.args, server_key);
+    if (!cert)
+        return 2;
+    zsys_init ();       //  installs the SIGINT/SIGTERM handler behind zsys_interrupted
+    log_warn ("snippets are NOT sandboxed: they run as uid %d with every right of this process",
+              (int) getuid ());
+    w.link = link_new (w.args.broker, cert, server_key);
+    zcert_destroy (&cert);
+    w.pool = pool_new (w.args.slots);
+    w.items = calloc (1 + w.args.slots * FDS_PER_SESSION, sizeof *w.items);
+    w.first = calloc (w.args.slots, sizeof *w.first);
+    w.count = calloc (w.args.slots, sizeof *w.count);
+    rc = 1;
+    if (w.link && w.pool && w.items && w.first && w.count) {
+        log_info ("worker %s: %zu slots, connecting to %s", w.args.name, w.args.slots,
+                  w.args.broker);
+        rc = s_run_loop (&w) == 0 ? 0 : 1;
+        log_info ("worker %s: stopping", w.args.name);
+    }
+    pool_destroy (&w.pool);     //  kills and reaps every interpreter
+    link_destroy (&w.link);
+    free (w.items);
+    free (w.first);
+    free (w.count);
+    return rc;
+}

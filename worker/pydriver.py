@@ -1,0 +1,119 @@
+# replgate python driver: runs every snippet of one session in one persistent namespace.
+# fd 3 brings requests (4-byte big-endian length, then the UTF-8 code); fd 4 takes replies
+# (same framing, a JSON object). fds 1 and 2 are the worker's pipes themselves, so output
+# from os.write, C extensions and subprocesses is captured too, not just sys.stdout.
+# This file runs as `python3 -I -u -c SOURCE`, so its own frames carry the file "<string>".
+import ast, builtins, json, linecache, os, struct, sys, traceback, types
+
+REQ, REP = 3, 4
+VALUE_MAX = 65536
+DRIVER_FILE = sys._getframe().f_code.co_filename
+
+
+def read_exact(n):
+    parts = []
+    while n:
+        chunk = os.read(REQ, n)
+        if not chunk:
+            return None
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
+
+def write_all(data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(REP, view):]
+
+
+def clean(text):
+    # Lone surrogates cannot be encoded; the worker needs valid UTF-8.
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+class Runner:
+    def __init__(self):
+        # A real module as __main__, so classes defined in snippets pickle like in a script.
+        main = types.ModuleType("__main__")
+        main.__dict__["__builtins__"] = builtins
+        sys.modules["__main__"] = main
+        self.globals = main.__dict__
+        self.count = 0
+        self.value = None
+        sys.displayhook = self.displayhook
+
+    def displayhook(self, value):
+        # Like the interactive hook, but the value goes into the reply, not onto stdout.
+        if value is None:
+            return
+        builtins._ = value
+        text = repr(value)
+        if len(text) > VALUE_MAX:
+            text = text[:VALUE_MAX] + "..."
+        self.value = text
+
+    def error(self, exc):
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == DRIVER_FILE:
+            tb = tb.tb_next
+        if isinstance(exc, SyntaxError):
+            lines = traceback.format_exception_only(type(exc), exc)
+        else:
+            lines = traceback.format_exception(type(exc), exc, tb)
+        try:
+            value = str(exc)
+        except BaseException:
+            value = "<unprintable %s>" % type(exc).__name__
+        return {"name": type(exc).__name__, "value": clean(value),
+                "traceback": clean("".join(lines))}
+
+    def run(self, code):
+        self.count += 1
+        self.value = None
+        name = "<snippet-%d>" % self.count
+        linecache.cache[name] = (len(code), None, code.splitlines(True), name)
+        try:
+            tree = ast.parse(code, name)
+            last = tree.body[-1:] if tree.body and isinstance(tree.body[-1], ast.Expr) else []
+            if last:
+                tree.body = tree.body[:-1]
+            exec(compile(tree, name, "exec"), self.globals)
+            if last:
+                exec(compile(ast.Interactive(last), name, "single"), self.globals)
+        except SystemExit:
+            raise
+        except BaseException as exc:
+            return {"status": "error", "execution_count": self.count, "value": None,
+                    "error": self.error(exc)}
+        value = clean(self.value) if self.value is not None else None
+        return {"status": "ok", "execution_count": self.count, "value": value, "error": None}
+
+
+def flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+
+
+def main():
+    # Keep the protocol pipes out of os.system() and other exec'd children.
+    os.set_inheritable(REQ, False)
+    os.set_inheritable(REP, False)
+    runner = Runner()
+    while True:
+        head = read_exact(4)
+        if head is None:
+            return
+        code = read_exact(struct.unpack(">I", head)[0])
+        if code is None:
+            return
+        reply = runner.run(code.decode("utf-8", "replace"))
+        flush()
+        data = json.dumps(reply, ensure_ascii=False).encode("utf-8")
+        write_all(struct.pack(">I", len(data)) + data)
+
+
+main()

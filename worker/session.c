@@ -1,0 +1,793 @@
+/*  worker/session.c: one REPL session: its interpreter process, the snippet running in it,
+    the limits on that snippet and the result it ends in.
+
+    States: IDLE (no snippet; the interpreter may or may not exist), RUNNING (request sent,
+    waiting for the driver's reply or the interpreter's death), INTERRUPTING (deadline passed,
+    SIGINT sent, grace period before SIGKILL), DONE (result waits for session_take_result).
+    Every way a snippet ends goes through s_finish(), which builds the one result. */
+#define _GNU_SOURCE
+#include "worker/session.h"
+#include "worker/outbuf.h"
+#include "worker/spawn.h"
+#include "common/util.h"
+#include "pydriver_py.h"
+#include "shdriver_sh.h"
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define GRACE_MS 300            //  between SIGINT and SIGKILL at a timeout
+#define EXIT_POLL_MS 50         //  how often to look for an exit when pidfd is missing
+#define REPLY_MAX (64 << 20)    //  largest driver reply we believe
+#define OUTPUT_FACTOR 64        //  total output past this many caps kills the session
+#define MARKER_BYTES 16
+
+typedef enum { S_IDLE, S_RUNNING, S_INTERRUPTING, S_DONE } s_state_t;
+
+//  Why a snippet ended.
+typedef enum {
+    END_REPLY,                  //  the driver answered
+    END_EXIT,                   //  the interpreter exited or died of a signal
+    END_TIMEOUT,
+    END_OUTPUT,                 //  total output past OUTPUT_FACTOR caps
+    END_KILLED,                 //  session_kill()
+    END_BROKEN,                 //  the driver broke the protocol: killed
+    END_REJECTED                //  never ran (no interpreter, bad code)
+} s_end_t;
+
+typedef struct {
+    char *data;
+    size_t len, off, alloc;
+} s_bytes_t;
+
+struct _session_t {
+    char *name;
+    const char *lang;           //  "python" or "shell" (static strings)
+    bool python;
+    pid_t pid;                  //  0 when there is no interpreter
+    int pidfd;                  //  readable once the interpreter exited; -1 if unsupported
+    spawn_fds_t fds;            //  -1 once closed
+    int wstatus;                //  of the last interpreter reaped
+    struct rusage usage;        //  of the last interpreter reaped
+    s_state_t state;
+    int64_t id;
+    session_limits_t limits;
+    double started_us;
+    int64_t deadline;           //  snippet deadline, then end of grace
+    long long cpu_start;        //  clock ticks at start, -1 unknown
+    int64_t execution_count;    //  snippets sent to this interpreter
+    char marker [MARKER_BYTES * 2 + 1];
+    s_bytes_t command;          //  bytes still to write on fd 3
+    s_bytes_t replies;          //  bytes read from fd 4
+    outbuf_t *out;
+    outbuf_t *err;
+    json_t *reply;              //  the driver's answer (python) once it came
+    int shell_status;           //  the snippet's status (shell) once it came, else -1
+    bool lost;                  //  the interpreter died unnoticed before this snippet
+    json_t *result;
+};
+
+static void s_finish (session_t *self, s_end_t end, const char *why);
+
+//  --------------------------------------------------------------------------
+//  Small helpers: growable bytes, /proc readers.
+
+static int
+s_bytes_reserve (s_bytes_t *b, size_t more)
+{
+    if (b->len + more <= b->alloc)
+        return 0;
+    size_t want = b->alloc ? b->alloc : 4096;
+    while (want < b->len + more)
+        want *= 2;
+    char *grown = realloc (b->data, want);
+    if (!grown) {
+        log_error ("session: out of memory for %zu bytes", want);
+        return -1;
+    }
+    b->data = grown;
+    b->alloc = want;
+    return 0;
+}
+
+static int
+s_read_proc (pid_t pid, const char *what, char *buf, size_t size)
+{
+    char path [64];
+    snprintf (path, sizeof path, "/proc/%d/%s", (int) pid, what);
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read (fd, buf, size - 1);
+    close (fd);
+    if (n <= 0)
+        return -1;
+    buf [n] = 0;
+    return 0;
+}
+
+//  utime + stime + cutime + cstime in clock ticks, or -1.
+static long long
+s_cpu_ticks (pid_t pid)
+{
+    char buf [1024];
+    if (pid <= 0 || s_read_proc (pid, "stat", buf, sizeof buf) < 0)
+        return -1;
+    char *p = strrchr (buf, ')');   //  the command name may hold spaces and parens
+    if (!p)
+        return -1;
+    p += 2;                         //  now at field 3, the state
+    for (int field = 3; field < 14 && p; field++)
+        p = strchr (p, ' ') ? strchr (p, ' ') + 1 : NULL;
+    long long sum = 0;
+    for (int i = 0; i < 4 && p; i++) {
+        char *end;
+        sum += strtoll (p, &end, 10);
+        p = *end == ' ' ? end + 1 : NULL;
+    }
+    return p ? sum : -1;
+}
+
+//  Peak resident set in KiB, or -1.
+static long
+s_peak_rss_kb (pid_t pid)
+{
+    char buf [4096];
+    if (pid <= 0 || s_read_proc (pid, "status", buf, sizeof buf) < 0)
+        return -1;
+    char *line = strstr (buf, "VmHWM:");
+    return line ? strtol (line + 6, NULL, 10) : -1;
+}
+
+//  Makes VmHWM start over, so the peak is this snippet's. Best effort (Linux >= 4.0).
+static void
+s_reset_peak_rss (pid_t pid)
+{
+    char path [64];
+    snprintf (path, sizeof path, "/proc/%d/clear_refs", (int) pid);
+    int fd = open (path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (write (fd, "5", 1) < 0)
+            log_warn ("session: reset peak rss of %d: %s", (int) pid, strerror (errno));
+        close (fd);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  The interpreter's life: spawn, reap, kill.
+
+static void
+s_close_fd (int *fd)
+{
+    if (*fd >= 0) {
+        close (*fd);
+        *fd = -1;
+    }
+}
+
+static void
+s_close_pipes (session_t *self)
+{
+    s_close_fd (&self->fds.out);
+    s_close_fd (&self->fds.err);
+    s_close_fd (&self->fds.cmd);
+    s_close_fd (&self->fds.res);
+    s_close_fd (&self->pidfd);
+}
+
+static int
+s_spawn (session_t *self)
+{
+    const char *py [] = { "python3", "-I", "-u", "-c", pydriver_source, NULL };
+    const char *sh [] = { "bash", "--norc", "--noprofile", "-c", shdriver_source,
+                          "replgate-shell", NULL };
+    spawn_spec_t spec = { self->python ? py : sh, NULL };
+    pid_t pid = spawn_interpreter (&spec, &self->fds);
+    if (pid < 0)
+        return -1;
+    self->pid = pid;
+    self->pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
+    if (self->pidfd < 0 && errno != ENOSYS)
+        log_warn ("session %s: pidfd_open: %s; polling for exits", self->name, strerror (errno));
+    if (self->pidfd >= 0 && fcntl (self->pidfd, F_SETFD, FD_CLOEXEC) < 0)
+        log_warn ("session %s: fcntl pidfd: %s", self->name, strerror (errno));
+    self->execution_count = 0;
+    self->replies.len = 0;
+    return 0;
+}
+
+//  Reaps the interpreter, which exited or was sent SIGKILL. The group is killed while the
+//  zombie still holds the pid, so the id cannot have been reused by another interpreter.
+static void
+s_reap (session_t *self)
+{
+    if (self->pid <= 0)
+        return;
+    //  Whatever the interpreter left running in its group belongs to a dead session.
+    killpg (self->pid, SIGKILL);
+    pid_t rc;
+    do
+        rc = wait4 (self->pid, &self->wstatus, 0, &self->usage);
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+        log_error ("session %s: wait4 %d: %s", self->name, (int) self->pid, strerror (errno));
+        self->wstatus = 0;
+        memset (&self->usage, 0, sizeof self->usage);
+    }
+    self->pid = 0;
+    s_close_pipes (self);
+}
+
+static void
+s_kill (session_t *self)
+{
+    if (self->pid <= 0)
+        return;
+    if (killpg (self->pid, SIGKILL) < 0 && errno != ESRCH)
+        log_error ("session %s: killpg %d: %s", self->name, (int) self->pid, strerror (errno));
+    s_reap (self);
+}
+
+//  True once the interpreter exited; it stays a zombie (pipes open) until s_reap().
+static bool
+s_exited (session_t *self)
+{
+    if (self->pid <= 0)
+        return true;
+    siginfo_t info = { .si_pid = 0 };
+    if (waitid (P_PID, (id_t) self->pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0) {
+        log_error ("session %s: waitid %d: %s", self->name, (int) self->pid, strerror (errno));
+        return errno == ECHILD;
+    }
+    return info.si_pid != 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Constructor, destructor, accessors.
+
+session_t *
+session_new (const char *lang, const char *name)
+{
+    bool python = lang && strcmp (lang, "python") == 0;
+    if (!python && !(lang && strcmp (lang, "shell") == 0))
+        return NULL;
+    //  A write to the pipe of an interpreter that just died must be an EPIPE, not our death.
+    signal (SIGPIPE, SIG_IGN);
+    session_t *self = calloc (1, sizeof *self);
+    if (!self || !(self->name = strdup (name)) || !(self->out = outbuf_new ())
+    ||  !(self->err = outbuf_new ())) {
+        log_error ("session: out of memory");
+        session_destroy (&self);
+        return NULL;
+    }
+    self->lang = python ? "python" : "shell";
+    self->python = python;
+    self->pidfd = -1;
+    self->fds = (spawn_fds_t) { -1, -1, -1, -1 };
+    return self;
+}
+
+void
+session_destroy (session_t **self_p)
+{
+    assert (self_p);
+    session_t *self = *self_p;
+    if (!self)
+        return;
+    s_kill (self);
+    s_close_pipes (self);
+    outbuf_destroy (&self->out);
+    outbuf_destroy (&self->err);
+    json_decref (self->reply);
+    json_decref (self->result);
+    free (self->command.data);
+    free (self->replies.data);
+    free (self->name);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *
+session_name (session_t *self)
+{
+    return self->name;
+}
+
+const char *
+session_lang (session_t *self)
+{
+    return self->lang;
+}
+
+bool
+session_busy (session_t *self)
+{
+    return self->state != S_IDLE;
+}
+
+bool
+session_alive (session_t *self)
+{
+    return self->pid > 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Starting a snippet.
+
+//  Queues the request: python gets a 4-byte big-endian length and the code; bash gets
+//  "LENGTH\0CODE" and then its marker, "MARKER\0".
+static int
+s_queue_command (session_t *self, const char *code, size_t size)
+{
+    s_bytes_t *cmd = &self->command;
+    cmd->len = cmd->off = 0;
+    if (s_bytes_reserve (cmd, size + sizeof self->marker + 32) < 0)
+        return -1;
+    if (self->python) {
+        uint32_t n = (uint32_t) size;
+        unsigned char head [4] = { n >> 24, n >> 16, n >> 8, n };
+        memcpy (cmd->data, head, 4);
+        cmd->len = 4;
+    }
+    else
+        cmd->len = (size_t) sprintf (cmd->data, "%zu", size) + 1;   //  with its NUL
+    memcpy (cmd->data + cmd->len, code, size);
+    cmd->len += size;
+    if (!self->python) {
+        random_hex (MARKER_BYTES, self->marker);
+        memcpy (cmd->data + cmd->len, self->marker, sizeof self->marker);
+        cmd->len += sizeof self->marker;
+    }
+    return 0;
+}
+
+static void
+s_flush_command (session_t *self)
+{
+    s_bytes_t *cmd = &self->command;
+    while (cmd->off < cmd->len && self->fds.cmd >= 0) {
+        ssize_t n = write (self->fds.cmd, cmd->data + cmd->off, cmd->len - cmd->off);
+        if (n > 0)
+            cmd->off += (size_t) n;
+        else
+        if (n < 0 && errno == EINTR)
+            continue;
+        else {
+            if (n < 0 && errno != EAGAIN) {
+                //  EPIPE: the interpreter is going away; its exit ends the snippet.
+                cmd->off = cmd->len;
+                s_close_fd (&self->fds.cmd);
+            }
+            return;
+        }
+    }
+}
+
+int
+session_start (session_t *self, int64_t id, const char *code, size_t size,
+               const session_limits_t *limits)
+{
+    if (self->state != S_IDLE)
+        return -1;
+    self->id = id;
+    self->limits = *limits;
+    self->started_us = clock_mono_us ();
+    self->deadline = clock_mono_ms () + limits->timeout_ms;
+    self->shell_status = -1;
+    json_decref (self->reply);
+    self->reply = NULL;
+    outbuf_reset (self->out, limits->output_bytes);
+    outbuf_reset (self->err, limits->output_bytes);
+    self->state = S_RUNNING;
+    memset (&self->usage, 0, sizeof self->usage);
+    //  An interpreter that died since the last step must not swallow this snippet.
+    self->lost = self->pid > 0 && s_exited (self);
+    if (self->lost)
+        s_reap (self);
+    if (!self->python && memchr (code, 0, size)) {
+        s_finish (self, END_REJECTED, "shell code contains a NUL byte");
+        return 1;
+    }
+    if (self->pid <= 0 && s_spawn (self) < 0) {
+        s_finish (self, END_REJECTED, self->python ? "cannot start python3" : "cannot start bash");
+        return 1;
+    }
+    if (s_queue_command (self, code, size) < 0) {
+        s_finish (self, END_REJECTED, "out of memory");
+        return 1;
+    }
+    self->execution_count++;
+    self->cpu_start = s_cpu_ticks (self->pid);
+    s_reset_peak_rss (self->pid);
+    s_flush_command (self);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Polling.
+
+int
+session_fds (session_t *self, int *fds, short *events, int max)
+{
+    int n = 0;
+    int in [] = { self->fds.out, self->fds.err, self->fds.res, self->pidfd };
+    for (size_t i = 0; i < sizeof in / sizeof in [0] && n < max; i++)
+        if (in [i] >= 0) {
+            fds [n] = in [i];
+            events [n++] = POLLIN;
+        }
+    if (self->fds.cmd >= 0 && self->command.off < self->command.len && n < max) {
+        fds [n] = self->fds.cmd;
+        events [n++] = POLLOUT;
+    }
+    return n;
+}
+
+int64_t
+session_deadline_ms (session_t *self)
+{
+    int64_t deadline = -1;
+    if (self->state == S_RUNNING || self->state == S_INTERRUPTING)
+        deadline = self->deadline;
+    if (self->pid > 0 && self->pidfd < 0) {
+        int64_t next = clock_mono_ms () + EXIT_POLL_MS;
+        if (deadline < 0 || next < deadline)
+            deadline = next;
+    }
+    return deadline;
+}
+
+//  --------------------------------------------------------------------------
+//  Reading what the interpreter sent.
+
+static void
+s_drain_outputs (session_t *self)
+{
+    if (self->fds.out >= 0 && outbuf_drain (self->out, self->fds.out) < 0)
+        s_close_fd (&self->fds.out);
+    if (self->fds.err >= 0 && outbuf_drain (self->err, self->fds.err) < 0)
+        s_close_fd (&self->fds.err);
+}
+
+//  Reads fd 4 into self->replies; -1 at end of file.
+static int
+s_read_replies (session_t *self)
+{
+    while (self->fds.res >= 0) {
+        if (s_bytes_reserve (&self->replies, 4096) < 0)
+            return -1;
+        s_bytes_t *r = &self->replies;
+        ssize_t n = read (self->fds.res, r->data + r->len, r->alloc - r->len);
+        if (n > 0)
+            r->len += (size_t) n;
+        else
+        if (n < 0 && errno == EINTR)
+            continue;
+        else {
+            if (n < 0 && errno == EAGAIN)
+                return 0;
+            s_close_fd (&self->fds.res);
+            return -1;
+        }
+    }
+    return -1;
+}
+
+//  A complete python reply frame: 1 parsed into self->reply, 0 not yet, -1 garbage.
+static int
+s_parse_python (session_t *self)
+{
+    s_bytes_t *r = &self->replies;
+    if (r->len < 4)
+        return 0;
+    const unsigned char *p = (const unsigned char *) r->data;
+    size_t size = (size_t) p [0] << 24 | (size_t) p [1] << 16 | (size_t) p [2] << 8 | p [3];
+    if (size > REPLY_MAX)
+        return -1;
+    if (r->len < size + 4)
+        return 0;
+    json_error_t error;
+    self->reply = json_loadb (r->data + 4, size, 0, &error);
+    r->len = 0;
+    if (!json_is_object (self->reply)) {
+        log_error ("session %s: bad driver reply: %s", self->name, error.text);
+        return -1;
+    }
+    return 1;
+}
+
+//  A status line carrying this snippet's marker: 1 found, 0 not yet. Other lines were
+//  written by something that is not our loop (the marker was unknown to it): ignored.
+static int
+s_parse_shell (session_t *self)
+{
+    s_bytes_t *r = &self->replies;
+    if (r->len == 0)
+        return 0;
+    size_t mlen = MARKER_BYTES * 2;
+    char *line = r->data, *nl;
+    while ((nl = memchr (line, '\n', r->len - (size_t) (line - r->data)))) {
+        if ((size_t) (nl - line) > mlen + 1 && memcmp (line, self->marker, mlen) == 0
+        &&  line [mlen] == ' ') {
+            self->shell_status = (int) strtol (line + mlen + 1, NULL, 10);
+            r->len = 0;
+            return 1;
+        }
+        log_warn ("session %s: ignored a status line without the snippet's marker", self->name);
+        line = nl + 1;
+    }
+    size_t rest = r->len - (size_t) (line - r->data);
+    memmove (r->data, line, rest);
+    r->len = rest;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Ending a snippet: one result, whatever the cause.
+
+//  Everything written before the end is in the pipes already; bounded in case something
+//  left in the group keeps writing.
+static void
+s_final_drain (session_t *self)
+{
+    for (int i = 0; i < 64 && (self->fds.out >= 0 || self->fds.err >= 0); i++) {
+        ssize_t a = self->fds.out >= 0 ? outbuf_drain (self->out, self->fds.out) : 0;
+        ssize_t b = self->fds.err >= 0 ? outbuf_drain (self->err, self->fds.err) : 0;
+        if (a < 0)
+            s_close_fd (&self->fds.out);
+        if (b < 0)
+            s_close_fd (&self->fds.err);
+        if (a <= 0 && b <= 0)
+            break;
+    }
+}
+
+//  Sets the outcome, exit_code, signal, error and value fields for how the snippet ended.
+static void
+s_set_outcome (session_t *self, json_t *r, s_end_t end, const char *why)
+{
+    const char *outcome = "error";
+    json_t *exit_code = json_null (), *sig = json_null (), *error = json_null ();
+    json_t *value = json_null ();
+    json_t *reply_error = self->reply ? json_object_get (self->reply, "error") : NULL;
+    if (end == END_REPLY && self->python) {
+        bool ok = json_is_string (json_object_get (self->reply, "status"))
+               && strcmp (json_string_value (json_object_get (self->reply, "status")), "ok") == 0;
+        outcome = ok ? "ok" : "error";
+        exit_code = json_integer (ok ? 0 : 1);
+        if (json_is_string (json_object_get (self->reply, "value")))
+            value = json_incref (json_object_get (self->reply, "value"));
+        if (json_is_object (reply_error))
+            error = json_incref (reply_error);
+    }
+    else
+    if (end == END_REPLY) {
+        outcome = self->shell_status == 0 ? "ok" : "error";
+        exit_code = json_integer (self->shell_status);
+    }
+    else
+    if (end == END_EXIT && WIFEXITED (self->wstatus)) {
+        outcome = WEXITSTATUS (self->wstatus) == 0 ? "ok" : "error";
+        exit_code = json_integer (WEXITSTATUS (self->wstatus));
+    }
+    else
+    if (end == END_EXIT || end == END_KILLED) {
+        outcome = "killed";
+        sig = json_integer (end == END_KILLED ? SIGKILL : WTERMSIG (self->wstatus));
+    }
+    else
+    if (end == END_TIMEOUT || end == END_OUTPUT) {
+        outcome = end == END_TIMEOUT ? "timeout" : "output_limit";
+        if (json_is_object (reply_error))   //  where the interrupt found the snippet
+            error = json_incref (reply_error);
+    }
+    else
+        error = json_pack ("{s:s, s:s, s:s}", "name", "WorkerError", "value", why,
+                           "traceback", "");
+    json_object_set_new (r, "outcome", json_string (outcome));
+    json_object_set_new (r, "exit_code", exit_code);
+    json_object_set_new (r, "signal", sig);
+    json_object_set_new (r, "value", value);
+    json_object_set_new (r, "error", error);
+}
+
+static void
+s_set_output (json_t *r, outbuf_t *buf, const char *key, const char *flag)
+{
+    bool cut = false;
+    json_t *text = outbuf_text (buf, &cut);
+    json_object_set_new (r, key, text ? text : json_string (""));
+    json_object_set_new (r, flag, json_boolean (cut));
+}
+
+//  Peak memory and CPU of the snippet, read before the interpreter is reaped; a dead one
+//  falls back to its rusage, which covers its whole life. CPU has clock-tick resolution
+//  (10 ms); the peak is null when nothing could be read.
+static void
+s_set_usage (session_t *self, json_t *r, long long ticks, long rss_kb)
+{
+    static long hz = 0;
+    if (!hz && (hz = sysconf (_SC_CLK_TCK)) <= 0)
+        hz = 100;
+    double cpu_ms = 0;
+    if (ticks >= 0 && self->cpu_start >= 0)
+        cpu_ms = (double) (ticks - self->cpu_start) * 1000.0 / (double) hz;
+    else {
+        struct rusage *u = &self->usage;
+        cpu_ms = (u->ru_utime.tv_sec + u->ru_stime.tv_sec) * 1e3
+               + (u->ru_utime.tv_usec + u->ru_stime.tv_usec) / 1e3;
+        if (self->cpu_start > 0)
+            cpu_ms -= (double) self->cpu_start * 1000.0 / (double) hz;
+    }
+    if (rss_kb < 0)
+        rss_kb = self->usage.ru_maxrss;
+    double wall_ms = (clock_mono_us () - self->started_us) / 1000.0;
+    json_object_set_new (r, "wall_ms", json_real (wall_ms));
+    json_object_set_new (r, "cpu_ms", json_real (cpu_ms > 0 ? cpu_ms : 0));
+    json_object_set_new (r, "max_rss_kb", rss_kb > 0 ? json_integer (rss_kb) : json_null ());
+}
+
+static int64_t
+s_execution_count (session_t *self, s_end_t end)
+{
+    json_t *count = self->reply ? json_object_get (self->reply, "execution_count") : NULL;
+    if (end == END_REPLY && json_is_integer (count))
+        return json_integer_value (count);
+    return self->execution_count;
+}
+
+static void
+s_finish (session_t *self, s_end_t end, const char *why)
+{
+    s_final_drain (self);
+    long long ticks = s_cpu_ticks (self->pid);
+    long rss_kb = s_peak_rss_kb (self->pid);
+    if (end == END_TIMEOUT || end == END_OUTPUT || end == END_KILLED || end == END_BROKEN)
+        s_kill (self);
+    else
+    if (end == END_EXIT)
+        s_reap (self);
+    json_t *r = json_object ();
+    json_object_set_new (r, "op", json_string ("result"));
+    json_object_set_new (r, "id", json_integer (self->id));
+    json_object_set_new (r, "session", json_string (self->name));
+    json_object_set_new (r, "lang", json_string (self->lang));
+    s_set_outcome (self, r, end, why);
+    s_set_output (r, self->out, "stdout", "stdout_truncated");
+    s_set_output (r, self->err, "stderr", "stderr_truncated");
+    s_set_usage (self, r, ticks, rss_kb);
+    json_object_set_new (r, "execution_count", json_integer (s_execution_count (self, end)));
+    json_object_set_new (r, "session_reset", json_boolean (self->pid <= 0 || self->lost));
+    json_object_set_new (r, "sandbox", json_string (spawn_sandbox_name ()));
+    json_decref (self->result);
+    self->result = r;
+    self->state = S_DONE;
+    //  Until the next snippet, output (of background jobs) is read and dropped.
+    outbuf_reset (self->out, 0);
+    outbuf_reset (self->err, 0);
+}
+
+//  --------------------------------------------------------------------------
+//  Stepping.
+
+static session_event_t
+s_step_idle (session_t *self)
+{
+    if (self->pid <= 0)
+        return SESSION_NOTHING;
+    outbuf_reset (self->out, 0);
+    outbuf_reset (self->err, 0);
+    s_drain_outputs (self);
+    s_read_replies (self);      //  nothing should come; whatever does is stale
+    self->replies.len = 0;
+    if (!s_exited (self))
+        return SESSION_NOTHING;
+    s_reap (self);
+    return SESSION_EXITED;
+}
+
+//  The driver's reply, if complete: 1 finished the snippet, 0 not yet.
+static int
+s_check_reply (session_t *self)
+{
+    int got = self->python ? s_parse_python (self) : s_parse_shell (self);
+    if (got < 0)
+        s_finish (self, END_BROKEN, "the interpreter driver sent a malformed reply");
+    else
+    if (got > 0)
+        s_finish (self, self->state == S_INTERRUPTING ? END_TIMEOUT : END_REPLY, NULL);
+    return got != 0;
+}
+
+static void
+s_check_deadline (session_t *self)
+{
+    int64_t now = clock_mono_ms ();
+    if (now < self->deadline)
+        return;
+    if (self->state == S_RUNNING) {
+        //  Give the snippet a chance to unwind (and python to say where it was).
+        if (killpg (self->pid, SIGINT) < 0 && errno != ESRCH)
+            log_error ("session %s: killpg SIGINT: %s", self->name, strerror (errno));
+        self->state = S_INTERRUPTING;
+        self->deadline = now + GRACE_MS;
+    }
+    else
+        s_finish (self, END_TIMEOUT, NULL);
+}
+
+session_event_t
+session_step (session_t *self)
+{
+    if (self->state == S_IDLE)
+        return s_step_idle (self);
+    if (self->state == S_DONE)
+        return SESSION_NOTHING;
+    s_flush_command (self);
+    s_drain_outputs (self);
+    s_read_replies (self);
+    if (s_check_reply (self))
+        return SESSION_RESULT;
+    size_t total = outbuf_total (self->out) + outbuf_total (self->err);
+    if (total > self->limits.output_bytes * OUTPUT_FACTOR) {
+        s_finish (self, END_OUTPUT, NULL);
+        return SESSION_RESULT;
+    }
+    if (s_exited (self)) {
+        //  A reply written just before the exit still counts.
+        s_read_replies (self);
+        if (!s_check_reply (self))
+            s_finish (self, self->state == S_INTERRUPTING ? END_TIMEOUT : END_EXIT, NULL);
+        return SESSION_RESULT;
+    }
+    s_check_deadline (self);
+    return self->state == S_DONE ? SESSION_RESULT : SESSION_NOTHING;
+}
+
+json_t *
+session_take_result (session_t *self)
+{
+    if (self->state != S_DONE)
+        return NULL;
+    json_t *result = self->result;
+    self->result = NULL;
+    self->state = S_IDLE;
+    return result;
+}
+
+void
+session_kill (session_t *self)
+{
+    if (self->state == S_RUNNING || self->state == S_INTERRUPTING)
+        s_finish (self, END_KILLED, NULL);
+    else
+        s_kill (self);
+}
+
+json_t *
+session_reject (int64_t id, const char *name, const char *lang, const char *why)
+{
+    return json_pack ("{s:s, s:I, s:s, s:s, s:s, s:n, s:n, s:s, s:s, s:b, s:b, s:n,"
+                      " s:{s:s, s:s, s:s}, s:f, s:f, s:i, s:i, s:b, s:s}",
+                      "op", "result", "id", (json_int_t) id, "session", name, "lang", lang,
+                      "outcome", "error", "exit_code", "signal", "stdout", "", "stderr", "",
+                      "stdout_truncated", 0, "stderr_truncated", 0, "value",
+                      "error", "name", "WorkerError", "value", why, "traceback", "",
+                      "wall_ms", 0.0, "cpu_ms", 0.0, "max_rss_kb", 0, "execution_count", 0,
+                      "session_reset", 0, "sandbox", spawn_sandbox_name ());
+}
+
+int64_t
+session_running_id (session_t *self)
+{
+    return self->id;
+}

@@ -1,0 +1,68 @@
+/*  worker/session.h: one REPL session: a long-lived interpreter (the python driver or bash)
+    and the snippet running in it, driven without blocking from an event loop.
+    The interpreter starts on the first snippet and again after it died or was killed.
+    A snippet ends in exactly one result (see docs/worker-protocol.md, "result"). */
+#ifndef RG_SESSION_H
+#define RG_SESSION_H
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct _session_t session_t;
+
+typedef struct {
+    int64_t timeout_ms;         //  wall clock for the snippet
+    size_t output_bytes;        //  cap per stream; 64x this in total kills the session
+} session_limits_t;
+
+//  What session_step() found.
+typedef enum {
+    SESSION_NOTHING = 0,
+    SESSION_RESULT = 1,         //  session_take_result() has the snippet's result
+    SESSION_EXITED = 2          //  an idle interpreter went away (report session_closed "exited")
+} session_event_t;
+
+//  lang is "python" or "shell"; NULL for any other language. Spawns nothing yet.
+session_t *session_new (const char *lang, const char *name);
+//  Kills the interpreter's process group and reaps it.
+void session_destroy (session_t **self_p);
+
+const char *session_name (session_t *self);
+const char *session_lang (session_t *self);
+//  True while a snippet runs or its result waits to be taken.
+bool session_busy (session_t *self);
+
+//  The id of the snippet running now (valid while session_busy).
+int64_t session_running_id (session_t *self);
+//  True while an interpreter process exists.
+bool session_alive (session_t *self);
+
+//  Starts a snippet, spawning the interpreter if there is none. Returns 0, 1 if the result
+//  is already there (the interpreter could not start), -1 if the session is busy.
+int session_start (session_t *self, int64_t id, const char *code, size_t size,
+                   const session_limits_t *limits);
+
+//  The descriptors to poll (events: POLLIN, or POLLOUT for the command pipe) into fds and
+//  events, at most max. Returns how many.
+int session_fds (session_t *self, int *fds, short *events, int max);
+
+//  Does all work that is possible now: reads pipes, writes the command, notices exits,
+//  enforces limits. Call after any of its fds is ready or its deadline passed.
+session_event_t session_step (session_t *self);
+
+//  Monotonic ms of the next deadline, or -1 if none.
+int64_t session_deadline_ms (session_t *self);
+
+//  The finished result (a `result` message); the caller owns it. NULL if none is ready.
+json_t *session_take_result (session_t *self);
+
+//  Ends a running snippet as "killed" (result ready afterwards) or stops an idle interpreter.
+void session_kill (session_t *self);
+
+//  A result for a snippet that never ran (outcome "error", error name "WorkerError", the
+//  reason as its value). The caller owns it.
+json_t *session_reject (int64_t id, const char *name, const char *lang, const char *why);
+
+int session_test (void);
+#endif
