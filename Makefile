@@ -1,9 +1,10 @@
 # replgate build. `make` builds bin/; `make test` runs every suite; `make asan` runs the same suite
 # under AddressSanitizer + UBSan; `make run` starts the local stack; `make deps` installs packages.
 
-PKGS      := libczmq libzmq jansson sqlite3 libsodium libpcre2-8
+PKGS      := libczmq libzmq jansson sqlite3 libsodium libpcre2-8 libseccomp libcurl libmicrohttpd
 DEBS      := build-essential pkg-config libczmq-dev libzmq3-dev libjansson-dev libsqlite3-dev \
-             libsodium-dev libpcre2-dev python3 python3-zmq sqlite3 bash procps
+             libsodium-dev libpcre2-dev libseccomp-dev python3 python3-zmq sqlite3 bash procps \
+             libcurl4-openssl-dev libmicrohttpd-dev
 B         ?= build
 BIN       ?= bin
 OPT       ?= -O2
@@ -16,14 +17,17 @@ LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 COMMON    := $(wildcard common/*.c) $(wildcard policy/*.c)
 BROKER    := $(filter-out broker/main.c,$(wildcard broker/*.c))
-WORKER    := $(filter-out worker/main.c,$(wildcard worker/*.c))
+WORKER    := $(filter-out worker/main.c worker/init.c,$(wildcard worker/*.c))
 CLIENT    := $(filter-out client/main.c,$(wildcard client/*.c))
+APPROVER  := $(filter-out approver/main.c,$(wildcard approver/*.c))
 obj        = $(patsubst %.c,$(B)/%.o,$(1))
-GEN       := $(B)/gen/pydriver_py.h $(B)/gen/shdriver_sh.h
+GEN       := $(B)/gen/pydriver_py.h $(B)/gen/shdriver_sh.h $(B)/gen/default_json.h
 
-PROGS     := $(BIN)/replgate-broker $(BIN)/replgate-worker $(BIN)/replgate $(BIN)/replgate-selftest
+PROGS     := $(BIN)/replgate-broker $(BIN)/replgate-worker $(BIN)/replgate $(BIN)/replgate-selftest \
+             $(BIN)/replgate-init \
+             $(BIN)/replgate-approver
 
-.PHONY: all deps test asan run bench clean check-deps
+.PHONY: all deps test asan run bench bench-deps clean check-deps
 all: check-deps $(PROGS)
 
 check-deps:
@@ -47,6 +51,9 @@ $(B)/%.o: %.c | $(GEN)
 $(B)/gen/%_py.h: worker/%.py tests/cstring.sh
 	@mkdir -p $(dir $@)
 	sh tests/cstring.sh $* < $< > $@
+$(B)/gen/%_json.h: policy/%.json tests/cstring.sh
+	@mkdir -p $(dir $@)
+	sh tests/cstring.sh $* < $< > $@
 $(B)/gen/%_sh.h: worker/%.sh tests/cstring.sh
 	@mkdir -p $(dir $@)
 	sh tests/cstring.sh $* < $< > $@
@@ -60,7 +67,14 @@ $(BIN)/replgate-worker: $(call obj,worker/main.c $(WORKER) $(COMMON))
 $(BIN)/replgate: $(call obj,client/main.c $(CLIENT) $(COMMON))
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
-$(BIN)/replgate-selftest: $(call obj,tests/selftest.c $(BROKER) $(WORKER) $(CLIENT) $(COMMON))
+$(BIN)/replgate-approver: $(call obj,approver/main.c $(APPROVER) $(COMMON) client/conn.c)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+# The sandbox's PID 1: static, never sanitized, nothing of the worker inside the jail.
+$(BIN)/replgate-init: worker/init.c
+	@mkdir -p $(BIN)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -static $< -o $@
+$(BIN)/replgate-selftest: $(call obj,tests/selftest.c $(BROKER) $(WORKER) $(CLIENT) $(APPROVER) $(COMMON))
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
@@ -79,7 +93,13 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	$(BIN)/replgate up
 
-bench: deps
+# bubblewrap is only the benchmark's baseline; no test depends on it.
+bench-deps:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } || \
+	  echo "replgate: bubblewrap missing; the bench skips its baseline (apt-get install bubblewrap)"
+
+bench: deps bench-deps
 	@$(MAKE) --no-print-directory all
 	@REPLGATE_BIN=$(CURDIR)/$(BIN) /usr/bin/python3 tests/bench.py
 

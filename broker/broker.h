@@ -15,12 +15,16 @@
 
 typedef struct _dispatch_t dispatch_t;
 typedef struct _notify_t notify_t;
+typedef struct _approvals_t approvals_t;
+typedef struct _policy_t policy_t;
+typedef struct _mask_t mask_t;
 
 typedef struct {
     char *dir;                  //  state directory (keys, database)
     char *client_ep;            //  where agents, approvers and admins connect
     char *worker_ep;            //  where workers connect
     char *db_path;
+    char *policy_path;          //  the policy file (default DIR/policy.json)
     bool sync_full;             //  fsync every commit (power-loss durable) instead of WAL NORMAL
     int timeout_ms;             //  default per-snippet wall-clock limit sent to workers
     int output_bytes;           //  default per-stream output cap sent to workers
@@ -34,6 +38,9 @@ typedef struct {
     store_t *store;             //  the only writer of the database
     dispatch_t *dispatch;       //  workers, the queue, sticky sessions
     notify_t *notify;           //  long polls (await, submit wait_ms) and subscribers
+    approvals_t *approvals;     //  requests parked for approval: expiry and bound hashes
+    policy_t *policy;           //  the policy in force (replaced whole on SIGHUP)
+    mask_t *mask;               //  built-in detectors plus the policy's masks
 } broker_t;
 
 //  The caller of a client operation, read from the authenticated connection.
@@ -41,6 +48,7 @@ typedef struct {
     zframe_t *routing;          //  ROUTER identity of the connection (not owned)
     const char *principal;      //  cert `name`
     const char *role;           //  cert `role`
+    const char *groups;         //  cert `groups`, comma-separated, or NULL
     json_t *rid;                //  echoed in the reply (not owned)
 } caller_t;
 

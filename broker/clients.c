@@ -1,6 +1,8 @@
 /*  broker/clients.c: client operations. The caller's principal and role come from the CURVE
     connection (cert metadata that zauth attached to the frame), never from the message. */
 #include "broker/clients.h"
+#include "broker/approvals.h"
+#include "broker/decide.h"
 #include "broker/dispatch.h"
 #include "broker/notify.h"
 #include "broker/state.h"
@@ -50,17 +52,6 @@ s_load_visible (broker_t *broker, caller_t *c, json_t *msg)
     return row;
 }
 
-void
-clients_decide (broker_t *broker, int64_t id, json_t *req)
-{
-    json_t *fields = json_pack ("{s:s}", "decision_message", "allowed: no policy loaded");
-    if (state_fire (broker, id, "received", EV_ALLOW, "broker", fields, NULL) == 0)
-        dispatch_enqueue (broker, id, json_string_value (json_object_get (req, "session")),
-                          json_string_value (json_object_get (req, "lang")),
-                          json_string_value (json_object_get (req, "code")));
-    json_decref (fields);
-}
-
 static void
 s_submit (broker_t *broker, caller_t *c, json_t *msg)
 {
@@ -82,9 +73,13 @@ s_submit (broker_t *broker, caller_t *c, json_t *msg)
         s_error (broker, c, PROTO_E_INTERNAL, "the request could not be recorded");
         return;
     }
-    if (!duplicate)
-        clients_decide (broker, id, req);
     json_decref (req);
+    if (!duplicate) {
+        json_t *stored = store_get (broker->store, id);
+        if (stored)
+            decide_request (broker, stored, c->groups);
+        json_decref (stored);
+    }
     json_int_t wait_ms = json_integer_value (json_object_get (msg, "wait_ms"));
     json_t *row = store_get (broker->store, id);
     const char *state = row ? json_string_value (json_object_get (row, "state")) : "received";
@@ -142,6 +137,7 @@ s_cancel (broker_t *broker, caller_t *c, json_t *msg)
         s_error (broker, c, PROTO_E_BAD_STATE, "the request changed state meanwhile");
     else {
         dispatch_unqueue (broker, id);
+        approvals_forget (broker, id);
         notify_reply_request (broker, c->routing, c->rid, id);
     }
     json_decref (row);
@@ -165,16 +161,28 @@ s_subscribe (broker_t *broker, caller_t *c, json_t *msg)
 }
 
 static void
-s_not_yet (broker_t *broker, caller_t *c, json_t *msg)
+s_pending (broker_t *broker, caller_t *c, json_t *msg)
 {
-    s_error (broker, c, PROTO_E_BAD_STATE, "approvals need the policy engine, which is not enabled");
+    approvals_pending (broker, c, msg);
+}
+
+static void
+s_approve (broker_t *broker, caller_t *c, json_t *msg)
+{
+    approvals_decide (broker, c, msg, true);
+}
+
+static void
+s_deny (broker_t *broker, caller_t *c, json_t *msg)
+{
+    approvals_decide (broker, c, msg, false);
 }
 
 typedef void (op_fn) (broker_t *, caller_t *, json_t *);
 static const struct { const char *op; op_fn *fn; } s_ops[] = {
     { "submit", s_submit }, { "status", s_status }, { "result", s_status }, { "await", s_await },
     { "cancel", s_cancel }, { "subscribe", s_subscribe }, { "ping", s_ping },
-    { "pending", s_not_yet }, { "approve", s_not_yet }, { "deny", s_not_yet },
+    { "pending", s_pending }, { "approve", s_approve }, { "deny", s_deny },
 };
 
 //  Records a refused message: who sent what kind of garbage, never the garbage itself.
@@ -194,10 +202,11 @@ clients_message (broker_t *broker, zmsg_t **msg_p)
     zmsg_t *msg = *msg_p;
     zframe_t *routing = zmsg_pop (msg);
     zframe_t *body = zmsg_last (msg);
-    caller_t c = { routing, NULL, NULL, NULL };
+    caller_t c = { routing, NULL, NULL, NULL, NULL };
     if (routing && body) {
         c.principal = zframe_meta (body, "name");
         c.role = zframe_meta (body, "role");
+        c.groups = zframe_meta (body, "groups");
     }
     if (!c.principal || !c.role) {
         //  No authenticated identity (cannot happen with zauth running): answer nothing.

@@ -8,8 +8,4 @@
 //  `rejected` event, and changes nothing else.
 void clients_message (broker_t *broker, zmsg_t **msg_p);
 
-//  Policy decision for a new request. Until the policy engine lands every request is allowed.
-//  Moves the request out of `received` and queues it when allowed.
-void clients_decide (broker_t *broker, int64_t id, json_t *req);
-
 #endif

@@ -3,6 +3,7 @@
     lives there. The queue is FIFO; a request waits while its session already runs one (so a
     session's snippets run in submission order) or while its worker has no free slot. */
 #include "broker/dispatch.h"
+#include "broker/decide.h"
 #include "broker/state.h"
 #include "common/proto.h"
 #include "common/util.h"
@@ -22,6 +23,7 @@ typedef struct {
     char *session;
     char *lang;
     char *code;
+    json_t *limits;         //  from the policy rule, or NULL
     char *worker;           //  key of the worker running it (running jobs only)
     bool orphan;            //  sent by an earlier connection or broker: already `lost`, but
                             //  its slot stays busy until the worker answers
@@ -63,6 +65,7 @@ s_job_destroy (void **item)
     free (j->session);
     free (j->lang);
     free (j->code);
+    json_decref (j->limits);
     free (j->worker);
     free (j);
     *item = NULL;
@@ -156,6 +159,8 @@ s_start (broker_t *broker, worker_t *w, binding_t *b, job_t *job)
                              "lang", job->lang, "code", job->code, "limits",
                              "timeout_ms", broker->cfg.timeout_ms,
                              "output_bytes", broker->cfg.output_bytes);
+    if (json_is_object (job->limits))
+        json_object_update (json_object_get (run, "limits"), job->limits);
     s_send_worker (broker, w, run);
     json_decref (run);
     w->running++;
@@ -203,15 +208,28 @@ s_pump (broker_t *broker)
 }
 
 void
-dispatch_enqueue (broker_t *broker, int64_t id, const char *session, const char *lang, const char *code)
+dispatch_enqueue (broker_t *broker, int64_t id, const char *session, const char *lang, const char *code,
+                  json_t *limits)
 {
     job_t *job = (job_t *) zmalloc (sizeof (job_t));
     job->id = id;
     job->session = strdup (session);
     job->lang = strdup (lang);
     job->code = strdup (code);
+    job->limits = json_is_object (limits) ? json_incref (limits) : NULL;
     zlistx_add_end (broker->dispatch->queue, job);
     s_pump (broker);
+}
+
+void
+dispatch_enqueue_row (broker_t *broker, json_t *row)
+{
+    const char *session = json_string_value (json_object_get (row, "session"));
+    const char *lang = json_string_value (json_object_get (row, "lang"));
+    const char *code = json_string_value (json_object_get (row, "code"));
+    if (session && lang && code)
+        dispatch_enqueue (broker, json_integer_value (json_object_get (row, "id")), session, lang, code,
+                          json_object_get (row, "limits"));
 }
 
 bool
@@ -378,6 +396,7 @@ s_on_result (broker_t *broker, worker_t *w, json_t *msg)
     if (job->orphan)
         log_info ("worker %s: late result for request %s, already recorded as lost", w->name, id);
     else {
+        decide_mask_result (broker, msg);
         json_t *fields = s_result_fields (msg);
         if (state_fire (broker, job->id, "running", EV_FINISH, w->name, fields, NULL) != 0)
             log_error ("request %s: result could not be recorded", id);

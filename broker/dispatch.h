@@ -7,8 +7,13 @@ dispatch_t *dispatch_new (void);
 void dispatch_destroy (dispatch_t **self_p);
 
 //  Queues a request that is already `queued` in the store, then tries to run what can run.
+//  `limits` (may be NULL, not consumed) are the sandbox limits its policy rule set; they
+//  override the broker's defaults in the `run` sent to the worker.
 void dispatch_enqueue (broker_t *broker, int64_t id, const char *session, const char *lang,
-                       const char *code);
+                       const char *code, json_t *limits);
+
+//  Same, from the request's stored row (which must be `queued`).
+void dispatch_enqueue_row (broker_t *broker, json_t *row);
 
 //  Forgets a queued request (after it was cancelled). True if it was in the queue.
 bool dispatch_unqueue (broker_t *broker, int64_t id);

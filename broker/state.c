@@ -56,16 +56,36 @@ state_is_terminal (const char *state)
     return false;
 }
 
+static const transition_t *
+s_lookup (const char *from, state_event_t ev)
+{
+    for (size_t i = 0; i < sizeof s_table / sizeof s_table[0]; i++)
+        if (s_table[i].ev == ev && strcmp (s_table[i].from, from) == 0)
+            return &s_table[i];
+    return NULL;
+}
+
+int
+state_fire_approval (broker_t *broker, int64_t id, int ev, json_t *approval,
+                     json_t *fields, const char **to)
+{
+    const transition_t *t = ev < 0 ? NULL : s_lookup ("pending_approval", (state_event_t) ev);
+    if (ev >= 0 && !t)
+        return -1;
+    if (store_approve (broker->store, id, approval, t ? t->to : NULL, fields) != 0)
+        return -1;
+    if (to)
+        *to = t ? t->to : "pending_approval";
+    if (t && state_is_terminal (t->to))
+        notify_finished (broker, id);
+    return 0;
+}
+
 int
 state_fire (broker_t *broker, int64_t id, const char *from, state_event_t ev,
             const char *actor, json_t *fields, const char **to)
 {
-    const transition_t *t = NULL;
-    for (size_t i = 0; i < sizeof s_table / sizeof s_table[0]; i++)
-        if (s_table[i].ev == ev && strcmp (s_table[i].from, from) == 0) {
-            t = &s_table[i];
-            break;
-        }
+    const transition_t *t = s_lookup (from, ev);
     if (!t)
         return -1;
     if (store_transition (broker->store, id, t->from, t->to, actor, fields) != 0) {

@@ -22,6 +22,12 @@ typedef enum {
 int state_fire (broker_t *broker, int64_t id, const char *from, state_event_t ev,
                 const char *actor, json_t *fields, const char **to);
 
+//  Records one approver's decision (store_approve) and, when `ev` is not -1, moves the
+//  request out of pending_approval on that event (EV_QUORUM or EV_DENY) in the same
+//  transaction. Same contract as state_fire otherwise.
+int state_fire_approval (broker_t *broker, int64_t id, int ev, json_t *approval,
+                         json_t *fields, const char **to);
+
 //  True for denied, expired, cancelled, done and lost.
 bool state_is_terminal (const char *state);
 

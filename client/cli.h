@@ -4,7 +4,9 @@
 #define RG_CLI_H
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include "client/conn.h"
+#include "common/store.h"
 
 //  Exit codes of submit/wait (DESIGN.md).
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_DENIED = 3, EXIT_PENDING = 4,
@@ -22,6 +24,9 @@ typedef struct {
     double timeout_s;           //  < 0: none
     const char *role, *groups, *principal, *state, *since, *until;
     int port, slots, limit;
+    double speed;               //  replay --speed (default 1)
+    const char *cast, *format, *since_head, *before;
+    bool events;                //  export --events
     int argc;                   //  positional arguments after the command
     char **argv;
 } cli_t;
@@ -46,9 +51,28 @@ int cmd_status (cli_t *cli);
 int cmd_wait (cli_t *cli);
 int cmd_cancel (cli_t *cli);
 int cmd_ping (cli_t *cli);
+//  Local (database) commands: client/local.c, replay.c, export.c.
+//  Opens DIR/replgate.db (flags as store_new); NULL after printing why.
+store_t *cli_open_store (cli_t *cli, int flags);
+//  The filters of --principal --session --state --since --until as store_history takes
+//  them; NULL after printing why (a time that cannot be read).
+json_t *cli_filters (cli_t *cli);
+//  A time argument as ISO-8601 UTC text: given as such (a prefix like 2026-11-28 is fine),
+//  or relative to now as N followed by s, m, h or d ("30d": 30 days ago). -1 if neither.
+int cli_time (const char *text, char out[32]);
+//  Milliseconds since the epoch of an ISO-8601 UTC time as the store writes it; -1 if not.
+int64_t cli_time_ms (const char *iso);
+
 int cmd_history (cli_t *cli);
 int cmd_verify (cli_t *cli);
+int cmd_prune (cli_t *cli);
+int cmd_replay (cli_t *cli);
+int cmd_export (cli_t *cli);
 int cmd_keygen (cli_t *cli);
+int cmd_pending (cli_t *cli);
+int cmd_policy (cli_t *cli);
+int cmd_approve (cli_t *cli);
+int cmd_deny (cli_t *cli);
 int cmd_up (cli_t *cli);
 
 #endif

@@ -90,16 +90,40 @@ cli_call (cli_t *cli, conn_t *conn, json_t *req, int timeout_ms, int *code)
     return reply;
 }
 
+//  The live line a parked submit shows on a terminal: approvals so far and time left.
+static void
+s_live_line (json_t *row)
+{
+    json_t *review = json_object_get (row, "review");
+    const char *expires = json_string_value (json_object_get (review, "expires_at"));
+    int64_t left = expires ? (time_parse_iso8601 (expires) - clock_wall_ms ()) / 1000 : -1;
+    fprintf (stderr, "\r\033[Krequest %lld: waiting for approval (%zu of %lld",
+             (long long) json_integer_value (json_object_get (row, "id")),
+             json_array_size (json_object_get (row, "approvals")),
+             (long long) json_integer_value (json_object_get (review, "quorum")));
+    if (left >= 0)
+        fprintf (stderr, ", %lldm %02llds left)", (long long) left / 60, (long long) left % 60);
+    else
+        fprintf (stderr, ")");
+    fflush (stderr);
+}
+
 int
 cli_wait (cli_t *cli, conn_t *conn, json_t *row)
 {
     int64_t deadline = cli->timeout_s < 0 ? INT64_MAX : clock_mono_ms () + (int64_t) (cli->timeout_s * 1000);
     int code = 0;
+    bool live = false, tty = isatty (STDERR_FILENO) && !cli->json;
     json_incref (row);
     while (cli_exit_code (row) == EXIT_PENDING && clock_mono_ms () < deadline) {
+        bool parked = strcmp (json_string_value (json_object_get (row, "state")), "pending_approval") == 0;
+        if (parked && tty) {
+            s_live_line (row);
+            live = true;
+        }
         int64_t slice = deadline - clock_mono_ms ();
-        if (slice > SLICE_MS)
-            slice = SLICE_MS;
+        if (slice > (parked && tty ? 1000 : SLICE_MS))
+            slice = parked && tty ? 1000 : SLICE_MS;
         json_t *req = json_pack ("{s:s, s:O, s:I}", "op", "await", "id", json_object_get (row, "id"),
                                  "timeout_ms", (json_int_t) slice);
         json_t *next = cli_call (cli, conn, req, (int) slice + 5000, &code);
@@ -110,6 +134,8 @@ cli_wait (cli_t *cli, conn_t *conn, json_t *row)
         json_decref (row);
         row = next;
     }
+    if (live)
+        fprintf (stderr, "\n");
     cli_print_request (cli, row);
     code = cli_exit_code (row);
     json_decref (row);

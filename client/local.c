@@ -1,87 +1,303 @@
-/*  client/local.c: subcommands that read the database directly, read-only, so they work with
-    the broker stopped and never block it: history and verify. */
+/*  client/local.c: subcommands that read the database directly, so they work with the broker
+    stopped and never block it (WAL readers do not block the writer): history, verify and
+    prune (the one local writer: it takes short write transactions, like the broker), plus
+    what replay and export share with them (opening, filters, times). */
 #include "client/cli.h"
-#include "common/store.h"
+#include "common/util.h"
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
 
-static store_t *
-s_open (cli_t *cli)
+store_t *
+cli_open_store (cli_t *cli, int flags)
 {
     char path[1024];
     snprintf (path, sizeof path, "%s/replgate.db", cli->dir);
-    store_t *store = store_new (path, STORE_READONLY);
+    store_t *store = store_new (path, flags);
     if (!store)
-        fprintf (stderr, "replgate %s: cannot open %s read-only\n", cli->cmd, path);
+        fprintf (stderr, "replgate %s: cannot open %s%s\n", cli->cmd, path,
+                 flags & STORE_READONLY ? " read-only" : "");
     return store;
 }
 
-//  One line of code for a table cell: newlines shown as ⏎, cut to width.
-static void
-s_cell (char *out, size_t width, const char *text)
+int64_t
+cli_time_ms (const char *iso)
 {
-    size_t n = 0;
-    for (const char *p = text ? text : ""; *p && n + 4 < width; p++)
-        if (*p == '\n') {
-            memcpy (out + n, " \xe2\x8f\x8e ", 5);
-            n += 5;
+    struct tm tm = { 0 };
+    int ms = 0;
+    if (!iso || sscanf (iso, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon,
+                        &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t) timegm (&tm) * 1000 + ms;
+}
+
+int
+cli_time (const char *text, char out[32])
+{
+    char unit = 0, extra = 0;
+    double n = 0;
+    if (sscanf (text, "%lf%c%c", &n, &unit, &extra) == 2 && n >= 0 && strchr ("smhd", unit)) {
+        double scale = unit == 's' ? 1e3 : unit == 'm' ? 6e4 : unit == 'h' ? 3.6e6 : 8.64e7;
+        time_iso8601 (clock_wall_ms () - (int64_t) (n * scale), out, 32);
+        return 0;
+    }
+    //  ISO text compares as text, so any prefix of the store's form is a time.
+    int y, mo, d;
+    if (strlen (text) < 32 && sscanf (text, "%4d-%2d-%2d", &y, &mo, &d) == 3) {
+        snprintf (out, 32, "%s", text);
+        return 0;
+    }
+    return -1;
+}
+
+static int
+s_filter_time (cli_t *cli, json_t *filters, const char *key, const char *text)
+{
+    char iso[32];
+    if (!text)
+        return 0;
+    if (cli_time (text, iso) == 0)
+        return json_object_set_new (filters, key, json_string (iso));
+    fprintf (stderr, "replgate %s: --%s %s: give a time as 2026-11-28[T12:00:00.000Z] or as "
+             "an age like 30m, 12h, 7d\n", cli->cmd, key, text);
+    return -1;
+}
+
+json_t *
+cli_filters (cli_t *cli)
+{
+    json_t *filters = json_object ();
+    if (cli->principal) json_object_set_new (filters, "principal", json_string (cli->principal));
+    if (cli->session) json_object_set_new (filters, "session", json_string (cli->session));
+    if (cli->state) json_object_set_new (filters, "state", json_string (cli->state));
+    if (s_filter_time (cli, filters, "since", cli->since)
+    ||  s_filter_time (cli, filters, "until", cli->until)) {
+        json_decref (filters);
+        return NULL;
+    }
+    return filters;
+}
+
+//  --------------------------------------------------------------------------------------
+//  history: a table that fits the terminal.
+
+static int
+s_terminal_width (void)
+{
+    struct winsize ws;
+    if (ioctl (STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    const char *columns = getenv ("COLUMNS");
+    int n = columns ? atoi (columns) : 0;
+    return n > 0 ? n : 100;
+}
+
+//  Characters (code points) in UTF-8 text.
+static int
+s_width (const char *text)
+{
+    int n = 0;
+    for (const unsigned char *p = (const unsigned char *) text; p && *p; p++)
+        n += (*p & 0xC0) != 0x80;
+    return n;
+}
+
+//  One table cell: at most width characters of text on one line (newlines as ⏎, other
+//  control characters as spaces), elided with … when cut, padded with spaces unless last.
+static void
+s_cell (const char *text, int width, bool last)
+{
+    const unsigned char *p = (const unsigned char *) (text ? text : "-");
+    bool cut = s_width ((const char *) p) > width
+            || (strchr ((const char *) p, '\n') && s_width ((const char *) p) >= width);
+    int used = 0;
+    for (; *p && used < width - (cut ? 1 : 0); p++) {
+        if ((*p & 0xC0) == 0x80) {      //  the rest of a character already counted
+            putchar (*p);
+            continue;
         }
+        used++;
+        if (*p == '\n')
+            fputs ("\xe2\x8f\x8e", stdout);
         else
-            out[n++] = *p;
-    out[n] = 0;
+            putchar (*p < 0x20 || *p == 0x7f ? ' ' : *p);
+    }
+    while (*p && (*p & 0xC0) == 0x80)
+        putchar (*p++);
+    if (cut) {
+        fputs ("\xe2\x80\xa6", stdout);
+        used++;
+    }
+    for (; !last && used < width; used++)
+        putchar (' ');
+    if (!last)
+        putchar (' ');
+}
+
+//  The columns: header, row key, widest it may grow to.
+static const struct { const char *title, *key; int cap; } s_columns[] = {
+    { "ID", "id", 8 }, { "SUBMITTED", "submitted_at", 19 }, { "PRINCIPAL", "principal", 16 },
+    { "SESSION", "session", 16 }, { "LANG", "lang", 6 }, { "DECISION", "decision", 8 },
+    { "STATE", "state", 16 }, { "OUTCOME", "outcome", 12 }, { "CODE", "code", 0 },
+};
+#define NCOLUMNS (sizeof s_columns / sizeof s_columns[0])
+
+//  A cell's text: ids as numbers, times without the date separator and milliseconds (and
+//  without the year when short).
+static void
+s_text (json_t *row, size_t c, bool short_time, char *out, size_t size)
+{
+    json_t *v = json_object_get (row, s_columns[c].key);
+    const char *text = json_string_value (v);
+    if (json_is_integer (v))
+        snprintf (out, size, "%lld", (long long) json_integer_value (v));
+    else if (c == 1 && text && strlen (text) >= 19)
+        snprintf (out, size, "%.*s %.8s", short_time ? 5 : 10, text + (short_time ? 5 : 0),
+                  text + 11);
+    else
+        snprintf (out, size, "%s", text ? text : "-");
+}
+
+typedef struct {
+    int width[NCOLUMNS];        //  0: column dropped
+    bool short_time;
+} layout_t;
+
+static int
+s_used (layout_t *l)
+{
+    int total = 0;
+    for (size_t c = 0; c + 1 < NCOLUMNS; c++)
+        total += l->width[c] ? l->width[c] + 1 : 0;
+    return total;
+}
+
+//  Widths from the content, capped; then, until the code has 20 characters, the least
+//  needed columns go: DECISION, LANG, the year, and PRINCIPAL and SESSION shrink to 10.
+static void
+s_layout (layout_t *l, json_t *rows, int terminal)
+{
+    char text[128];
+    for (size_t c = 0; c < NCOLUMNS; c++)
+        l->width[c] = s_width (s_columns[c].title);
+    size_t i;
+    json_t *row;
+    json_array_foreach (rows, i, row)
+        for (size_t c = 0; c + 1 < NCOLUMNS; c++) {
+            s_text (row, c, false, text, sizeof text);
+            int w = s_width (text), cap = s_columns[c].cap;
+            l->width[c] = w > l->width[c] ? (w < cap ? w : cap) : l->width[c];
+        }
+    for (int step = 0; step < 4 && terminal - s_used (l) < 20; step++)
+        switch (step) {
+            case 0: l->width[5] = 0; break;
+            case 1: l->width[4] = 0; break;
+            case 2: l->short_time = true; l->width[1] = 14; break;
+            default: l->width[2] = l->width[2] > 10 ? 10 : l->width[2];
+                     l->width[3] = l->width[3] > 10 ? 10 : l->width[3];
+        }
+    int code = terminal - s_used (l);
+    l->width[NCOLUMNS - 1] = code > 10 ? code : 10;
+}
+
+static void
+s_table (json_t *rows)
+{
+    layout_t l = { { 0 }, false };
+    s_layout (&l, rows, s_terminal_width ());
+    char text[128];
+    for (size_t c = 0; c < NCOLUMNS; c++)
+        if (l.width[c])
+            s_cell (s_columns[c].title, l.width[c], c + 1 == NCOLUMNS);
+    putchar ('\n');
+    size_t i;
+    json_t *row;
+    json_array_foreach (rows, i, row) {
+        for (size_t c = 0; c + 1 < NCOLUMNS; c++)
+            if (l.width[c]) {
+                s_text (row, c, l.short_time, text, sizeof text);
+                s_cell (text, l.width[c], false);
+            }
+        json_t *pruned = json_object_get (row, "pruned_at");
+        s_cell (json_is_string (pruned) ? "[pruned]" : json_string_value (json_object_get (
+                row, "code")), l.width[NCOLUMNS - 1], true);
+        putchar ('\n');
+    }
 }
 
 int
 cmd_history (cli_t *cli)
 {
-    store_t *store = s_open (cli);
-    if (!store)
-        return EXIT_USAGE;
-    json_t *filters = json_object ();
-    if (cli->principal) json_object_set_new (filters, "principal", json_string (cli->principal));
-    if (cli->session) json_object_set_new (filters, "session", json_string (cli->session));
-    if (cli->state) json_object_set_new (filters, "state", json_string (cli->state));
-    if (cli->since) json_object_set_new (filters, "since", json_string (cli->since));
-    if (cli->until) json_object_set_new (filters, "until", json_string (cli->until));
-    json_t *rows = store_history (store, filters, cli->limit > 0 ? cli->limit : 1000);
+    json_t *filters = cli_filters (cli);
+    store_t *store = filters ? cli_open_store (cli, STORE_READONLY) : NULL;
+    json_t *rows = store ? store_history (store, filters, cli->limit > 0 ? cli->limit : 1000)
+                         : NULL;
     json_decref (filters);
     store_destroy (&store);
     if (!rows)
         return EXIT_USAGE;
     size_t i;
     json_t *row;
-    if (!cli->json)
-        printf ("%-6s %-24s %-10s %-12s %-7s %-16s %-8s %s\n", "ID", "SUBMITTED", "PRINCIPAL",
-                "SESSION", "LANG", "STATE", "OUTCOME", "CODE");
-    json_array_foreach (rows, i, row) {
-        if (cli->json) {
+    if (cli->json)
+        json_array_foreach (rows, i, row) {
             char *text = json_dumps (row, JSON_COMPACT);
             printf ("%s\n", text);
             free (text);
-            continue;
         }
-        char code[64];
-        s_cell (code, sizeof code, json_string_value (json_object_get (row, "code")));
-        const char *outcome = json_string_value (json_object_get (row, "outcome"));
-        printf ("%-6lld %-24s %-10.10s %-12.12s %-7s %-16s %-8s %s\n",
-                (long long) json_integer_value (json_object_get (row, "id")),
-                json_string_value (json_object_get (row, "submitted_at")),
-                json_string_value (json_object_get (row, "principal")),
-                json_string_value (json_object_get (row, "session")),
-                json_string_value (json_object_get (row, "lang")),
-                json_string_value (json_object_get (row, "state")), outcome ? outcome : "-", code);
-    }
+    else
+        s_table (rows);
     json_decref (rows);
     return 0;
+}
+
+//  --------------------------------------------------------------------------------------
+//  verify and prune.
+
+static const char *
+s_str (json_t *object, const char *key)
+{
+    const char *text = json_string_value (json_object_get (object, key));
+    return text ? text : "-";
+}
+
+static void
+s_verify_text (json_t *report, int rc)
+{
+    if (rc != 0) {
+        json_t *bad = json_object_get (report, "bad");
+        printf ("TAMPERED: %s row %lld: %s\n", s_str (bad, "table"),
+                (long long) json_integer_value (json_object_get (bad, "row")), s_str (bad, "why"));
+        return;
+    }
+    printf ("ok: %lld events, %lld requests, from %s to %s\nhead: %s\n",
+            (long long) json_integer_value (json_object_get (report, "events")),
+            (long long) json_integer_value (json_object_get (report, "requests")),
+            s_str (report, "first_at"), s_str (report, "last_at"), s_str (report, "head"));
+    json_t *since = json_object_get (report, "since_head");
+    if (since)
+        printf ("saved head: event %lld, %lld events after it; nothing before it changed\n",
+                (long long) json_integer_value (json_object_get (since, "seq")),
+                (long long) json_integer_value (json_object_get (since, "events_after")));
 }
 
 int
 cmd_verify (cli_t *cli)
 {
-    store_t *store = s_open (cli);
+    if (cli->since_head && strlen (cli->since_head) != 64) {
+        fprintf (stderr, "replgate verify: --since-head wants the 64 hex characters of a head "
+                 "hash that verify printed\n");
+        return EXIT_USAGE;
+    }
+    store_t *store = cli_open_store (cli, STORE_READONLY);
     if (!store)
         return EXIT_USAGE;
     json_t *report = NULL;
-    int rc = store_verify (store, &report);
+    int rc = store_verify_head (store, cli->since_head, &report);
     store_destroy (&store);
     if (!report) {
         fprintf (stderr, "replgate verify: the database could not be read\n");
@@ -92,18 +308,41 @@ cmd_verify (cli_t *cli)
         printf ("%s\n", text);
         free (text);
     }
-    else if (rc == 0)
-        printf ("ok: %lld events from %s to %s, head %s\n",
-                (long long) json_integer_value (json_object_get (report, "events")),
-                json_string_value (json_object_get (report, "first_at")) ? json_string_value (json_object_get (report, "first_at")) : "-",
-                json_string_value (json_object_get (report, "last_at")) ? json_string_value (json_object_get (report, "last_at")) : "-",
-                json_string_value (json_object_get (report, "head")) ? json_string_value (json_object_get (report, "head")) : "-");
-    else {
-        json_t *bad = json_object_get (report, "bad");
-        printf ("TAMPERED: %s row %lld: %s\n", json_string_value (json_object_get (bad, "table")),
-                (long long) json_integer_value (json_object_get (bad, "row")),
-                json_string_value (json_object_get (bad, "why")));
-    }
+    else
+        s_verify_text (report, rc);
     json_decref (report);
     return rc == 0 ? 0 : rc == 1 ? 1 : EXIT_USAGE;
+}
+
+int
+cmd_prune (cli_t *cli)
+{
+    char before[32];
+    if (!cli->before || cli_time (cli->before, before) != 0) {
+        fprintf (stderr, "replgate prune: --before T is required: a time as 2026-11-28 or an "
+                 "age like 90d\n");
+        return EXIT_USAGE;
+    }
+    store_t *store = cli_open_store (cli, 0);
+    if (!store)
+        return EXIT_USAGE;
+    const char *user = getenv ("USER");
+    char actor[128];
+    snprintf (actor, sizeof actor, "cli:%s", user ? user : "unknown");
+    int64_t count = 0;
+    int rc = store_prune (store, before, actor, &count);
+    store_destroy (&store);
+    if (cli->json) {
+        json_t *out = json_pack ("{s:b, s:I, s:s}", "ok", rc == 0, "pruned", (json_int_t) count,
+                                 "before", before);
+        char *text = out ? json_dumps (out, JSON_COMPACT) : NULL;
+        printf ("%s\n", text ? text : "{}");
+        free (text);
+        json_decref (out);
+    }
+    else
+        printf ("%s%lld request%s finished before %s pruned (code and outputs removed, hashes "
+                "kept)\n", rc == 0 ? "" : "error: only ", (long long) count, count == 1 ? "" : "s",
+                before);
+    return rc == 0 ? 0 : EXIT_USAGE;
 }

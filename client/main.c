@@ -24,9 +24,21 @@ static const command_t s_commands[] = {
     { "wait", cmd_wait, CONN "timeout", "wait ID [--timeout S] [--json]" },
     { "cancel", cmd_cancel, CONN, "cancel ID [--json]" },
     { "ping", cmd_ping, CONN, "ping [--json]" },
+    { "pending", cmd_pending, CONN "session", "pending [-s SESSION] [--json]" },
+    { "approve", cmd_approve, CONN "reason", "approve ID [--reason TEXT]" },
+    { "deny", cmd_deny, CONN "reason", "deny ID --reason TEXT" },
+    { "policy", cmd_policy, "dir json lang session principal role groups file",
+      "policy check FILE | policy explain [-l LANG] [-s SESSION] [--principal P] [--role R]\n"
+      "         [--groups a,b] [-f POLICY] CODE" },
     { "history", cmd_history, "dir json principal session state since until limit",
       "history [--principal P] [--session S] [--state S] [--since T] [--until T] [--limit N] [--json]" },
-    { "verify", cmd_verify, "dir json", "verify [--json]" },
+    { "verify", cmd_verify, "dir json since-head", "verify [--since-head HASH] [--json]" },
+    { "replay", cmd_replay, "dir json speed no-wait cast",
+      "replay SESSION [--speed X] [--no-wait] [--cast FILE] [--json]" },
+    { "export", cmd_export, "dir format events principal session state since until",
+      "export --format csv|json|jsonl [--events] [--principal P] [--session S] [--state S]\n"
+      "         [--since T] [--until T]" },
+    { "prune", cmd_prune, "dir json before", "prune --before T [--json]" },
     { "keygen", cmd_keygen, "dir role groups", "keygen NAME --role agent|approver|worker|admin [--groups a,b]" },
     { "up", cmd_up, "dir port slots", "up [--dir DIR] [--port N] [--slots N]" },
 };
@@ -69,6 +81,8 @@ s_parse (cli_t *cli, const command_t *cmd, int argc, char *argv[])
         { "role", 1, 0, 'R' }, { "groups", 1, 0, 'g' }, { "principal", 1, 0, 'P' },
         { "state", 1, 0, 'T' }, { "since", 1, 0, 'a' }, { "until", 1, 0, 'u' },
         { "limit", 1, 0, 'L' }, { "port", 1, 0, 'p' }, { "slots", 1, 0, 'N' },
+        { "speed", 1, 0, 'x' }, { "cast", 1, 0, 'c' }, { "format", 1, 0, 'F' },
+        { "events", 0, 0, 'E' }, { "since-head", 1, 0, 'H' }, { "before", 1, 0, 'b' },
         { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
     int c, index = -1;
     optind = 1;
@@ -108,6 +122,12 @@ s_parse (cli_t *cli, const command_t *cmd, int argc, char *argv[])
             case 'L': cli->limit = atoi (optarg); break;
             case 'p': cli->port = atoi (optarg); break;
             case 'N': cli->slots = atoi (optarg); break;
+            case 'x': cli->speed = atof (optarg); break;
+            case 'c': cli->cast = optarg; break;
+            case 'F': cli->format = optarg; break;
+            case 'E': cli->events = true; break;
+            case 'H': cli->since_head = optarg; break;
+            case 'b': cli->before = optarg; break;
             default: return -1;
         }
     }

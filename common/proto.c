@@ -46,9 +46,11 @@ static const shape_t s_client_shapes[] = {
     { "cancel", { OP, RID, ID, END } },
     { "pending", { OP, RID, { "session", F_STR, false, PROTO_MAX_SESSION, NULL }, END } },
     { "approve", { OP, RID, ID, { "reason", F_STR, false, PROTO_MAX_REASON, NULL },
-        { "on_behalf_of", F_STR, false, PROTO_MAX_KEY, NULL }, END } },
+        { "on_behalf_of", F_STR, false, PROTO_MAX_KEY, NULL },
+        { "slack_user", F_STR, false, PROTO_MAX_KEY, NULL }, END } },
     { "deny", { OP, RID, ID, { "reason", F_STR, false, PROTO_MAX_REASON, NULL },
-        { "on_behalf_of", F_STR, false, PROTO_MAX_KEY, NULL }, END } },
+        { "on_behalf_of", F_STR, false, PROTO_MAX_KEY, NULL },
+        { "slack_user", F_STR, false, PROTO_MAX_KEY, NULL }, END } },
     { "subscribe", { OP, RID, { "since", F_INT, false, 0, NULL }, END } },
     { "ping", { OP, RID, END } },
     { NULL, { END } }
@@ -138,6 +140,18 @@ s_check_field (const field_t *f, json_t *value, proto_error_t *err)
     return 0;
 }
 
+//  A worker `result` may carry accounting fields a newer worker added: they are ignored rather
+//  than refused, because refusing would drop the result of a snippet that already ran.
+static bool
+s_open (const shape_t *shape)
+{
+    const shape_t *end = s_worker_shapes + sizeof s_worker_shapes / sizeof s_worker_shapes[0];
+    for (const shape_t *w = s_worker_shapes; w < end; w++)
+        if (w == shape)
+            return strcmp (shape->op, "result") == 0;
+    return false;
+}
+
 static int
 s_check_shape (const shape_t *shape, json_t *msg, proto_error_t *err)
 {
@@ -145,6 +159,8 @@ s_check_shape (const shape_t *shape, json_t *msg, proto_error_t *err)
     json_t *value;
     json_object_foreach (msg, key, value) {
         const field_t *f = s_field (shape, key);
+        if (!f && s_open (shape))
+            continue;
         if (!f) {
             s_fail (err, PROTO_E_UNKNOWN_KEY, "unknown field '%.64s'", key);
             return -1;

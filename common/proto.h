@@ -29,6 +29,7 @@
 #define PROTO_E_BAD_STATE   "bad_state"
 #define PROTO_E_INTERNAL    "internal"
 #define PROTO_E_BAD_FRAMES  "bad_frames"
+#define PROTO_E_DUPLICATE   "duplicate"
 
 typedef struct {
     const char *code;           //  one of PROTO_E_*, static

@@ -13,6 +13,8 @@
     4. Large texts reach event data only as their sha256. */
 #include "common/store.h"
 #include "common/verify.h"
+#include "common/schema.h"
+#include "common/query.h"
 #include "common/check.h"
 #include "common/util.h"
 #include <assert.h>
@@ -22,91 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-//  --------------------------------------------------------------------------------------
-//  Schema. s_migrations[i] takes user_version i to i + 1 and ends by setting it; a released
-//  migration is never edited, a change is a new entry.
-
-static const char *s_migrations[] = {
-    //  1: the initial schema
-    "CREATE TABLE requests ("
-    "  id INTEGER PRIMARY KEY,"
-    "  principal TEXT NOT NULL, role TEXT NOT NULL, session TEXT NOT NULL,"
-    "  lang TEXT NOT NULL CHECK (lang IN ('python', 'shell')),"
-    "  code TEXT NOT NULL, code_sha256 TEXT NOT NULL, bind_sha256 TEXT NOT NULL,"
-    "  reason TEXT, idem_key TEXT,"
-    "  state TEXT NOT NULL CHECK (state IN ('received', 'pending_approval', 'queued', 'running',"
-    "    'done', 'denied', 'expired', 'cancelled', 'lost')),"
-    "  rule TEXT, decision_message TEXT, policy_sha256 TEXT, worker TEXT,"
-    "  submitted_at TEXT NOT NULL, queued_at TEXT, started_at TEXT, finished_at TEXT,"
-    "  outcome TEXT CHECK (outcome IN ('ok', 'error', 'timeout', 'oom', 'killed', 'output_limit')),"
-    "  exit_code INTEGER,"
-    "  signal,"                             //  no affinity: a number or a name, kept as given
-    "  stdout TEXT, stderr TEXT,"
-    "  stdout_truncated INTEGER CHECK (stdout_truncated IN (0, 1)),"
-    "  stderr_truncated INTEGER CHECK (stderr_truncated IN (0, 1)),"
-    "  stdout_sha256 TEXT, stderr_sha256 TEXT,"
-    "  value TEXT, error_name TEXT, error_value TEXT, traceback TEXT,"
-    "  wall_ms REAL, cpu_ms REAL, max_rss_kb INTEGER, execution_count INTEGER,"
-    "  session_reset INTEGER CHECK (session_reset IN (0, 1)), sandbox TEXT,"
-    "  UNIQUE (principal, idem_key));"
-    "CREATE INDEX requests_state ON requests (state, id);"
-    "CREATE INDEX requests_session ON requests (session, lang, id);"
-    "CREATE INDEX requests_submitted ON requests (submitted_at);"
-    "CREATE TABLE approvals ("
-    "  id INTEGER PRIMARY KEY,"
-    "  request_id INTEGER NOT NULL REFERENCES requests (id),"
-    "  approver TEXT NOT NULL, via TEXT NOT NULL CHECK (via IN ('cli', 'slack')),"
-    "  on_behalf_of TEXT, decision TEXT NOT NULL CHECK (decision IN ('approve', 'deny')),"
-    "  reason TEXT, at TEXT NOT NULL,"
-    "  UNIQUE (request_id, approver));"
-    "CREATE TABLE events ("
-    "  seq INTEGER PRIMARY KEY,"
-    "  at TEXT NOT NULL, request_id INTEGER REFERENCES requests (id),"
-    "  type TEXT NOT NULL, actor TEXT NOT NULL, data TEXT NOT NULL CHECK (json_valid (data)),"
-    "  prev_hash TEXT NOT NULL, hash TEXT NOT NULL);"
-    "CREATE INDEX events_request ON events (request_id, seq);"
-    "CREATE TRIGGER events_no_update BEFORE UPDATE ON events"
-    "  BEGIN SELECT RAISE (ABORT, 'events are append-only'); END;"
-    "CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
-    "  BEGIN SELECT RAISE (ABORT, 'events are append-only'); END;"
-    "CREATE TRIGGER approvals_no_update BEFORE UPDATE ON approvals"
-    "  BEGIN SELECT RAISE (ABORT, 'approvals are append-only'); END;"
-    "CREATE TRIGGER approvals_no_delete BEFORE DELETE ON approvals"
-    "  BEGIN SELECT RAISE (ABORT, 'approvals are append-only'); END;"
-    //  What an approval is bound to must never change, and the record is never pruned.
-    "CREATE TRIGGER requests_inputs_fixed BEFORE UPDATE OF principal, role, session, lang, code,"
-    "  code_sha256, bind_sha256, reason, idem_key, submitted_at ON requests"
-    "  BEGIN SELECT RAISE (ABORT, 'request inputs are immutable'); END;"
-    "CREATE TRIGGER requests_no_delete BEFORE DELETE ON requests"
-    "  BEGIN SELECT RAISE (ABORT, 'requests are never deleted'); END;"
-    "CREATE VIEW history AS SELECT r.id, r.submitted_at, r.principal, r.role, r.session, r.lang,"
-    "  r.state, r.outcome, r.exit_code, r.signal, r.code, r.stdout, r.stderr, r.value,"
-    "  r.error_name, r.error_value, r.traceback, r.reason,"
-    "  (SELECT group_concat (who, ', ') FROM (SELECT a.approver || coalesce (' for '"
-    "     || a.on_behalf_of, '') AS who FROM approvals a WHERE a.request_id = r.id"
-    "     AND a.decision = 'approve' ORDER BY a.id)) AS approvers,"
-    "  (SELECT group_concat (who, ', ') FROM (SELECT a.approver || coalesce (' for '"
-    "     || a.on_behalf_of, '') AS who FROM approvals a WHERE a.request_id = r.id"
-    "     AND a.decision = 'deny' ORDER BY a.id)) AS denied_by,"
-    "  r.rule, r.decision_message, r.worker, r.queued_at, r.started_at, r.finished_at,"
-    "  r.wall_ms, r.cpu_ms, r.max_rss_kb, r.execution_count, r.session_reset,"
-    "  r.stdout_truncated, r.stderr_truncated, r.sandbox, r.code_sha256"
-    "  FROM requests r;"
-    "CREATE VIEW pending AS SELECT r.id, r.submitted_at, r.principal, r.session, r.lang, r.code,"
-    "  r.reason, r.rule, r.decision_message,"
-    "  (SELECT count (*) FROM approvals a WHERE a.request_id = r.id"
-    "     AND a.decision = 'approve') AS approvals,"
-    "  (SELECT group_concat (who, ', ') FROM (SELECT a.approver || coalesce (' for '"
-    "     || a.on_behalf_of, '') AS who FROM approvals a WHERE a.request_id = r.id"
-    "     ORDER BY a.id)) AS approvers"
-    "  FROM requests r WHERE r.state = 'pending_approval';"
-    "CREATE VIEW session_log AS SELECT r.session, r.lang, r.id, r.execution_count,"
-    "  r.submitted_at, r.principal, r.state, r.outcome, r.exit_code, r.code, r.stdout,"
-    "  r.stderr, r.value, r.error_name, r.error_value, r.session_reset"
-    "  FROM requests r ORDER BY r.session, r.lang, r.id;"
-    "PRAGMA user_version = 1;",
-};
-#define SCHEMA_VERSION ((int) (sizeof s_migrations / sizeof s_migrations[0]))
+#define SCHEMA_VERSION (schema_version ())
 
 //  --------------------------------------------------------------------------------------
 //  Statements, prepared once.
@@ -114,7 +32,8 @@ static const char *s_migrations[] = {
 typedef enum {
     ST_BEGIN, ST_BEGIN_READ, ST_COMMIT, ST_ROLLBACK, ST_HEAD, ST_EVENT_ADD, ST_KEY_FIND,
     ST_REQUEST_ADD, ST_STATE_GET, ST_STATE_SET, ST_DECISION_SET, ST_WORKER_SET, ST_RESULT_SET,
-    ST_APPROVAL_ADD, ST_GET, ST_APPROVALS, ST_IDS, ST_EVENTS, ST_HISTORY, ST_COUNT
+    ST_APPROVAL_ADD, ST_GET, ST_APPROVALS, ST_IDS, ST_EVENTS, ST_HISTORY, ST_PRUNE_PICK,
+    ST_PRUNE_SET, ST_COUNT
 } stmt_id_t;
 
 static const char *s_sql[ST_COUNT] = {
@@ -135,8 +54,8 @@ static const char *s_sql[ST_COUNT] = {
                      " started_at = CASE WHEN ?3 = 'running' THEN ?4 ELSE started_at END,"
                      " finished_at = CASE WHEN ?3 IN ('done', 'denied', 'expired', 'cancelled',"
                      " 'lost') THEN ?4 ELSE finished_at END WHERE id = ?1 AND state = ?2",
-    [ST_DECISION_SET] = "UPDATE requests SET rule = ?2, decision_message = ?3, policy_sha256 = ?4"
-                        " WHERE id = ?1",
+    [ST_DECISION_SET] = "UPDATE requests SET rule = ?2, decision_message = ?3, policy_sha256 = ?4,"
+                        " limits = ?5, review = ?6 WHERE id = ?1",
     [ST_WORKER_SET] = "UPDATE requests SET worker = ?2 WHERE id = ?1",
     [ST_RESULT_SET] = "UPDATE requests SET outcome = ?2, exit_code = ?3, signal = ?4, stdout = ?5,"
                       " stderr = ?6, stdout_truncated = ?7, stderr_truncated = ?8, value = ?9,"
@@ -145,9 +64,10 @@ static const char *s_sql[ST_COUNT] = {
                       " session_reset = ?17, sandbox = ?18, stdout_sha256 = ?19,"
                       " stderr_sha256 = ?20 WHERE id = ?1",
     [ST_APPROVAL_ADD] = "INSERT INTO approvals (request_id, approver, via, on_behalf_of, decision,"
-                        " reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        " reason, at, slack_user) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_GET] = "SELECT * FROM requests WHERE id = ?1",
-    [ST_APPROVALS] = "SELECT approver, via, on_behalf_of, decision, reason, at FROM approvals"
+    [ST_APPROVALS] = "SELECT approver, via, on_behalf_of, slack_user, decision, reason, at"
+                     " FROM approvals"
                      " WHERE request_id = ?1 ORDER BY id",
     [ST_IDS] = "SELECT id FROM requests WHERE state = ?1 ORDER BY id",
     [ST_EVENTS] = "SELECT seq, at, request_id, type, actor, data, prev_hash, hash FROM events"
@@ -156,6 +76,11 @@ static const char *s_sql[ST_COUNT] = {
                    " AND (?2 IS NULL OR session = ?2) AND (?3 IS NULL OR state = ?3)"
                    " AND (?4 IS NULL OR submitted_at >= ?4) AND (?5 IS NULL OR submitted_at < ?5)"
                    " ORDER BY id DESC LIMIT ?6) ORDER BY id",
+    [ST_PRUNE_PICK] = "SELECT id, code, stdout, stderr, value, traceback FROM requests"
+                      " WHERE finished_at < ?1 AND pruned_at IS NULL AND state IN ('done',"
+                      " 'denied', 'expired', 'cancelled', 'lost') ORDER BY id LIMIT ?2",
+    [ST_PRUNE_SET] = "UPDATE requests SET code = '', stdout = NULL, stderr = NULL, value = NULL,"
+                     " traceback = NULL, pruned_at = ?2 WHERE id = ?1 AND pruned_at IS NULL",
 };
 
 struct _store_t {
@@ -164,12 +89,13 @@ struct _store_t {
     bool readonly;
     sqlite3_stmt *stmt[ST_COUNT];
     verify_t verify;
+    query_t query;
 };
 
 //  Fields a transition may set, in the order of their statement's parameters (?2, ?3, ...).
-typedef enum { F_TEXT, F_INT, F_REAL, F_BOOL, F_SCALAR } field_kind_t;
+typedef enum { F_TEXT, F_INT, F_REAL, F_BOOL, F_SCALAR, F_JSON } field_kind_t;
 static const char *s_kind_name[] = { "a string", "an integer", "a number", "a boolean",
-                                     "a string or an integer" };
+                                     "a string or an integer", "an object" };
 typedef struct {
     const char *name;
     field_kind_t kind;
@@ -177,9 +103,11 @@ typedef struct {
     int sha_param;      //  parameter of its <name>_sha256 column, 0 if none
 } field_t;
 
+//  received -> denied sets the first 3, -> queued also limits, -> pending_approval all 5.
 static const field_t s_decision_fields[] = {
     { "rule", F_TEXT, false, 0 }, { "decision_message", F_TEXT, false, 0 },
-    { "policy_sha256", F_TEXT, false, 0 },
+    { "policy_sha256", F_TEXT, false, 0 }, { "limits", F_JSON, false, 0 },
+    { "review", F_JSON, false, 0 },
 };
 static const field_t s_worker_fields[] = { { "worker", F_TEXT, false, 0 } };
 static const field_t s_result_fields[] = {
@@ -325,6 +253,24 @@ s_is_bool_column (const char *name)
         || s_streq (name, "session_reset");
 }
 
+//  review and limits hold JSON objects as text; read as objects, except raw (verify compares
+//  the text itself with the canonical form of what the events recorded).
+static bool
+s_is_json_column (const char *name)
+{
+    return s_streq (name, "review") || s_streq (name, "limits");
+}
+
+static json_t *
+s_json_text (const char *text, size_t len, const char *name)
+{
+    json_error_t error;
+    json_t *v = json_loadb (text, len, 0, &error);
+    if (!v)
+        log_warn ("store: column %s is not JSON, shown as null", name);
+    return v ? v : json_null ();
+}
+
 static json_t *
 s_column_json (sqlite3_stmt *st, int i, const char *name, bool raw)
 {
@@ -341,6 +287,8 @@ s_column_json (sqlite3_stmt *st, int i, const char *name, bool raw)
         case SQLITE_BLOB: {
             const char *text = (const char *) sqlite3_column_text (st, i);
             size_t len = (size_t) sqlite3_column_bytes (st, i);
+            if (text && !raw && s_is_json_column (name))
+                return s_json_text (text, len, name);
             json_t *v = !text ? NULL : raw ? json_stringn_nocheck (text, len)
                                            : json_stringn (text, len);
             if (!v && text)
@@ -473,11 +421,11 @@ s_migrate (store_t *self)
     if (s_exec (self, "BEGIN IMMEDIATE", "migration"))
         return -1;
     int rc = (version = s_version (self)) < 0 ? -1 : 0;
-    for (int v = version; rc == 0 && v < SCHEMA_VERSION; v++) {
-        rc = s_exec (self, s_migrations[v], "migration");
-        if (rc == 0)
-            log_info ("store: %s migrated to schema version %d", self->path, v + 1);
-    }
+    for (int v = version; rc == 0 && v < SCHEMA_VERSION; v++)
+        rc = s_exec (self, schema_migration (v), "migration");
+    if (rc == 0)
+        log_info ("store: %s migrated from schema version %d to %d", self->path, version,
+                  SCHEMA_VERSION);
     if (rc == 0)
         rc = s_exec (self, "COMMIT", "migration commit");
     if (rc != 0 && !sqlite3_get_autocommit (self->db))
@@ -494,7 +442,8 @@ s_prepare (store_t *self)
             log_error ("store: cannot prepare \"%s\": %s", s_sql[i], sqlite3_errmsg (self->db));
             return -1;
         }
-    return verify_prepare (&self->verify, self->db);
+    return verify_prepare (&self->verify, self->db) || query_prepare (&self->query, self->db)
+         ? -1 : 0;
 }
 
 store_t *
@@ -528,6 +477,7 @@ store_destroy (store_t **self_p)
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize (self->stmt[i]);
     verify_finalize (&self->verify);
+    query_finalize (&self->query);
     //  With every statement finalized close cannot be busy; it checkpoints the WAL.
     if (self->db && sqlite3_close (self->db) != SQLITE_OK)
         log_error ("store: closing %s: %s", self->path, sqlite3_errmsg (self->db));
@@ -740,6 +690,7 @@ s_kind_ok (field_kind_t kind, json_t *v)
         case F_INT: return json_is_integer (v);
         case F_REAL: return json_is_number (v);
         case F_BOOL: return json_is_boolean (v);
+        case F_JSON: return json_is_object (v);
         default: return json_is_string (v) || json_is_integer (v);
     }
 }
@@ -767,7 +718,15 @@ s_set_field (binder_t *b, const field_t *f, int param, json_t *v, json_t *data)
         note = json_real (json_number_value (v));
         v = note;
     }
-    s_bind_json (b, param, v);
+    if (v && f->kind == F_JSON) {       //  the column holds the canonical text of the event's object
+        char *text = event_data_text (v);
+        if (b->rc == SQLITE_OK)
+            b->rc = text ? sqlite3_bind_text (b->st, param, text, -1, SQLITE_TRANSIENT)
+                         : SQLITE_NOMEM;
+        free (text);
+    }
+    else
+        s_bind_json (b, param, v);
     return json_object_set_new (data, key, note);
 }
 
@@ -837,8 +796,8 @@ s_transit (store_t *self, int64_t id, const char *from, const char *to, const ch
     json_t *data = json_pack ("{s:s, s:s}", "from", from, "to", to);
     int rc = data ? s_notes (fields, data) : -1;
     if (rc == 0 && s_streq (from, "received"))
-        rc = s_set_fields (self, ST_DECISION_SET, s_decision_fields, COUNT (s_decision_fields),
-                           id, fields, data);
+        rc = s_set_fields (self, ST_DECISION_SET, s_decision_fields, s_streq (to, "denied") ? 3
+                           : s_streq (to, "queued") ? 4 : 5, id, fields, data);
     else if (rc == 0 && s_streq (to, "running"))
         rc = s_set_fields (self, ST_WORKER_SET, s_worker_fields, COUNT (s_worker_fields), id,
                            fields, data);
@@ -887,7 +846,8 @@ s_approval_check (json_t *a)
         log_error ("store: an approval needs approver, via (cli|slack), decision (approve|deny)");
         return -1;
     }
-    return s_optional_ok (a, "on_behalf_of") && s_optional_ok (a, "reason") ? 0 : -1;
+    return s_optional_ok (a, "on_behalf_of") && s_optional_ok (a, "reason")
+        && s_optional_ok (a, "slack_user") ? 0 : -1;
 }
 
 //  0 if request id is in `state`, else -1 (logged).
@@ -919,6 +879,7 @@ s_insert_approval (store_t *self, int64_t id, json_t *a, const char *at)
     s_bind_json (&b, 5, json_object_get (a, "decision"));
     s_bind_json (&b, 6, json_object_get (a, "reason"));
     s_bind_str (&b, 7, at);
+    s_bind_json (&b, 8, json_object_get (a, "slack_user"));
     return s_bound (self, &b, "approval") ? -1 : s_run (self, b.st, "recording an approval");
 }
 
@@ -937,6 +898,10 @@ store_approve (store_t *self, int64_t id, json_t *approval, const char *to, json
                               "on_behalf_of", json_object_get (approval, "on_behalf_of"),
                               "decision", json_object_get (approval, "decision"),
                               "reason", json_object_get (approval, "reason"));
+    //  Only when given, so approvals from the command line keep their v1 form.
+    json_t *slack_user = json_object_get (approval, "slack_user");
+    if (data && json_is_string (slack_user))
+        json_object_set (data, "slack_user", slack_user);
     int rc = data ? s_state_is (self, id, "pending_approval") : -1;
     if (rc == 0)
         rc = s_insert_approval (self, id, approval, at);
@@ -953,7 +918,8 @@ store_event (store_t *self, int64_t request_id, const char *type, const char *ac
              json_t *data)
 {
     assert (self && type && actor);
-    if (verify_is_state (type) || s_streq (type, "approval") || (data && !json_is_object (data))) {
+    if (verify_is_state (type) || s_streq (type, "approval") || s_streq (type, "pruned")
+    ||  (data && !json_is_object (data))) {
         log_error ("store: event '%s': the type is reserved or the data is not an object", type);
         return -1;
     }
@@ -965,6 +931,90 @@ store_event (store_t *self, int64_t request_id, const char *type, const char *ac
     int rc = s_append (self, request_id, type, actor, data ? data : empty, at);
     json_decref (empty);
     return s_end (self, rc, "event");
+}
+
+//  --------------------------------------------------------------------------------------
+//  Retention.
+
+#define PRUNE_BATCH 200         //  requests per transaction: the broker waits at most one batch
+
+static const char *s_bodies[] = { "code", "stdout", "stderr", "value", "traceback" };
+
+//  Up to PRUNE_BATCH prunable requests as [{id, <body>_sha256...}], hashed from what is
+//  there now. Collected first, so the UPDATEs never run under the open SELECT.
+static json_t *
+s_prune_pick (store_t *self, const char *before)
+{
+    binder_t b = { s_stmt (self, ST_PRUNE_PICK), SQLITE_OK };
+    s_bind_str (&b, 1, before);
+    s_bind_int (&b, 2, PRUNE_BATCH);
+    json_t *rows = s_bound (self, &b, "prune") ? NULL : s_rows (self, b.st, "picking requests");
+    size_t i;
+    json_t *row;
+    json_array_foreach (rows, i, row)
+        for (size_t k = 0; k < COUNT (s_bodies); k++) {
+            json_t *text = json_object_get (row, s_bodies[k]);
+            char key[64], sha[65];
+            snprintf (key, sizeof key, "%s_sha256", s_bodies[k]);
+            if (json_is_string (text))
+                sha256_hex (json_string_value (text), json_string_length (text), sha);
+            json_object_set_new (row, key, json_is_string (text) ? json_string (sha)
+                                                                 : json_null ());
+            json_object_del (row, s_bodies[k]);
+        }
+    return rows;
+}
+
+//  Blanks one request and appends its `pruned` event; row is {id, <body>_sha256...}.
+static int
+s_prune_one (store_t *self, json_t *row, const char *before, const char *actor, const char *at)
+{
+    int64_t id = json_integer_value (json_object_get (row, "id"));
+    binder_t b = { s_stmt (self, ST_PRUNE_SET), SQLITE_OK };
+    s_bind_int (&b, 1, id);
+    s_bind_str (&b, 2, at);
+    if (s_bound (self, &b, "prune") || s_run (self, b.st, "pruning a request"))
+        return -1;
+    json_object_del (row, "id");
+    json_object_set_new (row, "before", json_string (before));
+    return s_append (self, id, "pruned", actor, row, at);
+}
+
+//  One batch in one transaction; *n = requests pruned in it.
+static int
+s_prune_batch (store_t *self, const char *before, const char *actor, int64_t *n)
+{
+    *n = 0;
+    if (s_begin (self))
+        return -1;
+    char at[32];
+    s_now (at);
+    json_t *rows = s_prune_pick (self, before);
+    int rc = rows ? 0 : -1;
+    size_t i;
+    json_t *row;
+    json_array_foreach (rows, i, row)
+        if (rc == 0)
+            rc = s_prune_one (self, row, before, actor, at);
+    *n = rc == 0 ? (int64_t) json_array_size (rows) : 0;
+    json_decref (rows);
+    return s_end (self, rc, "prune");
+}
+
+int
+store_prune (store_t *self, const char *before, const char *actor, int64_t *count)
+{
+    assert (self && before && actor && count);
+    *count = 0;
+    if (s_writable (self, "prune"))
+        return -1;
+    int64_t n = 0;
+    int rc = 0;
+    do {
+        rc = s_prune_batch (self, before, actor, &n);
+        *count += n;
+    } while (rc == 0 && n == PRUNE_BATCH);
+    return rc;
 }
 
 //  --------------------------------------------------------------------------------------
@@ -1083,15 +1133,44 @@ store_history (store_t *self, json_t *filters, int limit)
     return s_bound (self, &b, "history") ? NULL : s_rows (self, b.st, "reading history");
 }
 
+//  Both walks run in one read transaction: one snapshot while the broker keeps appending.
+static int
+s_each (store_t *self, bool events, json_t *filters, store_each_fn *fn, void *arg)
+{
+    assert (self && fn);
+    if (s_run (self, s_stmt (self, ST_BEGIN_READ), "reading"))
+        return -1;
+    int rc = query_each (&self->query, self->db, events, filters, fn, arg);
+    return s_end (self, 0, "reading") != 0 && rc == 0 ? -1 : rc;
+}
+
+int
+store_each (store_t *self, json_t *filters, store_each_fn *fn, void *arg)
+{
+    return s_each (self, false, filters, fn, arg);
+}
+
+int
+store_each_event (store_t *self, json_t *filters, store_each_fn *fn, void *arg)
+{
+    return s_each (self, true, filters, fn, arg);
+}
+
 int
 store_verify (store_t *self, json_t **report)
+{
+    return store_verify_head (self, NULL, report);
+}
+
+int
+store_verify_head (store_t *self, const char *head, json_t **report)
 {
     assert (self && report);
     *report = NULL;
     //  One read transaction: a consistent snapshot while the broker keeps appending.
     if (s_run (self, s_stmt (self, ST_BEGIN_READ), "verify"))
         return -1;
-    int rc = verify_run (&self->verify, self->db, report);
+    int rc = verify_run (&self->verify, self->db, head, report);
     if (s_end (self, 0, "verify") != 0 && rc >= 0) {
         json_decref (*report);
         *report = NULL;
@@ -1168,7 +1247,7 @@ s_test_open (const char *dir)
     store_t *store = store_new (path, 0);
     CHECK (store);
     s_raw_text (path, "PRAGMA user_version", text, sizeof text);
-    CHECK (strcmp (text, "1") == 0);
+    CHECK (atoi (text) == SCHEMA_VERSION);
     s_raw_text (path, "PRAGMA journal_mode", text, sizeof text);
     CHECK (strcmp (text, "wal") == 0);
     CHECK (store_head_seq (store) == 0);
@@ -1498,6 +1577,8 @@ store_test (void)
         store_destroy (&store);
     }
     verify_test (dir);
+    schema_test (dir);
+    query_test (dir);
     s_test_cleanup (dir);
     return 0;
 }

@@ -5,20 +5,27 @@
     events; a write function returns 0 only after COMMIT succeeded, and on any failure rolls
     back (nothing half-written), logs why and returns -1.
 
-    SCHEMA (PRAGMA user_version = 1)
+    SCHEMA (PRAGMA user_version = 2; migrations in schema.c, version 1 files upgrade on open)
     requests   one row per submitted snippet: inputs (principal, role, session, lang, code,
                code_sha256, bind_sha256, reason, idem_key, submitted_at; immutable by trigger),
                state, decision (rule, decision_message, policy_sha256), worker, timestamps
                (queued_at, started_at, finished_at) and result (outcome, exit_code, signal,
                stdout, stderr, *_truncated, stdout_sha256, stderr_sha256, value, error_name,
                error_value, traceback, wall_ms, cpu_ms, max_rss_kb, execution_count,
-               session_reset, sandbox). UNIQUE (principal, idem_key). Rows are never deleted.
-    approvals  one row per (request_id, approver): via cli|slack, on_behalf_of, decision
-               approve|deny, reason, at. Append-only (triggers).
+               session_reset, sandbox), review and limits (v2: JSON objects as compact,
+               sorted-key text, or NULL) and pruned_at (v2: when prune blanked its bodies).
+               UNIQUE (principal, idem_key). Rows are never deleted. Inputs are immutable
+               (trigger) except the blanking of code by prune in the same UPDATE that sets
+               pruned_at, once.
+    approvals  one row per (request_id, approver): via cli|slack, on_behalf_of, slack_user
+               (v2), decision approve|deny, reason, at. Append-only (triggers).
     events     seq, at, request_id (NULL if about no request), type, actor, data (JSON text),
                prev_hash, hash. Append-only (triggers).
-    views      history (one readable row per request), pending (requests awaiting approval with
-               the approvals so far), session_log (each session's snippets in order).
+    views      history (one readable row per request; v2 adds decision allow|review|deny, review,
+               limits, policy_sha256, bind_sha256, stdout_sha256, stderr_sha256, stdout_bytes,
+               stderr_bytes, pruned_at), pending (requests awaiting approval with the approvals
+               so far; v2 adds quorum, expires_at, review), session_log (each session's
+               snippets in order).
     Times are ISO-8601 UTC text with milliseconds ("2026-11-28T12:00:00.123Z").
 
     THE HASH CHAIN (how a third party re-verifies it)
@@ -44,8 +51,13 @@
                       approval is bound to.
     a transition      {"from": old, "to": new, ...the fields it set (null when not given),
                        "reason"/"message" when given}; type = the new state. Large texts
-                      (code, stdout, stderr, value, traceback) appear only as <name>_sha256.
-    approval          {approver, via, on_behalf_of, decision, reason}
+                      (code, stdout, stderr, value, traceback) appear only as <name>_sha256;
+                      review and limits appear as the objects themselves.
+    approval          {approver, via, on_behalf_of, decision, reason, slack_user (only if given)}
+    pruned            {before, code_sha256, stdout_sha256, stderr_sha256, value_sha256,
+                      traceback_sha256}: the hashes of the bodies prune removed (null where there
+                      was none), computed from what it removed, so verify can tell that what was
+                      pruned was still what the chain recorded. One per pruned request.
     anything else     whatever the caller recorded (rejected, worker_joined, worker_lost, ...). */
 #ifndef RG_STORE_H
 #define RG_STORE_H
@@ -79,7 +91,13 @@ bool store_transition_legal (const char *from, const char *to);
 //  Moves request id from `from` to `to` (a legal edge) and appends the event of type `to`,
 //  in one transaction. Sets queued_at / started_at (running) / finished_at (terminal).
 //  `fields` (may be NULL, not consumed) sets, by transition:
-//    from received:  rule, decision_message, policy_sha256 (strings)
+//    from received:  rule, decision_message, policy_sha256 (strings); and to queued or
+//                    pending_approval: limits (object, e.g. {"timeout_ms":30000,
+//                    "memory_mb":1024}); to pending_approval: review (object, e.g.
+//                    {"quorum":2,"ttl_s":600,"expires_at":"...Z","approvers":{"principals":
+//                    [],"groups":[]},"webhook":null}). Both are stored as canonical JSON text,
+//                    recorded in the event as objects, read back (store_get, history) as
+//                    objects, and null when not given.
 //    to running:     worker (string)
 //    to done:        outcome, exit_code, signal (integer or string), stdout, stderr,
 //                    stdout_truncated, stderr_truncated (bool), value, error_name,
@@ -95,7 +113,8 @@ int store_transition (store_t *self, int64_t id, const char *from, const char *t
                       const char *actor, json_t *fields);
 
 //  Records one approver's decision on a request in pending_approval: approval has approver,
-//  via (cli|slack), decision (approve|deny), optional on_behalf_of, reason. Appends an
+//  via (cli|slack), decision (approve|deny), optional on_behalf_of, reason, slack_user
+//  (the Slack user id behind a slack approval; stored and recorded). Appends an
 //  `approval` event (actor = approver) and, if `to` is not NULL, moves pending_approval ->
 //  to with `fields` as store_transition does, all in one transaction. -1 if the request
 //  is not pending, this approver already decided (check store_get's "approvals" first to
@@ -105,13 +124,13 @@ int store_approve (store_t *self, int64_t id, json_t *approval, const char *to,
 
 //  Appends a standalone event in its own transaction (request_id 0 = none), e.g. rejected,
 //  worker_joined, worker_lost. data (a JSON object or NULL for {}) is not consumed. The type
-//  must not be a state name or "approval": those are written only by the functions above.
+//  must not be a state name, "approval" or "pruned": those are written only by this module.
 int store_event (store_t *self, int64_t request_id, const char *type, const char *actor,
                  json_t *data);
 
 //  The requests row as a JSON object (every column; NULL as null; *_truncated and
-//  session_reset as booleans) plus "approvals": [{approver, via, on_behalf_of, decision,
-//  reason, at}] in order, and "approvers" / "denied_by" ("bob, carol for U123" or null) as
+//  session_reset as booleans; review and limits as objects) plus "approvals": [{approver,
+//  via, on_behalf_of, slack_user, decision, reason, at}] in order, and "approvers" / "denied_by" ("bob, carol for U123" or null) as
 //  in the history view. Caller owns it; NULL if absent or on error.
 json_t *store_get (store_t *self, int64_t id);
 
@@ -131,6 +150,29 @@ int64_t store_head_seq (store_t *self);
 //  newest `limit` rows (<= 0: all), oldest first. NULL on error.
 json_t *store_history (store_t *self, json_t *filters, int limit);
 
+//  Calls fn (row, arg) for each row of the `history` view that matches `filters` (as in
+//  store_history), in id order, from one prepared statement inside one read snapshot:
+//  memory stays flat however many rows there are, and the broker keeps writing meanwhile.
+//  The row is borrowed (freed when fn returns; json_incref to keep it). fn returns 0 to go
+//  on; anything else stops the walk and is returned. 0 when all rows were seen, -1 on error
+//  (a bad filter included).
+typedef int (store_each_fn) (json_t *row, void *arg);
+int store_each (store_t *self, json_t *filters, store_each_fn *fn, void *arg);
+
+//  The same over the event log, in seq order: {seq, at, request_id, type, actor, data,
+//  prev_hash, hash} with data the column's text, verbatim (the canonical form that was
+//  hashed, so a third party can splice it into the recipe above). since / until apply to the event's `at`; principal, session and state to
+//  the request it is about (events about no request match only when none of those is set).
+int store_each_event (store_t *self, json_t *filters, store_each_fn *fn, void *arg);
+
+//  Retention: for every request in a terminal state that finished before `before` (ISO-8601
+//  text, compared as text) and is not pruned yet, blanks code (to '') and stdout, stderr,
+//  value, traceback (to NULL), sets pruned_at, and appends a `pruned` event (actor; data in
+//  EVENT DATA above). Hashes stay in the row and in the events, so the chain still verifies
+//  and still commits to what was removed. Works in batches of its own transactions so the
+//  broker's writes interleave. *count = requests pruned. 0, or -1 (what was committed stays).
+int store_prune (store_t *self, const char *before, const char *actor, int64_t *count);
+
 //  Re-verifies everything in one read snapshot (works while the broker writes):
 //  1. the chain, in seq order: seq contiguous from 1, prev_hash = previous hash, data in
 //     canonical form, hash recomputed;
@@ -143,8 +185,17 @@ json_t *store_history (store_t *self, json_t *filters, int limit);
 //  *report = {"ok", "events": N, "requests": N, "first_at", "last_at", "head" (hash of the
 //  last event, null if none), "bad": {"table": "events"|"requests"|"approvals", "row": seq
 //  or id, "why"} (the first problem in the order above; absent when ok)}; caller owns it.
+//  A pruned request is checked against its `pruned` event instead: code '' and the other
+//  bodies NULL, pruned_at its time, and the hashes it recorded equal to what the request's
+//  earlier events recorded.
 //  Returns 0 if intact, 1 if tampering was found, -1 on error (*report NULL).
 int store_verify (store_t *self, json_t **report);
+
+//  store_verify, and also proves a head hash saved earlier: some event must have exactly
+//  that hash (the chain up to it being intact, as above). Else the report's bad is {"table":
+//  "events", "row": 0, "why": ...}: the history before the saved head was rewritten (or cut
+//  short). When found the report has "since_head": {"hash", "seq", "events_after"}.
+int store_verify_head (store_t *self, const char *head, json_t **report);
 
 int store_test (void);
 #endif

@@ -74,6 +74,33 @@ time_iso8601 (int64_t wall_ms, char *buf, size_t size)
     snprintf (buf, size, "%s.%03dZ", base, (int) (wall_ms % 1000));
 }
 
+int64_t
+time_parse_iso8601 (const char *text)
+{
+    struct tm tm = { 0 };
+    int ms = 0, used = 0;
+    if (!text || sscanf (text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                         &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6)
+        return -1;
+    const char *rest = text + used;
+    if (rest[0] == '.') {
+        int digits = 0;
+        for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++)
+            if (digits < 3)
+                ms = ms * 10 + (*rest - '0');
+        while (digits > 0 && digits < 3) {
+            ms *= 10;
+            digits++;
+        }
+    }
+    if (strcmp (rest, "Z") != 0)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t secs = timegm (&tm);
+    return secs < 0 ? -1 : (int64_t) secs * 1000 + ms;
+}
+
 void
 sha256_hex (const void *data, size_t size, char out[65])
 {
@@ -140,5 +167,11 @@ util_test (void)
     char stamp[32];
     time_iso8601 (0, stamp, sizeof stamp);
     CHECK (strcmp (stamp, "1970-01-01T00:00:00.000Z") == 0);
+    time_iso8601 (1795862400123, stamp, sizeof stamp);
+    CHECK (time_parse_iso8601 (stamp) == 1795862400123);
+    CHECK (time_parse_iso8601 ("2026-11-28T12:00:00Z") == 1795867200000);
+    CHECK (time_parse_iso8601 ("2026-11-28T12:00:00.5Z") == 1795867200500);
+    CHECK (time_parse_iso8601 ("2026-11-28 12:00:00") == -1);
+    CHECK (time_parse_iso8601 ("yesterday") == -1);
     return 0;
 }

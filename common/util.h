@@ -19,6 +19,9 @@ int64_t clock_wall_ms (void);
 //  Formats wall-clock ms as "2026-11-28T12:00:00.123Z" into buf (at least 32 bytes).
 void time_iso8601 (int64_t wall_ms, char *buf, size_t size);
 
+//  Parses what time_iso8601 writes (UTC, optional .mmm, trailing Z) back to wall ms; -1 if bad.
+int64_t time_parse_iso8601 (const char *text);
+
 //  sha256 of data as 64 lower-case hex characters plus NUL into out[65].
 void sha256_hex (const void *data, size_t size, char out[65]);
 //  n random bytes written as 2n hex characters plus NUL into out (size >= 2n+1).

@@ -15,6 +15,7 @@
 
 static const char *s_states[] = { "received", "pending_approval", "queued", "running", "done",
                                   "denied", "expired", "cancelled", "lost" };
+static const char *s_terminal[] = { "done", "denied", "expired", "cancelled", "lost" };
 
 //  Columns whose value is fixed by the events (they start null unless an event sets them),
 //  in the order they are compared.
@@ -23,12 +24,14 @@ static const char *s_columns[] = {
     "submitted_at", "rule", "decision_message", "policy_sha256", "queued_at", "worker",
     "started_at", "finished_at", "outcome", "exit_code", "signal", "stdout_truncated",
     "stderr_truncated", "stdout_sha256", "stderr_sha256", "error_name", "error_value", "wall_ms",
-    "cpu_ms", "max_rss_kb", "execution_count", "session_reset", "sandbox",
+    "cpu_ms", "max_rss_kb", "execution_count", "session_reset", "sandbox", "pruned_at",
 };
+//  JSON objects kept as canonical text; the events hold the objects.
+static const char *s_json_columns[] = { "limits", "review" };
 //  Large texts: the events hold only <name>_sha256.
 static const char *s_hashed[] = { "code", "stdout", "stderr", "value", "traceback" };
-static const char *s_approval_keys[] = { "approver", "via", "on_behalf_of", "decision", "reason",
-                                         "at" };
+static const char *s_approval_keys[] = { "approver", "via", "on_behalf_of", "slack_user",
+                                         "decision", "reason", "at" };
 #define COUNT(a) (sizeof (a) / sizeof (a)[0])
 
 static bool
@@ -84,7 +87,7 @@ static const char *s_sql[] = {
     "SELECT seq, at, request_id, type, actor, data, prev_hash, hash FROM events ORDER BY seq",
     "SELECT * FROM requests ORDER BY id",
     "SELECT seq, at, type, data FROM events WHERE request_id = ?1 ORDER BY seq",
-    "SELECT id, approver, via, on_behalf_of, decision, reason, at FROM approvals"
+    "SELECT id, approver, via, on_behalf_of, slack_user, decision, reason, at FROM approvals"
     " WHERE request_id = ?1 ORDER BY id",
     "SELECT e.seq, e.request_id FROM events e WHERE e.type = 'received' AND NOT EXISTS"
     " (SELECT 1 FROM requests r WHERE r.id = e.request_id) ORDER BY e.seq LIMIT 1",
@@ -168,18 +171,33 @@ s_check_event (sqlite3_stmt *st, int64_t expect, const char *prev)
     return NULL;
 }
 
+//  A saved head holds if an event of the sound part of the chain has exactly that hash.
+static void
+s_saved_head (json_t *report, const char *head, int64_t found, int64_t count, json_t **bad)
+{
+    if (found)
+        json_object_set_new (report, "since_head", json_pack ("{s:s, s:I, s:I}", "hash", head,
+                             "seq", (json_int_t) found, "events_after",
+                             (json_int_t) (count - found)));
+    else if (!*bad)
+        *bad = s_bad ("events", 0, "no event has the saved head hash %.64s: the history "
+                      "before it was rewritten, or the chain cut short", head);
+}
+
 static int
-s_chain (verify_t *self, sqlite3 *db, json_t *report, json_t **bad)
+s_chain (verify_t *self, sqlite3 *db, const char *head, json_t *report, json_t **bad)
 {
     sqlite3_stmt *st = self->events;
     sqlite3_reset (st);
     char prev[65] = VERIFY_GENESIS;
-    int64_t expect = 1, count = 0;
+    int64_t expect = 1, count = 0, found = 0;
     int rc;
     while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
         count++;
         if (!*bad)
             *bad = s_check_event (st, expect, prev);
+        if (head && !*bad && !found && s_text (st, 7) && strcmp (s_text (st, 7), head) == 0)
+            found = sqlite3_column_int64 (st, 0);
         expect = sqlite3_column_int64 (st, 0) + 1;      //  one gap is reported once
         snprintf (prev, sizeof prev, "%s", s_text (st, 7) ? s_text (st, 7) : "");
         json_t *at = json_string (s_text (st, 1) ? s_text (st, 1) : "");
@@ -192,6 +210,8 @@ s_chain (verify_t *self, sqlite3 *db, json_t *report, json_t **bad)
     sqlite3_reset (st);
     json_object_set_new (report, "events", json_integer (count));
     json_object_set_new (report, "head", count ? json_string (prev) : json_null ());
+    if (head && rc == SQLITE_DONE)
+        s_saved_head (report, head, found, count, bad);
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -205,6 +225,7 @@ typedef struct {
     json_t *expect;             //  column -> value the events recorded
     json_t *hashes;             //  large column -> its recorded sha256 (or null)
     json_t *approvals;          //  approval events, as the approvals rows must read
+    bool pruned;                //  a pruned event blanked its bodies
     json_t *bad;
 } walk_t;
 
@@ -240,13 +261,43 @@ s_walk_transition (walk_t *w, const char *type, json_t *data, const char *at)
             if (s_in (name, s_hashed, COUNT (s_hashed)))
                 json_object_set (w->hashes, name, v);
         }
-        if (s_in (key, s_columns, COUNT (s_columns)))
+        if (s_in (key, s_columns, COUNT (s_columns))
+        ||  s_in (key, s_json_columns, COUNT (s_json_columns)))
             json_object_set (w->expect, key, v);
     }
+    //  As ST_STATE_SET stamps them; pending_approval has no stamp of its own.
     const char *stamp = strcmp (type, "queued") == 0 ? "queued_at"
-                      : strcmp (type, "running") == 0 ? "started_at" : "finished_at";
-    json_object_set_new (w->expect, stamp, json_string (at));
+                      : strcmp (type, "running") == 0 ? "started_at"
+                      : strcmp (type, "pending_approval") == 0 ? NULL : "finished_at";
+    if (stamp)
+        json_object_set_new (w->expect, stamp, json_string (at));
     snprintf (w->state, sizeof w->state, "%s", type);
+}
+
+//  Pruning comes once, after the end, and must have removed what the chain had recorded:
+//  a body altered before it was pruned shows here as a hash its events never recorded.
+static void
+s_walk_pruned (walk_t *w, int64_t seq, const char *at, json_t *data)
+{
+    if (w->pruned || !s_in (w->state, s_terminal, COUNT (s_terminal))) {
+        w->bad = s_bad ("events", seq, "request %lld pruned while %s", (long long) w->id,
+                        w->pruned ? "already pruned" : w->state);
+        return;
+    }
+    for (size_t i = 0; i < COUNT (s_hashed); i++) {
+        char key[64];
+        snprintf (key, sizeof key, "%s_sha256", s_hashed[i]);
+        json_t *had = json_object_get (w->hashes, s_hashed[i]);
+        json_t *removed = json_object_get (data, key);
+        if (!json_equal (had ? had : json_null (), removed ? removed : json_null ())) {
+            w->bad = s_bad ("events", seq, "request %lld: the %s pruned is not the one its "
+                            "events recorded (altered before pruning)", (long long) w->id,
+                            s_hashed[i]);
+            return;
+        }
+    }
+    w->pruned = true;
+    json_object_set_new (w->expect, "pruned_at", json_string (at));
 }
 
 //  Folds one event (seq, at, type, data) of the request into w, or sets w->bad.
@@ -269,6 +320,8 @@ s_walk_event (walk_t *w, int64_t seq, const char *at, const char *type, json_t *
         else
             s_walk_transition (w, type, data, at);
     }
+    else if (strcmp (type, "pruned") == 0)
+        s_walk_pruned (w, seq, at, data);
     else if (strcmp (type, "approval") == 0) {
         json_t *a = json_deep_copy (data);
         json_object_set_new (a, "at", json_string (at));
@@ -312,9 +365,30 @@ s_compare_hashes (walk_t *w, json_t *row)
         if (json_is_string (text))
             sha256_hex (json_string_value (text), json_string_length (text), sha);
         bool ok = want ? json_is_string (text) && strcmp (sha, want) == 0 : json_is_null (text);
+        if (w->pruned)          //  what prune leaves: code '' (NOT NULL), the rest NULL
+            ok = i == 0 ? json_is_string (text) && json_string_length (text) == 0
+                        : json_is_null (text);
         if (!ok)
             return s_bad ("requests", w->id, "%s does not hash to the %s_sha256 its events "
                           "recorded", s_hashed[i], s_hashed[i]);
+    }
+    return NULL;
+}
+
+//  A JSON column holds exactly the canonical text of the object its event recorded.
+static json_t *
+s_compare_json (walk_t *w, json_t *row)
+{
+    for (size_t i = 0; i < COUNT (s_json_columns); i++) {
+        json_t *want = json_object_get (w->expect, s_json_columns[i]);
+        const char *have = json_string_value (json_object_get (row, s_json_columns[i]));
+        char *text = json_is_object (want) ? event_data_text (want) : NULL;
+        bool ok = text ? have && strcmp (have, text) == 0
+                       : json_is_null (json_object_get (row, s_json_columns[i]));
+        free (text);
+        if (!ok)
+            return s_bad ("requests", w->id, "%s differs from what its events recorded",
+                          s_json_columns[i]);
     }
     return NULL;
 }
@@ -323,6 +397,8 @@ static json_t *
 s_compare_row (walk_t *w, json_t *row)
 {
     json_t *bad = s_compare_hashes (w, row);
+    if (!bad)
+        bad = s_compare_json (w, row);
     for (size_t i = 0; !bad && i < COUNT (s_columns); i++) {
         json_t *want = json_object_get (w->expect, s_columns[i]);
         if (!json_equal (json_object_get (row, s_columns[i]), want ? want : json_null ()))
@@ -373,7 +449,7 @@ static int
 s_check_request (verify_t *self, sqlite3 *db, json_t *row, json_t **bad)
 {
     walk_t w = { json_integer_value (json_object_get (row, "id")), "", json_object (),
-                 json_object (), json_array (), NULL };
+                 json_object (), json_array (), false, NULL };
     int rc = s_walk_events (self, db, &w);
     if (rc == 0 && !w.bad && !w.state[0])
         w.bad = s_bad ("requests", w.id, "no received event: the row was not written by "
@@ -430,12 +506,12 @@ s_orphans (verify_t *self, sqlite3 *db, json_t **bad)
 }
 
 int
-verify_run (verify_t *self, sqlite3 *db, json_t **report)
+verify_run (verify_t *self, sqlite3 *db, const char *head, json_t **report)
 {
     *report = json_pack ("{s:b, s:I, s:I, s:n, s:n, s:n}", "ok", 1, "events", (json_int_t) 0,
                          "requests", (json_int_t) 0, "first_at", "last_at", "head");
     json_t *bad = NULL;
-    int rc = *report ? s_chain (self, db, *report, &bad) : -1;
+    int rc = *report ? s_chain (self, db, head, *report, &bad) : -1;
     if (rc == 0 && !bad)
         rc = s_requests (self, db, *report, &bad);
     if (rc == 0 && !bad)
@@ -636,10 +712,131 @@ s_test_intact (const char *dir)
     unlink (path);
 }
 
+static int
+s_test_check (store_t *store, const char *head, const char *table, int64_t row)
+{
+    json_t *report = NULL;
+    int rc = head ? store_verify_head (store, head, &report) : store_verify (store, &report);
+    json_t *bad = json_object_get (report, "bad");
+    if (rc == 1 && (!table || !s_streq_json (json_object_get (bad, "table"), table)
+                    || json_integer_value (json_object_get (bad, "row")) != row)) {
+        fprintf (stderr, "FAIL verify named %s %lld: %s\n", json_string_value (json_object_get (
+                 bad, "table")), (long long) json_integer_value (json_object_get (bad, "row")),
+                 json_string_value (json_object_get (bad, "why")));
+        rc = -2;
+    }
+    json_decref (report);
+    return rc;
+}
+
+//  Pruning keeps the chain whole, and what remains is still checked.
+static void
+s_test_prune (const char *dir)
+{
+    char path[256];
+    snprintf (path, sizeof path, "%s/prune.db", dir);
+    store_t *store = s_test_build (path);
+    int64_t count = -1;
+    CHECK (store && store_prune (store, "2000-01-01", "admin", &count) == 0 && count == 0);
+    CHECK (store_prune (store, "2999-01-01", "admin", &count) == 0 && count == 3);
+    CHECK (store_head_seq (store) == 16 && s_test_check (store, NULL, NULL, 0) == 0);
+    json_t *row = store_get (store, 1);
+    CHECK (s_streq_json (json_object_get (row, "code"), "")
+           && json_is_null (json_object_get (row, "stdout"))
+           && json_is_string (json_object_get (row, "pruned_at"))
+           && json_is_string (json_object_get (row, "code_sha256")));
+    json_decref (row);
+    CHECK (store_prune (store, "2999-01-01", "admin", &count) == 0 && count == 0);
+    CHECK (store_event (store, 1, "pruned", "eve", NULL) == -1);
+    //  The triggers allow only a blanking that sets pruned_at, once.
+    CHECK (store_raw_exec (path, "UPDATE requests SET code = 'x', pruned_at = NULL WHERE id = 1",
+                           NULL, 0) != SQLITE_OK);
+    CHECK (store_raw_exec (path, "UPDATE requests SET pruned_at = 'x' WHERE id = 1", NULL, 0)
+           != SQLITE_OK);
+    CHECK (store_raw_exec (path, s_drop_triggers, NULL, 0) == SQLITE_OK);
+    CHECK (store_raw_exec (path, "UPDATE requests SET code = 'x' WHERE id = 1", NULL, 0) == 0);
+    CHECK (s_test_check (store, NULL, "requests", 1) == 1);
+    CHECK (store_raw_exec (path, "UPDATE requests SET code = '', error_name = 'E' WHERE id = 1",
+                           NULL, 0) == 0);
+    CHECK (s_test_check (store, NULL, "requests", 1) == 1);
+    store_destroy (&store);
+    unlink (path);
+}
+
+//  A prune by hand, and a prune that would launder an edit, are both caught.
+static void
+s_test_prune_forged (const char *dir)
+{
+    char path[256];
+    snprintf (path, sizeof path, "%s/prune.db", dir);
+    store_t *store = s_test_build (path);
+    CHECK (store_raw_exec (path, "UPDATE requests SET code = '', pruned_at = '2030-01-01'"
+                           " WHERE id = 1", NULL, 0) == SQLITE_OK);    //  triggers allow it
+    CHECK (s_test_check (store, NULL, "requests", 1) == 1);
+    store_destroy (&store);
+    unlink (path);
+    store = s_test_build (path);
+    int64_t count = 0;
+    CHECK (store_raw_exec (path, s_drop_triggers, NULL, 0) == SQLITE_OK);
+    CHECK (store_raw_exec (path, "UPDATE requests SET stdout = '2\n' WHERE id = 1", NULL, 0) == 0);
+    CHECK (store && store_prune (store, "2999-01-01", "admin", &count) == 0 && count == 3);
+    CHECK (s_test_check (store, NULL, "events", 14) == 1);
+    store_destroy (&store);
+    unlink (path);
+}
+
+//  A saved head proves the past: an event rewritten (and re-chained) before it is caught.
+static void
+s_test_saved_head (const char *dir)
+{
+    char path[256], hash[65];
+    snprintf (path, sizeof path, "%s/head.db", dir);
+    store_t *store = s_test_build (path);
+    json_t *events = store ? store_events_since (store, 11, 0) : NULL;
+    json_t *e12 = json_array_get (events, 0), *e13 = json_array_get (events, 1);
+    char head[65];
+    snprintf (head, sizeof head, "%s", json_string_value (json_object_get (e13, "hash")));
+    CHECK (store_event (store, 0, "note", "bob", NULL) == 0);
+    json_t *report = NULL;
+    CHECK (store_verify_head (store, head, &report) == 0);
+    json_t *since = json_object_get (report, "since_head");
+    CHECK (json_integer_value (json_object_get (since, "seq")) == 13
+           && json_integer_value (json_object_get (since, "events_after")) == 1);
+    json_decref (report);
+    CHECK (s_test_check (store, "beef", "events", 0) == 1);
+    //  Event 13 rewritten with another actor, 13 and 14 re-hashed: the chain is sound again.
+    json_t *data = json_object ();
+    const char *prev = json_string_value (json_object_get (e12, "hash"));
+    const char *at = json_string_value (json_object_get (e13, "at"));
+    CHECK (event_hash (prev, 13, at, 0, "rejected", "nobody", data, hash) == 0);
+    char *sql = sqlite3_mprintf ("%s UPDATE events SET actor = 'nobody', hash = %Q WHERE seq = 13;"
+                                 " UPDATE events SET prev_hash = %Q WHERE seq = 14",
+                                 s_drop_triggers, hash, hash);
+    CHECK (store_raw_exec (path, sql, NULL, 0) == SQLITE_OK);
+    sqlite3_free (sql);
+    json_decref (events);
+    events = store_events_since (store, 13, 0);
+    json_t *e14 = json_array_get (events, 0);
+    CHECK (event_hash (hash, 14, json_string_value (json_object_get (e14, "at")), 0, "note", "bob",
+                       data, hash) == 0);
+    sql = sqlite3_mprintf ("UPDATE events SET hash = %Q WHERE seq = 14", hash);
+    CHECK (store_raw_exec (path, sql, NULL, 0) == SQLITE_OK);
+    sqlite3_free (sql);
+    CHECK (s_test_check (store, NULL, NULL, 0) == 0);
+    CHECK (s_test_check (store, head, "events", 0) == 1);
+    json_decref (events);
+    json_decref (data);
+    store_destroy (&store);
+    unlink (path);
+}
+
 int
 verify_test (const char *dir)
 {
     s_test_intact (dir);
+    s_test_prune (dir);
+    s_test_prune_forged (dir);
+    s_test_saved_head (dir);
     for (size_t i = 0; i < COUNT (s_tampers); i++)
         s_test_tamper (dir, &s_tampers[i]);
     return 0;

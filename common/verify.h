@@ -24,9 +24,9 @@ typedef struct {
 int verify_prepare (verify_t *self, sqlite3 *db);
 void verify_finalize (verify_t *self);
 
-//  Runs the checks of store_verify; the caller holds a read transaction. 0 intact,
-//  1 tampered, -1 error (*report NULL).
-int verify_run (verify_t *self, sqlite3 *db, json_t **report);
+//  Runs the checks of store_verify_head (head NULL: of store_verify); the caller holds a
+//  read transaction. 0 intact, 1 tampered, -1 error (*report NULL).
+int verify_run (verify_t *self, sqlite3 *db, const char *head, json_t **report);
 
 //  The canonical text of an event's data (compact, sorted keys); caller frees. NULL on error.
 char *event_data_text (const json_t *data);

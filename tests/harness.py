@@ -11,6 +11,17 @@ ASAN = os.environ.get("REPLGATE_ASAN") == "1"
 SLOW = 3 if ASAN else 1          # sanitizers make everything slower; deadlines scale with it
 
 
+def proc_env():
+    """Environment of broker and worker processes. Under ASan they keep czmq's SIGTERM handler,
+    so stop() ends them with a clean exit and LeakSanitizer gets to report."""
+    env = dict(os.environ)
+    if ASAN:
+        env.pop("ZSYS_SIGHANDLER", None)
+    else:
+        env["ZSYS_SIGHANDLER"] = "false"
+    return env
+
+
 def free_port_pair():
     """Two consecutive free TCP ports on 127.0.0.1."""
     for _ in range(200):
@@ -105,8 +116,12 @@ class Client:
 class Stack:
     """A broker and (optionally) a worker on fresh ports and a fresh state directory."""
 
-    def __init__(self, workers=1, slots=4, broker_args=(), worker_args=()):
+    ALLOW_ALL = {"version": 1, "rules": [{"name": "allow-all", "action": "allow"}]}
+
+    def __init__(self, workers=1, slots=4, broker_args=(), worker_args=(), policy=ALLOW_ALL):
         self.dir = tempfile.mkdtemp(prefix="replgate-test-")
+        if policy is not None:
+            self.write_policy(policy)
         self.port = free_port_pair()
         self.clients_ep = "tcp://127.0.0.1:%d" % self.port
         self.workers_ep = "tcp://127.0.0.1:%d" % (self.port + 1)
@@ -122,6 +137,15 @@ class Stack:
         if workers:
             self.wait_workers(workers)
 
+    def write_policy(self, policy, name="policy.json"):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(policy if isinstance(policy, str) else json.dumps(policy, indent=2))
+        return path
+
+    def reload_policy(self):
+        self.broker.send_signal(signal.SIGHUP)
+
     @property
     def db(self):
         return os.path.join(self.dir, "replgate.db")
@@ -135,7 +159,7 @@ class Stack:
         return open(path, "ab")
 
     def start_broker(self):
-        env = dict(os.environ, ZSYS_SIGHANDLER="false")
+        env = proc_env()
         self.broker = subprocess.Popen(
             [os.path.join(BIN, "replgate-broker"), "--dir", self.dir, "--clients", self.clients_ep,
              "--workers", self.workers_ep] + self.broker_args,
@@ -154,7 +178,7 @@ class Stack:
         raise RuntimeError("broker did not start")
 
     def start_worker(self, name="w0", extra=()):
-        env = dict(os.environ, ZSYS_SIGHANDLER="false")
+        env = proc_env()
         p = subprocess.Popen(
             [os.path.join(BIN, "replgate-worker"), "--broker", self.workers_ep, "--key", self.key("worker"),
              "--server-key", os.path.join(self.dir, "keys", "broker.cert"), "--name", name,

@@ -10,12 +10,40 @@
 int store_test (void);
 int proto_test (void);
 int session_test (void);
+int jpos_test (void);
+int mask_test (void);
+int policy_test (void);
+int scfilter_test (void);
+int cgroup_test (void);
+int spawn_test (void);
+int sign_test (void);
+int payload_test (void);
+int slack_test (void);
+int deliver_test (void);
+int state_test (void);
+int config_test (void);
+int http_test (void);
+int flow_test (void);
 
 static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "util", util_test },
     { "store", store_test },
     { "proto", proto_test },
     { "session", session_test },
+    { "jpos", jpos_test },
+    { "mask", mask_test },
+    { "policy", policy_test },
+    { "seccomp", scfilter_test },
+    { "cgroup", cgroup_test },
+    { "spawn", spawn_test },
+    { "sign", sign_test },
+    { "payload", payload_test },
+    { "slack", slack_test },
+    { "deliver", deliver_test },
+    { "approver_state", state_test },
+    { "approver_config", config_test },
+    { "http", http_test },
+    { "flow", flow_test },
 };
 
 int

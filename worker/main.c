@@ -17,6 +17,7 @@
 #define MAX_OUTPUT (256LL << 20)
 #define MAX_NAME 256
 #define FDS_PER_SESSION 5
+#define MAX_WARM 16
 
 typedef struct {
     const char *broker;
@@ -26,6 +27,10 @@ typedef struct {
     size_t slots;
     int64_t timeout_ms;
     size_t output_bytes;
+    spawn_config_t spawn;       //  sandbox switches, defaults for memory, pids, tmp
+    int64_t max_memory_mb;      //  the most a run may ask for
+    int64_t max_pids;
+    int64_t max_tmp_mb;
 } s_args_t;
 
 typedef struct {
@@ -35,6 +40,7 @@ typedef struct {
     zmq_pollitem_t *items;      //  [0] the broker, then each slot's fds
     size_t *first;              //  per slot: its first item
     size_t *count;              //  per slot: how many items
+    bool refill;                //  the warm pool wants another interpreter
 } s_worker_t;
 
 static void
@@ -50,8 +56,20 @@ s_usage (FILE *out)
         "  --slots N             live interpreters at most, 1..%d (default 4)\n"
         "  --timeout-ms MS       snippet wall-clock limit when a run gives none (default 10000)\n"
         "  --output-bytes N      per-stream output cap when a run gives none (default 1048576)\n"
-        "  --help                this text\n\n"
-        "WARNING: there is no sandbox yet; snippets run with this process's user and rights.\n",
+        "  --memory-mb N         session memory incl. swap when a run gives none (default 512)\n"
+        "  --pids N              session processes+threads when a run gives none (default 128)\n"
+        "  --tmp-mb N            session /tmp + work directory size (default 64)\n"
+        "  --max-memory-mb N, --max-pids N, --max-tmp-mb N\n"
+        "                        the most a run may ask for (default 4096, 1024, 1024)\n"
+        "  --uid-base UID        host uid/gid of the first sandbox slot; slot n gets UID+n\n"
+        "                        (default 200000; give each worker on a host its own range)\n"
+        "  --warm N              idle sandboxed interpreters kept ready per language (default 1)\n"
+        "  --cgroup auto|v1|v2   cgroup version to use (default auto)\n"
+        "  --init PATH           the session init (default replgate-init next to this program)\n"
+        "  --no-sandbox          run snippets UNCONFINED as this process's user (results say\n"
+        "                        sandbox \"none\"); without it a worker that cannot build the\n"
+        "                        sandbox refuses to start\n"
+        "  --help                this text\n",
         MAX_SLOTS);
 }
 
@@ -65,6 +83,34 @@ s_number (const char *text, long long min, long long max)
     return errno || end == text || *end || n < min || n > max ? -1 : n;
 }
 
+//  The sandbox options: the value parsed, -1 if it is bad, -2 for an unknown option.
+static long long
+s_parse_sandbox (int opt, s_args_t *args)
+{
+    spawn_config_t *c = &args->spawn;
+    long long n = 0;
+    switch (opt) {
+        case 'm': c->memory_mb = n = s_number (optarg, 16, 1 << 20); break;
+        case 'p': c->pids = n = s_number (optarg, 8, 1 << 20); break;
+        case 'T': c->tmp_mb = n = s_number (optarg, 1, 1 << 20); break;
+        case 'M': args->max_memory_mb = n = s_number (optarg, 16, 1 << 20); break;
+        case 'P': args->max_pids = n = s_number (optarg, 8, 1 << 20); break;
+        case 'X': args->max_tmp_mb = n = s_number (optarg, 1, 1 << 20); break;
+        case 'u': c->uid_base = (unsigned) (n = s_number (optarg, 1, 0xfffff000LL)); break;
+        case 'w': c->warm = (size_t) (n = s_number (optarg, 0, MAX_WARM)); break;
+        case 'i': c->init_path = optarg; break;
+        case 'N': c->sandbox = false; break;
+        case 'c':
+            n = strcmp (optarg, "v1") == 0 ? CGROUP_V1 : strcmp (optarg, "v2") == 0 ? CGROUP_V2
+              : strcmp (optarg, "auto") == 0 ? CGROUP_NONE : -1;
+            if (n >= 0)
+                c->cgroup = (cgroup_version_t) n;
+            break;
+        default: n = -2;
+    }
+    return n;
+}
+
 //  0 to run, 1 after --help, -1 on a usage error (already reported).
 static int
 s_parse_args (int argc, char *argv [], s_args_t *args)
@@ -72,8 +118,15 @@ s_parse_args (int argc, char *argv [], s_args_t *args)
     static const struct option options [] = {
         { "broker", 1, NULL, 'b' }, { "key", 1, NULL, 'k' }, { "server-key", 1, NULL, 's' },
         { "name", 1, NULL, 'n' }, { "slots", 1, NULL, 'S' }, { "timeout-ms", 1, NULL, 't' },
-        { "output-bytes", 1, NULL, 'o' }, { "help", 0, NULL, 'h' }, { NULL, 0, NULL, 0 } };
-    *args = (s_args_t) { "tcp://127.0.0.1:7711", NULL, NULL, "", 4, 10000, 1 << 20 };
+        { "output-bytes", 1, NULL, 'o' }, { "help", 0, NULL, 'h' },
+        { "memory-mb", 1, NULL, 'm' }, { "pids", 1, NULL, 'p' }, { "tmp-mb", 1, NULL, 'T' },
+        { "max-memory-mb", 1, NULL, 'M' }, { "max-pids", 1, NULL, 'P' },
+        { "max-tmp-mb", 1, NULL, 'X' }, { "uid-base", 1, NULL, 'u' }, { "warm", 1, NULL, 'w' },
+        { "cgroup", 1, NULL, 'c' }, { "init", 1, NULL, 'i' }, { "no-sandbox", 0, NULL, 'N' },
+        { NULL, 0, NULL, 0 } };
+    *args = (s_args_t) { "tcp://127.0.0.1:7711", NULL, NULL, "", 4, 10000, 1 << 20,
+                         { true, 200000, 4, 1, 512, 128, 64, NULL, CGROUP_NONE, NULL },
+                         4096, 1024, 1024 };
     char host [64] = "localhost";
     gethostname (host, sizeof host - 1);
     snprintf (args->name, sizeof args->name, "worker-%s-%d", host, (int) getpid ());
@@ -89,7 +142,7 @@ s_parse_args (int argc, char *argv [], s_args_t *args)
             case 't': args->timeout_ms = n = s_number (optarg, 1, MAX_TIMEOUT_MS); break;
             case 'o': args->output_bytes = (size_t) (n = s_number (optarg, 1, MAX_OUTPUT)); break;
             case 'h': s_usage (stdout); return 1;
-            default: n = -2;
+            default: n = s_parse_sandbox (opt, args);
         }
         if (n < 0) {
             if (n == -1)
@@ -97,6 +150,12 @@ s_parse_args (int argc, char *argv [], s_args_t *args)
                          options [index].name, optarg);
             break;
         }
+    }
+    args->spawn.slots = args->slots;
+    if (n >= 0 && (args->spawn.memory_mb > args->max_memory_mb || args->spawn.pids > args->max_pids
+               ||  args->spawn.tmp_mb > args->max_tmp_mb)) {
+        fprintf (stderr, "replgate-worker: a default limit is above its --max-* maximum\n");
+        n = -2;
     }
     const char *missing = !args->key ? "--key" : !args->server_key ? "--server-key" : NULL;
     if (n >= 0 && optind < argc)
@@ -208,17 +267,42 @@ s_deliver (s_worker_t *w, session_t *s)
 //  Messages from the broker. Bad ones are logged and dropped; a well-formed run that
 //  cannot be served still gets a result, so the broker never waits for nothing.
 
+//  One integer limit of a run, within [min, max]; NULL or why not. Absent or null keeps *out.
+static const char *
+s_limit (json_t *given, const char *key, int64_t min, int64_t max, int64_t *out)
+{
+    static char why [128];
+    json_t *v = json_object_get (given, key);
+    if (!v || json_is_null (v))
+        return NULL;
+    if (!json_is_integer (v) || json_integer_value (v) < min || json_integer_value (v) > max) {
+        snprintf (why, sizeof why, "limits.%s must be an integer from %lld to %lld (this "
+                  "worker's maximum)", key, (long long) min, (long long) max);
+        return why;
+    }
+    *out = json_integer_value (v);
+    return NULL;
+}
+
 //  The run's limits, defaults for absent fields. NULL, or why they are unacceptable.
 static const char *
 s_limits (s_worker_t *w, json_t *run, session_limits_t *limits)
 {
     limits->timeout_ms = w->args.timeout_ms;
     limits->output_bytes = w->args.output_bytes;
+    limits->memory_mb = w->args.spawn.memory_mb;
+    limits->pids = w->args.spawn.pids;
+    limits->tmp_mb = w->args.spawn.tmp_mb;
     json_t *given = json_object_get (run, "limits");
     if (!given || json_is_null (given))
         return NULL;
     if (!json_is_object (given))
         return "limits must be an object";
+    const char *why = s_limit (given, "memory_mb", 16, w->args.max_memory_mb, &limits->memory_mb);
+    why = why ? why : s_limit (given, "pids", 8, w->args.max_pids, &limits->pids);
+    why = why ? why : s_limit (given, "tmp_mb", 1, w->args.max_tmp_mb, &limits->tmp_mb);
+    if (why)
+        return why;
     json_t *timeout = json_object_get (given, "timeout_ms");
     json_t *output = json_object_get (given, "output_bytes");
     if (timeout && !json_is_null (timeout)) {
@@ -349,6 +433,8 @@ s_prepare_poll (s_worker_t *w, long *wait_ms)
         if (deadline >= 0 && deadline < next)
             next = deadline;
     }
+    if (w->refill)
+        next = clock_mono_ms ();
     int64_t wait = next - clock_mono_ms ();
     *wait_ms = wait < 0 ? 0 : (long) wait;
     return (int) n;
@@ -407,6 +493,8 @@ s_run_loop (s_worker_t *w)
         }
         if (link_tick (w->link))
             s_send_ready (w);
+        //  Idle moments refill the warm pool, one interpreter per turn.
+        w->refill = session_refill ();
     }
     return 0;
 }
@@ -427,9 +515,15 @@ main (int argc, char *argv [])
     zcert_t *cert = s_load_keys (&w.args, server_key);
     if (!cert)
         return 2;
+    //  Before any ZeroMQ thread exists, and fail closed: no sandbox, no service.
+    if (spawn_setup (&w.args.spawn) < 0) {
+        zcert_destroy (&cert);
+        return 1;
+    }
     zsys_init ();       //  installs the SIGINT/SIGTERM handler behind zsys_interrupted
-    log_warn ("snippets are NOT sandboxed: they run as uid %d with every right of this process",
-              (int) getuid ());
+    if (!w.args.spawn.sandbox)
+        log_warn ("--no-sandbox: snippets are NOT confined: they run as uid %d with every "
+                  "right of this process", (int) getuid ());
     w.link = link_new (w.args.broker, cert, server_key);
     zcert_destroy (&cert);
     w.pool = pool_new (w.args.slots);
@@ -444,6 +538,7 @@ main (int argc, char *argv [])
         log_info ("worker %s: stopping", w.args.name);
     }
     pool_destroy (&w.pool);     //  kills and reaps every interpreter
+    spawn_shutdown ();          //  the warm pool and the cgroups
     link_destroy (&w.link);
     free (w.items);
     free (w.first);

@@ -56,6 +56,8 @@ struct _session_t {
     pid_t pid;                  //  0 when there is no interpreter
     int pidfd;                  //  readable once the interpreter exited; -1 if unsupported
     spawn_fds_t fds;            //  -1 once closed
+    spawn_box_t *box;           //  the sandbox slot (uid, cgroup); NULL unsandboxed
+    bool oom;                   //  the snippet's accounting saw an OOM kill
     int wstatus;                //  of the last interpreter reaped
     struct rusage usage;        //  of the last interpreter reaped
     s_state_t state;
@@ -181,17 +183,26 @@ s_close_pipes (session_t *self)
     s_close_fd (&self->fds.err);
     s_close_fd (&self->fds.cmd);
     s_close_fd (&self->fds.res);
+    s_close_fd (&self->fds.status);
     s_close_fd (&self->pidfd);
+}
+
+static const char *s_py_argv [] = { "python3", "-I", "-u", "-c", pydriver_source, NULL };
+static const char *s_sh_argv [] = { "bash", "--norc", "--noprofile", "-c", shdriver_source,
+                                    "replgate-shell", NULL };
+
+bool
+session_refill (void)
+{
+    spawn_spec_t py = { "python", s_py_argv, 0 }, sh = { "shell", s_sh_argv, 0 };
+    return spawn_refill (&py) || spawn_refill (&sh);
 }
 
 static int
 s_spawn (session_t *self)
 {
-    const char *py [] = { "python3", "-I", "-u", "-c", pydriver_source, NULL };
-    const char *sh [] = { "bash", "--norc", "--noprofile", "-c", shdriver_source,
-                          "replgate-shell", NULL };
-    spawn_spec_t spec = { self->python ? py : sh, NULL };
-    pid_t pid = spawn_interpreter (&spec, &self->fds);
+    spawn_spec_t spec = { self->lang, self->python ? s_py_argv : s_sh_argv, self->limits.tmp_mb };
+    pid_t pid = spawn_interpreter (&spec, &self->fds, &self->box);
     if (pid < 0)
         return -1;
     self->pid = pid;
@@ -223,6 +234,9 @@ s_reap (session_t *self)
         self->wstatus = 0;
         memset (&self->usage, 0, sizeof self->usage);
     }
+    //  Sandboxed, the pid is the session's init; the interpreter's own status comes from it.
+    self->wstatus = spawn_exit_status (&self->fds, self->wstatus);
+    spawn_release (&self->box);
     self->pid = 0;
     s_close_pipes (self);
 }
@@ -272,7 +286,7 @@ session_new (const char *lang, const char *name)
     self->lang = python ? "python" : "shell";
     self->python = python;
     self->pidfd = -1;
-    self->fds = (spawn_fds_t) { -1, -1, -1, -1 };
+    self->fds = (spawn_fds_t) { -1, -1, -1, -1, -1 };
     return self;
 }
 
@@ -405,9 +419,15 @@ session_start (session_t *self, int64_t id, const char *code, size_t size,
         s_finish (self, END_REJECTED, "out of memory");
         return 1;
     }
+    if (spawn_account_start (self->box, limits->memory_mb, limits->pids) < 0) {
+        s_finish (self, END_REJECTED, "cannot apply the memory or pids limit "
+                                      "(lower than what the session already uses?)");
+        return 1;
+    }
     self->execution_count++;
-    self->cpu_start = s_cpu_ticks (self->pid);
-    s_reset_peak_rss (self->pid);
+    self->cpu_start = self->box ? -1 : s_cpu_ticks (self->pid);
+    if (!self->box)
+        s_reset_peak_rss (self->pid);
     s_flush_command (self);
     return 0;
 }
@@ -593,6 +613,9 @@ s_set_outcome (session_t *self, json_t *r, s_end_t end, const char *why)
     else
         error = json_pack ("{s:s, s:s, s:s}", "name", "WorkerError", "value", why,
                            "traceback", "");
+    //  Whatever else happened, an OOM kill in the session is what ended or broke the snippet.
+    if (self->oom && end != END_REJECTED)
+        outcome = "oom";
     json_object_set_new (r, "outcome", json_string (outcome));
     json_object_set_new (r, "exit_code", exit_code);
     json_object_set_new (r, "signal", sig);
@@ -645,12 +668,28 @@ s_execution_count (session_t *self, s_end_t end)
     return self->execution_count;
 }
 
+//  The sandbox's cgroup has the snippet's CPU, peak memory and OOM kills.
+static void
+s_set_box_usage (session_t *self, json_t *r, const spawn_usage_t *u)
+{
+    double wall_ms = (clock_mono_us () - self->started_us) / 1000.0;
+    json_object_set_new (r, "wall_ms", json_real (wall_ms));
+    json_object_set_new (r, "cpu_ms", json_real (u->cpu_ms));
+    json_object_set_new (r, "max_rss_kb", u->peak_kb > 0 ? json_integer (u->peak_kb) : json_null ());
+    //  u->pids_limited stays in the worker log until the protocol has a field for it.
+    if (u->pids_limited)
+        log_info ("session %s: snippet %lld hit the pids limit", self->name, (long long) self->id);
+}
+
 static void
 s_finish (session_t *self, s_end_t end, const char *why)
 {
     s_final_drain (self);
-    long long ticks = s_cpu_ticks (self->pid);
-    long rss_kb = s_peak_rss_kb (self->pid);
+    spawn_usage_t usage;
+    bool boxed = self->box && end != END_REJECTED && spawn_account (self->box, &usage) == 0;
+    self->oom = boxed && usage.oom;
+    long long ticks = boxed ? -1 : s_cpu_ticks (self->pid);
+    long rss_kb = boxed ? -1 : s_peak_rss_kb (self->pid);
     if (end == END_TIMEOUT || end == END_OUTPUT || end == END_KILLED || end == END_BROKEN)
         s_kill (self);
     else
@@ -664,7 +703,10 @@ s_finish (session_t *self, s_end_t end, const char *why)
     s_set_outcome (self, r, end, why);
     s_set_output (r, self->out, "stdout", "stdout_truncated");
     s_set_output (r, self->err, "stderr", "stderr_truncated");
-    s_set_usage (self, r, ticks, rss_kb);
+    if (boxed)
+        s_set_box_usage (self, r, &usage);
+    else
+        s_set_usage (self, r, ticks, rss_kb);
     json_object_set_new (r, "execution_count", json_integer (s_execution_count (self, end)));
     json_object_set_new (r, "session_reset", json_boolean (self->pid <= 0 || self->lost));
     json_object_set_new (r, "sandbox", json_string (spawn_sandbox_name ()));

@@ -14,6 +14,9 @@ typedef struct _session_t session_t;
 typedef struct {
     int64_t timeout_ms;         //  wall clock for the snippet
     size_t output_bytes;        //  cap per stream; 64x this in total kills the session
+    int64_t memory_mb;          //  the session's memory (swap included), set per snippet
+    int64_t pids;               //  processes and threads of the session, set per snippet
+    int64_t tmp_mb;             //  /tmp + work directory; fixed when the interpreter starts
 } session_limits_t;
 
 //  What session_step() found.
@@ -63,6 +66,9 @@ void session_kill (session_t *self);
 //  A result for a snippet that never ran (outcome "error", error name "WorkerError", the
 //  reason as its value). The caller owns it.
 json_t *session_reject (int64_t id, const char *name, const char *lang, const char *why);
+
+//  Starts one warm interpreter if the pool lacks one (see spawn_refill). True if it did.
+bool session_refill (void);
 
 int session_test (void);
 #endif

@@ -1,6 +1,7 @@
 /*  worker/session_test.c: session_test(), run against real python3 and bash processes. */
 #include "worker/session.h"
 #include "worker/outbuf.h"
+#include "worker/spawn.h"
 #include "common/check.h"
 #include "common/util.h"
 #include <poll.h>
@@ -17,7 +18,7 @@
 static json_t *
 s_run_limited (session_t *s, const char *code, int64_t timeout_ms, size_t cap)
 {
-    session_limits_t limits = { timeout_ms, cap };
+    session_limits_t limits = { timeout_ms, cap, 512, 128, 64 };
     int rc = session_start (s, 7, code, strlen (code), &limits);
     while (rc == 0) {
         int fds [8];
@@ -89,7 +90,7 @@ s_test_python_basics (session_t *py)
     CHECK (json_is_null (json_object_get (r, "value")));
     CHECK (s_int (r, "exit_code") == 0);
     CHECK (s_int (r, "execution_count") == 1);
-    CHECK (s_is (r, "sandbox", "none"));
+    CHECK (s_is (r, "sandbox", spawn_sandbox_name ()));
     CHECK (!s_true (r, "session_reset"));
     RUN (py, "print('hello')\nx");
     CHECK (s_is (r, "value", "42"));
@@ -372,6 +373,12 @@ session_test (void)
 {
     CHECK (session_new ("ruby", "x") == NULL);
     s_test_utf8_repair ();
+    //  Sandboxed where we may (root); the same tests must pass either way.
+    spawn_config_t config = { geteuid () == 0, 220000, 4, 0, 512, 128, 64, NULL, CGROUP_NONE, NULL };
+    if (spawn_setup (&config) < 0) {
+        config.sandbox = false;
+        CHECK (spawn_setup (&config) == 0);
+    }
     session_t *py = session_new ("python", "t-py");
     session_t *sh = session_new ("shell", "t-sh");
     CHECK (py && sh);
@@ -387,7 +394,7 @@ session_test (void)
     s_test_big_and_late (py, sh);
     s_measure_warm (py, sh);
     //  session_kill() of a running snippet ends it as killed.
-    session_limits_t limits = { 10000, MIB };
+    session_limits_t limits = { 10000, MIB, 512, 128, 64 };
     CHECK (session_start (sh, 9, "sleep 50", 8, &limits) == 0);
     CHECK (session_busy (sh));
     CHECK (session_start (sh, 10, "true", 4, &limits) == -1);
@@ -399,5 +406,6 @@ session_test (void)
     session_destroy (&sh);
     CHECK (py == NULL && sh == NULL);
     CHECK (waitpid (-1, NULL, WNOHANG) <= 0);
+    spawn_shutdown ();
     return 0;
 }

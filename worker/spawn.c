@@ -1,44 +1,80 @@
-/*  worker/spawn.c: starts one interpreter process and wires its descriptors.
-    There is no sandbox yet: the child runs as the worker's user with the worker's view of the
-    file system. The later sandbox wraps exactly spawn_interpreter(), so every decision about
-    how the process is made belongs here.
-    Between fork() and execve() only async-signal-safe calls are made: the worker has ZeroMQ
-    threads, and any lock they held at fork time would stay locked in the child forever. */
+/*  worker/spawn.c: starts one interpreter process, sandboxed, and wires its descriptors;
+    owns the boxes (per-slot host uid + cgroup) and the warm pool.
+
+    Sandboxed start: clone() into new user, pid, mount, net, ipc and uts namespaces; the
+    child waits on the go pipe while the worker writes its uid/gid maps (1000 inside = the
+    box's unprivileged host uid; host root is never mapped) and moves it into the box's
+    cgroup; then sandbox_enter() builds the jail and execs replgate-init, which starts the
+    interpreter. Failures come back over the error pipe with the step that failed.
+    Between clone and exec only async-signal-safe calls are made: the worker has ZeroMQ
+    threads, and any lock they held would stay locked in the child forever.
+
+    Unsandboxed start (--no-sandbox): fork, own session, death signal, same descriptors
+    and environment, no jail. Results then say sandbox "none". */
 #define _GNU_SOURCE
 #include "worker/spawn.h"
+#include "worker/sandbox.h"
+#include "worker/seccomp.h"
 #include "common/util.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CHILD_FDS 5             //  0..4 as the child sees them
+#define CHILD_FDS 6             //  0..4 for the interpreter, 5 the init's status
 #define PIPE_BYTES (1 << 20)    //  big output pipes mean fewer wake-ups per MiB drained
+#define MAX_ARGS 16
+#define NS_FLAGS (CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC \
+                  | CLONE_NEWUTS)
 
-//  Where the child failed, sent back to the parent over the exec-error pipe.
+struct _spawn_box_t {
+    unsigned uid;
+    cgroup_t *cg;
+    bool used;
+    cgroup_stats_t start;       //  counters when the running snippet started
+};
+
 typedef struct {
-    int stage;
-    int err;
-} s_failure_t;
+    const char *lang;
+    int64_t tmp_mb;
+    pid_t pid;                  //  0: empty
+    spawn_fds_t fds;
+    spawn_box_t *box;
+} s_spare_t;
 
-static const char *s_stages[] = { "setsid", "prctl", "parent died", "dup", "dup2", "chdir",
-                                  "close_range", "execve" };
+static struct {
+    bool ready;
+    spawn_config_t config;
+    sandbox_t *sandbox;         //  NULL when unsandboxed
+    scfilter_t *filter;
+    cgroup_version_t cgroup;
+    char cgroup_rel [64];       //  the worker's own group: replgate/w<pid>
+    char name [64];
+    spawn_box_t *boxes;
+    size_t box_count;
+    s_spare_t *spares;
+    size_t spare_count;
+} s_self;
 
 const char *
 spawn_sandbox_name (void)
 {
-    return "none";
+    return s_self.sandbox ? s_self.name : "none";
 }
 
 //  --------------------------------------------------------------------------
-//  Finds name on SPAWN_PATH, into out. Names with a slash are taken as they are.
+//  Helpers shared by both ways of starting.
 
+//  Finds name on SPAWN_PATH, into out. Names with a slash are taken as they are.
 static int
 s_which (const char *name, char *out, size_t size)
 {
@@ -67,14 +103,20 @@ s_close_all (int *fds, size_t count)
         }
 }
 
-//  --------------------------------------------------------------------------
-//  Makes /dev/null and the four pipes. child[] gets the ends that become fds 0..4 in
-//  the child; fds gets the worker's ends, non-blocking.
+static void
+s_close_fds (spawn_fds_t *fds)
+{
+    int all [5] = { fds->out, fds->err, fds->cmd, fds->res, fds->status };
+    s_close_all (all, 5);
+    *fds = (spawn_fds_t) { -1, -1, -1, -1, -1 };
+}
 
+//  Makes /dev/null and the five pipes. child[] gets the ends that become fds 0..5 in the
+//  child; fds gets the worker's ends, non-blocking.
 static int
 s_make_pipes (int child [CHILD_FDS], spawn_fds_t *fds)
 {
-    int mine [4] = { -1, -1, -1, -1 };
+    int mine [5] = { -1, -1, -1, -1, -1 };
     for (int i = 0; i < CHILD_FDS; i++)
         child [i] = -1;
     child [0] = open ("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -82,12 +124,12 @@ s_make_pipes (int child [CHILD_FDS], spawn_fds_t *fds)
         log_error ("spawn: open /dev/null: %s", strerror (errno));
         return -1;
     }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         int p [2];
         if (pipe2 (p, O_CLOEXEC | O_NONBLOCK) < 0) {
             log_error ("spawn: pipe2: %s", strerror (errno));
             s_close_all (child, CHILD_FDS);
-            s_close_all (mine, 4);
+            s_close_all (mine, 5);
             return -1;
         }
         bool child_reads = (i == 2);    //  only the command pipe flows towards the child
@@ -98,44 +140,64 @@ s_make_pipes (int child [CHILD_FDS], spawn_fds_t *fds)
         if (flags < 0 || fcntl (child [i + 1], F_SETFL, flags & ~O_NONBLOCK) < 0) {
             log_error ("spawn: fcntl: %s", strerror (errno));
             s_close_all (child, CHILD_FDS);
-            s_close_all (mine, 4);
+            s_close_all (mine, 5);
             return -1;
         }
     }
     //  Best effort: a bigger pipe is an optimisation, the default 64 KiB works.
     fcntl (mine [0], F_SETPIPE_SZ, PIPE_BYTES);
     fcntl (mine [1], F_SETPIPE_SZ, PIPE_BYTES);
-    fds->out = mine [0];
-    fds->err = mine [1];
-    fds->cmd = mine [2];
-    fds->res = mine [3];
+    *fds = (spawn_fds_t) { mine [0], mine [1], mine [2], mine [3], mine [4] };
     return 0;
 }
 
-//  --------------------------------------------------------------------------
-//  Runs in the child; never returns. Async-signal-safe calls only.
-
 static void
-s_fail (int errfd, int stage)
+s_reap (pid_t pid)
 {
-    s_failure_t f = { stage, errno };
-    ssize_t rc = write (errfd, &f, sizeof f);
+    while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+//  Waits for the child to exec or report a failure (a struct of `size` bytes, described
+//  into why). 0 when it exec'd.
+static int
+s_await_exec (int errfd, void *failure, size_t size)
+{
+    ssize_t n;
+    do
+        n = read (errfd, failure, size);
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+        return 0;               //  closed by a successful execve
+    return n == (ssize_t) size ? -1 : -2;
+}
+
+//  --------------------------------------------------------------------------
+//  Unsandboxed: the child runs as the worker's user with the worker's view of the host.
+
+static const char *s_plain_stages [] = { "setsid", "prctl", "parent died", "dup", "dup2",
+                                         "chdir", "close_range", "execve" };
+
+static void __attribute__ ((noreturn))
+s_plain_fail (int errfd, int stage)
+{
+    int f [2] = { stage, errno };
+    ssize_t rc = write (errfd, f, sizeof f);
     (void) rc;
     _exit (127);
 }
 
-static void
-s_child (const int child [CHILD_FDS], int errfd, const char *path, char *const argv [],
-         char *const envp [], const char *workdir, pid_t parent)
+static void __attribute__ ((noreturn))
+s_plain_child (const int child [CHILD_FDS], int errfd, const char *path, char *const argv [],
+               char *const envp [], pid_t parent)
 {
     //  Own session and group, so one killpg() reaches everything the snippet started.
     if (setsid () < 0)
-        s_fail (errfd, 0);
+        s_plain_fail (errfd, 0);
     if (prctl (PR_SET_PDEATHSIG, SIGKILL) < 0)
-        s_fail (errfd, 1);
+        s_plain_fail (errfd, 1);
     if (getppid () != parent)   //  the worker died before the death signal was armed
-        s_fail (errfd, 2);
-    //  Ignored signals and the mask survive execve; the interpreter must get defaults.
+        s_plain_fail (errfd, 2);
     sigset_t none;
     sigemptyset (&none);
     sigprocmask (SIG_SETMASK, &none, NULL);
@@ -143,93 +205,561 @@ s_child (const int child [CHILD_FDS], int errfd, const char *path, char *const a
     memset (&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; sig++)
-        sigaction (sig, &dfl, NULL);    //  fails harmlessly for SIGKILL, SIGSTOP, RT slots
-    //  Lift every end above the target numbers first so dup2 never clobbers a source.
-    int high [CHILD_FDS];
-    for (int i = 0; i < CHILD_FDS; i++)
+        sigaction (sig, &dfl, NULL);
+    int high [5];
+    for (int i = 0; i < 5; i++)
         if ((high [i] = fcntl (child [i], F_DUPFD_CLOEXEC, CHILD_FDS + 1)) < 0)
-            s_fail (errfd, 3);
-    for (int i = 0; i < CHILD_FDS; i++)
-        if (dup2 (high [i], i) < 0)     //  dup2 clears close-on-exec on the new number
-            s_fail (errfd, 4);
-    if (chdir (workdir) < 0 && chdir ("/") < 0)
-        s_fail (errfd, 5);
+            s_plain_fail (errfd, 3);
+    for (int i = 0; i < 5; i++)
+        if (dup2 (high [i], i) < 0)
+            s_plain_fail (errfd, 4);
+    if (chdir ("/tmp") < 0 && chdir ("/") < 0)
+        s_plain_fail (errfd, 5);
     struct rlimit no_core = { 0, 0 };
     setrlimit (RLIMIT_CORE, &no_core);
-    //  Everything above 4 closes at exec; the error pipe stays usable until then.
-    if (close_range (CHILD_FDS, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-        struct rlimit nofile;
-        long max = getrlimit (RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 65536
-                 ? (long) nofile.rlim_cur : 65536;
-        for (long fd = CHILD_FDS; fd < max; fd++)
-            if (fd != errfd)
-                fcntl ((int) fd, F_SETFD, FD_CLOEXEC);
-    }
+    if (close_range (5, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        s_plain_fail (errfd, 6);
     execve (path, argv, envp);
-    s_fail (errfd, 7);
+    s_plain_fail (errfd, 7);
 }
 
-//  --------------------------------------------------------------------------
-//  Waits for the child to exec or fail; 0 when it exec'd.
-
-static int
-s_await_exec (int errfd, pid_t pid, const char *path)
+static pid_t
+s_spawn_plain (const char *path, char *const argv [], char *const envp [], int child [CHILD_FDS],
+               int errpipe [2])
 {
-    s_failure_t f;
-    ssize_t n;
-    do
-        n = read (errfd, &f, sizeof f);
-    while (n < 0 && errno == EINTR);
-    if (n == 0)
-        return 0;               //  closed by a successful execve
-    if (n == (ssize_t) sizeof f && f.stage >= 0 && f.stage < 8)
-        log_error ("spawn %s: %s: %s", path, s_stages [f.stage], strerror (f.err));
+    pid_t parent = getpid ();
+    pid_t pid = fork ();
+    if (pid == 0)
+        s_plain_child (child, errpipe [1], path, argv, envp, parent);
+    if (pid < 0) {
+        log_error ("spawn %s: fork: %s", path, strerror (errno));
+        return -1;
+    }
+    close (errpipe [1]);
+    errpipe [1] = -1;
+    int f [2];
+    int rc = s_await_exec (errpipe [0], f, sizeof f);
+    if (rc == 0)
+        return pid;
+    if (rc == -1 && f [0] >= 0 && f [0] < 8)
+        log_error ("spawn %s: %s: %s", path, s_plain_stages [f [0]], strerror (f [1]));
     else
-        log_error ("spawn %s: lost contact with the child: %s", path,
-                   n < 0 ? strerror (errno) : "short read");
-    while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
-        ;
+        log_error ("spawn %s: lost contact with the child", path);
+    s_reap (pid);
     return -1;
 }
 
-pid_t
-spawn_interpreter (const spawn_spec_t *spec, spawn_fds_t *fds)
+//  --------------------------------------------------------------------------
+//  Sandboxed.
+
+static int
+s_write_proc (pid_t pid, const char *file, const char *text)
+{
+    char path [64];
+    snprintf (path, sizeof path, "/proc/%d/%s", (int) pid, file);
+    int fd = open (path, O_WRONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : write (fd, text, strlen (text));
+    int err = errno;
+    if (fd >= 0)
+        close (fd);
+    if (n == (ssize_t) strlen (text))
+        return 0;
+    log_error ("spawn: write '%s' to %s: %s", text, path, n < 0 ? strerror (err) : "short write");
+    return -1;
+}
+
+//  The worker's half of the start: ids, cgroup, go. 0, or -1 (logged).
+static int
+s_admit (pid_t pid, spawn_box_t *box, int go_fd)
+{
+    char map [64];
+    snprintf (map, sizeof map, "%d %u 1\n", SANDBOX_UID, box->uid);
+    if (s_write_proc (pid, "uid_map", map) < 0 || s_write_proc (pid, "gid_map", map) < 0)
+        return -1;
+    if (cgroup_attach (box->cg, pid) < 0)
+        return -1;
+    ssize_t n;
+    do
+        n = write (go_fd, "g", 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1) {
+        log_error ("spawn: go pipe: %s", strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
+static pid_t
+s_spawn_boxed (spawn_box_t *box, sandbox_child_t *req, int errpipe [2])
+{
+    int go [2];
+    if (pipe2 (go, O_CLOEXEC) < 0) {
+        log_error ("spawn: pipe2: %s", strerror (errno));
+        return -1;
+    }
+    req->go_fd = go [0];
+    req->err_fd = errpipe [1];
+    pid_t pid = (pid_t) syscall (SYS_clone, NS_FLAGS | SIGCHLD, NULL, NULL, NULL, NULL);
+    if (pid == 0) {
+        //  Our copy of the write end would hide the worker's death from us.
+        close (go [1]);
+        close (errpipe [0]);
+        sandbox_enter (s_self.sandbox, req);
+    }
+    int clone_errno = errno;
+    close (go [0]);
+    close (errpipe [1]);
+    errpipe [1] = -1;
+    if (pid < 0) {
+        close (go [1]);
+        log_error ("spawn: clone into new namespaces: %s", strerror (clone_errno));
+        return -1;
+    }
+    int rc = s_admit (pid, box, go [1]);
+    sandbox_failure_t f;
+    if (rc == 0)
+        rc = s_await_exec (errpipe [0], &f, sizeof f);
+    else
+        kill (pid, SIGKILL);
+    close (go [1]);             //  after the exec: until then it proves we are alive
+    if (rc == 0)
+        return pid;
+    if (rc == -1) {
+        char why [512];
+        sandbox_describe (s_self.sandbox, &f, why, sizeof why);
+        log_error ("sandbox: %s", why);
+    }
+    else
+    if (rc == -2)
+        log_error ("sandbox: lost contact with the child");
+    s_reap (pid);
+    return -1;
+}
+
+static spawn_box_t *
+s_free_box (void)
+{
+    for (size_t i = 0; i < s_self.box_count; i++)
+        if (!s_self.boxes [i].used)
+            return &s_self.boxes [i];
+    return NULL;
+}
+
+//  Starts a new interpreter. box_p gets its box (sandboxed).
+static pid_t
+s_start (const spawn_spec_t *spec, spawn_fds_t *fds, spawn_box_t **box_p)
 {
     char path [PATH_MAX];
     if (s_which (spec->argv [0], path, sizeof path) < 0) {
         log_error ("spawn: %s not found on %s", spec->argv [0], SPAWN_PATH);
         return -1;
     }
-    const char *workdir = spec->workdir ? spec->workdir : "/tmp";
-    char home [PATH_MAX + 8];
-    snprintf (home, sizeof home, "HOME=%s", workdir);
+    char home [64];
+    snprintf (home, sizeof home, "HOME=%s", s_self.sandbox ? SANDBOX_WORKDIR : "/tmp");
     char *const envp [] = { "PATH=" SPAWN_PATH, home, "LANG=C.UTF-8", "PYTHONUNBUFFERED=1",
-                            "PAGER=cat", "TERM=dumb", NULL };
-    int child [CHILD_FDS];
+                            "PAGER=cat", "TERM=dumb", "USER=user", NULL };
+    //  replgate-init STATUS_FD PROGRAM ARGS...
+    char *argv [MAX_ARGS + 3];
+    size_t argc = 0;
+    if (s_self.sandbox) {
+        argv [argc++] = "replgate-init";
+        argv [argc++] = "5";
+    }
+    argv [argc++] = path;
+    for (size_t i = 1; spec->argv [i] && argc < MAX_ARGS + 2; i++)
+        argv [argc++] = (char *) spec->argv [i];
+    argv [argc] = NULL;
+    spawn_box_t *box = s_self.sandbox ? s_free_box () : NULL;
+    if (s_self.sandbox && !box) {
+        log_error ("spawn: every sandbox box is in use");
+        return -1;
+    }
+    int child [CHILD_FDS], errpipe [2];
     if (s_make_pipes (child, fds) < 0)
         return -1;
-    int mine [4] = { fds->out, fds->err, fds->cmd, fds->res };
-    int errpipe [2];
     if (pipe2 (errpipe, O_CLOEXEC) < 0) {
         log_error ("spawn: pipe2: %s", strerror (errno));
         s_close_all (child, CHILD_FDS);
-        s_close_all (mine, 4);
+        s_close_fds (fds);
         return -1;
     }
-    pid_t parent = getpid ();
-    pid_t pid = fork ();
-    if (pid == 0)
-        s_child (child, errpipe [1], path, (char *const *) spec->argv, envp, workdir, parent);
-    int fork_errno = errno;
-    close (errpipe [1]);
+    pid_t pid = -1;
+    //  A warm interpreter waits under the default limits; each snippet sets its own.
+    if (box && cgroup_limit (box->cg, (uint64_t) s_self.config.memory_mb << 20,
+                             (uint64_t) s_self.config.pids) < 0)
+        box = NULL;
+    else
+    if (box) {
+        char scratch [128];
+        int64_t mb = spec->tmp_mb > 0 ? spec->tmp_mb : s_self.config.tmp_mb;
+        sandbox_scratch_opts (mb, scratch, sizeof scratch);
+        sandbox_child_t req = { -1, -1, child, scratch, (uint64_t) mb << 20,
+                                (uint64_t) s_self.config.pids * 4 + 64, argv, envp, s_self.filter };
+        pid = s_spawn_boxed (box, &req, errpipe);
+    }
+    else
+    if (!s_self.sandbox) {
+        close (child [5]);      //  no init, no status channel
+        child [5] = -1;
+        close (fds->status);
+        fds->status = -1;
+        pid = s_spawn_plain (path, argv, envp, child, errpipe);
+    }
+    s_close_all (errpipe, 2);
     s_close_all (child, CHILD_FDS);
-    int rc = pid < 0 ? -1 : s_await_exec (errpipe [0], pid, path);
-    close (errpipe [0]);
-    if (pid < 0)
-        log_error ("spawn %s: fork: %s", path, strerror (fork_errno));
-    if (rc < 0) {
-        s_close_all (mine, 4);
+    if (pid < 0) {
+        s_close_fds (fds);
         return -1;
     }
+    if (box)
+        box->used = true;
+    *box_p = box;
     return pid;
+}
+
+//  --------------------------------------------------------------------------
+//  The warm pool and the session-facing calls.
+
+static bool
+s_spare_alive (s_spare_t *spare)
+{
+    siginfo_t info = { .si_pid = 0 };
+    if (waitid (P_PID, (id_t) spare->pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0)
+        return false;
+    return info.si_pid == 0;
+}
+
+static void
+s_spare_drop (s_spare_t *spare)
+{
+    if (spare->pid > 0) {
+        kill (spare->pid, SIGKILL);
+        s_reap (spare->pid);
+    }
+    s_close_fds (&spare->fds);
+    spawn_release (&spare->box);
+    spare->pid = 0;
+}
+
+pid_t
+spawn_interpreter (const spawn_spec_t *spec, spawn_fds_t *fds, spawn_box_t **box)
+{
+    *box = NULL;
+    if (!s_self.ready) {
+        log_error ("spawn: refused: the sandbox was not set up (spawn_setup)");
+        return -1;
+    }
+    for (size_t i = 0; spec->lang && i < s_self.spare_count; i++) {
+        s_spare_t *spare = &s_self.spares [i];
+        if (!spare->pid || strcmp (spare->lang, spec->lang) != 0
+        ||  (spec->tmp_mb > 0 && spec->tmp_mb != spare->tmp_mb))
+            continue;
+        if (!s_spare_alive (spare)) {
+            log_warn ("spawn: a warm %s interpreter died while waiting", spare->lang);
+            s_spare_drop (spare);
+            continue;
+        }
+        *fds = spare->fds;
+        *box = spare->box;
+        pid_t pid = spare->pid;
+        *spare = (s_spare_t) { .pid = 0, .box = NULL };
+        return pid;
+    }
+    return s_start (spec, fds, box);
+}
+
+bool
+spawn_refill (const spawn_spec_t *spec)
+{
+    if (!s_self.ready || !spec->lang)
+        return false;
+    size_t have = 0;
+    s_spare_t *empty = NULL;
+    for (size_t i = 0; i < s_self.spare_count; i++) {
+        s_spare_t *spare = &s_self.spares [i];
+        if (spare->pid && strcmp (spare->lang, spec->lang) == 0)
+            have++;
+        else
+        if (!spare->pid && !empty)
+            empty = spare;
+    }
+    if (have >= s_self.config.warm || !empty || (s_self.sandbox && !s_free_box ()))
+        return false;
+    spawn_fds_t fds;
+    spawn_box_t *box = NULL;
+    pid_t pid = s_start (spec, &fds, &box);
+    if (pid < 0)
+        return false;
+    *empty = (s_spare_t) { spec->lang, s_self.config.tmp_mb, pid, fds, box };
+    return true;
+}
+
+int
+spawn_exit_status (const spawn_fds_t *fds, int wstatus)
+{
+    int status;
+    if (fds->status >= 0 && read (fds->status, &status, sizeof status) == sizeof status)
+        return status;
+    return wstatus;             //  unsandboxed, or the init itself was killed
+}
+
+void
+spawn_release (spawn_box_t **box_p)
+{
+    if (*box_p)
+        (*box_p)->used = false;
+    *box_p = NULL;
+}
+
+int
+spawn_account_start (spawn_box_t *box, int64_t memory_mb, int64_t pids)
+{
+    if (!box)
+        return 0;
+    if (cgroup_limit (box->cg, (uint64_t) memory_mb << 20, (uint64_t) pids) < 0)
+        return -1;
+    cgroup_stats (box->cg, &box->start);
+    cgroup_reset_peak (box->cg);
+    return 0;
+}
+
+int
+spawn_account (spawn_box_t *box, spawn_usage_t *usage)
+{
+    memset (usage, 0, sizeof *usage);
+    cgroup_stats_t now;
+    if (!box || cgroup_stats (box->cg, &now) < 0)
+        return -1;
+    usage->cpu_ms = now.cpu_ns > box->start.cpu_ns ? (double) (now.cpu_ns - box->start.cpu_ns) / 1e6 : 0;
+    usage->peak_kb = (int64_t) (now.peak_bytes >> 10);
+    usage->oom = now.oom_kills > box->start.oom_kills;
+    usage->pids_limited = now.pids_refused > box->start.pids_refused;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Setup: every check the sandbox depends on, each failure named (fail closed).
+
+//  replgate-init next to the running program, into out.
+static void
+s_default_init (char *out, size_t size)
+{
+    char self [PATH_MAX];
+    ssize_t n = readlink ("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        n = 0;
+    self [n] = 0;
+    char *slash = strrchr (self, '/');
+    if (slash)
+        *slash = 0;
+    if (snprintf (out, size, "%s/replgate-init", n > 0 ? self : ".") >= (int) size)
+        snprintf (out, size, "replgate-init");
+}
+
+static int
+s_refuse (const char *check, const char *detail)
+{
+    log_error ("refusing to serve: sandbox check '%s' failed: %s "
+               "(only --no-sandbox runs snippets unconfined)", check, detail);
+    return -1;
+}
+
+static int
+s_make_boxes (char *why, size_t size)
+{
+    const spawn_config_t *c = &s_self.config;
+    const char *root = c->cgroup_root ? c->cgroup_root : "/sys/fs/cgroup";
+    s_self.cgroup = cgroup_detect (root, c->cgroup, why, size);
+    if (s_self.cgroup == CGROUP_NONE)
+        return -1;
+    snprintf (s_self.cgroup_rel, sizeof s_self.cgroup_rel, "replgate/w%d", (int) getpid ());
+    s_self.box_count = c->slots + 2 * c->warm;
+    s_self.boxes = calloc (s_self.box_count, sizeof *s_self.boxes);
+    if (!s_self.boxes) {
+        snprintf (why, size, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < s_self.box_count; i++) {
+        char rel [96];
+        snprintf (rel, sizeof rel, "%s/box%zu", s_self.cgroup_rel, i);
+        s_self.boxes [i].uid = c->uid_base + (unsigned) i;
+        if (!(s_self.boxes [i].cg = cgroup_new (root, s_self.cgroup, rel))) {
+            snprintf (why, size, "cannot create cgroup %s under %s (cgroup v%d)", rel, root,
+                      (int) s_self.cgroup);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  Runs `true` in a real sandbox: proves namespaces, maps, mounts, pivot, filter and init.
+static int
+s_probe (char *why, size_t size)
+{
+    const char *argv [] = { "true", NULL };
+    spawn_spec_t spec = { NULL, argv, 0 };
+    spawn_fds_t fds;
+    spawn_box_t *box = NULL;
+    pid_t pid = s_start (&spec, &fds, &box);
+    if (pid < 0) {
+        snprintf (why, size, "a trial sandbox could not start (the error above names the step)");
+        return -1;
+    }
+    int status = 0;
+    while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    status = spawn_exit_status (&fds, status);
+    s_close_fds (&fds);
+    spawn_release (&box);
+    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0) {
+        snprintf (why, size, "`true` in a trial sandbox ended with status %#x", status);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_setup_sandbox (void)
+{
+    const spawn_config_t *c = &s_self.config;
+    char why [512] = "", init [PATH_MAX];
+    if (geteuid () != 0)
+        return s_refuse ("root", "the worker must run as root to give each slot its own host uid");
+    FILE *f = fopen ("/proc/sys/user/max_user_namespaces", "r");
+    long max_ns = 0;
+    if (!f || fscanf (f, "%ld", &max_ns) != 1 || max_ns <= 0) {
+        if (f)
+            fclose (f);
+        return s_refuse ("user namespaces", "/proc/sys/user/max_user_namespaces is 0 or unreadable");
+    }
+    fclose (f);
+    uint64_t last = (uint64_t) c->uid_base + c->slots + 2 * c->warm;
+    if (c->uid_base == 0 || (last >= 65534 && c->uid_base <= 65534) || last >= 0xfffffffeULL)
+        return s_refuse ("uid range", "--uid-base must leave root (0), nobody (65534) and "
+                         "the top of the range out of the slots' uids");
+    if (!c->init_path)
+        s_default_init (init, sizeof init);
+    if (!(s_self.sandbox = sandbox_new (c->init_path ? c->init_path : init, why, sizeof why)))
+        return s_refuse ("session init", why);
+    if (!(s_self.filter = scfilter_new ()))
+        return s_refuse ("seccomp", "libseccomp could not build the filter (see above)");
+    if (s_make_boxes (why, sizeof why) < 0)
+        return s_refuse ("cgroups", why);
+    if (s_probe (why, sizeof why) < 0)
+        return s_refuse ("trial sandbox", why);
+    snprintf (s_self.name, sizeof s_self.name, "namespaces+seccomp");
+    log_info ("sandbox: %s, cgroup v%d, host uids %u-%u, seccomp filter of %d instructions",
+              s_self.name, (int) s_self.cgroup, c->uid_base, (unsigned) last - 1,
+              scfilter_size (s_self.filter));
+    return 0;
+}
+
+int
+spawn_setup (const spawn_config_t *config)
+{
+    spawn_shutdown ();
+    s_self.config = *config;
+    s_self.spare_count = 2 * config->warm;
+    if (s_self.spare_count && !(s_self.spares = calloc (s_self.spare_count, sizeof *s_self.spares)))
+        return s_refuse ("memory", "out of memory");
+    //  A write to the pipe of an interpreter that just died must be an EPIPE, not our death.
+    signal (SIGPIPE, SIG_IGN);
+    s_self.ready = true;        //  the probe goes through the ordinary start
+    if (config->sandbox && s_setup_sandbox () < 0) {
+        spawn_shutdown ();
+        return -1;
+    }
+    return 0;
+}
+
+void
+spawn_shutdown (void)
+{
+    for (size_t i = 0; i < s_self.spare_count; i++)
+        s_spare_drop (&s_self.spares [i]);
+    free (s_self.spares);
+    for (size_t i = 0; i < s_self.box_count; i++)
+        cgroup_destroy (&s_self.boxes [i].cg);
+    free (s_self.boxes);
+    if (s_self.cgroup != CGROUP_NONE && *s_self.cgroup_rel) {
+        const char *root = s_self.config.cgroup_root ? s_self.config.cgroup_root : "/sys/fs/cgroup";
+        cgroup_remove_dir (root, s_self.cgroup, s_self.cgroup_rel);
+    }
+    scfilter_destroy (&s_self.filter);
+    sandbox_destroy (&s_self.sandbox);
+    memset (&s_self, 0, sizeof s_self);
+}
+
+//  --------------------------------------------------------------------------
+//  Self-test: a real sandbox (when this runs as root) checked from inside with a shell
+//  script, then the warm pool's hand-over.
+
+#include "common/check.h"
+
+static int
+s_run_inside (const char *script)
+{
+    const char *argv [] = { "bash", "--norc", "--noprofile", "-c", script, NULL };
+    spawn_spec_t spec = { NULL, argv, 0 };
+    spawn_fds_t fds;
+    spawn_box_t *box = NULL;
+    pid_t pid = spawn_interpreter (&spec, &fds, &box);
+    if (pid < 0)
+        return -1;
+    int status = 0;
+    while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    status = spawn_exit_status (&fds, status);
+    char err [4096];
+    ssize_t n = read (fds.err, err, sizeof err - 1);
+    if (n > 0) {
+        err [n] = 0;
+        fprintf (stderr, "  inside: %s", err);
+    }
+    s_close_fds (&fds);
+    spawn_release (&box);
+    return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+int
+spawn_test (void)
+{
+    if (geteuid () != 0) {
+        fprintf (stderr, "  spawn: not root, sandbox self-test skipped\n");
+        return 0;
+    }
+    spawn_config_t config = { true, 210000, 2, 1, 256, 64, 16, NULL, CGROUP_NONE, NULL };
+    CHECK (spawn_setup (&config) == 0);
+    CHECK (strcmp (spawn_sandbox_name (), "none") != 0);
+    //  Each line fails the script (exit 1) with a message on stderr.
+    const char *script =
+        "set -e; f() { echo \"$1\" >&2; exit 1; }\n"
+        "[ \"$(id -u):$(id -g)\" = 1000:1000 ] || f ids\n"
+        "[ \"$(cat /proc/self/status | grep ^CapEff | tr -d ' \\t')\" = CapEff:0000000000000000 ] || f caps\n"
+        "grep -q '^NoNewPrivs:[[:space:]]*1' /proc/self/status || f nnp\n"
+        "[ ! -e /sys/kernel ] && [ ! -e /etc/shadow ] && [ ! -e /var ] || f paths\n"
+        "[ \"$(pwd)\" = /work ] && touch /work/x /tmp/y || f work\n"
+        "! touch /usr/x 2>/dev/null && ! touch /x 2>/dev/null || f readonly\n"
+        "[ \"$(ls /proc | grep -c '^[0-9]')\" -le 6 ] || f pids\n"
+        "[ \"$(ls /proc/self/fd | wc -l)\" -le 6 ] || f fds\n";
+    CHECK (s_run_inside (script) == 0);
+    //  The warm pool hands over a started interpreter, then refills.
+    const char *argv [] = { "bash", "--norc", "--noprofile", NULL };
+    spawn_spec_t spec = { "shell", argv, 0 };
+    CHECK (spawn_refill (&spec));
+    CHECK (!spawn_refill (&spec));
+    spawn_fds_t fds;
+    spawn_box_t *box = NULL;
+    double t0 = clock_mono_us ();
+    pid_t pid = spawn_interpreter (&spec, &fds, &box);
+    double took = clock_mono_us () - t0;
+    CHECK (pid > 0 && box != NULL && took < 1000);
+    if (pid > 0) {
+        kill (pid, SIGKILL);
+        s_reap (pid);
+        s_close_fds (&fds);
+        spawn_release (&box);
+    }
+    spawn_shutdown ();
+    return 0;
 }

@@ -1,36 +1,91 @@
-/*  worker/spawn.h: the one place that turns an interpreter command line into a running process.
-    Everything about how a session process is made (process group, death signal, descriptors,
-    environment, and later namespaces and seccomp) lives in spawn.c and nowhere else. */
+/*  worker/spawn.h: the one place that turns an interpreter command line into a running,
+    sandboxed process. Everything about how a session process is made (namespaces, ids,
+    cgroups, seccomp, descriptors, environment) lives in spawn.c and the modules it drives
+    (sandbox.c, cgroup.c, seccomp.c, init.c), and nowhere else. It also keeps the warm pool:
+    interpreters started ahead of time so a new session does not wait for one. */
 #ifndef RG_SPAWN_H
 #define RG_SPAWN_H
+#include "worker/cgroup.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
-//  What to start. argv[0] is looked up on the child's PATH (SPAWN_PATH), not the worker's,
-//  so the interpreter is the one the session would find itself.
+//  What to start. argv[0] is looked up on SPAWN_PATH (the same inside the sandbox, whose
+//  /usr is the host's).
 typedef struct {
+    const char *lang;           //  warm-pool key ("python", "shell"); NULL: never pooled
     const char *const *argv;    //  NULL-terminated
-    const char *workdir;        //  the child's cwd and HOME; NULL means "/tmp"
+    int64_t tmp_mb;             //  size of the session's /tmp + work directory; 0: default
 } spawn_spec_t;
 
-//  The worker's ends of the child's pipes, all O_CLOEXEC. The child sees them as
-//  0 = /dev/null, 1 = out, 2 = err, 3 = cmd (it reads), 4 = res (it writes).
-//  out, err and res are non-blocking; cmd is non-blocking too.
+//  The worker's ends of the child's pipes, all O_CLOEXEC and non-blocking. The interpreter
+//  sees them as 0 = /dev/null, 1 = out, 2 = err, 3 = cmd (it reads), 4 = res (it writes).
+//  status carries the interpreter's wait status from the sandbox's init (-1 unsandboxed).
 typedef struct {
     int out;
     int err;
     int cmd;
     int res;
+    int status;
 } spawn_fds_t;
+
+//  One sandbox slot: its own host uid/gid and cgroup. Opaque; NULL when unsandboxed.
+typedef struct _spawn_box_t spawn_box_t;
 
 #define SPAWN_PATH "/usr/local/bin:/usr/bin:/bin"
 
-//  Starts the interpreter in its own session and process group (pgid == pid) with
-//  PR_SET_PDEATHSIG SIGKILL and a short whitelisted environment. Returns the pid and fills
-//  fds, or returns -1 (errors logged, nothing left open) if the program cannot be found,
-//  a resource runs out or exec fails.
-pid_t spawn_interpreter (const spawn_spec_t *spec, spawn_fds_t *fds);
+typedef struct {
+    bool sandbox;               //  false only with --no-sandbox
+    unsigned uid_base;          //  host uid/gid of box 0; box n has uid_base + n
+    size_t slots;               //  sessions at once
+    size_t warm;                //  idle interpreters kept ready per language
+    int64_t memory_mb;          //  defaults, given to warm interpreters
+    int64_t pids;
+    int64_t tmp_mb;
+    const char *init_path;      //  replgate-init
+    cgroup_version_t cgroup;    //  CGROUP_NONE: whichever the host has
+    const char *cgroup_root;    //  normally /sys/fs/cgroup
+} spawn_config_t;
 
-//  The sandbox this spawner provides, as reported in `ready` and every result.
+//  Per-snippet accounting from the box's cgroup.
+typedef struct {
+    double cpu_ms;
+    int64_t peak_kb;
+    bool oom;                   //  the OOM killer ended a process of the session
+    bool pids_limited;          //  a fork was refused at the pids limit
+} spawn_usage_t;
+
+//  Checks the host and builds everything the sandbox needs (fail closed): -1 with the
+//  failed check logged if snippets cannot be confined; the worker must then not serve.
+//  Without config->sandbox, only the warm pool is set up.
+int spawn_setup (const spawn_config_t *config);
+//  Kills the warm pool, removes the cgroups.
+void spawn_shutdown (void);
+
+//  "namespaces+seccomp+cgroup-v1" (or v2), or "none": reported in `ready` and every result.
 const char *spawn_sandbox_name (void);
 
+//  Starts the interpreter, or hands over a warm one that matches the spec. Returns the
+//  pid to signal and wait for (the session's init when sandboxed), fills fds and *box;
+//  -1 (logged, nothing left open) on failure.
+pid_t spawn_interpreter (const spawn_spec_t *spec, spawn_fds_t *fds, spawn_box_t **box);
+
+//  Starts one warm interpreter for spec if fewer than `warm` wait. True if it started one
+//  (call again soon), false if the pool for spec is full or cannot grow now.
+bool spawn_refill (const spawn_spec_t *spec);
+
+//  The interpreter's wait status, given the status of the pid spawn_interpreter returned
+//  (reaped by the caller before closing fds).
+int spawn_exit_status (const spawn_fds_t *fds, int wstatus);
+//  Returns the box of a reaped interpreter to the free list.
+void spawn_release (spawn_box_t **box_p);
+
+//  Sets the box's limits for a snippet and starts its accounting; -1 if a limit could not
+//  be applied (e.g. memory below what the session already uses).
+int spawn_account_start (spawn_box_t *box, int64_t memory_mb, int64_t pids);
+//  The snippet's accounting so far; 0, or -1 if nothing could be read.
+int spawn_account (spawn_box_t *box, spawn_usage_t *usage);
+
+int spawn_test (void);
 #endif

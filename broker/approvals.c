@@ -1,0 +1,295 @@
+/*  broker/approvals.c: approvals.
+    Rules, in the order they are checked: only approver and admin keys decide (agents never);
+    `on_behalf_of` is honoured only from a gateway key (an approver whose cert groups include
+    `gateway`) and must name a trusted approver or admin; nobody decides on a request they
+    submitted; the rule's approver list (principals or groups), when set, must include the
+    decider; each decider counts once; a deny needs a reason and is final; the quorum counts
+    distinct approvers. A request whose stored code no longer hashes to what was submitted
+    is denied instead of run. */
+#include "broker/approvals.h"
+#include "broker/dispatch.h"
+#include "broker/notify.h"
+#include "broker/state.h"
+#include "common/keys.h"
+#include "common/proto.h"
+#include "common/util.h"
+
+typedef struct {
+    int64_t expires;            //  wall-clock ms; 0 = never
+    char bind[65];              //  bind_sha256 as first seen by this broker
+} parked_t;
+
+struct _approvals_t {
+    zhashx_t *parked;           //  id as text -> parked_t
+    int64_t last_tick;
+};
+
+approvals_t *
+approvals_new (void)
+{
+    approvals_t *self = (approvals_t *) zmalloc (sizeof (approvals_t));
+    self->parked = zhashx_new ();
+    zhashx_set_destructor (self->parked, (zhashx_destructor_fn *) zstr_free);
+    return self;
+}
+
+void
+approvals_destroy (approvals_t **self_p)
+{
+    if (*self_p) {
+        zhashx_destroy (&(*self_p)->parked);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+void
+approvals_track (broker_t *broker, json_t *row)
+{
+    char key[24];
+    snprintf (key, sizeof key, "%lld", (long long) json_integer_value (json_object_get (row, "id")));
+    parked_t *p = (parked_t *) zmalloc (sizeof (parked_t));
+    const char *expires = json_string_value (json_object_get (json_object_get (row, "review"), "expires_at"));
+    p->expires = expires ? time_parse_iso8601 (expires) : 0;
+    const char *bind = json_string_value (json_object_get (row, "bind_sha256"));
+    snprintf (p->bind, sizeof p->bind, "%s", bind ? bind : "");
+    zhashx_update (broker->approvals->parked, key, p);
+}
+
+void
+approvals_forget (broker_t *broker, int64_t id)
+{
+    char key[24];
+    snprintf (key, sizeof key, "%lld", (long long) id);
+    zhashx_delete (broker->approvals->parked, key);
+}
+
+void
+approvals_tick (broker_t *broker)
+{
+    approvals_t *self = broker->approvals;
+    int64_t now = clock_wall_ms ();
+    if (now - self->last_tick < 200)
+        return;
+    self->last_tick = now;
+    zlistx_t *keys = zhashx_keys (self->parked);
+    for (char *key = (char *) zlistx_first (keys); key; key = (char *) zlistx_next (keys)) {
+        parked_t *p = (parked_t *) zhashx_lookup (self->parked, key);
+        if (p->expires == 0 || p->expires > now)
+            continue;
+        json_t *fields = json_pack ("{s:s}", "message", "no quorum within the time to live");
+        if (state_fire (broker, atoll (key), "pending_approval", EV_EXPIRE, "broker", fields, NULL) != 0)
+            log_warn ("request %s: could not expire (no longer pending?)", key);
+        json_decref (fields);
+        zhashx_delete (self->parked, key);
+    }
+    zlistx_destroy (&keys);
+}
+
+void
+approvals_pending (broker_t *broker, caller_t *c, json_t *msg)
+{
+    if (strcmp (c->role, "approver") != 0 && strcmp (c->role, "admin") != 0) {
+        broker_send_client (broker, c->routing, proto_reply_error (c->rid, PROTO_E_FORBIDDEN,
+                            "only approver and admin keys list pending requests"));
+        return;
+    }
+    json_t *ids = NULL, *rows = json_array ();
+    size_t i;
+    json_t *id;
+    if (store_ids_in_state (broker->store, "pending_approval", &ids) == 0)
+        json_array_foreach (ids, i, id) {
+            json_t *row = store_get (broker->store, json_integer_value (id));
+            const char *session = json_string_value (json_object_get (msg, "session"));
+            if (row && (!session || strcmp (session, json_string_value (json_object_get (row, "session"))) == 0))
+                json_array_append (rows, row);
+            json_decref (row);
+        }
+    json_decref (ids);
+    broker_send_client (broker, c->routing, proto_reply_ok (c->rid, json_pack ("{s:o}", "requests", rows)));
+}
+
+static bool
+s_in_list (const char *list, const char *item)
+{
+    size_t n = strlen (item);
+    for (const char *p = list; p && (p = strstr (p, item)); p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
+//  Who decides: the caller, or the human a gateway speaks for. Fills principal and groups
+//  (strings owned by the caller's buffers); NULL and *why on refusal.
+static const char *
+s_decider (broker_t *broker, caller_t *c, json_t *msg, char *groups, size_t size, const char **why)
+{
+    const char *behalf = json_string_value (json_object_get (msg, "on_behalf_of"));
+    if (strcmp (c->role, "approver") != 0 && strcmp (c->role, "admin") != 0) {
+        *why = "only approver and admin keys decide; agent keys never approve";
+        return NULL;
+    }
+    if (!behalf) {
+        snprintf (groups, size, "%s", c->groups ? c->groups : "");
+        return c->principal;
+    }
+    if (strcmp (c->role, "approver") != 0 || !s_in_list (c->groups, "gateway")) {
+        *why = "on_behalf_of is accepted only from a gateway key";
+        return NULL;
+    }
+    char path[1024];
+    snprintf (path, sizeof path, "%s/keys/trusted/%s.cert", broker->cfg.dir, behalf);
+    zcert_t *cert = strchr (behalf, '/') || behalf[0] == '.' ? NULL
+                  : (zsys_file_exists (path) ? zcert_load (path) : NULL);
+    const char *role = cert ? zcert_meta (cert, "role") : NULL;
+    bool ok = role && (strcmp (role, "approver") == 0 || strcmp (role, "admin") == 0);
+    snprintf (groups, size, "%s", cert && zcert_meta (cert, "groups") ? zcert_meta (cert, "groups") : "");
+    zcert_destroy (&cert);
+    if (!ok) {
+        *why = "on_behalf_of must name a trusted approver or admin key";
+        return NULL;
+    }
+    return behalf;
+}
+
+//  True if the rule that parked the request lets this principal (with groups) decide.
+static bool
+s_allowed (json_t *row, const char *who, const char *groups)
+{
+    json_t *approvers = json_object_get (json_object_get (row, "review"), "approvers");
+    json_t *principals = json_object_get (approvers, "principals");
+    json_t *wanted = json_object_get (approvers, "groups");
+    if (json_array_size (principals) == 0 && json_array_size (wanted) == 0)
+        return true;
+    size_t i;
+    json_t *v;
+    json_array_foreach (principals, i, v)
+        if (json_is_string (v) && strcmp (json_string_value (v), who) == 0)
+            return true;
+    json_array_foreach (wanted, i, v)
+        if (json_is_string (v) && s_in_list (groups, json_string_value (v)))
+            return true;
+    return false;
+}
+
+//  Approvals so far (distinct approvers), and whether `who` already decided.
+static int
+s_count (json_t *row, const char *who, bool *decided)
+{
+    int n = 0;
+    size_t i;
+    json_t *a;
+    *decided = false;
+    json_array_foreach (json_object_get (row, "approvals"), i, a) {
+        const char *approver = json_string_value (json_object_get (a, "approver"));
+        if (approver && strcmp (approver, who) == 0)
+            *decided = true;
+        if (strcmp (json_string_value (json_object_get (a, "decision")), "approve") == 0)
+            n++;
+    }
+    return n;
+}
+
+//  The stored bytes must still hash to what was submitted (and parked), or nothing runs.
+static bool
+s_intact (broker_t *broker, json_t *row)
+{
+    const char *lang = json_string_value (json_object_get (row, "lang"));
+    const char *session = json_string_value (json_object_get (row, "session"));
+    const char *code = json_string_value (json_object_get (row, "code"));
+    const char *bind = json_string_value (json_object_get (row, "bind_sha256"));
+    if (!lang || !session || !code || !bind)
+        return false;
+    size_t size = strlen (lang) + strlen (session) + strlen (code) + 2;
+    char *buf = (char *) malloc (size);
+    memcpy (buf, lang, strlen (lang) + 1);
+    memcpy (buf + strlen (lang) + 1, session, strlen (session) + 1);
+    memcpy (buf + strlen (lang) + strlen (session) + 2, code, strlen (code));
+    char hash[65];
+    sha256_hex (buf, size, hash);
+    free (buf);
+    char key[24];
+    snprintf (key, sizeof key, "%lld", (long long) json_integer_value (json_object_get (row, "id")));
+    parked_t *p = (parked_t *) zhashx_lookup (broker->approvals->parked, key);
+    return strcmp (hash, bind) == 0 && (!p || strcmp (p->bind, hash) == 0);
+}
+
+static void
+s_refuse (broker_t *broker, caller_t *c, const char *code, const char *why)
+{
+    broker_send_client (broker, c->routing, proto_reply_error (c->rid, code, why));
+}
+
+void
+approvals_decide (broker_t *broker, caller_t *c, json_t *msg, bool approve)
+{
+    const char *why = NULL;
+    char groups[512];
+    const char *who = s_decider (broker, c, msg, groups, sizeof groups, &why);
+    if (!who)
+        return s_refuse (broker, c, PROTO_E_FORBIDDEN, why);
+    const char *reason = json_string_value (json_object_get (msg, "reason"));
+    if (!approve && (!reason || !*reason))
+        return s_refuse (broker, c, PROTO_E_MISSING, "a deny needs a reason");
+    int64_t id = json_integer_value (json_object_get (msg, "id"));
+    json_t *row = store_get (broker->store, id);
+    bool decided = false;
+    int approvals = row ? s_count (row, who, &decided) : 0;
+    json_int_t quorum = row ? json_integer_value (json_object_get (json_object_get (row, "review"), "quorum")) : 0;
+    const char *code = PROTO_E_FORBIDDEN;
+    if (!row) {
+        why = "no such request";
+        code = PROTO_E_NOT_FOUND;
+    }
+    else if (strcmp (json_string_value (json_object_get (row, "state")), "pending_approval") != 0) {
+        why = "the request is not pending approval";
+        code = PROTO_E_BAD_STATE;
+    }
+    else if (strcmp (json_string_value (json_object_get (row, "principal")), who) == 0)
+        why = "nobody approves or denies what they submitted";
+    else if (!s_allowed (row, who, groups))
+        why = "the rule does not list you among its approvers";
+    else if (decided) {
+        why = "you already decided on this request";
+        code = PROTO_E_DUPLICATE;
+    }
+    if (why) {
+        json_decref (row);
+        return s_refuse (broker, c, code, why);
+    }
+    if (!s_intact (broker, row)) {
+        json_t *fields = json_pack ("{s:s}", "message", "stored code no longer matches what was submitted");
+        state_fire (broker, id, "pending_approval", EV_DENY, "broker", fields, NULL);
+        json_decref (fields);
+        approvals_forget (broker, id);
+        json_decref (row);
+        return s_refuse (broker, c, PROTO_E_BAD_STATE, "hash mismatch: the stored code was altered; denied");
+    }
+    json_t *approval = json_pack ("{s:s, s:s, s:s}", "approver", who,
+                                  "via", json_object_get (msg, "slack_user") ? "slack" : "cli",
+                                  "decision", approve ? "approve" : "deny");
+    if (reason)
+        json_object_set_new (approval, "reason", json_string (reason));
+    if (json_object_get (msg, "on_behalf_of"))
+        json_object_set_new (approval, "on_behalf_of", json_string (c->principal));
+    if (json_object_get (msg, "slack_user"))
+        json_object_set (approval, "slack_user", json_object_get (msg, "slack_user"));
+    int ev = !approve ? EV_DENY : approvals + 1 >= (quorum > 0 ? quorum : 1) ? EV_QUORUM : -1;
+    json_t *fields = !approve ? json_pack ("{s:s}", "message", reason) : NULL;
+    const char *to = NULL;
+    int rc = state_fire_approval (broker, id, ev, approval, fields, &to);
+    json_decref (approval);
+    json_decref (fields);
+    json_decref (row);
+    if (rc != 0)
+        return s_refuse (broker, c, PROTO_E_BAD_STATE, "the request changed state meanwhile");
+    if (ev != -1)
+        approvals_forget (broker, id);
+    if (ev == EV_QUORUM) {
+        row = store_get (broker->store, id);
+        if (row)
+            dispatch_enqueue_row (broker, row);
+        json_decref (row);
+    }
+    notify_reply_request (broker, c->routing, c->rid, id);
+}

@@ -1,0 +1,150 @@
+/*  broker/decide.c: applies the policy to new requests and the masker to results.
+    The policy is parsed once at start and on SIGHUP, never per request; a reload builds the
+    new policy and masker completely before swapping them in, so a bad file changes nothing. */
+#include "broker/decide.h"
+#include "broker/approvals.h"
+#include "broker/dispatch.h"
+#include "broker/state.h"
+#include "common/util.h"
+#include "policy/mask.h"
+#include "policy/policy.h"
+
+//  Builds a policy and its masker from the configured file; both or neither.
+static int
+s_build (broker_t *broker, policy_t **policy, mask_t **mask, char *err, size_t size)
+{
+    *policy = policy_load (broker->cfg.policy_path, err, size);
+    if (!*policy)
+        return -1;
+    *mask = mask_new ();
+    if (!*mask || policy_add_masks (*policy, *mask, err, size) != 0) {
+        policy_destroy (policy);
+        mask_destroy (mask);
+        return -1;
+    }
+    return 0;
+}
+
+int
+decide_start (broker_t *broker)
+{
+    char err[512];
+    if (s_build (broker, &broker->policy, &broker->mask, err, sizeof err) != 0) {
+        log_error ("policy: %s", err);
+        return -1;
+    }
+    log_info ("policy %s loaded: %zu rules, sha256 %.16s", broker->cfg.policy_path,
+              policy_rule_count (broker->policy), policy_sha256 (broker->policy));
+    return 0;
+}
+
+void
+decide_stop (broker_t *broker)
+{
+    policy_destroy (&broker->policy);
+    mask_destroy (&broker->mask);
+}
+
+void
+decide_reload (broker_t *broker)
+{
+    char err[512];
+    policy_t *policy = NULL;
+    mask_t *mask = NULL;
+    json_t *data;
+    if (s_build (broker, &policy, &mask, err, sizeof err) != 0) {
+        log_error ("policy reload refused, the old policy stays in force: %s", err);
+        data = json_pack ("{s:s, s:s, s:s}", "file", broker->cfg.policy_path, "error", err,
+                          "in_force", policy_sha256 (broker->policy));
+        store_event (broker->store, 0, "policy_rejected", "broker", data);
+    }
+    else {
+        policy_destroy (&broker->policy);
+        mask_destroy (&broker->mask);
+        broker->policy = policy;
+        broker->mask = mask;
+        log_info ("policy reloaded: %zu rules, sha256 %.16s", policy_rule_count (policy),
+                  policy_sha256 (policy));
+        data = json_pack ("{s:s, s:s}", "file", broker->cfg.policy_path, "sha256", policy_sha256 (policy));
+        store_event (broker->store, 0, "policy_reloaded", "broker", data);
+    }
+    json_decref (data);
+}
+
+//  The review parameters stored with a parked request (what approvers and the expiry use).
+static json_t *
+s_review (const policy_decision_t *d)
+{
+    char expires[32];
+    time_iso8601 (clock_wall_ms () + (int64_t) d->ttl_s * 1000, expires, sizeof expires);
+    json_t *review = json_pack ("{s:i, s:i, s:s, s:{s:o, s:o}}", "quorum", d->quorum > 0 ? d->quorum : 1,
+                                "ttl_s", d->ttl_s, "expires_at", expires, "approvers",
+                                "principals", d->approver_principals ? json_copy (d->approver_principals) : json_array (),
+                                "groups", d->approver_groups ? json_copy (d->approver_groups) : json_array ());
+    json_object_set_new (review, "webhook", d->webhook ? json_string (d->webhook) : json_null ());
+    if (d->limit_hit)
+        json_object_set_new (review, "limit_hit", json_true ());
+    return review;
+}
+
+void
+decide_request (broker_t *broker, json_t *row, const char *groups)
+{
+    int64_t id = json_integer_value (json_object_get (row, "id"));
+    policy_input_t in = {
+        .lang = json_string_value (json_object_get (row, "lang")),
+        .principal = json_string_value (json_object_get (row, "principal")),
+        .role = json_string_value (json_object_get (row, "role")),
+        .groups_csv = groups ? groups : "",
+        .session = json_string_value (json_object_get (row, "session")),
+        .code = json_string_value (json_object_get (row, "code")) };
+    policy_decision_t d;
+    policy_decide (broker->policy, &in, &d);
+    json_t *fields = json_pack ("{s:s, s:s}", "policy_sha256", policy_sha256 (broker->policy),
+                                "decision_message", d.message ? d.message : d.action_name);
+    json_object_set_new (fields, "rule", d.rule ? json_string (d.rule) : json_null ());
+    if (d.limits && d.action != POLICY_DENY)
+        json_object_set (fields, "limits", d.limits);
+    state_event_t ev = d.action == POLICY_ALLOW ? EV_ALLOW : d.action == POLICY_DENY ? EV_DENY : EV_REVIEW;
+    if (ev == EV_REVIEW)
+        json_object_set_new (fields, "review", s_review (&d));
+    if (state_fire (broker, id, "received", ev, "broker", fields, NULL) == 0) {
+        json_t *now = store_get (broker->store, id);
+        if (now && ev == EV_ALLOW)
+            dispatch_enqueue_row (broker, now);
+        else if (now && ev == EV_REVIEW)
+            approvals_track (broker, now);
+        json_decref (now);
+    }
+    json_decref (fields);
+}
+
+//  Replaces one string member with its masked form.
+static void
+s_mask_field (mask_t *mask, json_t *obj, const char *key)
+{
+    json_t *v = json_object_get (obj, key);
+    if (!json_is_string (v))
+        return;
+    size_t n = 0;
+    int count = 0;
+    char *masked = mask_apply (mask, json_string_value (v), json_string_length (v), &n, &count);
+    if (masked && count > 0)
+        json_object_set_new (obj, key, json_stringn (masked, n));
+    else if (!masked)       //  out of memory: store nothing rather than the unmasked text
+        json_object_set_new (obj, key, json_string ("[MASKED:unavailable]"));
+    free (masked);
+}
+
+void
+decide_mask_result (broker_t *broker, json_t *result)
+{
+    static const char *fields[] = { "stdout", "stderr", "value" };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        s_mask_field (broker->mask, result, fields[i]);
+    json_t *error = json_object_get (result, "error");
+    if (json_is_object (error)) {
+        s_mask_field (broker->mask, error, "value");
+        s_mask_field (broker->mask, error, "traceback");
+    }
+}

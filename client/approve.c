@@ -1,0 +1,96 @@
+/*  client/approve.c: the approver's subcommands: pending, approve, deny. */
+#include "client/cli.h"
+#include "common/util.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+cmd_pending (cli_t *cli)
+{
+    conn_t *conn = cli_connect (cli, "admin");
+    if (!conn)
+        return EXIT_UNREACHABLE;
+    int rc = 0;
+    json_t *req = json_pack ("{s:s}", "op", "pending");
+    if (cli->session)
+        json_object_set_new (req, "session", json_string (cli->session));
+    json_t *reply = cli_call (cli, conn, req, 5000, &rc);
+    conn_destroy (&conn);
+    if (!reply)
+        return rc;
+    size_t i;
+    json_t *row;
+    json_array_foreach (json_object_get (reply, "requests"), i, row) {
+        if (cli->json) {
+            char *text = json_dumps (row, JSON_COMPACT);
+            printf ("%s\n", text);
+            free (text);
+            continue;
+        }
+        json_t *review = json_object_get (row, "review");
+        const char *expires = json_string_value (json_object_get (review, "expires_at"));
+        int64_t left = expires ? (time_parse_iso8601 (expires) - clock_wall_ms ()) / 1000 : -1;
+        printf ("request %lld by %s in session %s (%s), rule %s: %zu of %lld approvals, %s\n",
+                (long long) json_integer_value (json_object_get (row, "id")),
+                json_string_value (json_object_get (row, "principal")),
+                json_string_value (json_object_get (row, "session")),
+                json_string_value (json_object_get (row, "lang")),
+                json_string_value (json_object_get (row, "rule")) ? json_string_value (json_object_get (row, "rule")) : "-",
+                json_array_size (json_object_get (row, "approvals")),
+                (long long) json_integer_value (json_object_get (review, "quorum")),
+                left >= 0 ? "" : "no expiry");
+        if (left >= 0)
+            printf ("  expires in %lldm %02llds\n", (long long) left / 60, (long long) left % 60);
+        if (json_string_value (json_object_get (row, "reason")))
+            printf ("  reason: %s\n", json_string_value (json_object_get (row, "reason")));
+        printf ("  sha256 %.16s\n", json_string_value (json_object_get (row, "bind_sha256")));
+        const char *code = json_string_value (json_object_get (row, "code"));
+        for (const char *line = code; line && *line; ) {
+            const char *end = strchr (line, '\n');
+            int n = end ? (int) (end - line) : (int) strlen (line);
+            printf ("  | %.*s\n", n, line);
+            line = end ? end + 1 : line + n;
+        }
+    }
+    json_decref (reply);
+    return 0;
+}
+
+static int
+s_decide (cli_t *cli, const char *op)
+{
+    char *end;
+    long long id = cli->argc == 1 ? (errno = 0, strtoll (cli->argv[0], &end, 10)) : 0;
+    if (cli->argc != 1 || *end || id <= 0 || errno) {
+        fprintf (stderr, "replgate %s: expects one request ID\n", op);
+        return EXIT_USAGE;
+    }
+    if (strcmp (op, "deny") == 0 && (!cli->reason || !*cli->reason)) {
+        fprintf (stderr, "replgate deny: --reason is required\n");
+        return EXIT_USAGE;
+    }
+    conn_t *conn = cli_connect (cli, "admin");
+    if (!conn)
+        return EXIT_UNREACHABLE;
+    int rc = 0;
+    json_t *req = json_pack ("{s:s, s:I}", "op", op, "id", (json_int_t) id);
+    if (cli->reason)
+        json_object_set_new (req, "reason", json_string (cli->reason));
+    json_t *row = cli_call (cli, conn, req, 5000, &rc);
+    conn_destroy (&conn);
+    if (!row)
+        return rc;
+    if (cli->json)
+        cli_print_request (cli, row);
+    else
+        printf ("request %lld: %s (%zu approval%s recorded)\n", id,
+                json_string_value (json_object_get (row, "state")),
+                json_array_size (json_object_get (row, "approvals")),
+                json_array_size (json_object_get (row, "approvals")) == 1 ? "" : "s");
+    json_decref (row);
+    return 0;
+}
+
+int cmd_approve (cli_t *cli) { return s_decide (cli, "approve"); }
+int cmd_deny (cli_t *cli) { return s_decide (cli, "deny"); }

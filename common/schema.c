@@ -1,0 +1,331 @@
+/*  common/schema.c: the migrations of the replgate database, oldest first. Entry i takes
+    PRAGMA user_version i to i + 1 and ends by setting it. A released migration is never
+    edited: a change is a new entry, so every database, however old, reaches the same
+    schema by the same steps. */
+#include "common/schema.h"
+#include "common/store.h"
+#include "common/verify.h"
+#include "common/check.h"
+#include "common/util.h"
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *s_migrations[] = {
+    //  1: the initial schema
+    "CREATE TABLE requests ("
+    "  id INTEGER PRIMARY KEY,"
+    "  principal TEXT NOT NULL, role TEXT NOT NULL, session TEXT NOT NULL,"
+    "  lang TEXT NOT NULL CHECK (lang IN ('python', 'shell')),"
+    "  code TEXT NOT NULL, code_sha256 TEXT NOT NULL, bind_sha256 TEXT NOT NULL,"
+    "  reason TEXT, idem_key TEXT,"
+    "  state TEXT NOT NULL CHECK (state IN ('received', 'pending_approval', 'queued', 'running',"
+    "    'done', 'denied', 'expired', 'cancelled', 'lost')),"
+    "  rule TEXT, decision_message TEXT, policy_sha256 TEXT, worker TEXT,"
+    "  submitted_at TEXT NOT NULL, queued_at TEXT, started_at TEXT, finished_at TEXT,"
+    "  outcome TEXT CHECK (outcome IN ('ok', 'error', 'timeout', 'oom', 'killed', 'output_limit')),"
+    "  exit_code INTEGER,"
+    "  signal,"                             //  no affinity: a number or a name, kept as given
+    "  stdout TEXT, stderr TEXT,"
+    "  stdout_truncated INTEGER CHECK (stdout_truncated IN (0, 1)),"
+    "  stderr_truncated INTEGER CHECK (stderr_truncated IN (0, 1)),"
+    "  stdout_sha256 TEXT, stderr_sha256 TEXT,"
+    "  value TEXT, error_name TEXT, error_value TEXT, traceback TEXT,"
+    "  wall_ms REAL, cpu_ms REAL, max_rss_kb INTEGER, execution_count INTEGER,"
+    "  session_reset INTEGER CHECK (session_reset IN (0, 1)), sandbox TEXT,"
+    "  UNIQUE (principal, idem_key));"
+    "CREATE INDEX requests_state ON requests (state, id);"
+    "CREATE INDEX requests_session ON requests (session, lang, id);"
+    "CREATE INDEX requests_submitted ON requests (submitted_at);"
+    "CREATE TABLE approvals ("
+    "  id INTEGER PRIMARY KEY,"
+    "  request_id INTEGER NOT NULL REFERENCES requests (id),"
+    "  approver TEXT NOT NULL, via TEXT NOT NULL CHECK (via IN ('cli', 'slack')),"
+    "  on_behalf_of TEXT, decision TEXT NOT NULL CHECK (decision IN ('approve', 'deny')),"
+    "  reason TEXT, at TEXT NOT NULL,"
+    "  UNIQUE (request_id, approver));"
+    "CREATE TABLE events ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  at TEXT NOT NULL, request_id INTEGER REFERENCES requests (id),"
+    "  type TEXT NOT NULL, actor TEXT NOT NULL, data TEXT NOT NULL CHECK (json_valid (data)),"
+    "  prev_hash TEXT NOT NULL, hash TEXT NOT NULL);"
+    "CREATE INDEX events_request ON events (request_id, seq);"
+    "CREATE TRIGGER events_no_update BEFORE UPDATE ON events"
+    "  BEGIN SELECT RAISE (ABORT, 'events are append-only'); END;"
+    "CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
+    "  BEGIN SELECT RAISE (ABORT, 'events are append-only'); END;"
+    "CREATE TRIGGER approvals_no_update BEFORE UPDATE ON approvals"
+    "  BEGIN SELECT RAISE (ABORT, 'approvals are append-only'); END;"
+    "CREATE TRIGGER approvals_no_delete BEFORE DELETE ON approvals"
+    "  BEGIN SELECT RAISE (ABORT, 'approvals are append-only'); END;"
+    //  What an approval is bound to must never change, and the record is never pruned.
+    "CREATE TRIGGER requests_inputs_fixed BEFORE UPDATE OF principal, role, session, lang, code,"
+    "  code_sha256, bind_sha256, reason, idem_key, submitted_at ON requests"
+    "  BEGIN SELECT RAISE (ABORT, 'request inputs are immutable'); END;"
+    "CREATE TRIGGER requests_no_delete BEFORE DELETE ON requests"
+    "  BEGIN SELECT RAISE (ABORT, 'requests are never deleted'); END;"
+    "CREATE VIEW history AS SELECT r.id, r.submitted_at, r.principal, r.role, r.session, r.lang,"
+    "  r.state, r.outcome, r.exit_code, r.signal, r.code, r.stdout, r.stderr, r.value,"
+    "  r.error_name, r.error_value, r.traceback, r.reason,"
+    "  (SELECT group_concat (who, ', ') FROM (SELECT a.approver || coalesce (' for '"
+    "     || a.on_behalf_of, '') AS who FROM approvals a WHERE a.request_id = r.id"
+    "     AND a.decision = 'approve' ORDER BY a.id)) AS approvers,"
+    "  (SELECT group_concat (who, ', ') FROM (SELECT a.approver || coalesce (' for '"
+    "     || a.on_behalf_of, '') AS who FROM approvals a WHERE a.request_id = r.id"
+    "     AND a.decision = 'deny' ORDER BY a.id)) AS denied_by,"
+    "  r.rule, r.decision_message, r.worker, r.queued_at, r.started_at, r.finished_at,"
+    "  r.wall_ms, r.cpu_ms, r.max_rss_kb, r.execution_count, r.session_reset,"
+    "  r.stdout_truncated, r.stderr_truncated, r.sandbox, r.code_sha256"
+    "  FROM requests r;"
+    "CREATE VIEW pending AS SELECT r.id, r.submitted_at, r.principal, r.session, r.lang, r.code,"
+    "  r.reason, r.rule, r.decision_message,"
+    "  (SELECT count (*) FROM approvals a WHERE a.request_id = r.id"
+    "     AND a.decision = 'approve') AS approvals,"
+    "  (SELECT group_concat (who, ', ') FROM (SELECT a.approver || coalesce (' for '"
+    "     || a.on_behalf_of, '') AS who FROM approvals a WHERE a.request_id = r.id"
+    "     ORDER BY a.id)) AS approvers"
+    "  FROM requests r WHERE r.state = 'pending_approval';"
+    "CREATE VIEW session_log AS SELECT r.session, r.lang, r.id, r.execution_count,"
+    "  r.submitted_at, r.principal, r.state, r.outcome, r.exit_code, r.code, r.stdout,"
+    "  r.stderr, r.value, r.error_name, r.error_value, r.session_reset"
+    "  FROM requests r ORDER BY r.session, r.lang, r.id;"
+    "PRAGMA user_version = 1;",
+
+    //  2: review and limits of a decision (JSON text, canonical form), the Slack user of an
+    //  approval, and retention. Pruning blanks code and outputs but never the hashes; the
+    //  one change of an input that is allowed is that blanking, in the same UPDATE that sets
+    //  pruned_at, and pruned_at is set once. A hand edit that passes these triggers still
+    //  lacks its `pruned` event, and verify says so.
+    "ALTER TABLE requests ADD COLUMN review TEXT CHECK (review IS NULL OR json_valid (review));"
+    "ALTER TABLE requests ADD COLUMN limits TEXT CHECK (limits IS NULL OR json_valid (limits));"
+    "ALTER TABLE requests ADD COLUMN pruned_at TEXT;"
+    "ALTER TABLE approvals ADD COLUMN slack_user TEXT;"
+    "DROP TRIGGER requests_inputs_fixed;"
+    "CREATE TRIGGER requests_inputs_fixed BEFORE UPDATE OF principal, role, session, lang, code,"
+    "  code_sha256, bind_sha256, reason, idem_key, submitted_at ON requests"
+    "  WHEN NOT (OLD.pruned_at IS NULL AND NEW.pruned_at IS NOT NULL AND NEW.code = ''"
+    "    AND NEW.principal IS OLD.principal AND NEW.role IS OLD.role"
+    "    AND NEW.session IS OLD.session AND NEW.lang IS OLD.lang"
+    "    AND NEW.code_sha256 IS OLD.code_sha256 AND NEW.bind_sha256 IS OLD.bind_sha256"
+    "    AND NEW.reason IS OLD.reason AND NEW.idem_key IS OLD.idem_key"
+    "    AND NEW.submitted_at IS OLD.submitted_at)"
+    "  BEGIN SELECT RAISE (ABORT, 'request inputs are immutable'); END;"
+    "CREATE TRIGGER requests_pruned_once BEFORE UPDATE OF pruned_at ON requests"
+    "  WHEN OLD.pruned_at IS NOT NULL"
+    "  BEGIN SELECT RAISE (ABORT, 'a pruned request stays pruned'); END;"
+    "CREATE INDEX requests_finished ON requests (finished_at);"
+    "DROP VIEW history;"
+    "CREATE VIEW history AS SELECT r.id, r.submitted_at, r.principal, r.role, r.session, r.lang,"
+    "  r.state, r.outcome, r.exit_code, r.signal, r.code, r.stdout, r.stderr, r.value,"
+    "  r.error_name, r.error_value, r.traceback, r.reason,"
+    "  (SELECT group_concat (who, ', ') FROM (SELECT a.approver || coalesce (' for '"
+    "     || a.on_behalf_of, '') AS who FROM approvals a WHERE a.request_id = r.id"
+    "     AND a.decision = 'approve' ORDER BY a.id)) AS approvers,"
+    "  (SELECT group_concat (who, ', ') FROM (SELECT a.approver || coalesce (' for '"
+    "     || a.on_behalf_of, '') AS who FROM approvals a WHERE a.request_id = r.id"
+    "     AND a.decision = 'deny' ORDER BY a.id)) AS denied_by,"
+    "  r.rule, r.decision_message, r.worker, r.queued_at, r.started_at, r.finished_at,"
+    "  r.wall_ms, r.cpu_ms, r.max_rss_kb, r.execution_count, r.session_reset,"
+    "  r.stdout_truncated, r.stderr_truncated, r.sandbox, r.code_sha256,"
+    //  What the policy decided first, from the transition out of `received`.
+    "  (SELECT CASE json_extract (e.data, '$.to') WHEN 'queued' THEN 'allow'"
+    "     WHEN 'pending_approval' THEN 'review' WHEN 'denied' THEN 'deny' END"
+    "     FROM events e WHERE e.request_id = r.id AND e.type IN ('queued', 'pending_approval',"
+    "     'denied') AND json_extract (e.data, '$.from') = 'received') AS decision,"
+    "  r.review, r.limits, r.policy_sha256, r.bind_sha256, r.stdout_sha256, r.stderr_sha256,"
+    "  length (CAST (r.stdout AS BLOB)) AS stdout_bytes,"
+    "  length (CAST (r.stderr AS BLOB)) AS stderr_bytes, r.pruned_at"
+    "  FROM requests r;"
+    "DROP VIEW pending;"
+    "CREATE VIEW pending AS SELECT r.id, r.submitted_at, r.principal, r.session, r.lang, r.code,"
+    "  r.reason, r.rule, r.decision_message,"
+    "  (SELECT count (*) FROM approvals a WHERE a.request_id = r.id"
+    "     AND a.decision = 'approve') AS approvals,"
+    "  (SELECT group_concat (who, ', ') FROM (SELECT a.approver || coalesce (' for '"
+    "     || a.on_behalf_of, '') AS who FROM approvals a WHERE a.request_id = r.id"
+    "     ORDER BY a.id)) AS approvers,"
+    "  json_extract (r.review, '$.quorum') AS quorum,"
+    "  json_extract (r.review, '$.expires_at') AS expires_at, r.review"
+    "  FROM requests r WHERE r.state = 'pending_approval';"
+    "PRAGMA user_version = 2;",
+};
+
+int
+schema_version (void)
+{
+    return (int) (sizeof s_migrations / sizeof s_migrations[0]);
+}
+
+const char *
+schema_migration (int from)
+{
+    return from >= 0 && from < schema_version () ? s_migrations[from] : NULL;
+}
+
+//  --------------------------------------------------------------------------------------
+//  Self-test.
+
+//  Appends one event the way version 1 did; prev is updated to its hash.
+static int
+s_test_event (sqlite3 *db, int64_t seq, int64_t request_id, const char *type, json_t *data,
+              char prev[65])
+{
+    const char *at = "2026-01-01T00:00:00.000Z";
+    char hash[65], *text = event_data_text (data);
+    int rc = text ? event_hash (prev, seq, at, request_id, type, "alice", data, hash) : -1;
+    char *sql = rc ? NULL : sqlite3_mprintf ("INSERT INTO events VALUES (%lld, %Q, %lld, %Q,"
+                                             " 'alice', %Q, %Q, %Q)", (long long) seq, at,
+                                             (long long) request_id, type, text, prev, hash);
+    rc = sql ? sqlite3_exec (db, sql, NULL, NULL, NULL) : -1;
+    if (rc == SQLITE_OK)
+        memcpy (prev, hash, 65);
+    sqlite3_free (sql);
+    free (text);
+    json_decref (data);
+    return rc;
+}
+
+//  Request 1, received then queued, as a version 1 broker recorded it.
+static int
+s_test_v1 (const char *path)
+{
+    sqlite3 *db = NULL;
+    char code_sha[65], bind_sha[65], prev[65] = VERIFY_GENESIS;
+    sha256_hex ("1", 1, code_sha);
+    sha256_hex ("python\0s\0" "1", 11, bind_sha);
+    int rc = sqlite3_open (path, &db);
+    rc |= sqlite3_exec (db, schema_migration (0), NULL, NULL, NULL);
+    char *sql = sqlite3_mprintf ("INSERT INTO requests (principal, role, session, lang, code,"
+                                 " code_sha256, bind_sha256, state, submitted_at, queued_at, rule)"
+                                 " VALUES ('alice', 'agent', 's', 'python', '1', %Q, %Q, 'queued',"
+                                 " '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', 'r')",
+                                 code_sha, bind_sha);
+    rc |= sqlite3_exec (db, sql, NULL, NULL, NULL);
+    sqlite3_free (sql);
+    rc |= s_test_event (db, 1, 1, "received", json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:n, s:n}",
+                        "principal", "alice", "role", "agent", "session", "s", "lang", "python",
+                        "code_sha256", code_sha, "bind_sha256", bind_sha, "reason", "key"), prev);
+    rc |= s_test_event (db, 2, 1, "queued", json_pack ("{s:s, s:s, s:s, s:n, s:n}", "from",
+                        "received", "to", "queued", "rule", "r", "decision_message",
+                        "policy_sha256"), prev);
+    sqlite3_close (db);
+    return rc;
+}
+
+static json_t *
+s_test_last_data (store_t *store)
+{
+    json_t *events = store_events_since (store, store_head_seq (store) - 1, 0);
+    json_t *data = json_incref (json_object_get (json_array_get (events, 0), "data"));
+    json_decref (events);
+    return data;
+}
+
+static int
+s_test_verify (store_t *store, const char *table, int64_t row)
+{
+    json_t *report = NULL;
+    int rc = store_verify (store, &report);
+    json_t *bad = json_object_get (report, "bad");
+    if (bad && !table)
+        fprintf (stderr, "FAIL verify: %s\n", json_string_value (json_object_get (bad, "why")));
+    if (table && (!bad || strcmp (json_string_value (json_object_get (bad, "table")), table)
+                  || json_integer_value (json_object_get (bad, "row")) != row))
+        rc = -2;
+    json_decref (report);
+    return rc;
+}
+
+//  review and limits: set from received, objects in events, canonical text in the row.
+static void
+s_test_review (store_t *store, const char *path)
+{
+    json_t *req = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "principal", "alice", "role", "agent",
+                             "session", "s", "lang", "shell", "code", "rm x");
+    int64_t id = 0;
+    bool duplicate;
+    CHECK (store_submit (store, req, &id, &duplicate) == 0 && id == 2);
+    json_decref (req);
+    json_t *fields = json_pack ("{s:s, s:{s:i, s:i, s:s, s:{s:[], s:[s]}, s:n}, s:{s:i, s:i}}",
+                                "rule", "review-rm", "review", "ttl_s", 600, "quorum", 2,
+                                "expires_at", "2026-01-01T00:10:00.000Z", "approvers",
+                                "principals", "groups", "ops", "webhook", "limits",
+                                "timeout_ms", 30000, "memory_mb", 1024);
+    CHECK (store_transition (store, id, "received", "pending_approval", "broker", fields) == 0);
+    json_t *row = store_get (store, id);
+    CHECK (json_equal (json_object_get (row, "review"), json_object_get (fields, "review")));
+    CHECK (json_equal (json_object_get (row, "limits"), json_object_get (fields, "limits")));
+    json_t *data = s_test_last_data (store);
+    CHECK (json_equal (json_object_get (data, "review"), json_object_get (fields, "review")));
+    json_decref (data);
+    json_decref (row);
+    char text[256] = "";
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_open (path, &db) == SQLITE_OK && sqlite3_prepare_v2 (db,
+        "SELECT limits FROM requests WHERE id = 2", -1, &st, NULL) == SQLITE_OK
+    &&  sqlite3_step (st) == SQLITE_ROW)
+        snprintf (text, sizeof text, "%s", sqlite3_column_text (st, 0));
+    sqlite3_finalize (st);
+    sqlite3_close (db);
+    CHECK (strcmp (text, "{\"memory_mb\":1024,\"timeout_ms\":30000}") == 0);
+    json_object_set_new (fields, "review", json_string ("two"));        //  not an object
+    CHECK (store_transition (store, 1, "received", "queued", "broker", fields) == -1);
+    json_decref (fields);
+    json_t *history = store_history (store, NULL, 0);
+    row = json_array_get (history, 1);
+    CHECK (json_integer_value (json_object_get (json_object_get (row, "review"), "quorum")) == 2);
+    CHECK (strcmp (json_string_value (json_object_get (row, "decision")), "review") == 0);
+    CHECK (json_is_null (json_object_get (json_array_get (history, 0), "limits")));
+    json_decref (history);
+}
+
+static void
+s_test_slack_user (store_t *store)
+{
+    json_t *a = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "approver", "gateway", "via", "slack",
+                           "on_behalf_of", "carol", "slack_user", "U123", "decision", "approve");
+    CHECK (store_approve (store, 2, a, NULL, NULL) == 0);
+    json_decref (a);
+    json_t *data = s_test_last_data (store);
+    CHECK (strcmp (json_string_value (json_object_get (data, "slack_user")), "U123") == 0);
+    json_decref (data);
+    json_t *row = store_get (store, 2);
+    json_t *approval = json_array_get (json_object_get (row, "approvals"), 0);
+    CHECK (strcmp (json_string_value (json_object_get (approval, "slack_user")), "U123") == 0);
+    json_decref (row);
+    a = json_pack ("{s:s, s:s, s:s, s:i}", "approver", "dave", "via", "slack", "decision",
+                   "approve", "slack_user", 5);
+    CHECK (store_approve (store, 2, a, NULL, NULL) == -1);
+    json_decref (a);
+}
+
+int
+schema_test (const char *dir)
+{
+    char path[256];
+    snprintf (path, sizeof path, "%s/v1.db", dir);
+    CHECK (s_test_v1 (path) == SQLITE_OK);
+    store_t *store = store_new (path, 0);
+    CHECK (store);
+    if (!store)
+        return 0;
+    CHECK (s_test_verify (store, NULL, 0) == 0);
+    json_t *row = store_get (store, 1);
+    CHECK (row && json_is_null (json_object_get (row, "review")));
+    json_decref (row);
+    s_test_review (store, path);
+    s_test_slack_user (store);
+    CHECK (s_test_verify (store, NULL, 0) == 0);
+    store_raw_exec (path, "DROP TRIGGER approvals_no_update", NULL, 0);
+    CHECK (store_raw_exec (path, "UPDATE requests SET review = json_set (review, '$.quorum', 1)"
+                           " WHERE id = 2", NULL, 0) == SQLITE_OK);
+    CHECK (s_test_verify (store, "requests", 2) == 1);
+    CHECK (store_raw_exec (path, "UPDATE requests SET review = NULL WHERE id = 2", NULL, 0) == 0);
+    CHECK (s_test_verify (store, "requests", 2) == 1);
+    store_destroy (&store);
+    unlink (path);
+    return 0;
+}

@@ -1,0 +1,56 @@
+/*  policy/mask.h: secret masking of snippet outputs before they are stored or returned.
+
+    A mask_t holds detectors: built-in ones (cloud and API keys, private key blocks, JWTs,
+    passwords in key=value and URLs, Luhn-checked card numbers, e-mail addresses), custom PCRE2
+    patterns (from the policy's "masks") and exact secret values (from a worker's configuration).
+    mask_apply() replaces every hit with "[MASKED:name]".
+
+    Semantics worth knowing:
+    - Patterns match bytes (no UTF mode), so binary or invalid UTF-8 output is fine. If a custom
+      pattern has a named group (?<secret>...), only that group is masked (as the built-ins do for
+      "password=VALUE": the key stays readable); otherwise the whole match is.
+    - Overlapping hits are merged into one mask so no fragment of either survives. The merged mask
+      takes the name of the most specific detector: exact secret, then custom pattern, then
+      specific built-ins (aws, github, slack, private key, jwt), then generic ones.
+    - Exact secrets are also masked in their URL-encoded, JSON-escaped and base64 (standard and
+      url-safe, at every byte alignment, so inside a larger base64 blob too) forms.
+    - Every pattern runs under PCRE2 match limits. If a pattern exceeds them, that detector
+      falls back to matching line by line for the rest of the buffer, and a line that still
+      exceeds them is masked from the failing point to its end: over budget fails closed.
+    - A mask_t is not thread-safe (it owns match data and a JIT stack); use one per thread. */
+#ifndef RG_MASK_H
+#define RG_MASK_H
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct _mask_t mask_t;
+
+//  A masker with every built-in detector. Returns NULL only when out of memory.
+mask_t *mask_new (void);
+
+//  Destroys the masker and NULLs the caller's pointer. Safe on NULL.
+void mask_destroy (mask_t **self_p);
+
+//  Adds a custom detector. name must match [A-Za-z0-9_.-]{1,64}. Returns 0, or -1 with the
+//  reason in err (pcre2's message and the offset in the pattern for a bad pattern).
+int mask_add_pattern (mask_t *self, const char *name, const char *pattern, char *err,
+                      size_t err_size);
+
+//  Adds an exact secret value (any bytes but NUL, length >= 1) masked as [MASKED:name].
+//  Returns 0, or -1 for a bad name or empty value.
+int mask_add_secret (mask_t *self, const char *name, const char *value);
+
+//  Masks text[0..len) into a new NUL-terminated buffer that the caller frees. Sets *out_len
+//  (bytes, without the NUL) and *count (number of masks written) when they are not NULL.
+//  Returns NULL only when out of memory.
+char *mask_apply (mask_t *self, const char *text, size_t len, size_t *out_len, int *count);
+
+//  Compiles pattern exactly as mask_add_pattern would, to validate policy files. Returns 0, or
+//  -1 with pcre2's message in err and the failing offset (bytes into pattern) in *erroffset.
+int mask_check_pattern (const char *pattern, size_t *erroffset, char *err, size_t err_size);
+
+//  True if name is acceptable as a mask name ([A-Za-z0-9_.-]{1,64}).
+bool mask_name_valid (const char *name);
+
+int mask_test (void);
+#endif

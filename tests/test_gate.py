@@ -1,0 +1,292 @@
+"""tests/test_gate.py: identity, policy, approvals and masking through the real broker."""
+import json, os, re, signal, subprocess, time
+from harness import Stack, check, run_all, test, SLOW
+
+REVIEW = {"version": 1, "defaults": {"quorum": 1, "ttl_s": 3600}, "rules": [
+    {"name": "no-rm", "match": {"lang": "shell", "code": "rm\\s+-rf"}, "action": "deny",
+     "message": "no recursive deletes"},
+    {"name": "two-eyes", "match": {"code": "NEEDS_TWO"}, "action": "review", "quorum": 2},
+    {"name": "short-fuse", "match": {"code": "SHORT_TTL"}, "action": "review", "quorum": 1, "ttl_s": 2},
+    {"name": "sre-only", "match": {"code": "SRE_ONLY"}, "action": "review", "approvers": {"groups": ["sre"]}},
+    {"name": "catastrophic", "match": {"code": "(a+)+$"}, "action": "allow"},
+    {"name": "net", "match": {"code": "socket"}, "action": "review"},
+    {"name": "prod-session", "match": {"session": "^prod-"}, "action": "review"},
+    {"name": "ops-shell", "match": {"groups": ["ops"], "lang": "shell"}, "action": "allow"},
+    {"name": "agent-shell", "match": {"role": "agent", "lang": "shell"}, "action": "review"},
+    {"name": "bob-denied", "match": {"principal": "bob"}, "action": "deny", "message": "bob is on leave"},
+    {"name": "rest", "action": "allow"},
+]}
+
+
+def stack():
+    s = Stack(policy=REVIEW)
+    for name, role, groups in [("alice", "approver", "sre"), ("carol", "approver", ""),
+                               ("dave", "approver", ""), ("bob", "agent", ""),
+                               ("opsbot", "agent", "ops"), ("gw", "approver", "gateway")]:
+        args = ["keygen", name, "--role", role] + (["--groups", groups] if groups else [])
+        p = s.cli(*args)
+        check(p.returncode == 0, p.stderr)
+    return s
+
+
+def done(s):
+    check(not s.stop(), "sanitizer report")
+
+
+@test
+def identity_is_from_the_key():
+    s = stack()
+    try:
+        agent = s.client("agent")
+        # a body naming another principal is refused and nothing is recorded as someone else
+        r = agent.call("submit", lang="python", code="1", session="x", principal="admin")
+        check(r and not r["ok"] and r["error"]["code"] == "unknown_key", r)
+        r = agent.run("1 + 1", session="who")
+        check(r["principal"] == "agent" and r["role"] == "agent", r)
+        check(s.sql("select count(*) from requests where principal != 'agent'")[0][0] == 0, "stranger row")
+        # agents never approve, even a request that is not theirs
+        admin = s.client("admin")
+        parked = admin.call("submit", lang="python", code="'NEEDS_TWO'", session="x", wait_ms=0)
+        check(parked["state"] == "pending_approval", parked)
+        r = agent.call("approve", id=parked["id"])
+        check(not r["ok"] and r["error"]["code"] == "forbidden", r)
+        # on_behalf_of from a plain approver key is refused; from a gateway key it names the human
+        carol = s.client("carol")
+        r = carol.call("approve", id=parked["id"], on_behalf_of="alice")
+        check(not r["ok"] and r["error"]["code"] == "forbidden", r)
+        gw = s.client("gw")
+        r = gw.call("approve", id=parked["id"], on_behalf_of="agent")
+        check(not r["ok"] and r["error"]["code"] == "forbidden", ("gateway may not speak for an agent", r))
+        r = gw.call("approve", id=parked["id"], on_behalf_of="alice", slack_user="U777")
+        check(r["ok"] and r["approvals"][0]["approver"] == "alice" and r["approvals"][0]["via"] == "slack", r)
+        check(r["approvals"][0]["on_behalf_of"] == "gw", r["approvals"])
+        # a revoked key: its cert leaves the trusted directory, new connections get nothing
+        bob = s.client("bob")
+        check(bob.call("ping")["ok"], "bob before revocation")
+        bob.close()
+        os.unlink(os.path.join(s.dir, "keys", "trusted", "bob.cert"))
+        time.sleep(1.1)  # the certstore notices directory changes by modification time
+        bob = s.client("bob")
+        check(bob.call("ping", timeout=1.5) is None, "revoked key answered")
+        for c in (agent, admin, carol, gw, bob):
+            c.close()
+    finally:
+        done(s)
+
+
+@test
+def policy_actions_and_dimensions():
+    s = stack()
+    try:
+        agent, ops, bob = s.client("agent"), s.client("opsbot"), s.client("bob")
+        r = agent.call("submit", lang="shell", code="rm -rf /tmp/x", session="p", wait_ms=2000)
+        check(r["state"] == "denied" and r["rule"] == "no-rm" and "recursive" in r["decision_message"], r)
+        p = s.cli("submit", "-l", "shell", "-s", "p", "rm -rf /x")
+        check(p.returncode == 3 and "recursive" in p.stderr, (p.returncode, p.stderr))
+        r = agent.call("submit", lang="python", code="import socket", session="p", wait_ms=0)
+        check(r["state"] == "pending_approval" and r["rule"] == "net", r)
+        r = agent.call("submit", lang="python", code="1", session="prod-db", wait_ms=0)
+        check(r["state"] == "pending_approval" and r["rule"] == "prod-session", r)
+        r = ops.run("echo ops", lang="shell", session="p")                       # groups + lang
+        check(r["state"] == "done" and r["rule"] == "ops-shell", r)
+        r = agent.call("submit", lang="shell", code="echo hi", session="p", wait_ms=0)  # role + lang
+        check(r["state"] == "pending_approval" and r["rule"] == "agent-shell", r)
+        r = bob.call("submit", lang="python", code="1", session="p", wait_ms=0)       # principal
+        check(r["state"] == "denied" and r["rule"] == "bob-denied", r)
+        r = agent.run("2 + 2", session="p")
+        check(r["state"] == "done" and r["rule"] == "rest" and r["value"] == "4", r)
+        # first match wins: matches both no-rm (deny) and agent-shell (review)
+        r = agent.call("submit", lang="shell", code="rm -rf x", session="p", wait_ms=0)
+        check(r["rule"] == "no-rm", r)
+        # the policy's sha256 is recorded with every decision
+        import hashlib
+        digest = hashlib.sha256(open(os.path.join(s.dir, "policy.json"), "rb").read()).hexdigest()
+        check(s.sql("select count(*) from requests where policy_sha256 is not ?", digest)[0][0] == 0, "policy hash")
+        # a catastrophic pattern on hostile input never allows: it ends in review
+        r = agent.call("submit", lang="python", code="'" + "a" * 5000 + "!'", session="p", wait_ms=0)
+        check(r["state"] == "pending_approval", (r["state"], r["rule"], r.get("decision_message")))
+        for c in (agent, ops, bob):
+            c.close()
+    finally:
+        done(s)
+
+
+@test
+def bad_policy_is_refused_and_reload_keeps_the_old_one():
+    s = stack()
+    try:
+        bad = s.write_policy('{\n  "version": 1,\n  "rules": [\n    {"name": "x", "acton": "allow"}\n  ]\n}\n', "bad.json")
+        p = s.cli("policy", "check", bad)
+        check(p.returncode == 2 and re.search(r"bad\.json:4:\d+:", p.stderr + p.stdout), p.stderr + p.stdout)
+        good = s.cli("policy", "check", os.path.join(s.dir, "policy.json"))
+        check(good.returncode == 0, good.stderr)
+        p = s.cli("policy", "explain", "-l", "shell", "rm -rf /")
+        check(p.returncode == 0 and "no-rm" in p.stdout and "deny" in p.stdout, p.stdout + p.stderr)
+        # a broken file on SIGHUP: the old policy stays in force
+        s.write_policy('{"version": 1, "rules": [ {"name": "x", "action": "allow"} ', "policy.json")
+        s.reload_policy()
+        time.sleep(0.5)
+        agent = s.client("agent")
+        r = agent.call("submit", lang="shell", code="rm -rf /x", session="r", wait_ms=0)
+        check(r["state"] == "denied" and r["rule"] == "no-rm", r)
+        # a good file on SIGHUP takes over atomically
+        s.write_policy({"version": 1, "rules": [{"name": "everything", "action": "allow"}]})
+        s.reload_policy()
+        time.sleep(0.5)
+        r = agent.run("echo now", lang="shell", session="r")
+        check(r["state"] == "done" and r["rule"] == "everything", r)
+        agent.close()
+        log = open(os.path.join(s.dir, "broker.log")).read()
+        check("policy.json:1:" in log, "reload error not logged with file:line:col")
+    finally:
+        done(s)
+
+
+@test
+def quorum_self_approval_and_deny_rules():
+    s = stack()
+    try:
+        admin, alice, carol, dave = (s.client(n) for n in ("admin", "alice", "carol", "dave"))
+        r = admin.call("submit", lang="python", code="'NEEDS_TWO'", session="q", wait_ms=0)
+        rid = r["id"]
+        r = admin.call("approve", id=rid)
+        check(not r["ok"] and r["error"]["code"] == "forbidden", ("self-approval", r))
+        r = alice.call("approve", id=rid, reason="looks fine")
+        check(r["ok"] and r["state"] == "pending_approval" and len(r["approvals"]) == 1, r)
+        r = alice.call("approve", id=rid)
+        check(not r["ok"] and r["error"]["code"] == "duplicate", ("same approver twice", r))
+        check(admin.call("status", id=rid)["state"] == "pending_approval", "one approver sufficed")
+        r = carol.call("approve", id=rid)
+        check(r["ok"] and r["state"] in ("queued", "running", "done"), r)
+        r = admin.call("await", id=rid, timeout_ms=10000)
+        check(r["state"] == "done" and r["value"] == "'NEEDS_TWO'", r)
+        check(sorted(a["approver"] for a in r["approvals"]) == ["alice", "carol"], r["approvals"])
+        # deny needs a reason, and is final
+        r = admin.call("submit", lang="python", code="'NEEDS_TWO again'", session="q", wait_ms=0)
+        d = dave.call("deny", id=r["id"])
+        check(not d["ok"] and d["error"]["code"] == "missing_field", d)
+        p = s.cli("deny", str(r["id"]), "--key", s.key("dave"))
+        check(p.returncode == 2, p.stderr)
+        d = dave.call("deny", id=r["id"], reason="not today")
+        check(d["ok"] and d["state"] == "denied", d)
+        a = alice.call("approve", id=r["id"])
+        check(not a["ok"] and a["error"]["code"] == "bad_state", a)
+        p = s.cli("wait", str(r["id"]), "--key", s.key("admin"))
+        check(p.returncode == 3, p.returncode)
+        # a rule's approver list is enforced: only group sre may decide
+        r = admin.call("submit", lang="python", code="'SRE_ONLY'", session="q", wait_ms=0)
+        c = carol.call("approve", id=r["id"])
+        check(not c["ok"] and c["error"]["code"] == "forbidden", c)
+        a = alice.call("approve", id=r["id"])
+        check(a["ok"] and a["state"] != "pending_approval", a)
+        # CLI: pending lists, approve approves
+        r = admin.call("submit", lang="python", code="'NEEDS_TWO cli'", session="q", wait_ms=0)
+        p = s.cli("pending", "--key", s.key("alice"))
+        check(p.returncode == 0 and ("request %d" % r["id"]) in p.stdout and "NEEDS_TWO cli" in p.stdout, p.stdout)
+        p = s.cli("approve", str(r["id"]), "--key", s.key("alice"))
+        check(p.returncode == 0 and "pending_approval" in p.stdout, p.stdout + p.stderr)
+        for c in (admin, alice, carol, dave):
+            c.close()
+    finally:
+        done(s)
+
+
+@test
+def expiry_is_recorded():
+    s = stack()
+    try:
+        agent = s.client("agent")
+        r = agent.call("submit", lang="python", code="'SHORT_TTL'", session="e", wait_ms=0)
+        check(r["state"] == "pending_approval" and r["review"]["ttl_s"] == 2, r)
+        r = agent.call("await", id=r["id"], timeout_ms=6000, timeout=10)
+        check(r["state"] == "expired", r)
+        ev = s.sql("select actor from events where request_id = ? and type = 'expired'", r["id"])
+        check(ev == [("broker",)], ev)
+        p = s.cli("submit", "--no-wait", "'SHORT_TTL'")
+        check(p.returncode == 4 and p.stdout.strip().isdigit(), (p.returncode, p.stdout))
+        p = s.cli("wait", p.stdout.strip())
+        check(p.returncode == 5, p.returncode)
+        agent.close()
+    finally:
+        done(s)
+
+
+@test
+def altered_after_submission_does_not_run():
+    s = stack()
+    try:
+        agent, alice = s.client("agent"), s.client("alice")
+        r = agent.call("submit", lang="python", code="'socket ok'", session="h", wait_ms=0)
+        check(r["state"] == "pending_approval", r)
+        for (t,) in s.sql("select name from sqlite_master where type = 'trigger' and tbl_name = 'requests'"):
+            s.sql("drop trigger %s" % t)
+        s.sql("update requests set code = 'import os; os.system(\"id\")' where id = ?", r["id"])
+        a = alice.call("approve", id=r["id"])
+        check(not a["ok"] and "hash" in a["error"]["message"], a)
+        r = agent.call("status", id=r["id"])
+        check(r["state"] == "denied" and r["stdout"] is None, r)
+        agent.close()
+        alice.close()
+    finally:
+        done(s)
+
+
+@test
+def restart_keeps_pending_with_approvals_and_expiry():
+    s = stack()
+    try:
+        agent, alice = s.client("agent"), s.client("alice")
+        two = agent.call("submit", lang="python", code="'NEEDS_TWO'", session="rs", wait_ms=0)
+        short = agent.call("submit", lang="python", code="'SHORT_TTL'", session="rs2", wait_ms=0)
+        check(alice.call("approve", id=two["id"])["ok"], "first approval")
+        agent.close()
+        alice.close()
+        s.kill_broker()
+        s.start_broker()
+        agent, carol = s.client("agent"), s.client("carol")
+        r = agent.call("status", id=two["id"])
+        check(r["state"] == "pending_approval" and len(r["approvals"]) == 1, r)
+        r = agent.call("await", id=short["id"], timeout_ms=6000, timeout=10)
+        check(r["state"] == "expired", r)
+        r = carol.call("approve", id=two["id"])
+        check(r["ok"] and r["state"] != "pending_approval", r)
+        r = agent.call("await", id=two["id"], timeout_ms=10000)
+        check(r["state"] == "done", r)
+        agent.close()
+        carol.close()
+    finally:
+        done(s)
+
+
+@test
+def outputs_are_masked_before_storage():
+    s = stack()
+    try:
+        agent = s.client("agent")
+        aws = "AKIA" + "Q3EGRZ7XHMBN4WPT"
+        gh = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+        # the snippet builds each secret at run time (reversed in its code), so only the output,
+        # never the stored code, holds it; it is written a few bytes at a time across pipe reads
+        code = ("import os, sys, time\n"
+                "for ch in %r[::-1]:\n    os.write(1, ch.encode()); time.sleep(0.002)\n"
+                "print()\nprint('token', %r[::-1], file=sys.stderr)\n%r" % (aws[::-1], gh[::-1],
+                                                                         "card 4111 1111 1111 1111"))
+        r = agent.run(code, session="m")
+        check(aws not in r["stdout"] and "[MASKED:" in r["stdout"], r["stdout"])
+        check(gh not in r["stderr"] and "[MASKED:" in r["stderr"], r["stderr"])
+        check("4111 1111 1111 1111" not in (r["value"] or "") and "[MASKED:" in r["value"], r["value"])
+        r = agent.run("raise ValueError(%r[::-1])" % ("password=hunter2secret"[::-1],), session="m")
+        check("hunter2secret" not in r["error_value"] + r["traceback"], r)
+        agent.close()
+        # nothing of the secrets reached the database file or its WAL
+        for name in os.listdir(s.dir):
+            if name.startswith("replgate.db"):
+                raw = open(os.path.join(s.dir, name), "rb").read()
+                for secret in (aws, gh, "hunter2secret"):
+                    check(secret.encode() not in raw, "%s found in %s" % (secret, name))
+    finally:
+        done(s)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_all("gate"))
