@@ -45,7 +45,8 @@ deps:
 
 $(B)/%.o: %.c | $(GEN)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 # Scripts run inside sessions are compiled into the worker as C string literals.
 $(B)/gen/%_py.h: worker/%.py tests/cstring.sh

@@ -20,17 +20,17 @@
 struct _flow_t {
     config_t *config;
     state_t *state;
-    link_t *link;
+    bridge_t *bridge;
 };
 
 flow_t *
-flow_new (config_t *config, state_t *state, link_t *link)
+flow_new (config_t *config, state_t *state, bridge_t *bridge)
 {
     flow_t *self = (flow_t *) calloc (1, sizeof (flow_t));
     if (self) {
         self->config = config;
         self->state = state;
-        self->link = link;
+        self->bridge = bridge;
     }
     return self;
 }
@@ -68,7 +68,7 @@ static json_t *
 s_status (flow_t *self, int64_t id)
 {
     json_t *req = json_pack ("{s:s, s:I}", "op", "status", "id", (json_int_t) id);
-    json_t *reply = link_call (self->link, req, CALL_TIMEOUT_MS);
+    json_t *reply = bridge_call (self->bridge, req, CALL_TIMEOUT_MS);
     json_decref (req);
     if (reply && !json_is_true (json_object_get (reply, "ok"))) {
         log_warn ("flow: status of request %lld refused: %s", (long long) id,
@@ -126,7 +126,7 @@ int
 flow_catch_up (flow_t *self)
 {
     json_t *req = json_pack ("{s:s}", "op", "pending");
-    json_t *reply = link_call (self->link, req, CALL_TIMEOUT_MS);
+    json_t *reply = bridge_call (self->bridge, req, CALL_TIMEOUT_MS);
     json_decref (req);
     if (!reply || !json_is_true (json_object_get (reply, "ok"))) {
         log_warn ("flow: cannot list pending requests (%s); will retry",
@@ -366,7 +366,7 @@ flow_click (flow_t *self, const click_t *click)
               click->user_id, click->user_name);
     json_t *req = json_pack ("{s:s, s:I, s:s, s:s, s:s}", "op", click->action_id, "id", (json_int_t) click->request_id,
                              "on_behalf_of", principal, "slack_user", click->user_id, "reason", reason);
-    json_t *reply = link_call (self->link, req, CALL_TIMEOUT_MS);
+    json_t *reply = bridge_call (self->bridge, req, CALL_TIMEOUT_MS);
     json_decref (req);
     if (!reply) {
         snprintf (text, sizeof text, "The broker did not answer in time: your decision on request %lld may not "

@@ -4,14 +4,14 @@
 #define RG_FLOW_H
 #include "approver/config.h"
 #include "approver/deliver.h"
-#include "approver/link.h"
+#include "approver/bridge.h"
 #include "approver/payload.h"
 #include "approver/state.h"
 
 typedef struct _flow_t flow_t;
 
 //  None of the arguments is taken over; they must outlive the flow.
-flow_t *flow_new (config_t *config, state_t *state, link_t *link);
+flow_t *flow_new (config_t *config, state_t *state, bridge_t *bridge);
 void flow_destroy (flow_t **self_p);
 
 //  Posts a message for every pending request not posted yet (the `pending` op). 0 or -1

@@ -39,7 +39,8 @@ struct _http_t {
 typedef struct {
     char *data;
     size_t size;
-    bool answered;                  //  a response was queued on the first call
+    size_t dropped;                 //  bytes over the cap, read and thrown away
+    unsigned int refuse;            //  status to answer once the body is read (404, 405)
 } body_t;
 
 int
@@ -131,26 +132,17 @@ s_finish (http_t *self, struct MHD_Connection *conn, body_t *body)
     return s_reply (conn, MHD_HTTP_OK, "");
 }
 
-static enum MHD_Result
-s_first_call (http_t *self, struct MHD_Connection *conn, const char *url, const char *method, body_t *body)
+//  Only POST /slack/actions is served. Refusals are answered once the body has been read,
+//  as a response cannot be queued while one is still arriving.
+static void
+s_first_call (http_t *self, const char *url, const char *method, body_t *body)
 {
     if (strcmp (url, "/slack/actions") != 0) {
-        body->answered = true;
+        body->refuse = MHD_HTTP_NOT_FOUND;
         __atomic_add_fetch (&self->stats.not_found, 1, __ATOMIC_RELAXED);
-        return s_reply (conn, MHD_HTTP_NOT_FOUND, "not found");
     }
-    if (strcmp (method, "POST") != 0) {
-        body->answered = true;
-        return s_reply (conn, MHD_HTTP_METHOD_NOT_ALLOWED, "POST only");
-    }
-    const char *length = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (length && strtoull (length, NULL, 10) > self->max_body) {
-        body->answered = true;
-        __atomic_add_fetch (&self->stats.too_large, 1, __ATOMIC_RELAXED);
-        log_warn ("http: refused a %s-byte callback (cap %zu)", length, self->max_body);
-        return s_reply (conn, MHD_HTTP_CONTENT_TOO_LARGE, "body too large");
-    }
-    return MHD_YES;
+    else if (strcmp (method, "POST") != 0)
+        body->refuse = MHD_HTTP_METHOD_NOT_ALLOWED;
 }
 
 static enum MHD_Result
@@ -164,19 +156,16 @@ s_handler (void *cls, struct MHD_Connection *conn, const char *url, const char *
         if (!body)
             return MHD_NO;
         *ctx = body;
-        return s_first_call (self, conn, url, method, body);
-    }
-    if (body->answered) {
-        *upload_size = 0;       //  already answered: swallow the rest
+        s_first_call (self, url, method, body);
         return MHD_YES;
     }
     if (*upload_size) {
-        if (body->size + *upload_size > self->max_body) {
-            //  No Content-Length and too much: a response cannot be queued mid-upload, so
-            //  the connection is dropped.
-            __atomic_add_fetch (&self->stats.too_large, 1, __ATOMIC_RELAXED);
-            log_warn ("http: dropped a callback over the %zu-byte cap", self->max_body);
-            return MHD_NO;
+        //  Over the cap, the rest is read and dropped so the client gets its 413 (a response
+        //  cannot be queued mid-upload); far over it, the connection is simply cut.
+        if (body->dropped || body->size + *upload_size > self->max_body) {
+            body->dropped += *upload_size;
+            *upload_size = 0;
+            return body->dropped > 16 * self->max_body ? MHD_NO : MHD_YES;
         }
         char *grown = (char *) realloc (body->data, body->size + *upload_size + 1);
         if (!grown)
@@ -187,6 +176,13 @@ s_handler (void *cls, struct MHD_Connection *conn, const char *url, const char *
         body->data[body->size] = 0;
         *upload_size = 0;
         return MHD_YES;
+    }
+    if (body->refuse)
+        return s_reply (conn, body->refuse, body->refuse == MHD_HTTP_NOT_FOUND ? "not found" : "POST only");
+    if (body->dropped) {
+        __atomic_add_fetch (&self->stats.too_large, 1, __ATOMIC_RELAXED);
+        log_warn ("http: refused a %zu-byte callback (cap %zu)", body->size + body->dropped, self->max_body);
+        return s_reply (conn, MHD_HTTP_CONTENT_TOO_LARGE, "body too large");
     }
     return s_finish (self, conn, body);
 }

@@ -6,7 +6,7 @@
 #include "approver/deliver.h"
 #include "approver/flow.h"
 #include "approver/http.h"
-#include "approver/link.h"
+#include "approver/bridge.h"
 #include "approver/state.h"
 #include "common/keys.h"
 #include "common/util.h"
@@ -74,7 +74,7 @@ typedef struct {
     config_t *config;
     state_t *state;
     deliver_t *deliver;
-    link_t *link;
+    bridge_t *bridge;
     http_t *http;
     flow_t *flow;
 } app_t;
@@ -84,7 +84,7 @@ s_app_destroy (app_t *app)
 {
     http_destroy (&app->http);          //  first: no click arrives after the flow is gone
     flow_destroy (&app->flow);
-    link_destroy (&app->link);
+    bridge_destroy (&app->bridge);
     deliver_destroy (&app->deliver);
     state_destroy (&app->state);
     config_destroy (&app->config);
@@ -109,10 +109,10 @@ s_app_open (app_t *app)
     snprintf (path, sizeof path, "%s/approver.db", c->dir);
     app->state = state_new (path);
     app->deliver = app->state ? deliver_new (app->state, c->http_timeout_ms) : NULL;
-    app->link = app->deliver ? link_new (c->broker, cert, server) : NULL;
+    app->bridge = app->deliver ? bridge_new (c->broker, cert, server) : NULL;
     zcert_destroy (&cert);
     zcert_destroy (&server);
-    app->flow = app->link ? flow_new (c, app->state, app->link) : NULL;
+    app->flow = app->bridge ? flow_new (c, app->state, app->bridge) : NULL;
     if (!app->flow)
         return -1;
     deliver_on_fail (app->deliver, flow_delivery_failed, app->flow);
@@ -128,7 +128,7 @@ s_pump_events (app_t *app)
 {
     json_t *batch = json_array ();
     json_t *event;
-    while (json_array_size (batch) < BATCH_MAX && (event = link_next_event (app->link)))
+    while (json_array_size (batch) < BATCH_MAX && (event = bridge_next_event (app->bridge)))
         json_array_append_new (batch, event);
     bool ok = json_array_size (batch) == 0 || flow_events (app->flow, batch) == 0;
     if (!ok)
@@ -145,7 +145,7 @@ s_run (app_t *app)
     while (!zsys_interrupted) {
         int64_t now = clock_mono_ms ();
         if (subscribe && now >= subscribe_at) {
-            subscribe = link_subscribe (app->link, state_last_seq (app->state)) != 0;
+            subscribe = bridge_subscribe (app->bridge, state_last_seq (app->state)) != 0;
             subscribe_at = now + 1000;
             catch_up = true;
         }
@@ -155,12 +155,12 @@ s_run (app_t *app)
         }
         int timeout = deliver_tick (app->deliver, clock_wall_ms (), subscribe || catch_up ? 200 : 500);
         zmq_pollitem_t items[2] = { { NULL, http_fd (app->http), ZMQ_POLLIN, 0 },
-                                    { link_handle (app->link), 0, ZMQ_POLLIN, 0 } };
+                                    { bridge_handle (app->bridge), 0, ZMQ_POLLIN, 0 } };
         if (zmq_poll (items, items[1].socket ? 2 : 1, timeout) < 0 && zmq_errno () != EINTR) {
             log_error ("zmq_poll: %s", zmq_strerror (zmq_errno ()));
             break;
         }
-        if (link_needs_resubscribe (app->link))
+        if (bridge_needs_resubscribe (app->bridge))
             subscribe = true, subscribe_at = 0;
         if (!s_pump_events (app))
             subscribe = true, subscribe_at = clock_mono_ms () + 1000;

@@ -181,7 +181,8 @@ s_start (broker_t *self)
     keys_path_trusted (self->cfg.dir, path, sizeof path);
     zstr_sendx (self->auth, "CURVE", path, NULL);
     zsock_wait (self->auth);
-    self->store = store_new (self->cfg.db_path, self->cfg.sync_full ? STORE_SYNC_FULL : 0);
+    self->store = store_new (self->cfg.db_path, STORE_MANUAL_CHECKPOINT
+                             | (self->cfg.sync_full ? STORE_SYNC_FULL : 0));
     if (self->store) {
         self->clients = s_bind (self->cfg.client_ep, cert);
         self->workers = s_bind (self->cfg.worker_ep, cert);
@@ -218,7 +219,7 @@ s_loop (broker_t *self)
     zmq_pollitem_t items[] = {
         { zsock_resolve (self->clients), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->workers), 0, ZMQ_POLLIN, 0 } };
-    int64_t last_tick = 0;
+    int64_t last_tick = 0, last_checkpoint = 0;
     while (!zsys_interrupted) {
         if (s_reload) {
             s_reload = 0;
@@ -249,6 +250,10 @@ s_loop (broker_t *self)
             last_tick = now;
             dispatch_tick (self);
             approvals_tick (self);
+        }
+        if (now - last_checkpoint >= 1000) {
+            last_checkpoint = now;
+            store_checkpoint (self->store);
         }
         notify_tick (self);
     }

@@ -387,8 +387,24 @@ s_configure (store_t *self, int flags)
         log_error ("store: %s refuses WAL mode (journal_mode stays %s)", self->path, mode);
         return -1;
     }
+    //  The broker checkpoints from its timer (store_checkpoint), so no request pays for
+    //  copying the WAL back and the fsync that goes with it.
+    if ((flags & STORE_MANUAL_CHECKPOINT) && s_exec (self, "PRAGMA wal_autocheckpoint = 0", "wal_autocheckpoint"))
+        return -1;
     return s_exec (self, flags & STORE_SYNC_FULL ? "PRAGMA synchronous = FULL"
                                                  : "PRAGMA synchronous = NORMAL", "synchronous");
+}
+
+int
+store_checkpoint (store_t *self)
+{
+    int frames = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2 (self->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &done);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        log_error ("store: checkpoint of %s: %s", self->path, sqlite3_errmsg (self->db));
+        return -1;
+    }
+    return frames;
 }
 
 static int

@@ -67,6 +67,60 @@ def main():
     print("warm session via broker (round trip): p50 %.3f ms  p99 %.3f ms  (%d runs)" % (w50, w99, len(w)))
     print("throughput, 4 clients x 500 snippets: %.0f snippets/s" % tp)
     print("ratio baseline/warm at p50: %.1fx faster" % (b50 / w50))
+    sandbox_bench()
+
+
+def sandbox_bench(runs=int(os.environ.get("BENCH_SANDBOX_N", "100"))):
+    """Issue 3: cold and warm-pool session starts, next to bwrap + python3 -c of the same
+    snippet measured now, and the warm snippet path with and without the sandbox."""
+    import shutil
+    out = {}
+    bwrap = shutil.which("bwrap")
+    if bwrap:
+        cmd = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr",
+               "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+               "--symlink", "usr/bin", "/bin", "--proc", "/proc", "--dev", "/dev",
+               "--tmpfs", "/tmp", "/usr/bin/python3", "-c", SNIPPET]
+        b = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True)
+            b.append((time.perf_counter() - t0) * 1000)
+        out["bwrap"] = b
+    for label, args in (("cold", ["--warm", "0"]), ("warm-pool", ["--warm", "2"])):
+        stack = Stack(slots=4, worker_args=args)
+        try:
+            c = stack.client()
+            c.run("1", session="prime")
+            t = []
+            for i in range(runs):
+                if label == "warm-pool":
+                    time.sleep(0.08)         # let the pool refill, as between real sessions
+                t0 = time.perf_counter()
+                r = c.call("submit", lang="python", code=SNIPPET, session="%s-%d" % (label, i),
+                           wait_ms=10000)
+                t.append((time.perf_counter() - t0) * 1000)
+                assert r["ok"] and r["outcome"] == "ok", r
+            out[label] = t
+            c.close()
+        finally:
+            stack.stop()
+    for label, args in (("warm sandboxed", []), ("warm --no-sandbox", ["--no-sandbox"])):
+        stack = Stack(worker_args=args)
+        try:
+            global N
+            saved, N = N, min(N, 1000)
+            out[label] = warm(stack)
+            N = saved
+        finally:
+            stack.stop()
+    for label, t in out.items():
+        print("session start / snippet, %-18s p50 %7.2f ms  p99 %7.2f ms  (%d runs)"
+              % (label, statistics.median(t), pct(t, 99), len(t)))
+    if "bwrap" not in out:
+        print("bwrap not installed: no baseline (make bench-deps)")
+    ws, wn = statistics.median(out["warm sandboxed"]), statistics.median(out["warm --no-sandbox"])
+    print("warm path sandboxed / unsandboxed at p50: %.1f%%" % (100.0 * ws / wn))
 
 
 if __name__ == "__main__":

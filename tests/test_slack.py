@@ -126,8 +126,8 @@ class Gate:
         c.close()
         return r
 
-    def click(self, msg, action, user, **kw):
-        status, body, took, payload, raw = self.slack.click(self.url, msg, action, user, **kw)
+    def click(self, msg, action, user, username=None, **kw):
+        status, body, took, payload, raw = self.slack.click(self.url, msg, action, user, username, **kw)
         check(took < 3.0, "answered in %.2fs" % took)
         return status, body, payload, raw
 

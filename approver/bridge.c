@@ -1,10 +1,10 @@
-/*  approver/link.c: subscription and call sockets to the broker (see link.h). */
-#include "approver/link.h"
+/*  approver/bridge.c: subscription and call sockets to the broker (see bridge.h). */
+#include "approver/bridge.h"
 #include "client/conn.h"
 #include "common/keys.h"
 #include "common/util.h"
 
-struct _link_t {
+struct _bridge_t {
     char *endpoint;
     zcert_t *cert, *server;
     conn_t *calls;
@@ -15,23 +15,23 @@ struct _link_t {
     int generation;             //  makes each monitor endpoint unique
 };
 
-link_t *
-link_new (const char *endpoint, zcert_t *cert, zcert_t *server)
+bridge_t *
+bridge_new (const char *endpoint, zcert_t *cert, zcert_t *server)
 {
-    link_t *self = (link_t *) zmalloc (sizeof (link_t));
+    bridge_t *self = (bridge_t *) zmalloc (sizeof (bridge_t));
     self->endpoint = strdup (endpoint);
     self->cert = zcert_dup (cert);
     self->server = zcert_dup (server);
     self->calls = conn_new (endpoint, cert, server);
     if (!self->calls) {
-        log_error ("link: cannot connect to %s", endpoint);
-        link_destroy (&self);
+        log_error ("bridge: cannot connect to %s", endpoint);
+        bridge_destroy (&self);
     }
     return self;
 }
 
 static void
-s_close_events (link_t *self)
+s_close_events (bridge_t *self)
 {
     if (self->events)
         zmq_socket_monitor (zsock_resolve (self->events), NULL, 0);
@@ -40,10 +40,10 @@ s_close_events (link_t *self)
 }
 
 void
-link_destroy (link_t **self_p)
+bridge_destroy (bridge_t **self_p)
 {
     if (*self_p) {
-        link_t *self = *self_p;
+        bridge_t *self = *self_p;
         s_close_events (self);
         conn_destroy (&self->calls);
         zcert_destroy (&self->cert);
@@ -57,25 +57,25 @@ link_destroy (link_t **self_p)
 //  A new DEALER with a monitor; the old one (and with it the broker's stale subscription,
 //  which the broker drops once a push to it fails) goes away.
 static int
-s_open_events (link_t *self)
+s_open_events (bridge_t *self)
 {
     s_close_events (self);
     self->events = zsock_new (ZMQ_DEALER);
     self->monitor = zsock_new (ZMQ_PAIR);
     if (!self->events || !self->monitor) {
-        log_error ("link: cannot create sockets: %s", zmq_strerror (zmq_errno ()));
+        log_error ("bridge: cannot create sockets: %s", zmq_strerror (zmq_errno ()));
         return -1;
     }
     zsock_set_linger (self->events, 0);
     keys_apply_client (self->events, self->cert, self->server);
     char mon[80];
-    snprintf (mon, sizeof mon, "inproc://approver-link-%p-%d", (void *) self, ++self->generation);
+    snprintf (mon, sizeof mon, "inproc://approver-bridge-%p-%d", (void *) self, ++self->generation);
     int events = ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
                | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
     if (zmq_socket_monitor (zsock_resolve (self->events), mon, events) != 0
      || zsock_connect (self->monitor, "%s", mon) != 0
      || zsock_connect (self->events, "%s", self->endpoint) != 0) {
-        log_error ("link: cannot monitor or connect to %s: %s", self->endpoint, zmq_strerror (zmq_errno ()));
+        log_error ("bridge: cannot monitor or connect to %s: %s", self->endpoint, zmq_strerror (zmq_errno ()));
         return -1;
     }
     self->handshakes = 0;
@@ -83,7 +83,7 @@ s_open_events (link_t *self)
 }
 
 int
-link_subscribe (link_t *self, int64_t since)
+bridge_subscribe (bridge_t *self, int64_t since)
 {
     if (s_open_events (self))
         return -1;
@@ -93,21 +93,21 @@ link_subscribe (link_t *self, int64_t since)
     int rc = text ? zstr_send (self->events, text) : -1;
     free (text);
     if (rc != 0)
-        log_error ("link: cannot send subscribe: %s", zmq_strerror (zmq_errno ()));
+        log_error ("bridge: cannot send subscribe: %s", zmq_strerror (zmq_errno ()));
     else
-        log_info ("link: subscribing to %s from event %lld", self->endpoint, (long long) since);
+        log_info ("bridge: subscribing to %s from event %lld", self->endpoint, (long long) since);
     self->resubscribe = false;
     return rc;
 }
 
 void *
-link_handle (link_t *self)
+bridge_handle (bridge_t *self)
 {
     return self->events ? zsock_resolve (self->events) : NULL;
 }
 
 json_t *
-link_next_event (link_t *self)
+bridge_next_event (bridge_t *self)
 {
     while (self->events) {
         char *text = NULL;
@@ -120,40 +120,45 @@ link_next_event (link_t *self)
         if (op && strcmp (op, "event") == 0)
             return msg;
         if (json_is_false (json_object_get (msg, "ok")))
-            log_error ("link: subscribe refused: %s",
+            log_error ("bridge: subscribe refused: %s",
                        json_string_value (json_object_get (json_object_get (msg, "error"), "message")));
         json_decref (msg);
     }
     return NULL;
 }
 
-bool
-link_needs_resubscribe (link_t *self)
+//  Reads one monitor event: its number, or -1 if none is waiting. A monitor message is two
+//  frames: 6 bytes (event, value) and the endpoint.
+static int
+s_monitor_event (bridge_t *self)
 {
-    while (self->monitor) {
-        zmq_msg_t frame;
-        zmq_msg_init (&frame);
-        if (zmq_msg_recv (&frame, zsock_resolve (self->monitor), ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close (&frame);
-            break;
-        }
-        uint16_t event = 0;
-        bool first = zmq_msg_size (&frame) >= 6;
-        if (first)
-            memcpy (&event, zmq_msg_data (&frame), sizeof event);
-        zmq_msg_close (&frame);
-        if (!first)
-            continue;           //  the endpoint frame
+    zmsg_t *msg = NULL;
+    if (zmq_poll (&(zmq_pollitem_t) { zsock_resolve (self->monitor), 0, ZMQ_POLLIN, 0 }, 1, 0) <= 0
+     || !(msg = zmsg_recv (self->monitor)))
+        return -1;
+    zframe_t *head = zmsg_first (msg);
+    uint16_t event = 0;
+    if (head && zframe_size (head) == 6)
+        memcpy (&event, zframe_data (head), sizeof event);
+    zmsg_destroy (&msg);
+    return event;
+}
+
+bool
+bridge_needs_resubscribe (bridge_t *self)
+{
+    int event;
+    while (self->monitor && (event = s_monitor_event (self)) >= 0) {
         if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
             if (++self->handshakes > 1) {
-                log_info ("link: broker connection re-established; re-subscribing");
+                log_info ("bridge: broker connection re-established; re-subscribing");
                 self->resubscribe = true;
             }
         }
         else if (event == ZMQ_EVENT_DISCONNECTED)
-            log_warn ("link: lost the broker at %s; waiting for it", self->endpoint);
-        else
-            log_error ("link: the broker refused our key (CURVE handshake failed, event 0x%x)", event);
+            log_warn ("bridge: lost the broker at %s; waiting for it", self->endpoint);
+        else if (event)
+            log_error ("bridge: the broker refused our key (CURVE handshake failed, event 0x%x)", event);
     }
     bool out = self->resubscribe;
     self->resubscribe = false;
@@ -161,7 +166,7 @@ link_needs_resubscribe (link_t *self)
 }
 
 json_t *
-link_call (link_t *self, json_t *req, int timeout_ms)
+bridge_call (bridge_t *self, json_t *req, int timeout_ms)
 {
     if (!self->calls)
         self->calls = conn_new (self->endpoint, self->cert, self->server);
@@ -171,7 +176,7 @@ link_call (link_t *self, json_t *req, int timeout_ms)
         conn_destroy (&self->calls);
         self->calls = conn_new (self->endpoint, self->cert, self->server);
         if (!self->calls)
-            log_error ("link: cannot reconnect the call socket to %s", self->endpoint);
+            log_error ("bridge: cannot reconnect the call socket to %s", self->endpoint);
     }
     return reply;
 }
