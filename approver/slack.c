@@ -158,6 +158,7 @@ slack_code_block (const char *code, size_t size, size_t max_chars,
         } else {
             if (cp == '`' && ticks == 2) {
                 s_put (&b, "\xE2\x80\x8B", 3);      //  U+200B breaks the ``` run
+                used++;
                 ticks = 0;
             }
             ticks = cp == '`' ? ticks + 1 : 0;
@@ -575,6 +576,13 @@ s_test_truncate (void)
     emoji[8000] = 0;
     c = slack_code_block (emoji, 8000, 3000, &shown, &total, &lines);
     CHECK (s_chars (c) <= 3000 && utf8_valid (c, strlen (c)) && shown == 1496);
+    free (c);
+    //  Fences everywhere: every third backtick costs a zero-width space, still within the limit.
+    char ticks[5001];
+    memset (ticks, '`', 5000);
+    ticks[5000] = 0;
+    c = slack_code_block (ticks, 5000, 3000, &shown, &total, &lines);
+    CHECK (s_chars (c) <= 3000 && s_chars (c) >= 2998 && strstr (c + 4, "```") == c + strlen (c) - 3);
     free (c);
     free (code);
 }

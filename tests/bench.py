@@ -88,14 +88,14 @@ def sandbox_bench(runs=int(os.environ.get("BENCH_SANDBOX_N", "100"))):
             b.append((time.perf_counter() - t0) * 1000)
         out["bwrap"] = b
     for label, args in (("cold", ["--warm", "0"]), ("warm-pool", ["--warm", "2"])):
-        stack = Stack(slots=4, worker_args=args)
+        stack = Stack(slots=runs + 2, worker_args=args)   # no evictions: start cost alone
         try:
             c = stack.client()
             c.run("1", session="prime")
             t = []
             for i in range(runs):
                 if label == "warm-pool":
-                    time.sleep(0.08)         # let the pool refill, as between real sessions
+                    time.sleep(0.15)         # let the pool refill, as between real sessions
                 t0 = time.perf_counter()
                 r = c.call("submit", lang="python", code=SNIPPET, session="%s-%d" % (label, i),
                            wait_ms=10000)

@@ -363,6 +363,49 @@ def history_view_and_verify_detect_tampering():
         check(not s.stop(), "sanitizer report")
 
 
+@test
+def disk_full_fails_closed():
+    """When the record cannot be written, nothing runs and the broker keeps serving."""
+    import tempfile
+    mnt = tempfile.mkdtemp(prefix="replgate-full-")
+    check(subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt]).returncode == 0, "mount")
+    s = None
+    try:
+        s = Stack(broker_args=["--db", os.path.join(mnt, "replgate.db")])
+        c = s.client()
+        check(c.run("'before'", session="full")["value"] == "'before'", "first run")
+        marker = os.path.join(tempfile.gettempdir(), "replgate-ran-%d" % os.getpid())
+        filler = os.path.join(mnt, "filler")
+        subprocess.run(["dd", "if=/dev/zero", "of=" + filler, "bs=64k"], capture_output=True)
+        refused = 0
+        for i in range(20):   # pages cached by SQLite may absorb a few commits first
+            r = c.call("submit", lang="python", session="full", wait_ms=5000,
+                       code="open(%r, 'w').write('ran')\n'x' * 4000 + %r" % (marker, str(i)))
+            check(r is not None, "broker stopped answering")
+            if not r["ok"]:
+                check(r["error"]["code"] == "internal", r)
+                refused += 1
+                if os.path.exists(marker):
+                    os.unlink(marker)
+        check(refused > 0, "a full disk never refused a request")
+        r = c.call("submit", lang="python", session="full", wait_ms=5000,
+                   code="open(%r, 'w').write('ran')" % marker)
+        check(r and not r["ok"] and not os.path.exists(marker), ("ran without a record", r))
+        os.unlink(filler)
+        r = c.run("'after'", session="full")
+        check(r["state"] == "done" and r["value"] == "'after'", r)
+        view = tempfile.mkdtemp(prefix="replgate-view-")     # verify reads DIR/replgate.db
+        os.symlink(os.path.join(mnt, "replgate.db"), os.path.join(view, "replgate.db"))
+        p = subprocess.run([os.path.join(os.environ.get("REPLGATE_BIN", "bin"), "replgate"), "verify",
+                            "--dir", view], capture_output=True, text=True)
+        check(p.returncode == 0, p.stdout + p.stderr)
+        c.close()
+    finally:
+        if s:
+            check(not s.stop(), "sanitizer report")
+        subprocess.run(["umount", "-l", mnt])
+
+
 if __name__ == "__main__":
     try:
         rc = run_all("core")

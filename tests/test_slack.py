@@ -201,6 +201,24 @@ def approve_from_slack_runs_the_snippet(g):
 
 
 @gate_test
+def hostile_long_code_is_escaped_and_cut(g):
+    code = "x = '<!channel> <https://evil.example|click> & ```'\n" + "y = '😀&'\n" * 2000 + "# REVIEW"
+    rid = g.submit(code)["id"]
+    msg = g.message(rid)
+    sections = [b["text"]["text"] for b in msg["blocks"] if b["type"] == "section" and "text" in b]
+    fence = next(t for t in sections if t.startswith("```"))
+    from fakeslack import slack_len
+    check(slack_len(fence) <= 3000, slack_len(fence))
+    check(fence.count("```") == 2 and fence.endswith("\n```"), "one fence, closed")
+    check("<!channel>" not in fence and "&lt;!channel&gt;" in fence and "&lt;https:" in fence, fence[:200])
+    import hashlib
+    note = text_of(msg)
+    sha = hashlib.sha256(code.encode()).hexdigest()[:12]
+    check("hidden" in note and sha in note, "truncation note with sha256 prefix")
+    check(all(m["blocks"] for m in g.slack.live()), "")
+
+
+@gate_test
 def quorum_two_then_deny_then_expiry(g):
     # quorum 2 with two distinct Slack users
     rid = g.submit("print(2)  # QUORUM2")["id"]
@@ -247,6 +265,10 @@ def expiry_after_a_click_updates_the_message(g):
     wait(lambda: g.status(rid)["state"] == "expired", timeout=15, what="expired")
     wait(lambda: "Expired" in text_of(g.current(msg)), what="message updated to expired")
     check("actions" not in [b["type"] for b in g.current(msg)["blocks"]], "buttons gone")
+    # a late click on the expired request (from the original buttons): ephemeral, nothing changes
+    g.click(msg, "approve", "UBOB", "bob")
+    wait(lambda: any("it is expired" in m["text"] for m in g.ephemerals("UBOB")), what="late click reply")
+    check(g.stack.sql("select count(*) from approvals where request_id = ?", rid)[0][0] == 0, "no approvals")
 
 
 @gate_test

@@ -467,6 +467,17 @@ s_step_sessions (s_worker_t *w)
     }
 }
 
+static bool
+s_any_busy (s_worker_t *w)
+{
+    for (size_t i = 0; i < pool_slots (w->pool); i++) {
+        session_t *s = pool_at (w->pool, i);
+        if (s && session_busy (s))
+            return true;
+    }
+    return false;
+}
+
 static int
 s_run_loop (s_worker_t *w)
 {
@@ -493,8 +504,9 @@ s_run_loop (s_worker_t *w)
         }
         if (link_tick (w->link))
             s_send_ready (w);
-        //  Idle moments refill the warm pool, one interpreter per turn.
-        w->refill = session_refill ();
+        //  Idle moments refill the warm pool, one interpreter per turn: a start blocks
+        //  the loop for milliseconds, which a running snippet's result must not wait for.
+        w->refill = !s_any_busy (w) && session_refill ();
     }
     return 0;
 }

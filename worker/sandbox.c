@@ -492,8 +492,9 @@ sandbox_enter (const sandbox_t *self, const sandbox_child_t *child)
     if (sethostname ("replgate", 8) < 0)
         s_fail (child, ST_HOSTNAME, -1);
     s_drop_privileges (child);
-    s_set_limits (child);
+    //  Descriptors first: the worker's may be numbered above the sessions' NOFILE limit.
     s_set_fds (child);
+    s_set_limits (child);
     s_default_signals ();
     //  Last before exec, so nothing of the setup above runs under it.
     if (child->filter && scfilter_install (child->filter) < 0)

@@ -656,7 +656,8 @@ s_set_usage (session_t *self, json_t *r, long long ticks, long rss_kb)
     double wall_ms = (clock_mono_us () - self->started_us) / 1000.0;
     json_object_set_new (r, "wall_ms", json_real (wall_ms));
     json_object_set_new (r, "cpu_ms", json_real (cpu_ms > 0 ? cpu_ms : 0));
-    json_object_set_new (r, "max_rss_kb", rss_kb > 0 ? json_integer (rss_kb) : json_null ());
+    if (rss_kb > 0)             //  absent when unknown (the broker's codec refuses null)
+        json_object_set_new (r, "max_rss_kb", json_integer (rss_kb));
 }
 
 static int64_t
@@ -675,7 +676,8 @@ s_set_box_usage (session_t *self, json_t *r, const spawn_usage_t *u)
     double wall_ms = (clock_mono_us () - self->started_us) / 1000.0;
     json_object_set_new (r, "wall_ms", json_real (wall_ms));
     json_object_set_new (r, "cpu_ms", json_real (u->cpu_ms));
-    json_object_set_new (r, "max_rss_kb", u->peak_kb > 0 ? json_integer (u->peak_kb) : json_null ());
+    if (u->peak_kb > 0)         //  absent when unknown (the broker's codec refuses null)
+        json_object_set_new (r, "max_rss_kb", json_integer (u->peak_kb));
     //  u->pids_limited stays in the worker log until the protocol has a field for it.
     if (u->pids_limited)
         log_info ("session %s: snippet %lld hit the pids limit", self->name, (long long) self->id);

@@ -16,6 +16,7 @@
 #include "worker/sandbox.h"
 #include "worker/seccomp.h"
 #include "common/util.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -564,6 +565,36 @@ s_refuse (const char *check, const char *detail)
     return -1;
 }
 
+//  Removes the empty groups of workers that died without cleaning up (SIGKILL): their
+//  sessions died with them (parent-death signal), so only directories are left.
+static void
+s_sweep_stale (const char *root)
+{
+    char base [PATH_MAX];
+    snprintf (base, sizeof base, "%s%s/replgate", root, s_self.cgroup == CGROUP_V1 ? "/memory" : "");
+    DIR *dir = opendir (base);
+    if (!dir)
+        return;
+    struct dirent *e;
+    while ((e = readdir (dir))) {
+        long pid = e->d_name [0] == 'w' ? strtol (e->d_name + 1, NULL, 10) : 0;
+        if (pid <= 0 || kill ((pid_t) pid, 0) == 0 || errno != ESRCH)
+            continue;
+        for (size_t i = 0; i < 1024; i++) {
+            char rel [320], path [PATH_MAX + 360];
+            snprintf (rel, sizeof rel, "replgate/%s/box%zu", e->d_name, i);
+            snprintf (path, sizeof path, "%s/%s", base, rel + 9);
+            if (access (path, F_OK) < 0)
+                break;
+            cgroup_remove_dir (root, s_self.cgroup, rel);
+        }
+        char rel [320];
+        snprintf (rel, sizeof rel, "replgate/%s", e->d_name);
+        cgroup_remove_dir (root, s_self.cgroup, rel);
+    }
+    closedir (dir);
+}
+
 static int
 s_make_boxes (char *why, size_t size)
 {
@@ -572,6 +603,7 @@ s_make_boxes (char *why, size_t size)
     s_self.cgroup = cgroup_detect (root, c->cgroup, why, size);
     if (s_self.cgroup == CGROUP_NONE)
         return -1;
+    s_sweep_stale (root);
     snprintf (s_self.cgroup_rel, sizeof s_self.cgroup_rel, "replgate/w%d", (int) getpid ());
     s_self.box_count = c->slots + 2 * c->warm;
     s_self.boxes = calloc (s_self.box_count, sizeof *s_self.boxes);
