@@ -102,7 +102,7 @@ s_check_field (const field_t *f, json_t *value, proto_error_t *err)
     switch (f->type) {
         case F_STR:  ok = json_is_string (value); break;
         case F_INT:  ok = json_is_integer (value); break;
-        case F_NUM:  ok = json_is_number (value); break;
+        case F_NUM:  ok = json_is_number (value) || json_is_null (value); break;   //  null: unknown
         case F_BOOL: ok = json_is_boolean (value); break;
         case F_OBJ:  ok = json_is_object (value); break;
         case F_ARR:  ok = json_is_array (value); break;
