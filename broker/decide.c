@@ -8,6 +8,7 @@
 #include "common/util.h"
 #include "policy/mask.h"
 #include "policy/policy.h"
+#include "policy/redact.h"
 
 //  Builds a policy and its masker from the configured file; both or neither.
 static int
@@ -119,32 +120,8 @@ decide_request (broker_t *broker, json_t *row, const char *groups)
     json_decref (fields);
 }
 
-//  Replaces one string member with its masked form.
-static void
-s_mask_field (mask_t *mask, json_t *obj, const char *key)
-{
-    json_t *v = json_object_get (obj, key);
-    if (!json_is_string (v))
-        return;
-    size_t n = 0;
-    int count = 0;
-    char *masked = mask_apply (mask, json_string_value (v), json_string_length (v), &n, &count);
-    if (masked && count > 0)
-        json_object_set_new (obj, key, json_stringn (masked, n));
-    else if (!masked)       //  out of memory: store nothing rather than the unmasked text
-        json_object_set_new (obj, key, json_string ("[MASKED:unavailable]"));
-    free (masked);
-}
-
 void
 decide_mask_result (broker_t *broker, json_t *result)
 {
-    static const char *fields[] = { "stdout", "stderr", "value" };
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        s_mask_field (broker->mask, result, fields[i]);
-    json_t *error = json_object_get (result, "error");
-    if (json_is_object (error)) {
-        s_mask_field (broker->mask, error, "value");
-        s_mask_field (broker->mask, error, "traceback");
-    }
+    redact_result (broker->mask, result);
 }

@@ -12,6 +12,8 @@ int proto_test (void);
 int session_test (void);
 int jpos_test (void);
 int mask_test (void);
+int redact_test (void);
+int secrets_test (void);
 int policy_test (void);
 int scfilter_test (void);
 int cgroup_test (void);
@@ -32,6 +34,8 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "session", session_test },
     { "jpos", jpos_test },
     { "mask", mask_test },
+    { "redact", redact_test },
+    { "secrets", secrets_test },
     { "policy", policy_test },
     { "seccomp", scfilter_test },
     { "cgroup", cgroup_test },

@@ -288,5 +288,34 @@ def outputs_are_masked_before_storage():
         done(s)
 
 
+@test
+def worker_secrets_reach_snippets_but_never_the_record():
+    import tempfile
+    value = "Zq8-" + "worker-only-" + "7e1f0c"
+    path = os.path.join(tempfile.mkdtemp(prefix="replgate-secrets-"), "secrets.json")
+    with open(path, "w") as f:
+        json.dump({"DB_PASSWORD": value}, f)
+    s = Stack(worker_args=["--secrets", path])
+    try:
+        agent = s.client("agent")
+        # written a character at a time, so it straddles pipe reads; also in a traceback
+        r = agent.run("import os, sys, time\nv = os.environ['DB_PASSWORD']\n"
+                      "for ch in v:\n    sys.stdout.write(ch); sys.stdout.flush(); time.sleep(0.003)\n"
+                      "print()\nlen(v)", session="sec")
+        check(r["outcome"] == "ok" and r["value"] == str(len(value)), r)
+        check(value not in r["stdout"] and "[MASKED:DB_PASSWORD]" in r["stdout"], r["stdout"])
+        r = agent.run("import os\nraise RuntimeError(os.environ['DB_PASSWORD'])", session="sec")
+        check(value not in r["error_value"] + r["traceback"] and "[MASKED:DB_PASSWORD]" in r["error_value"], r)
+        r = agent.run("echo \"$DB_PASSWORD\" >&2", lang="shell", session="sec")
+        check(r["stderr"] == "[MASKED:DB_PASSWORD]\n", r["stderr"])
+        agent.close()
+        for name in os.listdir(s.dir):
+            if name.startswith("replgate.db"):
+                raw = open(os.path.join(s.dir, name), "rb").read()
+                check(value.encode() not in raw, "secret found in " + name)
+    finally:
+        done(s)
+
+
 if __name__ == "__main__":
     raise SystemExit(run_all("gate"))

@@ -4,6 +4,7 @@
     and the link (broker connection); this file only routes between them. */
 #include "worker/link.h"
 #include "worker/pool.h"
+#include "worker/secrets.h"
 #include "worker/session.h"
 #include "worker/spawn.h"
 #include "common/util.h"
@@ -31,12 +32,14 @@ typedef struct {
     int64_t max_memory_mb;      //  the most a run may ask for
     int64_t max_pids;
     int64_t max_tmp_mb;
+    const char *secrets_path;   //  --secrets FILE, or NULL
 } s_args_t;
 
 typedef struct {
     s_args_t args;
     link_t *link;
     pool_t *pool;
+    secrets_t *secrets;         //  named secrets: snippets' environment, masked in results
     zmq_pollitem_t *items;      //  [0] the broker, then each slot's fds
     size_t *first;              //  per slot: its first item
     size_t *count;              //  per slot: how many items
@@ -66,6 +69,8 @@ s_usage (FILE *out)
         "  --warm N              idle sandboxed interpreters kept ready per language (default 1)\n"
         "  --cgroup auto|v1|v2   cgroup version to use (default auto)\n"
         "  --init PATH           the session init (default replgate-init next to this program)\n"
+        "  --secrets FILE        JSON object {\"NAME\": \"value\"}: each snippet gets NAME in its\n"
+        "                        environment; the values are masked in every result\n"
         "  --no-sandbox          run snippets UNCONFINED as this process's user (results say\n"
         "                        sandbox \"none\"); without it a worker that cannot build the\n"
         "                        sandbox refuses to start\n"
@@ -123,10 +128,10 @@ s_parse_args (int argc, char *argv [], s_args_t *args)
         { "max-memory-mb", 1, NULL, 'M' }, { "max-pids", 1, NULL, 'P' },
         { "max-tmp-mb", 1, NULL, 'X' }, { "uid-base", 1, NULL, 'u' }, { "warm", 1, NULL, 'w' },
         { "cgroup", 1, NULL, 'c' }, { "init", 1, NULL, 'i' }, { "no-sandbox", 0, NULL, 'N' },
-        { NULL, 0, NULL, 0 } };
+        { "secrets", 1, NULL, 'K' }, { NULL, 0, NULL, 0 } };
     *args = (s_args_t) { "tcp://127.0.0.1:7711", NULL, NULL, "", 4, 10000, 1 << 20,
-                         { true, 200000, 4, 1, 512, 128, 64, NULL, CGROUP_NONE, NULL },
-                         4096, 1024, 1024 };
+                         { true, 200000, 4, 1, 512, 128, 64, NULL, CGROUP_NONE, NULL, NULL },
+                         4096, 1024, 1024, NULL };
     char host [64] = "localhost";
     gethostname (host, sizeof host - 1);
     snprintf (args->name, sizeof args->name, "worker-%s-%d", host, (int) getpid ());
@@ -136,6 +141,7 @@ s_parse_args (int argc, char *argv [], s_args_t *args)
         switch (opt) {
             case 'b': args->broker = optarg; break;
             case 'k': args->key = optarg; break;
+            case 'K': args->secrets_path = optarg; break;
             case 's': args->server_key = optarg; break;
             case 'n': snprintf (args->name, sizeof args->name, "%s", optarg); break;
             case 'S': args->slots = (size_t) (n = s_number (optarg, 1, MAX_SLOTS)); break;
@@ -251,6 +257,14 @@ s_send_closed (s_worker_t *w, session_t *s, const char *reason)
     link_send (w->link, &msg);
 }
 
+//  Every result leaves through here: the worker's secrets are masked before the broker sees it.
+static void
+s_send_result (s_worker_t *w, json_t **result_p)
+{
+    secrets_redact (w->secrets, *result_p);
+    link_send (w->link, result_p);
+}
+
 //  Sends a finished snippet's result; a session whose interpreter is gone leaves its slot
 //  (the result said session_reset, and the next run starts afresh).
 static void
@@ -258,7 +272,7 @@ s_deliver (s_worker_t *w, session_t *s)
 {
     json_t *result = session_take_result (s);
     if (result)
-        link_send (w->link, &result);
+        s_send_result (w, &result);
     if (!session_alive (s))
         pool_remove (w->pool, &s);
 }
@@ -387,7 +401,7 @@ s_on_close (s_worker_t *w, json_t *msg)
         session_kill (s);
         json_t *result = session_take_result (s);
         if (result)
-            link_send (w->link, &result);
+            s_send_result (w, &result);
     }
     pool_remove (w->pool, &s);
 }
@@ -527,6 +541,14 @@ main (int argc, char *argv [])
     zcert_t *cert = s_load_keys (&w.args, server_key);
     if (!cert)
         return 2;
+    char err [256];
+    w.secrets = secrets_load (w.args.secrets_path, err, sizeof err);
+    if (!w.secrets) {
+        log_error ("%s", err);
+        zcert_destroy (&cert);
+        return 2;
+    }
+    w.args.spawn.extra_env = secrets_env (w.secrets);
     //  Before any ZeroMQ thread exists, and fail closed: no sandbox, no service.
     if (spawn_setup (&w.args.spawn) < 0) {
         zcert_destroy (&cert);
@@ -552,6 +574,7 @@ main (int argc, char *argv [])
     pool_destroy (&w.pool);     //  kills and reaps every interpreter
     spawn_shutdown ();          //  the warm pool and the cgroups
     link_destroy (&w.link);
+    secrets_destroy (&w.secrets);
     free (w.items);
     free (w.first);
     free (w.count);

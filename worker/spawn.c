@@ -34,6 +34,7 @@
 #define CHILD_FDS 6             //  0..4 for the interpreter, 5 the init's status
 #define PIPE_BYTES (1 << 20)    //  big output pipes mean fewer wake-ups per MiB drained
 #define MAX_ARGS 16
+#define MAX_ENV 64          //  extra variables (the worker's secrets)
 #define NS_FLAGS (CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC \
                   | CLONE_NEWUTS)
 
@@ -357,8 +358,12 @@ s_start (const spawn_spec_t *spec, spawn_fds_t *fds, spawn_box_t **box_p)
     }
     char home [64];
     snprintf (home, sizeof home, "HOME=%s", s_self.sandbox ? SANDBOX_WORKDIR : "/tmp");
-    char *const envp [] = { "PATH=" SPAWN_PATH, home, "LANG=C.UTF-8", "PYTHONUNBUFFERED=1",
-                            "PAGER=cat", "TERM=dumb", "USER=user", NULL };
+    char *envp [MAX_ENV + 8] = { "PATH=" SPAWN_PATH, home, "LANG=C.UTF-8", "PYTHONUNBUFFERED=1",
+                                 "PAGER=cat", "TERM=dumb", "USER=user", NULL };
+    size_t envc = 7;
+    for (size_t i = 0; s_self.config.extra_env && s_self.config.extra_env [i] && i < MAX_ENV; i++)
+        envp [envc++] = s_self.config.extra_env [i];
+    envp [envc] = NULL;
     //  replgate-init STATUS_FD PROGRAM ARGS...
     char *argv [MAX_ARGS + 3];
     size_t argc = 0;
@@ -760,7 +765,7 @@ spawn_test (void)
         fprintf (stderr, "  spawn: not root, sandbox self-test skipped\n");
         return 0;
     }
-    spawn_config_t config = { true, 210000, 2, 1, 256, 64, 16, NULL, CGROUP_NONE, NULL };
+    spawn_config_t config = { true, 210000, 2, 1, 256, 64, 16, NULL, CGROUP_NONE, NULL, NULL };
     CHECK (spawn_setup (&config) == 0);
     CHECK (strcmp (spawn_sandbox_name (), "none") != 0);
     //  Each line fails the script (exit 1) with a message on stderr.

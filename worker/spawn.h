@@ -46,6 +46,8 @@ typedef struct {
     const char *init_path;      //  replgate-init
     cgroup_version_t cgroup;    //  CGROUP_NONE: whichever the host has
     const char *cgroup_root;    //  normally /sys/fs/cgroup
+    char *const *extra_env;     //  "NAME=value" added to every interpreter's environment
+                                //  (the worker's secrets), NULL-terminated, or NULL
 } spawn_config_t;
 
 //  Per-snippet accounting from the box's cgroup.
