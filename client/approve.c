@@ -31,17 +31,18 @@ cmd_pending (cli_t *cli)
         json_t *review = json_object_get (row, "review");
         const char *expires = json_string_value (json_object_get (review, "expires_at"));
         int64_t left = expires ? (time_parse_iso8601 (expires) - clock_wall_ms ()) / 1000 : -1;
-        printf ("request %lld by %s in session %s (%s), rule %s: %zu of %lld approvals, %s\n",
+        printf ("request %lld by %s in session %s (%s), rule %s: %zu of %lld approvals",
                 (long long) json_integer_value (json_object_get (row, "id")),
                 json_string_value (json_object_get (row, "principal")),
                 json_string_value (json_object_get (row, "session")),
                 json_string_value (json_object_get (row, "lang")),
                 json_string_value (json_object_get (row, "rule")) ? json_string_value (json_object_get (row, "rule")) : "-",
                 json_array_size (json_object_get (row, "approvals")),
-                (long long) json_integer_value (json_object_get (review, "quorum")),
-                left >= 0 ? "" : "no expiry");
+                (long long) json_integer_value (json_object_get (review, "quorum")));
         if (left >= 0)
-            printf ("  expires in %lldm %02llds\n", (long long) left / 60, (long long) left % 60);
+            printf (", expires in %lldm %02llds\n", (long long) left / 60, (long long) left % 60);
+        else
+            printf (", no expiry\n");
         if (json_string_value (json_object_get (row, "reason")))
             printf ("  reason: %s\n", json_string_value (json_object_get (row, "reason")));
         printf ("  sha256 %.16s\n", json_string_value (json_object_get (row, "bind_sha256")));
