@@ -1,7 +1,7 @@
 /*  common/query.c: the store's streaming reads. Every history row, or every event, that
     matches a set of filters goes to a callback one at a time from a single prepared
     statement, so an export of any size holds one row in memory and SQL is never built
-    from values. The read transaction (one snapshot for the whole walk) is store.c's. */
+    from values. The read transaction (one snapshot for the whole walk) is store_read.c's. */
 #include "common/query.h"
 #include "common/verify.h"
 #include "common/util.h"

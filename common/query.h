@@ -1,5 +1,5 @@
 /*  common/query.h: internal to the store module: the streaming reads behind store_each and
-    store_each_event. store.c owns the connection and holds the read transaction. */
+    store_each_event. store.c owns the connection; store_read.c holds the read transaction. */
 #ifndef RG_QUERY_H
 #define RG_QUERY_H
 #include "common/store.h"

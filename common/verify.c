@@ -1,6 +1,6 @@
 /*  common/verify.c: the canonical form and hash of an event, and store_verify's re-checking
     of the whole database (the chain, then each request against its events, then rows that
-    vanished). It only reads; store.c holds the read transaction. The form is in store.h. */
+    vanished). It only reads; store_read.c holds the read transaction. The form is in store.h. */
 #include "common/verify.h"
 #include "common/store.h"
 #include "common/check.h"

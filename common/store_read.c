@@ -1,0 +1,263 @@
+/*  common/store_read.c: the reads of the store: rows as JSON, store_get, history, the
+    event log, and the streaming walks (over query.c) and store_verify (over verify.c), each
+    of those two in one read snapshot. */
+#include "common/store_int.h"
+#include "common/util.h"
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+//  --------------------------------------------------------------------------------------
+//  Rows as JSON.
+
+static bool
+s_is_bool_column (const char *name)
+{
+    return s_streq (name, "stdout_truncated") || s_streq (name, "stderr_truncated")
+        || s_streq (name, "session_reset");
+}
+
+//  review and limits hold JSON objects as text; read as objects, except raw (verify compares
+//  the text itself with the canonical form of what the events recorded).
+static bool
+s_is_json_column (const char *name)
+{
+    return s_streq (name, "review") || s_streq (name, "limits");
+}
+
+static json_t *
+s_json_text (const char *text, size_t len, const char *name)
+{
+    json_error_t error;
+    json_t *v = json_loadb (text, len, 0, &error);
+    if (!v)
+        log_warn ("store: column %s is not JSON, shown as null", name);
+    return v ? v : json_null ();
+}
+
+static json_t *
+s_column_json (sqlite3_stmt *st, int i, const char *name, bool raw)
+{
+    switch (sqlite3_column_type (st, i)) {
+        case SQLITE_INTEGER: {
+            sqlite3_int64 v = sqlite3_column_int64 (st, i);
+            if (s_is_bool_column (name) && (v == 0 || v == 1))
+                return json_boolean (v);
+            return json_integer (v);
+        }
+        case SQLITE_FLOAT:
+            return json_real (sqlite3_column_double (st, i));
+        case SQLITE_TEXT:
+        case SQLITE_BLOB: {
+            const char *text = (const char *) sqlite3_column_text (st, i);
+            size_t len = (size_t) sqlite3_column_bytes (st, i);
+            if (text && !raw && s_is_json_column (name))
+                return s_json_text (text, len, name);
+            json_t *v = !text ? NULL : raw ? json_stringn_nocheck (text, len)
+                                           : json_stringn (text, len);
+            if (!v && text)
+                log_warn ("store: column %s is not valid UTF-8, shown as null", name);
+            return v ? v : json_null ();
+        }
+        default:
+            return json_null ();
+    }
+}
+
+json_t *
+store_row_json (sqlite3_stmt *st, bool raw)
+{
+    json_t *row = json_object ();
+    int columns = sqlite3_column_count (st);
+    for (int i = 0; row && i < columns; i++) {
+        const char *name = sqlite3_column_name (st, i);
+        if (!name || json_object_set_new (row, name, s_column_json (st, i, name, raw)) != 0) {
+            log_error ("store: out of memory reading a row");
+            json_decref (row);
+            row = NULL;
+        }
+    }
+    return row;
+}
+
+//  Steps st to its end, appending each row (as store_row_json) to a new array; resets st.
+json_t *
+store_rows (store_t *self, sqlite3_stmt *st, const char *what)
+{
+    json_t *rows = json_array ();
+    int rc;
+    while (rows && (rc = sqlite3_step (st)) == SQLITE_ROW)
+        if (json_array_append_new (rows, store_row_json (st, false)) != 0) {
+            json_decref (rows);
+            rows = NULL;
+        }
+    if (rows && rc != SQLITE_DONE) {
+        log_error ("store: %s: %s", what, sqlite3_errmsg (self->db));
+        json_decref (rows);
+        rows = NULL;
+    }
+    sqlite3_reset (st);
+    return rows;
+}
+
+//  --------------------------------------------------------------------------------------
+//  Reading.
+
+//  "bob, carol for U123": who decided `decision`, as the history view shows it; null if none.
+static json_t *
+s_deciders (json_t *approvals, const char *decision)
+{
+    char text[1024] = "";
+    size_t i, used = 0;
+    json_t *a;
+    json_array_foreach (approvals, i, a) {
+        const char *obo = json_string_value (json_object_get (a, "on_behalf_of"));
+        if (!s_streq (json_string_value (json_object_get (a, "decision")), decision))
+            continue;
+        int n = snprintf (text + used, sizeof text - used, "%s%s%s%s", used ? ", " : "",
+                          json_string_value (json_object_get (a, "approver")),
+                          obo ? " for " : "", obo ? obo : "");
+        used = n < 0 ? used : used + (size_t) n < sizeof text ? used + (size_t) n : sizeof text - 1;
+    }
+    return used ? json_string (text) : json_null ();
+}
+
+json_t *
+store_get (store_t *self, int64_t id)
+{
+    assert (self);
+    binder_t b = { store_stmt (self, ST_GET), SQLITE_OK };
+    store_bind_int (&b, 1, id);
+    if (store_bound (self, &b, "get"))
+        return NULL;
+    json_t *rows = store_rows (self, b.st, "reading a request");
+    json_t *row = json_incref (json_array_get (rows, 0));
+    json_decref (rows);
+    if (!row)
+        return NULL;
+    b = (binder_t) { store_stmt (self, ST_APPROVALS), SQLITE_OK };
+    store_bind_int (&b, 1, id);
+    json_t *approvals = store_bound (self, &b, "get") ? NULL : store_rows (self, b.st, "reading approvals");
+    if (!approvals || json_object_set_new (row, "approvals", approvals) != 0) {
+        json_decref (row);
+        return NULL;
+    }
+    json_object_set_new (row, "approvers", s_deciders (approvals, "approve"));
+    json_object_set_new (row, "denied_by", s_deciders (approvals, "deny"));
+    return row;
+}
+
+int
+store_ids_in_state (store_t *self, const char *state, json_t **ids)
+{
+    assert (self && state && ids);
+    binder_t b = { store_stmt (self, ST_IDS), SQLITE_OK };
+    store_bind_str (&b, 1, state);
+    json_t *rows = store_bound (self, &b, "ids") ? NULL : store_rows (self, b.st, "listing ids");
+    *ids = rows ? json_array () : NULL;
+    size_t i;
+    json_t *row;
+    json_array_foreach (rows, i, row)
+        json_array_append (*ids, json_object_get (row, "id"));
+    json_decref (rows);
+    return *ids ? 0 : -1;
+}
+
+json_t *
+store_events_since (store_t *self, int64_t seq, int limit)
+{
+    assert (self);
+    binder_t b = { store_stmt (self, ST_EVENTS), SQLITE_OK };
+    store_bind_int (&b, 1, seq);
+    store_bind_int (&b, 2, limit > 0 ? limit : -1);
+    json_t *events = store_bound (self, &b, "events") ? NULL : store_rows (self, b.st, "reading events");
+    size_t i;
+    json_t *event;
+    json_array_foreach (events, i, event) {
+        const char *text = json_string_value (json_object_get (event, "data"));
+        json_error_t error;
+        json_t *data = text ? json_loads (text, JSON_ALLOW_NUL, &error) : NULL;
+        if (!data)
+            log_warn ("store: event %lld: data is not JSON", (long long) json_integer_value (
+                      json_object_get (event, "seq")));
+        json_object_set_new (event, "data", data ? data : json_null ());
+    }
+    return events;
+}
+
+int64_t
+store_head_seq (store_t *self)
+{
+    assert (self);
+    int64_t seq;
+    char prev[65];
+    return store_head (self, &seq, prev) ? -1 : seq;
+}
+
+json_t *
+store_history (store_t *self, json_t *filters, int limit)
+{
+    assert (self);
+    static const char *keys[] = { "principal", "session", "state", "since", "until" };
+    binder_t b = { store_stmt (self, ST_HISTORY), SQLITE_OK };
+    const char *key;
+    json_t *value;
+    json_object_foreach (filters, key, value) {
+        size_t i = 0;
+        while (i < COUNT (keys) && strcmp (key, keys[i]) != 0)
+            i++;
+        if (i == COUNT (keys) || !(json_is_string (value) || json_is_null (value))) {
+            log_error ("store: history: unknown filter or not a string: '%s'", key);
+            return NULL;
+        }
+        store_bind_json (&b, (int) i + 1, value);
+    }
+    store_bind_int (&b, 6, limit > 0 ? limit : -1);
+    return store_bound (self, &b, "history") ? NULL : store_rows (self, b.st, "reading history");
+}
+
+//  Both walks run in one read transaction: one snapshot while the broker keeps appending.
+static int
+s_each (store_t *self, bool events, json_t *filters, store_each_fn *fn, void *arg)
+{
+    assert (self && fn);
+    if (store_run (self, store_stmt (self, ST_BEGIN_READ), "reading"))
+        return -1;
+    int rc = query_each (&self->query, self->db, events, filters, fn, arg);
+    return store_end (self, 0, "reading") != 0 && rc == 0 ? -1 : rc;
+}
+
+int
+store_each (store_t *self, json_t *filters, store_each_fn *fn, void *arg)
+{
+    return s_each (self, false, filters, fn, arg);
+}
+
+int
+store_each_event (store_t *self, json_t *filters, store_each_fn *fn, void *arg)
+{
+    return s_each (self, true, filters, fn, arg);
+}
+
+int
+store_verify (store_t *self, json_t **report)
+{
+    return store_verify_head (self, NULL, report);
+}
+
+int
+store_verify_head (store_t *self, const char *head, json_t **report)
+{
+    assert (self && report);
+    *report = NULL;
+    //  One read transaction: a consistent snapshot while the broker keeps appending.
+    if (store_run (self, store_stmt (self, ST_BEGIN_READ), "verify"))
+        return -1;
+    int rc = verify_run (&self->verify, self->db, head, report);
+    if (store_end (self, 0, "verify") != 0 && rc >= 0) {
+        json_decref (*report);
+        *report = NULL;
+        rc = -1;
+    }
+    return rc;
+}
