@@ -1,0 +1,208 @@
+/*  policy/mask_apply.c: mask_apply(), the span merging that turns all hits into one masked
+    copy. Cost is one pass per detector (JIT-compiled, start-of-token anchored so a long run
+    of similar bytes is tried once, not at every byte) plus a sort of the hits. */
+#define _GNU_SOURCE                             //  memmem
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "policy/mask_int.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    size_t start, end;
+    int rank;
+    size_t det;
+} span_t;
+
+typedef struct {
+    span_t *items;
+    size_t size, cap;
+    bool failed;                //  out of memory
+} spans_t;
+
+//  --------------------------------------------------------------------------
+//  Applying: collect hits from every detector, merge overlaps, write the copy.
+
+static void
+s_span_add (spans_t *spans, size_t start, size_t end, int rank, size_t det)
+{
+    if (end <= start || spans->failed)
+        return;
+    if (spans->size == spans->cap) {
+        size_t cap = spans->cap ? spans->cap * 2 : 64;
+        span_t *items = realloc (spans->items, cap * sizeof *items);
+        if (!items) {
+            spans->failed = true;
+            return;
+        }
+        spans->items = items;
+        spans->cap = cap;
+    }
+    spans->items[spans->size++] = (span_t) { start, end, rank, det };
+}
+
+static size_t
+s_line_end (const char *text, size_t len, size_t from)
+{
+    const char *nl = from < len ? memchr (text + from, '\n', len - from) : NULL;
+    return nl ? (size_t) (nl - text) : len;
+}
+
+//  Records one match (after its validator) and returns where the next attempt starts.
+static size_t
+s_take_match (const detector_t *det, size_t d, const char *text, size_t len, int rc,
+              spans_t *spans)
+{
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer (det->md);
+    size_t start = ov[0], end = ov[1];
+    if (det->check && !det->check (text, len, ov, rc, &start, &end))
+        return ov[0] + 1;
+    if (det->group && rc > det->group && ov[2 * det->group] != PCRE2_UNSET) {
+        start = ov[2 * det->group];
+        end = ov[2 * det->group + 1];
+    }
+    s_span_add (spans, start, end, det->rank, d);
+    return ov[1] > ov[0] ? ov[1] : ov[0] + 1;
+}
+
+static void
+s_scan_regex (mask_t *self, size_t d, const char *text, size_t len, spans_t *spans)
+{
+    const detector_t *det = &self->dets[d];
+    bool per_line = false;
+    for (size_t offset = 0; offset <= len; ) {
+        size_t subject = per_line ? s_line_end (text, len, offset) : len;
+        int rc = pcre2_match (det->re, (PCRE2_SPTR) text, subject, offset, 0, det->md,
+                              self->mctx);
+        if (rc == PCRE2_ERROR_NOMATCH && !per_line)
+            break;
+        if (rc == PCRE2_ERROR_NOMATCH)
+            offset = subject + 1;
+        else
+        if (rc < 0 && !per_line)
+            per_line = true;                    //  over budget: retry from here line by line
+        else
+        if (rc < 0) {
+            s_span_add (spans, offset, subject, det->rank, d);
+            offset = subject + 1;
+        }
+        else
+            offset = s_take_match (det, d, text, len, rc, spans);
+    }
+}
+
+static void
+s_scan_forms (const detector_t *det, size_t d, const char *text, size_t len, spans_t *spans)
+{
+    for (size_t f = 0; f < det->nforms; f++) {
+        size_t n = strlen (det->forms[f]);
+        for (const char *at = text; at && (size_t) (at - text) + n <= len; ) {
+            at = memmem (at, len - (size_t) (at - text), det->forms[f], n);
+            if (at) {
+                s_span_add (spans, (size_t) (at - text), (size_t) (at - text) + n, det->rank, d);
+                at++;                           //  overlapping occurrences too
+            }
+        }
+    }
+}
+
+static int
+s_span_cmp (const void *a, const void *b)
+{
+    const span_t *x = a, *y = b;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    if (x->rank != y->rank)
+        return x->rank < y->rank ? -1 : 1;
+    return x->end > y->end ? -1 : x->end < y->end;
+}
+
+//  Sorts and merges overlapping spans in place; each merged span keeps the best rank's detector.
+static size_t
+s_merge (spans_t *spans)
+{
+    if (spans->size == 0)
+        return 0;
+    qsort (spans->items, spans->size, sizeof (span_t), s_span_cmp);
+    size_t out = 0;
+    for (size_t i = 1; i < spans->size; i++) {
+        span_t *cur = &spans->items[out], *next = &spans->items[i];
+        if (next->start < cur->end) {
+            if (next->end > cur->end)
+                cur->end = next->end;
+            if (next->rank < cur->rank) {
+                cur->rank = next->rank;
+                cur->det = next->det;
+            }
+        }
+        else
+            spans->items[++out] = *next;
+    }
+    return out + 1;
+}
+
+static char *
+s_render (const mask_t *self, const char *text, size_t len, const spans_t *spans, size_t n,
+          size_t *out_len)
+{
+    size_t size = len + 1;
+    for (size_t i = 0; i < n; i++)
+        size += strlen ("[MASKED:]") + strlen (self->dets[spans->items[i].det].name);
+    char *out = malloc (size);
+    if (!out)
+        return NULL;
+    size_t o = 0, from = 0;
+    for (size_t i = 0; i < n; i++) {
+        const span_t *s = &spans->items[i];
+        memcpy (out + o, text + from, s->start - from);
+        o += s->start - from;
+        o += (size_t) sprintf (out + o, "[MASKED:%s]", self->dets[s->det].name);
+        from = s->end;
+    }
+    memcpy (out + o, text + from, len - from);
+    o += len - from;
+    out[o] = 0;
+    if (out_len)
+        *out_len = o;
+    return out;
+}
+
+//  Byte patterns may cut a UTF-8 character; widening the mask to whole characters keeps
+//  valid UTF-8 output valid (the broker stores outputs as JSON strings).
+static void
+s_widen_utf8 (const char *text, size_t len, spans_t *spans)
+{
+    for (size_t i = 0; i < spans->size; i++) {
+        span_t *s = &spans->items[i];
+        for (int k = 0; k < 3 && s->start > 0 && ((unsigned char) text[s->start] & 0xC0) == 0x80; k++)
+            s->start--;
+        for (int k = 0; k < 3 && s->end < len && ((unsigned char) text[s->end] & 0xC0) == 0x80; k++)
+            s->end++;
+    }
+}
+
+char *
+mask_apply (mask_t *self, const char *text, size_t len, size_t *out_len, int *count)
+{
+    if (!self || (!text && len))
+        return NULL;
+    if (!text)
+        text = "";
+    spans_t spans = { NULL, 0, 0, false };
+    for (size_t d = 0; d < self->ndets; d++) {
+        if (self->dets[d].re)
+            s_scan_regex (self, d, text, len, &spans);
+        else
+            s_scan_forms (&self->dets[d], d, text, len, &spans);
+    }
+    char *out = NULL;
+    if (!spans.failed) {
+        s_widen_utf8 (text, len, &spans);
+        size_t n = s_merge (&spans);
+        out = s_render (self, text, len, &spans, n, out_len);
+        if (out && count)
+            *count = (int) n;
+    }
+    free (spans.items);
+    return out;
+}

@@ -1,0 +1,449 @@
+/*  policy/policy_test.c: policy_test, the policy engine's self-test: matching on every
+    dimension, match limits, outputs, parse errors with their positions, the shipped
+    default.json and deterministic mutations of it. */
+#include "policy/policy_int.h"
+#include "common/check.h"
+#include "common/util.h"
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *s_test_policy =
+    "{\n"
+    "  \"version\": 1,\n"
+    "  \"defaults\": { \"quorum\": 2, \"ttl_s\": 120 },\n"
+    "  \"masks\": [ { \"name\": \"internal-token\", \"pattern\": \"itk_[a-z0-9]{32}\" } ],\n"
+    "  \"rules\": [\n"
+    "    { \"name\": \"no-rm-root\", \"match\": { \"lang\": \"shell\", \"code\": \"rm\\\\s+-rf\\\\s+/(\\\\s|$)\" },\n"
+    "      \"action\": \"deny\", \"message\": \"never\" },\n"
+    "    { \"name\": \"hostile\", \"match\": { \"session\": \"^fuzz-\", \"code\": \"(a+)+$\" }, \"action\": \"allow\" },\n"
+    "    { \"name\": \"hostile-deny\", \"match\": { \"session\": \"^fuzzd-\", \"code\": \"(a+)+$\" },\n"
+    "      \"action\": \"deny\", \"message\": \"no\" },\n"
+    "    { \"name\": \"hostile-review\", \"match\": { \"session\": \"^fuzzr-\", \"code\": \"(a+)+$\" },\n"
+    "      \"action\": \"review\", \"quorum\": 3, \"approvers\": { \"groups\": [\"sec\"] }, \"ttl_s\": 60 },\n"
+    "    { \"name\": \"hostile-session\", \"match\": { \"lang\": \"python\", \"session\": \"^(s+)+$\" }, \"action\": \"allow\" },\n"
+    "    { \"name\": \"network\", \"match\": { \"code\": \"\\\\b(curl|wget)\\\\b\" }, \"action\": \"review\",\n"
+    "      \"quorum\": 2, \"approvers\": { \"principals\": [\"alice\"], \"groups\": [\"sre\"] }, \"ttl_s\": 600,\n"
+    "      \"webhook\": \"https://hooks.example/x\", \"limits\": { \"timeout_ms\": 5000 } },\n"
+    "    { \"name\": \"by-principal\", \"match\": { \"principal\": [\"ci-bot\", \"deploy\"] }, \"action\": \"allow\",\n"
+    "      \"limits\": { \"timeout_ms\": 30000, \"memory_mb\": 1024 } },\n"
+    "    { \"name\": \"by-role\", \"match\": { \"role\": \"admin\" }, \"action\": \"allow\" },\n"
+    "    { \"name\": \"ops\", \"match\": { \"groups\": [\"ops\"], \"session\": \"^prod-\" }, \"action\": \"allow\" },\n"
+    "    { \"name\": \"prod\", \"match\": { \"session\": \"^prod-\" }, \"action\": \"review\", \"message\": \"prod\" },\n"
+    "    { \"name\": \"python-only\", \"comment\": \"no catch-all\", \"match\": { \"lang\": [\"python\"] }, \"action\": \"allow\" }\n"
+    "  ]\n"
+    "}\n";
+
+static policy_decision_t
+s_decide (policy_t *p, const char *lang, const char *principal, const char *role,
+          const char *groups_csv, const char *session, const char *code)
+{
+    policy_input_t in = { .lang = lang, .principal = principal, .role = role,
+                          .groups_csv = groups_csv, .session = session, .code = code };
+    policy_decision_t d;
+    int rc = policy_decide (p, &in, &d);
+    CHECK (rc == 0);
+    return d;
+}
+
+static bool
+s_is (const policy_decision_t *d, policy_action_t action, const char *rule)
+{
+    bool ok = d->action == action && strcmp (d->action_name, policy_action_names[action]) == 0
+              && (rule ? d->rule && strcmp (d->rule, rule) == 0 : d->rule == NULL);
+    if (!ok)
+        fprintf (stderr, "policy: got %s by %s, want %s by %s\n", d->action_name,
+                 d->rule ? d->rule : "(none)", policy_action_names[action], rule ? rule : "(none)");
+    return ok;
+}
+
+static void
+s_test_dimensions (policy_t *p)
+{
+    policy_decision_t d = s_decide (p, "shell", "bob", "agent", "", "s1", "rm -rf /");
+    CHECK (s_is (&d, POLICY_DENY, "no-rm-root") && strcmp (d.message, "never") == 0);
+    CHECK (d.rule_index == 0 && !d.limit_hit && d.limits == NULL && d.quorum == 0);
+    d = s_decide (p, "python", "bob", "agent", "", "s1", "rm -rf /");     //  lang differs
+    CHECK (s_is (&d, POLICY_ALLOW, "python-only"));
+    d = s_decide (p, "python", "bob", "agent", "", "s1", "os.system('curl x')");
+    CHECK (s_is (&d, POLICY_REVIEW, "network") && d.quorum == 2 && d.ttl_s == 600);
+    CHECK (strcmp (d.webhook, "https://hooks.example/x") == 0);
+    CHECK (json_integer_value (json_object_get (d.limits, "timeout_ms")) == 5000);
+    CHECK (json_array_size (d.approver_principals) == 1 && json_array_size (d.approver_groups) == 1);
+    d = s_decide (p, "shell", "ci-bot", "agent", "", "s1", "ls");         //  principal
+    CHECK (s_is (&d, POLICY_ALLOW, "by-principal"));
+    CHECK (json_integer_value (json_object_get (d.limits, "memory_mb")) == 1024);
+    d = s_decide (p, "shell", "ci-bot", "agent", "", "s1", "curl x");     //  first match wins
+    CHECK (s_is (&d, POLICY_REVIEW, "network"));
+    d = s_decide (p, "shell", "root", "admin", "", "s1", "ls");           //  role
+    CHECK (s_is (&d, POLICY_ALLOW, "by-role"));
+    d = s_decide (p, "shell", "bob", "agent", "dev, ops", "prod-1", "ls"); //  groups + session
+    CHECK (s_is (&d, POLICY_ALLOW, "ops") && d.limits == NULL);
+    d = s_decide (p, "shell", "bob", "agent", "dev", "prod-1", "ls");
+    CHECK (s_is (&d, POLICY_REVIEW, "prod") && d.quorum == 2 && d.ttl_s == 120);
+    CHECK (strcmp (d.message, "prod") == 0 && d.webhook == NULL);
+    CHECK (json_array_size (d.approver_principals) == 0 && json_array_size (d.approver_groups) == 0);
+    const char *groups[] = { "x", "ops", NULL };
+    policy_input_t in = { .lang = "shell", .principal = "bob", .role = "agent", .groups = groups,
+                          .session = "prod-2", .code = "ls" };
+    CHECK (policy_decide (p, &in, &d) == 0 && s_is (&d, POLICY_ALLOW, "ops"));
+    d = s_decide (p, "shell", "bob", "agent", "ops", "staging", "ls");    //  no match: fail closed
+    CHECK (s_is (&d, POLICY_DENY, NULL) && d.rule_index == -1);
+    CHECK (strcmp (d.message, "no rule matched") == 0);
+    d = s_decide (p, NULL, NULL, NULL, NULL, NULL, NULL);
+    CHECK (s_is (&d, POLICY_DENY, NULL));
+    CHECK (strcmp (d.policy_sha256, policy_sha256 (p)) == 0);
+    CHECK (policy_decide (p, NULL, &d) == -1 && policy_decide (NULL, &in, &d) == -1);
+}
+
+//  An exponential pattern on hostile input must end as review, never as allow.
+static void
+s_test_limits (policy_t *p)
+{
+    size_t n = 50000;
+    char *hostile = malloc (n + 2);
+    memset (hostile, 'a', n);
+    strcpy (hostile + n, "!");
+    int64_t t0 = clock_mono_ms ();
+    policy_decision_t d = s_decide (p, "python", "bob", "agent", "", "fuzz-1", hostile);
+    CHECK (s_is (&d, POLICY_REVIEW, "hostile") && d.limit_hit);
+    CHECK (d.quorum == 2 && d.ttl_s == 120 && d.limits == NULL && d.webhook == NULL);
+    CHECK (json_array_size (d.approver_principals) == 0 && strstr (d.message, "match limit"));
+    d = s_decide (p, "python", "bob", "agent", "", "fuzzd-1", hostile);
+    CHECK (s_is (&d, POLICY_REVIEW, "hostile-deny") && d.limit_hit);
+    d = s_decide (p, "python", "bob", "agent", "", "fuzzr-1", hostile);
+    CHECK (s_is (&d, POLICY_REVIEW, "hostile-review") && d.limit_hit && d.quorum == 3);
+    CHECK (d.ttl_s == 60 && json_array_size (d.approver_groups) == 1);
+    CHECK (clock_mono_ms () - t0 < 3000);
+    //  A dimension that definitely fails makes the limit moot; a harmless subject matches fine.
+    d = s_decide (p, "python", "bob", "agent", "", "other", hostile);
+    CHECK (s_is (&d, POLICY_ALLOW, "python-only") && !d.limit_hit);
+    d = s_decide (p, "python", "bob", "agent", "", "fuzz-1", "b = 1");
+    CHECK (s_is (&d, POLICY_ALLOW, "python-only") && !d.limit_hit);
+    d = s_decide (p, "python", "bob", "agent", "", "fuzz-1", "aaa");
+    CHECK (s_is (&d, POLICY_ALLOW, "hostile") && !d.limit_hit);
+    //  The session pattern is bounded the same way.
+    memset (hostile, 's', 40);
+    strcpy (hostile + 40, "!");
+    d = s_decide (p, "python", "bob", "agent", "", hostile, "x = 1");
+    CHECK (s_is (&d, POLICY_REVIEW, "hostile-session") && d.limit_hit);
+    free (hostile);
+    //  Invalid UTF-8 in the code is never an error (it just does not match).
+    d = s_decide (p, "shell", "bob", "agent", "", "s1", "curl \xff\xfe x");
+    CHECK (s_is (&d, POLICY_REVIEW, "network") && !d.limit_hit);
+}
+
+static void
+s_test_outputs (policy_t *p)
+{
+    policy_decision_t d = s_decide (p, "shell", "carol", "approver", "", "s1", "wget x");
+    CHECK (policy_may_approve (&d, "alice", NULL));
+    CHECK (policy_may_approve (&d, "bob", "dev,sre"));
+    CHECK (!policy_may_approve (&d, "bob", "dev, ops"));
+    CHECK (!policy_may_approve (&d, NULL, "sre") && !policy_may_approve (NULL, "alice", NULL));
+    policy_decision_t open = s_decide (p, "shell", "bob", "agent", "dev", "prod-1", "ls");
+    CHECK (policy_may_approve (&open, "anyone", NULL));
+    policy_decision_t allow = s_decide (p, "shell", "root", "admin", "", "s1", "ls");
+    CHECK (!policy_may_approve (&allow, "alice", NULL));
+
+    policy_input_t in = { .lang = "shell", .principal = "bob", .role = "agent", .session = "s1",
+                          .code = "curl -s x" };
+    json_t *ex = policy_explain (p, &in);
+    CHECK (ex && strcmp (json_string_value (json_object_get (ex, "action")), "review") == 0);
+    CHECK (strcmp (json_string_value (json_object_get (ex, "rule")), "network") == 0);
+    json_t *src = json_object_get (ex, "rule_source");
+    CHECK (strcmp (json_string_value (json_object_get (src, "name")), "network") == 0);
+    json_t *appr = json_object_get (json_object_get (ex, "approvers"), "principals");
+    CHECK (strcmp (json_string_value (json_array_get (appr, 0)), "alice") == 0);
+    CHECK (json_integer_value (json_object_get (json_object_get (ex, "limits"), "timeout_ms")) == 5000);
+    CHECK (strcmp (json_string_value (json_object_get (ex, "policy_sha256")), policy_sha256 (p)) == 0);
+    CHECK (json_is_false (json_object_get (ex, "limit_hit")));
+    json_decref (ex);
+    in.role = "agent";
+    in.code = "ls";
+    in.principal = "nobody";
+    in.lang = "perl";
+    ex = policy_explain (p, &in);
+    CHECK (ex && json_is_null (json_object_get (ex, "rule")) && json_is_null (json_object_get (ex, "rule_source")));
+    CHECK (ex && !json_object_get (ex, "approvers") && json_integer_value (json_object_get (ex, "rule_index")) == -1);
+    json_decref (ex);
+    CHECK (policy_explain (NULL, &in) == NULL);
+
+    CHECK (policy_rule_count (p) == 11 && policy_mask_count (p) == 1);
+    mask_t *mask = mask_new ();
+    char err[256];
+    CHECK (policy_add_masks (p, mask, err, sizeof err) == 0);
+    const char *text = "t=itk_0123456789abcdef0123456789abcdef";
+    char *out = mask_apply (mask, text, strlen (text), NULL, NULL);
+    CHECK (out && strcmp (out, "t=[MASKED:internal-token]") == 0);
+    free (out);
+    mask_destroy (&mask);
+}
+
+//  A policy whose second rule (on line 5) is `rule`.
+static char *
+s_with_rule (const char *rule)
+{
+    const char *head = "{\n  \"version\": 1,\n  \"rules\": [\n    { \"name\": \"ok\", \"action\": \"allow\" },\n";
+    const char *tail = "\n  ]\n}\n";
+    char *text = malloc (strlen (head) + strlen (rule) + strlen (tail) + 1);
+    sprintf (text, "%s%s%s", head, rule, tail);
+    return text;
+}
+
+static void
+s_refused (const char *text, const char *want)
+{
+    char err[512] = "";
+    policy_t *p = policy_parse (text, strlen (text), "policy.json", err, sizeof err);
+    CHECK (p == NULL);
+    CHECK (strcmp (err, want) == 0);
+    if (strcmp (err, want) != 0)
+        fprintf (stderr, "policy: error\n  got  %s\n  want %s\n", err, want);
+    policy_destroy (&p);
+}
+
+static void
+s_refused_rule (const char *rule, const char *want)
+{
+    char *text = s_with_rule (rule);
+    s_refused (text, want);
+    free (text);
+}
+
+static void
+s_test_errors_top (void)
+{
+    s_refused ("{\n  \"version\": 1,\n  \"rules\": [ { \"name\": \"a\", \"action\": \"allow\", } ]\n}",
+               "policy.json:3:48: string or '}' expected near '}'");
+    s_refused ("{\"version\": 1, \"rules\": [], \"version\": 1}",
+               "policy.json:1:37: duplicate object key near '\"version\"'");
+    s_refused ("", "policy.json:1:1: '[' or '{' expected near end of file");
+    s_refused ("\n [1]", "policy.json:2:2: a policy must be a JSON object");
+    s_refused ("{\n  \"version\": 1,\n  \"rulez\": []\n}",
+               "policy.json:3:3: unknown key 'rulez' at the top level (did you mean 'rules'?)");
+    s_refused ("{\n  \"rules\": []\n}", "policy.json:1:1: missing required key 'version' at the top level");
+    s_refused ("{\n  \"version\": 2, \"rules\": []\n}",
+               "policy.json:2:14: 'version' must be 1 (the only format this build reads)");
+    s_refused ("{ \"version\": 1 }", "policy.json:1:1: missing required key 'rules' at the top level");
+    s_refused ("{ \"version\": 1,\n  \"rules\": []\n}", "policy.json:2:12: 'rules' must hold at least one rule");
+    s_refused ("{ \"version\": 1,\n  \"rules\": {}\n}", "policy.json:2:12: 'rules' must be an array");
+    s_refused ("{ \"version\": 1, \"defaults\": { \"quorum\": 0 }, \"rules\": [] }",
+               "policy.json:1:41: 'quorum' in defaults must be between 1 and 100");
+    s_refused ("{ \"version\": 1, \"defaults\": { \"ttl\": 5 }, \"rules\": [] }",
+               "policy.json:1:31: unknown key 'ttl' in defaults (did you mean 'ttl_s'?)");
+    s_refused ("{ \"version\": 1,\n  \"masks\": [ { \"name\": \"m\", \"pattern\": \"x\\\\d{2,1}\" } ],\n  \"rules\": [] }",
+               "policy.json:2:49: bad pattern 'pattern' in mask 1: numbers out of order in {} "
+               "quantifier (pattern offset 7)");
+    s_refused ("{ \"version\": 1,\n  \"masks\": [ { \"name\": \"m\", \"regex\": \"x\" } ],\n  \"rules\": [] }",
+               "policy.json:2:29: unknown key 'regex' in mask 1");
+    s_refused ("{ \"version\": 1,\n  \"masks\": [ { \"name\": \"a b\", \"pattern\": \"x\" } ],\n  \"rules\": [] }",
+               "policy.json:2:24: the name of mask 1 must match [A-Za-z0-9_.-]{1,64}");
+}
+
+static void
+s_test_errors_rules (void)
+{
+    s_refused_rule ("    { \"name\": \"net\", \"acton\": \"review\" }",
+                    "policy.json:5:22: unknown key 'acton' in rule 2 'net' (did you mean 'action'?)");
+    s_refused_rule ("    { \"name\": \"m\", \"match\": { \"langs\": \"python\" }, \"action\": \"allow\" }",
+                    "policy.json:5:31: unknown key 'langs' in the match of rule 2 'm' (did you mean 'lang'?)");
+    s_refused_rule ("    { \"name\": \"r\", \"action\": \"review\", \"approvers\": { \"people\": [\"a\"] } }",
+                    "policy.json:5:55: unknown key 'people' in the approvers of rule 2 'r'");
+    s_refused_rule ("    { \"name\": \"r\", \"action\": \"review\", \"quorum\": \"2\" }",
+                    "policy.json:5:50: 'quorum' in rule 2 'r' must be an integer");
+    s_refused_rule ("    { \"name\": \"d\", \"action\": \"deny\" }",
+                    "policy.json:5:5: rule 2 'd' is a deny rule and needs a 'message' for the agent");
+    s_refused_rule ("    { \"name\": \"b\", \"match\": { \"code\": \"a(b\" }, \"action\": \"allow\" }",
+                    "policy.json:5:43: bad pattern 'code' in the match of rule 2 'b': missing closing "
+                    "parenthesis (pattern offset 3)");
+    s_refused_rule ("    { \"name\": \"b\", \"match\": { \"session\": \"^x\\\\\" }, \"action\": \"allow\" }",
+                    "policy.json:5:47: bad pattern 'session' in the match of rule 2 'b': \\ at end of "
+                    "pattern (pattern offset 3)");
+    s_refused_rule ("    { \"name\": \"a\", \"action\": \"permit\" }",
+                    "policy.json:5:30: unknown action 'permit' in rule 2 'a' (expected allow, deny or review)");
+    s_refused_rule ("    { \"name\": \"a\" }", "policy.json:5:5: missing required key 'action' in rule 2 'a'");
+    s_refused_rule ("    { \"action\": \"allow\" }", "policy.json:5:5: missing required key 'name' in rule 2");
+    s_refused_rule ("    { \"name\": \"ok\", \"action\": \"allow\" }",
+                    "policy.json:5:15: duplicate rule name 'ok' (rule 2 'ok')");
+    s_refused_rule ("    \"allow\"", "policy.json:5:5: rule 2 must be an object");
+    s_refused_rule ("    { \"name\": \"l\", \"match\": { \"lang\": [\"python\", \"bash\"] }, \"action\": \"allow\" }",
+                    "policy.json:5:50: unknown lang 'bash' in the match of rule 2 'l' (expected python, shell)");
+    s_refused_rule ("    { \"name\": \"l\", \"match\": { \"groups\": [] }, \"action\": \"allow\" }",
+                    "policy.json:5:41: 'groups' in the match of rule 2 'l' must not be empty");
+    s_refused_rule ("    { \"name\": \"l\", \"match\": { \"role\": 7 }, \"action\": \"allow\" }",
+                    "policy.json:5:39: 'role' in the match of rule 2 'l' must be a string or an array of strings");
+    s_refused_rule ("    { \"name\": \"q\", \"action\": \"allow\", \"quorum\": 2 }",
+                    "policy.json:5:39: 'quorum' only applies to review rules, and rule 2 'q' is allow");
+    s_refused_rule ("    { \"name\": \"q\", \"action\": \"deny\", \"message\": \"m\", \"limits\": {} }",
+                    "policy.json:5:54: 'limits' do not apply to deny rules (rule 2 'q')");
+    s_refused_rule ("    { \"name\": \"q\", \"action\": \"allow\", \"limits\": { \"timeout_ms\": 0 } }",
+                    "policy.json:5:65: 'timeout_ms' in the limits of rule 2 'q' must be between 1 and 2147483647");
+    s_refused_rule ("    { \"name\": \"q\", \"action\": \"allow\", \"limits\": { \"cpu\": 1 } }",
+                    "policy.json:5:51: unknown key 'cpu' in the limits of rule 2 'q'");
+    s_refused_rule ("    { \"name\": \"w\", \"action\": \"review\", \"webhook\": \"ftp://x\" }",
+                    "policy.json:5:51: 'webhook' in rule 2 'w' must be an http:// or https:// URL");
+    s_refused_rule ("    { \"name\": \"e\", \"action\": \"deny\", \"message\": \"\" }",
+                    "policy.json:5:49: 'message' in rule 2 'e' must be a non-empty string");
+}
+
+//  The shipped policy, found from the source tree (tests run there) or next to bin/.
+static policy_t *
+s_load_default (char **text, size_t *size)
+{
+    char path[4096] = "policy/default.json", exe[4000];
+    FILE *file = fopen (path, "rb");
+    ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+    if (!file && n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr (exe, '/');
+        if (slash)
+            *slash = 0;
+        snprintf (path, sizeof path, "%s/../policy/default.json", exe);
+        file = fopen (path, "rb");
+    }
+    if (!file)
+        return NULL;
+    *text = calloc (1, POLICY_MAX_FILE + 1);
+    *size = *text ? fread (*text, 1, POLICY_MAX_FILE, file) : 0;
+    fclose (file);
+    char err[512];
+    policy_t *p = policy_load (path, err, sizeof err);
+    if (!p)
+        fprintf (stderr, "policy: %s\n", err);
+    return p;
+}
+
+static void
+s_route (policy_t *p, const char *lang, const char *code, policy_action_t action, const char *rule)
+{
+    policy_decision_t d = s_decide (p, lang, "agent-1", "agent", "", "s1", code);
+    bool ok = s_is (&d, action, rule) && !d.limit_hit;
+    CHECK (ok);
+    if (!ok)
+        fprintf (stderr, "policy: default.json on %s: %s\n", lang, code);
+}
+
+static void
+s_test_default_routes (policy_t *p)
+{
+    const char *deny_sh[][2] = {
+        { "rm -rf /", "deny-rm-root" }, { "sudo rm -fr /*", "deny-rm-root" },
+        { "rm -r -f ~", "deny-rm-root" }, { "cd /tmp && rm -rf --no-preserve-root /", "deny-rm-root" },
+        { "mkfs.ext4 /dev/sdb1", "deny-mkfs" }, { "dd if=/dev/zero of=/dev/sda bs=1M", "deny-raw-disk-write" },
+        { "cat img > /dev/nvme0n1", "deny-raw-disk-write" }, { "shutdown -h now", "deny-shutdown" },
+        { "sleep 1; reboot", "deny-shutdown" }, { ":(){ :|:& };:", "deny-fork-bomb" },
+        { "bomb(){ bomb|bomb& }; bomb", "deny-fork-bomb" } };
+    for (size_t i = 0; i < sizeof deny_sh / sizeof deny_sh[0]; i++)
+        s_route (p, "shell", deny_sh[i][0], POLICY_DENY, deny_sh[i][1]);
+    s_route (p, "python", "import shutil\nshutil.rmtree('/')", POLICY_DENY, "deny-rmtree-root");
+    s_route (p, "python", "os.system(\"rm -rf /\")", POLICY_DENY, "deny-rm-root");
+    const char *review[][3] = {
+        { "shell", "cat ~/.ssh/id_rsa", "credentials" },
+        { "python", "open('/root/.aws/credentials').read()", "credentials" },
+        { "shell", "cat /etc/shadow", "credentials" }, { "shell", "cat ~/.netrc", "credentials" },
+        { "shell", "sudo ls /root", "privilege" },
+        { "shell", "pip install requests", "package-install" },
+        { "shell", "apt-get install -y curl", "package-install" },
+        { "shell", "npm install left-pad", "package-install" },
+        { "python", "import subprocess\nsubprocess.run(['ls'])", "process-spawn" },
+        { "python", "import os\nos.system('ls')", "process-spawn" },
+        { "python", "os.popen('id').read()", "process-spawn" },
+        { "python", "import pty; pty.spawn('/bin/sh')", "process-spawn" },
+        { "shell", "curl -s https://example.com", "network" },
+        { "shell", "wget http://x/y", "network" },
+        { "shell", "echo hi > /dev/tcp/10.0.0.1/80", "network" },
+        { "python", "import requests\nrequests.get('http://x')", "network" },
+        { "python", "import socket", "network" },
+        { "python", "from urllib.request import urlopen", "network" } };
+    for (size_t i = 0; i < sizeof review / sizeof review[0]; i++)
+        s_route (p, review[i][0], review[i][1], POLICY_REVIEW, review[i][2]);
+    const char *allow[][2] = {
+        { "python", "print(1 + 1)" }, { "shell", "ls -la" }, { "python", "import numpy as np" },
+        { "shell", "echo curly braces" }, { "shell", "rm -rf ./build" }, { "shell", "dd if=a.img of=b.img" },
+        { "python", "requests_total = 3\nprint('reboot later')" }, { "shell", "rm -rf /tmp/x" },
+        { "python", "import os\nprint(os.getcwd())" }, { "shell", "pipx list" } };
+    for (size_t i = 0; i < sizeof allow / sizeof allow[0]; i++)
+        s_route (p, allow[i][0], allow[i][1], POLICY_ALLOW, "default");
+    policy_decision_t d = s_decide (p, "shell", "a", "agent", "", "s1", "pip install x");
+    CHECK (json_integer_value (json_object_get (d.limits, "timeout_ms")) == 600000);
+}
+
+//  A few thousand deterministic mutations of default.json: parsing must never crash, and a
+//  refusal always names the file with a position.
+static void
+s_test_mutations (const char *text, size_t size)
+{
+    uint64_t state = 0x9E3779B97F4A7C15ull;
+    char *buf = malloc (size * 2 + 16);
+    int parsed = 0, refused = 0;
+    const char specials[] = "{}[]\",:\\ 0aZ-\n\x80\xff";
+    for (int round = 0; round < 3000; round++) {
+        memcpy (buf, text, size);
+        size_t n = size;
+        for (int k = 0; k < 1 + round % 4; k++) {
+            state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+            size_t at = (size_t) (state >> 11) % (n ? n : 1);
+            switch ((state >> 3) % 5) {
+                case 0: buf[at] = (char) (state >> 40); break;
+                case 1: buf[at] = specials[(state >> 24) % (sizeof specials - 1)]; break;
+                case 2: n = at; break;
+                case 3: memmove (buf + at, buf + at + 1, n - at - (n > at)); n -= n > at; break;
+                default: if (n < size * 2) { memmove (buf + at + 1, buf + at, n - at); n++; } break;
+            }
+        }
+        char err[512] = "";
+        policy_t *p = policy_parse (buf, n, "default.json", err, sizeof err);
+        if (p) {
+            parsed++;
+            s_decide (p, "shell", "a", "agent", "x,y", "s1", "curl x; rm -rf /; import socket");
+        }
+        else
+        if (strncmp (err, "default.json", 12) == 0)
+            refused++;
+        policy_destroy (&p);
+    }
+    CHECK (parsed > 0 && refused > 0 && parsed + refused == 3000);
+    free (buf);
+}
+
+int
+policy_test (void)
+{
+    char err[512];
+    policy_t *p = policy_parse (s_test_policy, strlen (s_test_policy), "test.json", err, sizeof err);
+    CHECK (p != NULL);
+    if (!p) {
+        fprintf (stderr, "policy: %s\n", err);
+        return -1;
+    }
+    char sha[65];
+    sha256_hex (s_test_policy, strlen (s_test_policy), sha);
+    CHECK (strcmp (policy_sha256 (p), sha) == 0);
+    s_test_dimensions (p);
+    s_test_limits (p);
+    s_test_outputs (p);
+    policy_destroy (&p);
+    CHECK (p == NULL);
+    policy_destroy (&p);
+    s_test_errors_top ();
+    s_test_errors_rules ();
+    CHECK (policy_load ("/nonexistent/policy.json", err, sizeof err) == NULL);
+    CHECK (strcmp (err, "/nonexistent/policy.json: No such file or directory") == 0);
+
+    char *text = NULL;
+    size_t size = 0;
+    p = s_load_default (&text, &size);
+    CHECK (p != NULL && text != NULL);
+    if (p && text) {
+        sha256_hex (text, size, sha);
+        CHECK (strcmp (policy_sha256 (p), sha) == 0);
+        s_test_default_routes (p);
+        s_test_mutations (text, size);
+    }
+    policy_destroy (&p);
+    free (text);
+    return 0;
+}
