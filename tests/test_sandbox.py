@@ -340,6 +340,9 @@ def daemonized_sleep_dies_with_the_session():
             except OSError:
                 pass
         return out
+    deadline = time.time() + 3 * SLOW      # it was started in the background: let it exec
+    while not sleepers() and time.time() < deadline:
+        time.sleep(0.02)
     check(sleepers(), "the daemon did not start")
     r = run("exit 0", "s-daemon", lang="shell")
     check(r["session_reset"] is True, r)

@@ -552,6 +552,7 @@ main (int argc, char *argv [])
     //  Before any ZeroMQ thread exists, and fail closed: no sandbox, no service.
     if (spawn_setup (&w.args.spawn) < 0) {
         zcert_destroy (&cert);
+        secrets_destroy (&w.secrets);
         return 1;
     }
     zsys_init ();       //  installs the SIGINT/SIGTERM handler behind zsys_interrupted
