@@ -390,10 +390,20 @@ flow_delivery_failed (void *arg, json_t *job, const deliver_reply_t *reply)
     flow_t *self = (flow_t *) arg;
     int64_t id = json_integer_value (json_object_get (job, "request_id"));
     const char *kind = json_string_value (json_object_get (job, "kind"));
-    //  No broker op records delivery failures (docs/approvals-protocol.md has none), so they
-    //  are logged here and kept in approver.db's failures table.
+    //  The broker's audit log gets the failure (never the webhook URL: its path is a secret);
+    //  approver.db's failures table keeps the whole job for a retry by hand.
     log_error ("flow: request %lld: Slack %s given up (HTTP %ld %s); recorded in approver.db failures",
                (long long) id, kind, reply->status, reply->answer);
+    json_t *req = json_pack ("{s:s, s:s, s:{s:s, s:I, s:s}}", "op", "report", "type", "delivery_failed",
+                             "detail", "kind", kind, "http_status", (json_int_t) reply->status,
+                             "answer", utf8_valid (reply->answer, strlen (reply->answer)) ? reply->answer : "?");
+    if (id > 0)
+        json_object_set_new (req, "id", json_integer (id));
+    json_t *ack = req ? bridge_call (self->bridge, req, CALL_TIMEOUT_MS) : NULL;
+    if (!json_is_true (json_object_get (ack, "ok")))
+        log_warn ("flow: request %lld: the broker did not record the delivery failure", (long long) id);
+    json_decref (ack);
+    json_decref (req);
     if (strcmp (kind, "final") != 0)
         return;
     json_t *rec = state_request (self->state, id);

@@ -178,10 +178,35 @@ s_deny (broker_t *broker, caller_t *c, json_t *msg)
     approvals_decide (broker, c, msg, false);
 }
 
+//  A gateway's own account of something the record should hold, e.g. a Slack message that
+//  could not be delivered. Only gateway keys and admins; the actor is the key's principal.
+static void
+s_report (broker_t *broker, caller_t *c, json_t *msg)
+{
+    bool gateway = strcmp (c->role, "approver") == 0 && c->groups && strstr (c->groups, "gateway");
+    if (!gateway && strcmp (c->role, "admin") != 0) {
+        s_error (broker, c, PROTO_E_FORBIDDEN, "only gateway and admin keys report events");
+        return;
+    }
+    int64_t id = json_integer_value (json_object_get (msg, "id"));
+    json_t *row = id ? store_get (broker->store, id) : NULL;
+    if (id && !row) {
+        s_error (broker, c, PROTO_E_NOT_FOUND, "no such request");
+        return;
+    }
+    json_decref (row);
+    json_t *detail = json_object_get (msg, "detail");
+    if (store_event (broker->store, id, json_string_value (json_object_get (msg, "type")),
+                     c->principal, detail) != 0)
+        s_error (broker, c, PROTO_E_INTERNAL, "the event could not be recorded");
+    else
+        broker_send_client (broker, c->routing, proto_reply_ok (c->rid, json_pack ("{s:b}", "recorded", 1)));
+}
+
 typedef void (op_fn) (broker_t *, caller_t *, json_t *);
 static const struct { const char *op; op_fn *fn; } s_ops[] = {
     { "submit", s_submit }, { "status", s_status }, { "result", s_status }, { "await", s_await },
-    { "cancel", s_cancel }, { "subscribe", s_subscribe }, { "ping", s_ping },
+    { "cancel", s_cancel }, { "subscribe", s_subscribe }, { "ping", s_ping }, { "report", s_report },
     { "pending", s_pending }, { "approve", s_approve }, { "deny", s_deny },
 };
 

@@ -24,6 +24,8 @@ typedef struct {
 } shape_t;
 
 static const char *const s_langs[] = { "python", "shell", NULL };
+//  Events a gateway may add to the record (a closed list: the log is not a free-for-all).
+static const char *const s_report_types[] = { "delivery_failed", NULL };
 static const char *const s_outcomes[] = {
     "ok", "error", "timeout", "oom", "killed", "output_limit", NULL };
 
@@ -53,6 +55,8 @@ static const shape_t s_client_shapes[] = {
         { "slack_user", F_STR, false, PROTO_MAX_KEY, NULL }, END } },
     { "subscribe", { OP, RID, { "since", F_INT, false, 0, NULL }, END } },
     { "ping", { OP, RID, END } },
+    { "report", { OP, RID, { "id", F_INT, false, 0, NULL },
+        { "type", F_STR, true, 0, s_report_types }, { "detail", F_OBJ, false, 0, NULL }, END } },
     { NULL, { END } }
 };
 

@@ -60,6 +60,14 @@ def identity_is_from_the_key():
         r = gw.call("approve", id=parked["id"], on_behalf_of="alice", slack_user="U777")
         check(r["ok"] and r["approvals"][0]["approver"] == "alice" and r["approvals"][0]["via"] == "slack", r)
         check(r["approvals"][0]["on_behalf_of"] == "gw", r["approvals"])
+        # only gateway and admin keys add events, and only of the known kinds
+        r = agent.call("report", type="delivery_failed", detail={"x": 1})
+        check(not r["ok"] and r["error"]["code"] == "forbidden", r)
+        r = gw.call("report", type="anything_goes")
+        check(not r["ok"] and r["error"]["code"] == "bad_value", r)
+        r = gw.call("report", id=parked["id"], type="delivery_failed", detail={"http_status": 404})
+        check(r["ok"], r)
+        check(s.sql("select actor from events where type = 'delivery_failed'") == [("gw",)], "report not recorded")
         # a revoked key: its cert leaves the trusted directory, new connections get nothing
         bob = s.client("bob")
         check(bob.call("ping")["ok"], "bob before revocation")

@@ -369,6 +369,12 @@ def slack_429_and_500_then_ok_posts_exactly_once_in_order(g):
             con.close()
     rows = wait(failed, what="failure recorded")
     check(rows == [(404, "no_service")], rows)
+    # ... and in the broker's hash-chained audit log, by the gateway key, without the webhook URL
+
+    def audited():
+        return g.stack.sql("select actor, data from events where type = 'delivery_failed' and request_id = ?", r3)
+    ev = wait(audited, what="delivery failure in the audit log")
+    check(len(ev) == 1 and json.loads(ev[0][1])["http_status"] == 404 and "hooks" not in ev[0][1], ev)
     time.sleep(2.5 * SLOW)
     with g.slack.lock:
         n = len([p for p in g.slack.posts if b"request %d " % r3 in p[4]])
