@@ -214,15 +214,6 @@ s_test_v1 (const char *path)
     return rc;
 }
 
-static json_t *
-s_test_last_data (store_t *store)
-{
-    json_t *events = store_events_since (store, store_head_seq (store) - 1, 0);
-    json_t *data = json_incref (json_object_get (json_array_get (events, 0), "data"));
-    json_decref (events);
-    return data;
-}
-
 static int
 s_test_verify (store_t *store, const char *table, int64_t row)
 {
@@ -257,7 +248,7 @@ s_test_review (store_t *store, const char *path)
     json_t *row = store_get (store, id);
     CHECK (json_equal (json_object_get (row, "review"), json_object_get (fields, "review")));
     CHECK (json_equal (json_object_get (row, "limits"), json_object_get (fields, "limits")));
-    json_t *data = s_test_last_data (store);
+    json_t *data = store_test_last_data (store);
     CHECK (json_equal (json_object_get (data, "review"), json_object_get (fields, "review")));
     json_decref (data);
     json_decref (row);
@@ -289,7 +280,7 @@ s_test_slack_user (store_t *store)
                            "on_behalf_of", "carol", "slack_user", "U123", "decision", "approve");
     CHECK (store_approve (store, 2, a, NULL, NULL) == 0);
     json_decref (a);
-    json_t *data = s_test_last_data (store);
+    json_t *data = store_test_last_data (store);
     CHECK (strcmp (json_string_value (json_object_get (data, "slack_user")), "U123") == 0);
     json_decref (data);
     json_t *row = store_get (store, 2);

@@ -56,8 +56,8 @@ s_test_submit (store_t *store, const char *principal, const char *session, const
 }
 
 //  The data of the last event.
-static json_t *
-s_test_last_data (store_t *store)
+json_t *
+store_test_last_data (store_t *store)
 {
     json_t *events = store_events_since (store, store_head_seq (store) - 1, 0);
     json_t *data = json_incref (json_object_get (json_array_get (events, 0), "data"));
@@ -110,7 +110,7 @@ s_test_submit_checks (store_t *store)
     CHECK (json_is_null (json_object_get (row, "reason")));
     CHECK (json_array_size (json_object_get (row, "approvals")) == 0);
     json_decref (row);
-    json_t *data = s_test_last_data (store);
+    json_t *data = store_test_last_data (store);
     CHECK (s_streq (json_string_value (json_object_get (data, "key")), "k1"));
     CHECK (json_object_get (data, "code") == NULL && json_object_get (data, "code_sha256"));
     json_decref (data);
@@ -149,7 +149,7 @@ s_test_transitions (store_t *store)
     CHECK (json_is_string (json_object_get (row, "queued_at")));
     CHECK (json_is_null (json_object_get (row, "stdout")));    //  not a decision field
     json_decref (row);
-    json_t *data = s_test_last_data (store);
+    json_t *data = store_test_last_data (store);
     CHECK (s_streq (json_string_value (json_object_get (data, "from")), "received"));
     CHECK (s_streq (json_string_value (json_object_get (data, "to")), "queued"));
     CHECK (s_streq (json_string_value (json_object_get (data, "policy_sha256")), "abc"));
@@ -199,7 +199,7 @@ s_test_result (store_t *store)
     CHECK (json_integer_value (json_object_get (row, "execution_count")) == 3);
     CHECK (json_is_string (json_object_get (row, "finished_at")));
     json_decref (row);
-    json_t *data = s_test_last_data (store);
+    json_t *data = store_test_last_data (store);
     CHECK (s_streq (json_string_value (json_object_get (data, "stdout_sha256")), sha));
     sha256_hex ("Traceback ...", 13, sha);
     CHECK (s_streq (json_string_value (json_object_get (data, "traceback_sha256")), sha));

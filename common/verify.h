@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "common/store.h"
 
 #define VERIFY_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 
@@ -46,6 +47,9 @@ json_t *store_row_json (sqlite3_stmt *stmt, bool raw);
 //  Test helper in store_test.c: runs sql on a connection of its own, as an outsider would; the
 //  sqlite result code, and the error text into error (may be NULL).
 int store_raw_exec (const char *path, const char *sql, char *error, size_t size);
+
+//  Self-tests only: the data of the store's last event (caller owns it).
+json_t *store_test_last_data (store_t *store);
 
 //  Defined in verify.c, run by store_test: tampering with a closed file is caught.
 int verify_test (const char *dir);
