@@ -18,6 +18,7 @@ int policy_test (void);
 int scfilter_test (void);
 int cgroup_test (void);
 int spawn_test (void);
+int claim_test (void);
 int sign_test (void);
 int payload_test (void);
 int slack_test (void);
@@ -39,6 +40,7 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "policy", policy_test },
     { "seccomp", scfilter_test },
     { "cgroup", cgroup_test },
+    { "claim", claim_test },
     { "spawn", spawn_test },
     { "sign", sign_test },
     { "payload", payload_test },

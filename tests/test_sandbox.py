@@ -601,6 +601,66 @@ def timeouts_end_signal_ignoring_spinners():
     unaffected()
 
 
+def prepared_sandboxes(worker_pid):
+    """The worker's children that still wait for a claim: cloned, not yet exec'd."""
+    exe = os.readlink("/proc/%d/exe" % worker_pid)
+    out = []
+    for p in os.listdir("/proc"):
+        try:
+            if p.isdigit() and int(open("/proc/%s/stat" % p).read().rsplit(")", 1)[1].split()[1]) == worker_pid \
+                    and os.readlink("/proc/%s/exe" % p) == exe:
+                out.append(int(p))
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+@test
+def prepared_sandboxes_hold_nothing_and_die_with_the_worker():
+    """Sandboxes prepared ahead wait for minutes: in their own namespaces, their box's uid
+    map, with none of the worker's sockets or other sessions' pipes; a dead one is replaced;
+    all of them die with the worker."""
+    s = Stack(workers=0)
+    try:
+        base = UID_BASE + 300
+        w = s.start_worker("prep", extra=["--uid-base", str(base), "--warm", "0", "--prepare", "2"])
+        s.wait_workers(1)
+        deadline = time.time() + 5 * SLOW
+        while len(prepared_sandboxes(w.pid)) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        stubs = prepared_sandboxes(w.pid)
+        check(len(stubs) == 2, ("prepared sandboxes", stubs))
+        for pid in stubs:
+            fds = [os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%d/fd" % pid)]
+            check(len(fds) <= 11 and not any(f.startswith("socket:") for f in fds), (pid, fds))
+            check(os.readlink("/proc/%d/ns/net" % pid) != os.readlink("/proc/self/ns/net"), "shares our netns")
+            maps = open("/proc/%d/uid_map" % pid).read().split()
+            check(maps[0] == "1000" and base <= int(maps[1]) < base + 10 and maps[2] == "1", maps)
+        os.kill(stubs[0], signal.SIGKILL)
+        c = s.client()
+        for i in range(3):
+            r = c.run("%d * 7" % i, session="prep-%d" % i)
+            check(r["outcome"] == "ok" and r["value"] == str(i * 7) and r["sandbox"] != "none", r)
+        c.close()
+        deadline = time.time() + 5 * SLOW
+        while len(prepared_sandboxes(w.pid)) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        stubs = prepared_sandboxes(w.pid)
+        check(len(stubs) == 2, ("refilled", stubs))
+        w.kill()
+        w.wait()
+        deadline = time.time() + 5 * SLOW
+        while host_pids_with_uid(base, base + 10) and time.time() < deadline:
+            time.sleep(0.05)
+        check(not host_pids_with_uid(base, base + 10), "sessions outlived the worker")
+        check(not any(os.path.exists("/proc/%d" % p) and "Z" not in open("/proc/%d/stat" % p).read().split(")")[1][:3]
+                      for p in stubs), "prepared sandboxes outlived the worker")
+        s.workers = []
+    finally:
+        check(not s.stop(), "sanitizer report")
+    unaffected()
+
+
 @test
 def fails_closed_and_no_sandbox_says_none():
     s = Stack(workers=0)

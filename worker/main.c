@@ -67,6 +67,9 @@ s_usage (FILE *out)
         "  --uid-base UID        host uid/gid of the first sandbox slot; slot n gets UID+n\n"
         "                        (default 200000; give each worker on a host its own range)\n"
         "  --warm N              idle sandboxed interpreters kept ready per language (default 1)\n"
+        "  --prepare N           sandboxes prepared ahead, language not yet chosen: namespaces,\n"
+        "                        id maps and cgroup entry done, mounts and interpreter not\n"
+        "                        (default 2; 0 builds every sandbox at request time)\n"
         "  --cgroup auto|v1|v2   cgroup version to use (default auto)\n"
         "  --init PATH           the session init (default replgate-init next to this program)\n"
         "  --secrets FILE        JSON object {\"NAME\": \"value\"}: each snippet gets NAME in its\n"
@@ -103,6 +106,7 @@ s_parse_sandbox (int opt, s_args_t *args)
         case 'X': args->max_tmp_mb = n = s_number (optarg, 1, 1 << 20); break;
         case 'u': c->uid_base = (unsigned) (n = s_number (optarg, 1, 0xfffff000LL)); break;
         case 'w': c->warm = (size_t) (n = s_number (optarg, 0, MAX_WARM)); break;
+        case 'r': c->prepare = (size_t) (n = s_number (optarg, 0, MAX_WARM)); break;
         case 'i': c->init_path = optarg; break;
         case 'N': c->sandbox = false; break;
         case 'c':
@@ -127,10 +131,11 @@ s_parse_args (int argc, char *argv [], s_args_t *args)
         { "memory-mb", 1, NULL, 'm' }, { "pids", 1, NULL, 'p' }, { "tmp-mb", 1, NULL, 'T' },
         { "max-memory-mb", 1, NULL, 'M' }, { "max-pids", 1, NULL, 'P' },
         { "max-tmp-mb", 1, NULL, 'X' }, { "uid-base", 1, NULL, 'u' }, { "warm", 1, NULL, 'w' },
+        { "prepare", 1, NULL, 'r' },
         { "cgroup", 1, NULL, 'c' }, { "init", 1, NULL, 'i' }, { "no-sandbox", 0, NULL, 'N' },
         { "secrets", 1, NULL, 'K' }, { NULL, 0, NULL, 0 } };
     *args = (s_args_t) { "tcp://127.0.0.1:7711", NULL, NULL, "", 4, 10000, 1 << 20,
-                         { true, 200000, 4, 1, 512, 128, 64, NULL, CGROUP_NONE, NULL, NULL },
+                         { true, 200000, 4, 1, 2, 512, 128, 64, NULL, CGROUP_NONE, NULL, NULL },
                          4096, 1024, 1024, NULL };
     char host [64] = "localhost";
     gethostname (host, sizeof host - 1);

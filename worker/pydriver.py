@@ -3,7 +3,10 @@
 # (same framing, a JSON object). fds 1 and 2 are the worker's pipes themselves, so output
 # from os.write, C extensions and subprocesses is captured too, not just sys.stdout.
 # This file runs as `python3 -I -u -c SOURCE`, so its own frames carry the file "<string>".
-import ast, builtins, json, linecache, os, struct, sys, traceback, types
+# Start-up time is part of every cold session, so the driver imports only C modules up front:
+# ast, json, linecache and traceback pull in re, enum and collections and would double
+# the interpreter's start; traceback and linecache are imported when a snippet first fails.
+import _ast, _json, builtins, os, sys
 
 REQ, REP = 3, 4
 VALUE_MAX = 65536
@@ -27,6 +30,19 @@ def write_all(data):
         view = view[os.write(REP, view):]
 
 
+def encode(value):
+    # JSON for the driver's replies, which hold only None, bools, ints, strs and flat dicts.
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return _json.encode_basestring(value)
+    return "{" + ",".join(encode(k) + ":" + encode(v) for k, v in value.items()) + "}"
+
+
 def clean(text):
     # Lone surrogates cannot be encoded; the worker needs valid UTF-8.
     return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
@@ -35,11 +51,12 @@ def clean(text):
 class Runner:
     def __init__(self):
         # A real module as __main__, so classes defined in snippets pickle like in a script.
-        main = types.ModuleType("__main__")
+        main = type(sys)("__main__")
         main.__dict__["__builtins__"] = builtins
         sys.modules["__main__"] = main
         self.globals = main.__dict__
         self.count = 0
+        self.unsynced = []      # (file name, source) of snippets linecache does not hold yet
         self.value = None
         sys.displayhook = self.displayhook
 
@@ -53,14 +70,21 @@ class Runner:
             text = text[:VALUE_MAX] + "..."
         self.value = text
 
+    def sync_sources(self):
+        # Snippet sources reach linecache once something has imported it (a failing snippet,
+        # or user code using traceback or inspect), so their frames show their lines.
+        linecache = sys.modules.get("linecache")
+        if linecache is None:
+            return
+        for name, code in self.unsynced:
+            linecache.cache[name] = (len(code), None, code.splitlines(True), name)
+        self.unsynced.clear()
+
     def error(self, exc):
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_frame.f_code.co_filename == DRIVER_FILE:
-            tb = tb.tb_next
-        if isinstance(exc, SyntaxError):
-            lines = traceback.format_exception_only(type(exc), exc)
-        else:
-            lines = traceback.format_exception(type(exc), exc, tb)
+        try:
+            lines = self.format(exc)
+        except BaseException:   # a snippet may have broken traceback itself, or memory ran out
+            lines = ["%s (traceback unavailable)\n" % type(exc).__name__]
         try:
             value = str(exc)
         except BaseException:
@@ -68,19 +92,30 @@ class Runner:
         return {"name": type(exc).__name__, "value": clean(value),
                 "traceback": clean("".join(lines))}
 
+    def format(self, exc):
+        import traceback
+        self.sync_sources()
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == DRIVER_FILE:
+            tb = tb.tb_next
+        if isinstance(exc, SyntaxError):
+            return traceback.format_exception_only(type(exc), exc)
+        return traceback.format_exception(type(exc), exc, tb)
+
     def run(self, code):
         self.count += 1
         self.value = None
         name = "<snippet-%d>" % self.count
-        linecache.cache[name] = (len(code), None, code.splitlines(True), name)
+        self.unsynced.append((name, code))
+        self.sync_sources()
         try:
-            tree = ast.parse(code, name)
-            last = tree.body[-1:] if tree.body and isinstance(tree.body[-1], ast.Expr) else []
+            tree = compile(code, name, "exec", _ast.PyCF_ONLY_AST)
+            last = tree.body[-1:] if tree.body and isinstance(tree.body[-1], _ast.Expr) else []
             if last:
                 tree.body = tree.body[:-1]
             exec(compile(tree, name, "exec"), self.globals)
             if last:
-                exec(compile(ast.Interactive(last), name, "single"), self.globals)
+                exec(compile(_ast.Interactive(body=last), name, "single"), self.globals)
         except SystemExit:
             raise
         except BaseException as exc:
@@ -107,13 +142,13 @@ def main():
         head = read_exact(4)
         if head is None:
             return
-        code = read_exact(struct.unpack(">I", head)[0])
+        code = read_exact(int.from_bytes(head, "big"))
         if code is None:
             return
         reply = runner.run(code.decode("utf-8", "replace"))
         flush()
-        data = json.dumps(reply, ensure_ascii=False).encode("utf-8")
-        write_all(struct.pack(">I", len(data)) + data)
+        data = encode(reply).encode("utf-8")
+        write_all(len(data).to_bytes(4, "big") + data)
 
 
 main()

@@ -19,6 +19,7 @@
     bubblewrap does, so a refused sandbox says exactly what the kernel refused. */
 #define _GNU_SOURCE
 #include "worker/sandbox.h"
+#include "worker/claim.h"
 #include "common/util.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -80,7 +81,7 @@ enum { ST_WAIT, ST_GROUPS, ST_INIT, ST_FSID, ST_CGROUPNS, ST_SETSID, ST_PRIVATE,
        ST_PIVOT, ST_UMOUNT_OLD, ST_ROOT_RO, ST_CHDIR, ST_HOSTNAME, ST_CAPS, ST_IDS, ST_NNP,
        ST_PDEATH, ST_PARENT, ST_RLIMIT, ST_FDS, ST_SECCOMP, ST_EXEC, ST_COUNT };
 static const char *s_stages [ST_COUNT] = {
-    "waiting for the worker", "setgroups", "opening the session init", "setfsuid", "unshare cgroup namespace", "setsid",
+    "waiting for the claim", "setgroups", "opening the session init", "setfsuid", "unshare cgroup namespace", "setsid",
     "making mounts private", "mounting the scratch tmpfs", "mount", "pivot_root",
     "unmounting the old root", "remounting / read-only", "chdir to the work directory",
     "sethostname", "dropping capabilities", "setresuid/setresgid", "no_new_privs",
@@ -366,12 +367,13 @@ s_run_op (const s_op_t *op, const char *scratch_opts, const char *init_src)
 
 //  Builds the new root and moves into it; the host's tree is unmounted.
 static void
-s_enter_fs (const sandbox_t *self, const sandbox_child_t *child, const char *init_src)
+s_enter_fs (const sandbox_t *self, const sandbox_child_t *child, const char *scratch_opts,
+            const char *init_src)
 {
     if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         s_fail (child, ST_PRIVATE, -1);
     for (int i = 0; i < self->count; i++)
-        if (s_run_op (&self->ops [i], child->scratch_opts, init_src) < 0
+        if (s_run_op (&self->ops [i], scratch_opts, init_src) < 0
         &&  !(errno == ENOENT && self->ops [i].kind == OP_BIND_RO && self->ops [i].mode == 1))
             s_fail (child, i >= self->split ? ST_SCRATCH : ST_MOUNT, i);
     //  pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
@@ -416,10 +418,10 @@ s_drop_privileges (const sandbox_child_t *child)
 }
 
 static void
-s_set_limits (const sandbox_child_t *child)
+s_set_limits (const sandbox_child_t *child, uint64_t file_bytes)
 {
     struct rlimit core = { 0, 0 }, nofile = { SANDBOX_NOFILE, SANDBOX_NOFILE };
-    struct rlimit fsize = { child->file_bytes, child->file_bytes };
+    struct rlimit fsize = { file_bytes, file_bytes };
     struct rlimit nproc = { child->procs, child->procs };
     struct rlimit memlock = { 64 << 10, 64 << 10 };
     if (setrlimit (RLIMIT_CORE, &core) < 0 || setrlimit (RLIMIT_NOFILE, &nofile) < 0
@@ -456,16 +458,51 @@ s_default_signals (void)
         sigaction (sig, &dfl, NULL);    //  fails harmlessly for SIGKILL, SIGSTOP, RT slots
 }
 
+//  The claim, in the child's own copy of this buffer: a prepared sandbox may wait long
+//  after the clone, and learns what to run only when a session takes it.
+static char s_claim [CLAIM_MAX];
+
+//  Closes every descriptor above 2 but the child's own: a prepared sandbox may wait for
+//  minutes, and must not keep the worker's sockets, other sessions' pipes or other
+//  prepared sandboxes' go pipes (whose end of file is how those notice the worker died).
+static void
+s_close_inherited (const sandbox_child_t *child)
+{
+    int keep [SANDBOX_STATUS_FD + 3], n = 0;
+    keep [n++] = child->go_fd;
+    keep [n++] = child->err_fd;
+    for (int i = 0; i <= SANDBOX_STATUS_FD; i++)
+        keep [n++] = child->fds [i];
+    for (int i = 1; i < n; i++)         //  insertion sort: n is 8
+        for (int j = i; j > 0 && keep [j - 1] > keep [j]; j--) {
+            int t = keep [j];
+            keep [j] = keep [j - 1];
+            keep [j - 1] = t;
+        }
+    unsigned from = 3;
+    for (int i = 0; i < n; i++) {
+        if (keep [i] < 0 || (unsigned) keep [i] < from)
+            continue;
+        if ((unsigned) keep [i] > from && close_range (from, (unsigned) keep [i] - 1, 0) < 0)
+            s_fail (child, ST_FDS, -1);
+        from = (unsigned) keep [i] + 1;
+    }
+    if (close_range (from, ~0U, 0) < 0)
+        s_fail (child, ST_FDS, -1);
+}
+
 void
 sandbox_enter (const sandbox_t *self, const sandbox_child_t *child)
 {
-    char go;
-    ssize_t n;
-    do
-        n = read (child->go_fd, &go, 1);
-    while (n < 0 && errno == EINTR);
-    if (n != 1)
+    s_close_inherited (child);
+    claim_t claim;
+    ssize_t len = claim_read (child->go_fd, s_claim, sizeof s_claim);
+    if (len < 0)
         s_fail (child, ST_WAIT, -1);
+    if (claim_decode (s_claim, (size_t) len, &claim) < 0) {
+        errno = EPROTO;
+        s_fail (child, ST_WAIT, -1);
+    }
     //  Maps are written: drop the worker's supplementary groups (root's) for good, and
     //  create files as the session user (our host uid 0 has no name in this namespace).
     //  Raw system calls for the id changes: glibc's wrappers would try to apply them to
@@ -488,17 +525,17 @@ sandbox_enter (const sandbox_t *self, const sandbox_child_t *child)
         s_fail (child, ST_CGROUPNS, -1);
     if (setsid () < 0)
         s_fail (child, ST_SETSID, -1);
-    s_enter_fs (self, child, init_src);
+    s_enter_fs (self, child, claim.scratch_opts, init_src);
     if (sethostname ("replgate", 8) < 0)
         s_fail (child, ST_HOSTNAME, -1);
     s_drop_privileges (child);
     //  Descriptors first: the worker's may be numbered above the sessions' NOFILE limit.
     s_set_fds (child);
-    s_set_limits (child);
+    s_set_limits (child, claim.file_bytes);
     s_default_signals ();
     //  Last before exec, so nothing of the setup above runs under it.
     if (child->filter && scfilter_install (child->filter) < 0)
         s_fail (child, ST_SECCOMP, -1);
-    execve (INIT_PATH, child->argv, child->envp);
+    execve (INIT_PATH, claim.argv, child->envp);
     s_fail (child, ST_EXEC, -1);
 }

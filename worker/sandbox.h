@@ -22,15 +22,14 @@ typedef struct _sandbox_t sandbox_t;
 sandbox_t *sandbox_new (const char *init_path, char *why, size_t size);
 void sandbox_destroy (sandbox_t **self_p);
 
-//  What one child needs beyond the plan; all filled in by the parent before clone().
+//  What one child needs beyond the plan, filled in by the parent before clone(). What
+//  depends on the request (program, arguments, scratch size) comes later, in the claim.
 typedef struct {
-    int go_fd;                  //  read end: one byte once ids and cgroups are set; HUP = worker died
+    int go_fd;                  //  read end: the claim record once ids and cgroups are set;
+                                //  end of file = the worker dropped the sandbox or died
     int err_fd;                 //  write end, close-on-exec: a failure report
     const int *fds;             //  SANDBOX_STATUS_FD + 1 descriptors to become 0..5
-    const char *scratch_opts;   //  tmpfs options of /tmp and the work directory
-    uint64_t file_bytes;        //  RLIMIT_FSIZE
     uint64_t procs;             //  RLIMIT_NPROC
-    char *const *argv;          //  replgate-init's argv
     char *const *envp;
     const scfilter_t *filter;
 } sandbox_child_t;

@@ -195,7 +195,7 @@ bool
 session_refill (void)
 {
     spawn_spec_t py = { "python", s_py_argv, 0 }, sh = { "shell", s_sh_argv, 0 };
-    return spawn_refill (&py) || spawn_refill (&sh);
+    return spawn_refill (&py) || spawn_refill (&sh) || spawn_prepare ();
 }
 
 static int

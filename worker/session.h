@@ -67,7 +67,8 @@ void session_kill (session_t *self);
 //  reason as its value). The caller owns it.
 json_t *session_reject (int64_t id, const char *name, const char *lang, const char *why);
 
-//  Starts one warm interpreter if the pool lacks one (see spawn_refill). True if it did.
+//  Starts one warm interpreter if the pool lacks one (spawn_refill), else prepares one
+//  sandbox ahead (spawn_prepare). True if it did either.
 bool session_refill (void);
 
 int session_test (void);

@@ -374,7 +374,7 @@ session_test (void)
     CHECK (session_new ("ruby", "x") == NULL);
     s_test_utf8_repair ();
     //  Sandboxed where we may (root); the same tests must pass either way.
-    spawn_config_t config = { geteuid () == 0, 220000, 4, 0, 512, 128, 64, NULL, CGROUP_NONE, NULL, NULL };
+    spawn_config_t config = { geteuid () == 0, 220000, 4, 0, 1, 512, 128, 64, NULL, CGROUP_NONE, NULL, NULL };
     if (spawn_setup (&config) < 0) {
         config.sandbox = false;
         CHECK (spawn_setup (&config) == 0);

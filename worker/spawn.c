@@ -1,11 +1,15 @@
 /*  worker/spawn.c: starts one interpreter process, sandboxed, and wires its descriptors;
     owns the boxes (per-slot host uid + cgroup) and the warm pool.
 
-    Sandboxed start: clone() into new user, pid, mount, net, ipc and uts namespaces; the
-    child waits on the go pipe while the worker writes its uid/gid maps (1000 inside = the
-    box's unprivileged host uid; host root is never mapped) and moves it into the box's
-    cgroup; then sandbox_enter() builds the jail and execs replgate-init, which starts the
-    interpreter. Failures come back over the error pipe with the step that failed.
+    Sandboxed start, in two halves. Preparing: clone() into new user, pid, mount, net, ipc
+    and uts namespaces; the worker writes the child's uid/gid maps (1000 inside = the box's
+    unprivileged host uid; host root is never mapped) and moves it into the box's cgroup,
+    while the child blocks on its go pipe. Claiming: the worker sends the claim (program,
+    arguments, scratch size: claim.h), and sandbox_enter() builds the jail and execs
+    replgate-init, which starts the interpreter. Failures come back over the error pipe
+    with the step that failed. Idle moments prepare a few sandboxes ahead (--prepare),
+    because the cgroup move is the slowest step of a start: on cgroup v1 every migration
+    waits for an RCU grace period (10-20 ms), longer than the interpreter's own start.
     Between clone and exec only async-signal-safe calls are made: the worker has ZeroMQ
     threads, and any lock they held would stay locked in the child forever.
 
@@ -14,6 +18,7 @@
 #define _GNU_SOURCE
 #include "worker/spawn.h"
 #include "worker/sandbox.h"
+#include "worker/claim.h"
 #include "worker/seccomp.h"
 #include "common/util.h"
 #include <dirent.h>
@@ -53,6 +58,16 @@ typedef struct {
     spawn_box_t *box;
 } s_spare_t;
 
+//  A sandbox prepared ahead of its session: in its namespaces, id-mapped, in its box's
+//  cgroup, blocked on its go pipe until claimed. When pid is 0 nothing else is valid.
+typedef struct {
+    pid_t pid;
+    spawn_box_t *box;           //  marked used while prepared
+    int go;                     //  write end of the go pipe: the claim goes down it
+    int err;                    //  read end of the error pipe
+    spawn_fds_t fds;            //  the worker's ends of the interpreter's pipes
+} s_prepared_t;
+
 static struct {
     bool ready;
     spawn_config_t config;
@@ -65,6 +80,8 @@ static struct {
     size_t box_count;
     s_spare_t *spares;
     size_t spare_count;
+    s_prepared_t *prepared;
+    size_t prepared_count;
 } s_self;
 
 const char *
@@ -270,72 +287,15 @@ s_write_proc (pid_t pid, const char *file, const char *text)
     return -1;
 }
 
-//  The worker's half of the start: ids, cgroup, go. 0, or -1 (logged).
+//  The worker's half of preparing: ids, then the cgroup. 0, or -1 (logged).
 static int
-s_admit (pid_t pid, spawn_box_t *box, int go_fd)
+s_admit (pid_t pid, spawn_box_t *box)
 {
     char map [64];
     snprintf (map, sizeof map, "%d %u 1\n", SANDBOX_UID, box->uid);
     if (s_write_proc (pid, "uid_map", map) < 0 || s_write_proc (pid, "gid_map", map) < 0)
         return -1;
-    if (cgroup_attach (box->cg, pid) < 0)
-        return -1;
-    ssize_t n;
-    do
-        n = write (go_fd, "g", 1);
-    while (n < 0 && errno == EINTR);
-    if (n != 1) {
-        log_error ("spawn: go pipe: %s", strerror (errno));
-        return -1;
-    }
-    return 0;
-}
-
-static pid_t
-s_spawn_boxed (spawn_box_t *box, sandbox_child_t *req, int errpipe [2])
-{
-    int go [2];
-    if (pipe2 (go, O_CLOEXEC) < 0) {
-        log_error ("spawn: pipe2: %s", strerror (errno));
-        return -1;
-    }
-    req->go_fd = go [0];
-    req->err_fd = errpipe [1];
-    pid_t pid = (pid_t) syscall (SYS_clone, NS_FLAGS | SIGCHLD, NULL, NULL, NULL, NULL);
-    if (pid == 0) {
-        //  Our copy of the write end would hide the worker's death from us.
-        close (go [1]);
-        close (errpipe [0]);
-        sandbox_enter (s_self.sandbox, req);
-    }
-    int clone_errno = errno;
-    close (go [0]);
-    close (errpipe [1]);
-    errpipe [1] = -1;
-    if (pid < 0) {
-        close (go [1]);
-        log_error ("spawn: clone into new namespaces: %s", strerror (clone_errno));
-        return -1;
-    }
-    int rc = s_admit (pid, box, go [1]);
-    sandbox_failure_t f;
-    if (rc == 0)
-        rc = s_await_exec (errpipe [0], &f, sizeof f);
-    else
-        kill (pid, SIGKILL);
-    close (go [1]);             //  after the exec: until then it proves we are alive
-    if (rc == 0)
-        return pid;
-    if (rc == -1) {
-        char why [512];
-        sandbox_describe (s_self.sandbox, &f, why, sizeof why);
-        log_error ("sandbox: %s", why);
-    }
-    else
-    if (rc == -2)
-        log_error ("sandbox: lost contact with the child");
-    s_reap (pid);
-    return -1;
+    return cgroup_attach (box->cg, pid);
 }
 
 static spawn_box_t *
@@ -347,6 +307,198 @@ s_free_box (void)
     return NULL;
 }
 
+//  The interpreter's environment: a short whitelist, then the worker's secrets. envp needs
+//  MAX_ENV + 8 entries; home holds its HOME.
+static void
+s_environment (char **envp, char home [64])
+{
+    snprintf (home, 64, "HOME=%s", s_self.sandbox ? SANDBOX_WORKDIR : "/tmp");
+    const char *fixed [] = { "PATH=" SPAWN_PATH, home, "LANG=C.UTF-8", "PYTHONUNBUFFERED=1",
+                             "PAGER=cat", "TERM=dumb", "USER=user" };
+    size_t envc = 0;
+    for (; envc < sizeof fixed / sizeof fixed [0]; envc++)
+        envp [envc] = (char *) fixed [envc];
+    for (size_t i = 0; s_self.config.extra_env && s_self.config.extra_env [i] && i < MAX_ENV; i++)
+        envp [envc++] = s_self.config.extra_env [i];
+    envp [envc] = NULL;
+}
+
+static void
+s_prepared_drop (s_prepared_t *p)
+{
+    if (!p->pid)
+        return;
+    kill (p->pid, SIGKILL);
+    s_reap (p->pid);
+    int ends [2] = { p->go, p->err };
+    s_close_all (ends, 2);
+    s_close_fds (&p->fds);
+    spawn_release (&p->box);
+    *p = (s_prepared_t) { .pid = 0 };
+}
+
+//  Prepares a sandbox in a free box (see the top of this file). 0, or -1 (logged, nothing
+//  left behind).
+static int
+s_prepare (s_prepared_t *p)
+{
+    spawn_box_t *box = s_free_box ();
+    if (!box) {
+        log_error ("spawn: every sandbox box is in use");
+        return -1;
+    }
+    //  It waits, and its interpreter may wait in the warm pool, under the default limits;
+    //  each snippet then sets its own.
+    if (cgroup_limit (box->cg, (uint64_t) s_self.config.memory_mb << 20,
+                      (uint64_t) s_self.config.pids) < 0)
+        return -1;
+    int child [CHILD_FDS], errpipe [2] = { -1, -1 }, go [2] = { -1, -1 };
+    spawn_fds_t fds;
+    if (s_make_pipes (child, &fds) < 0)
+        return -1;
+    if (pipe2 (errpipe, O_CLOEXEC) < 0 || pipe2 (go, O_CLOEXEC) < 0) {
+        log_error ("spawn: pipe2: %s", strerror (errno));
+        s_close_all (errpipe, 2);
+        s_close_all (go, 2);
+        s_close_all (child, CHILD_FDS);
+        s_close_fds (&fds);
+        return -1;
+    }
+    //  The child keeps its copy of this frame (envp, req) until it execs.
+    char *envp [MAX_ENV + 8], home [64];
+    s_environment (envp, home);
+    sandbox_child_t req = { go [0], errpipe [1], child, (uint64_t) s_self.config.pids * 4 + 64,
+                            envp, s_self.filter };
+    pid_t pid = (pid_t) syscall (SYS_clone, NS_FLAGS | SIGCHLD, NULL, NULL, NULL, NULL);
+    if (pid == 0) {
+        //  Our copy of the write end would hide the worker's death from us.
+        close (go [1]);
+        close (errpipe [0]);
+        sandbox_enter (s_self.sandbox, &req);
+    }
+    int clone_errno = errno;
+    close (go [0]);
+    close (errpipe [1]);
+    s_close_all (child, CHILD_FDS);
+    if (pid < 0) {
+        log_error ("spawn: clone into new namespaces: %s", strerror (clone_errno));
+        close (go [1]);
+        close (errpipe [0]);
+        s_close_fds (&fds);
+        return -1;
+    }
+    box->used = true;
+    *p = (s_prepared_t) { pid, box, go [1], errpipe [0], fds };
+    if (s_admit (pid, box) < 0) {
+        s_prepared_drop (p);
+        return -1;
+    }
+    return 0;
+}
+
+//  Sends a prepared sandbox its claim and waits for it to exec replgate-init. The pid, or
+//  -1 (logged; the sandbox is dropped). On success the caller takes p's fds and box.
+static pid_t
+s_claim (s_prepared_t *p, char *const argv [], int64_t tmp_mb)
+{
+    static char record [CLAIM_MAX + 4];
+    char scratch [128];
+    sandbox_scratch_opts (tmp_mb, scratch, sizeof scratch);
+    ssize_t len = claim_encode (record, sizeof record, (uint64_t) tmp_mb << 20, scratch, argv);
+    if (len < 0) {
+        log_error ("spawn: the command line exceeds a claim (%d arguments, %d KiB)",
+                   CLAIM_ARGS, CLAIM_MAX >> 10);
+        s_prepared_drop (p);
+        return -1;
+    }
+    sandbox_failure_t f;
+    int rc = claim_write (p->go, record, (size_t) len) < 0 ? -2 : s_await_exec (p->err, &f, sizeof f);
+    if (rc == 0) {
+        //  Closed only now: until the exec, an open go pipe proves the worker is alive.
+        int ends [2] = { p->go, p->err };
+        s_close_all (ends, 2);
+        return p->pid;
+    }
+    if (rc == -1) {
+        char why [512];
+        sandbox_describe (s_self.sandbox, &f, why, sizeof why);
+        log_error ("sandbox: %s", why);
+    }
+    else
+        log_error ("sandbox: lost contact with the child");
+    s_prepared_drop (p);
+    return -1;
+}
+
+static bool
+s_alive (pid_t pid)
+{
+    siginfo_t info = { .si_pid = 0 };
+    if (waitid (P_PID, (id_t) pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0)
+        return false;
+    return info.si_pid == 0;
+}
+
+//  A live prepared sandbox, or NULL; dead ones are cleared on the way.
+static s_prepared_t *
+s_take_prepared (void)
+{
+    for (size_t i = 0; i < s_self.prepared_count; i++) {
+        s_prepared_t *p = &s_self.prepared [i];
+        if (p->pid && s_alive (p->pid))
+            return p;
+        if (p->pid) {
+            log_warn ("spawn: a prepared sandbox died while waiting");
+            s_prepared_drop (p);
+        }
+    }
+    return NULL;
+}
+
+static pid_t
+s_start_boxed (char *const argv [], int64_t tmp_mb, spawn_fds_t *fds, spawn_box_t **box_p)
+{
+    s_prepared_t fresh, *p = s_take_prepared ();
+    if (!p) {
+        if (s_prepare (&fresh) < 0)
+            return -1;
+        p = &fresh;
+    }
+    pid_t pid = s_claim (p, argv, tmp_mb);
+    if (pid < 0)
+        return -1;
+    *fds = p->fds;
+    *box_p = p->box;
+    *p = (s_prepared_t) { .pid = 0 };
+    return pid;
+}
+
+static pid_t
+s_start_plain (const char *path, char *const argv [], spawn_fds_t *fds)
+{
+    int child [CHILD_FDS], errpipe [2];
+    if (s_make_pipes (child, fds) < 0)
+        return -1;
+    if (pipe2 (errpipe, O_CLOEXEC) < 0) {
+        log_error ("spawn: pipe2: %s", strerror (errno));
+        s_close_all (child, CHILD_FDS);
+        s_close_fds (fds);
+        return -1;
+    }
+    close (child [5]);          //  no init, no status channel
+    child [5] = -1;
+    close (fds->status);
+    fds->status = -1;
+    char *envp [MAX_ENV + 8], home [64];
+    s_environment (envp, home);
+    pid_t pid = s_spawn_plain (path, argv, envp, child, errpipe);
+    s_close_all (errpipe, 2);
+    s_close_all (child, CHILD_FDS);
+    if (pid < 0)
+        s_close_fds (fds);
+    return pid;
+}
+
 //  Starts a new interpreter. box_p gets its box (sandboxed).
 static pid_t
 s_start (const spawn_spec_t *spec, spawn_fds_t *fds, spawn_box_t **box_p)
@@ -356,14 +508,6 @@ s_start (const spawn_spec_t *spec, spawn_fds_t *fds, spawn_box_t **box_p)
         log_error ("spawn: %s not found on %s", spec->argv [0], SPAWN_PATH);
         return -1;
     }
-    char home [64];
-    snprintf (home, sizeof home, "HOME=%s", s_self.sandbox ? SANDBOX_WORKDIR : "/tmp");
-    char *envp [MAX_ENV + 8] = { "PATH=" SPAWN_PATH, home, "LANG=C.UTF-8", "PYTHONUNBUFFERED=1",
-                                 "PAGER=cat", "TERM=dumb", "USER=user", NULL };
-    size_t envc = 7;
-    for (size_t i = 0; s_self.config.extra_env && s_self.config.extra_env [i] && i < MAX_ENV; i++)
-        envp [envc++] = s_self.config.extra_env [i];
-    envp [envc] = NULL;
     //  replgate-init STATUS_FD PROGRAM ARGS...
     char *argv [MAX_ARGS + 3];
     size_t argc = 0;
@@ -375,65 +519,14 @@ s_start (const spawn_spec_t *spec, spawn_fds_t *fds, spawn_box_t **box_p)
     for (size_t i = 1; spec->argv [i] && argc < MAX_ARGS + 2; i++)
         argv [argc++] = (char *) spec->argv [i];
     argv [argc] = NULL;
-    spawn_box_t *box = s_self.sandbox ? s_free_box () : NULL;
-    if (s_self.sandbox && !box) {
-        log_error ("spawn: every sandbox box is in use");
-        return -1;
-    }
-    int child [CHILD_FDS], errpipe [2];
-    if (s_make_pipes (child, fds) < 0)
-        return -1;
-    if (pipe2 (errpipe, O_CLOEXEC) < 0) {
-        log_error ("spawn: pipe2: %s", strerror (errno));
-        s_close_all (child, CHILD_FDS);
-        s_close_fds (fds);
-        return -1;
-    }
-    pid_t pid = -1;
-    //  A warm interpreter waits under the default limits; each snippet sets its own.
-    if (box && cgroup_limit (box->cg, (uint64_t) s_self.config.memory_mb << 20,
-                             (uint64_t) s_self.config.pids) < 0)
-        box = NULL;
-    else
-    if (box) {
-        char scratch [128];
-        int64_t mb = spec->tmp_mb > 0 ? spec->tmp_mb : s_self.config.tmp_mb;
-        sandbox_scratch_opts (mb, scratch, sizeof scratch);
-        sandbox_child_t req = { -1, -1, child, scratch, (uint64_t) mb << 20,
-                                (uint64_t) s_self.config.pids * 4 + 64, argv, envp, s_self.filter };
-        pid = s_spawn_boxed (box, &req, errpipe);
-    }
-    else
-    if (!s_self.sandbox) {
-        close (child [5]);      //  no init, no status channel
-        child [5] = -1;
-        close (fds->status);
-        fds->status = -1;
-        pid = s_spawn_plain (path, argv, envp, child, errpipe);
-    }
-    s_close_all (errpipe, 2);
-    s_close_all (child, CHILD_FDS);
-    if (pid < 0) {
-        s_close_fds (fds);
-        return -1;
-    }
-    if (box)
-        box->used = true;
-    *box_p = box;
-    return pid;
+    *box_p = NULL;
+    if (!s_self.sandbox)
+        return s_start_plain (path, argv, fds);
+    return s_start_boxed (argv, spec->tmp_mb > 0 ? spec->tmp_mb : s_self.config.tmp_mb, fds, box_p);
 }
 
 //  --------------------------------------------------------------------------
 //  The warm pool and the session-facing calls.
-
-static bool
-s_spare_alive (s_spare_t *spare)
-{
-    siginfo_t info = { .si_pid = 0 };
-    if (waitid (P_PID, (id_t) spare->pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0)
-        return false;
-    return info.si_pid == 0;
-}
 
 static void
 s_spare_drop (s_spare_t *spare)
@@ -460,7 +553,7 @@ spawn_interpreter (const spawn_spec_t *spec, spawn_fds_t *fds, spawn_box_t **box
         if (!spare->pid || strcmp (spare->lang, spec->lang) != 0
         ||  (spec->tmp_mb > 0 && spec->tmp_mb != spare->tmp_mb))
             continue;
-        if (!s_spare_alive (spare)) {
+        if (!s_alive (spare->pid)) {
             log_warn ("spawn: a warm %s interpreter died while waiting", spare->lang);
             s_spare_drop (spare);
             continue;
@@ -489,7 +582,8 @@ spawn_refill (const spawn_spec_t *spec)
         if (!spare->pid && !empty)
             empty = spare;
     }
-    if (have >= s_self.config.warm || !empty || (s_self.sandbox && !s_free_box ()))
+    if (have >= s_self.config.warm || !empty
+    ||  (s_self.sandbox && !s_free_box () && !s_take_prepared ()))
         return false;
     spawn_fds_t fds;
     spawn_box_t *box = NULL;
@@ -498,6 +592,17 @@ spawn_refill (const spawn_spec_t *spec)
         return false;
     *empty = (s_spare_t) { spec->lang, s_self.config.tmp_mb, pid, fds, box };
     return true;
+}
+
+bool
+spawn_prepare (void)
+{
+    if (!s_self.ready || !s_self.sandbox)
+        return false;
+    for (size_t i = 0; i < s_self.prepared_count; i++)
+        if (!s_self.prepared [i].pid)
+            return s_free_box () && s_prepare (&s_self.prepared [i]) == 0;
+    return false;
 }
 
 int
@@ -600,6 +705,13 @@ s_sweep_stale (const char *root)
     closedir (dir);
 }
 
+//  A box for every session, warm interpreter and prepared sandbox that may exist at once.
+static size_t
+s_box_total (void)
+{
+    return s_self.config.slots + 2 * s_self.config.warm + s_self.config.prepare;
+}
+
 static int
 s_make_boxes (char *why, size_t size)
 {
@@ -610,7 +722,7 @@ s_make_boxes (char *why, size_t size)
         return -1;
     s_sweep_stale (root);
     snprintf (s_self.cgroup_rel, sizeof s_self.cgroup_rel, "replgate/w%d", (int) getpid ());
-    s_self.box_count = c->slots + 2 * c->warm;
+    s_self.box_count = s_box_total ();
     s_self.boxes = calloc (s_self.box_count, sizeof *s_self.boxes);
     if (!s_self.boxes) {
         snprintf (why, size, "out of memory");
@@ -670,7 +782,7 @@ s_setup_sandbox (void)
         return s_refuse ("user namespaces", "/proc/sys/user/max_user_namespaces is 0 or unreadable");
     }
     fclose (f);
-    uint64_t last = (uint64_t) c->uid_base + c->slots + 2 * c->warm;
+    uint64_t last = (uint64_t) c->uid_base + s_box_total ();
     if (c->uid_base == 0 || (last >= 65534 && c->uid_base <= 65534) || last >= 0xfffffffeULL)
         return s_refuse ("uid range", "--uid-base must leave root (0), nobody (65534) and "
                          "the top of the range out of the slots' uids");
@@ -697,7 +809,10 @@ spawn_setup (const spawn_config_t *config)
     spawn_shutdown ();
     s_self.config = *config;
     s_self.spare_count = 2 * config->warm;
-    if (s_self.spare_count && !(s_self.spares = calloc (s_self.spare_count, sizeof *s_self.spares)))
+    s_self.prepared_count = config->sandbox ? config->prepare : 0;
+    if ((s_self.spare_count && !(s_self.spares = calloc (s_self.spare_count, sizeof *s_self.spares)))
+    ||  (s_self.prepared_count
+         && !(s_self.prepared = calloc (s_self.prepared_count, sizeof *s_self.prepared))))
         return s_refuse ("memory", "out of memory");
     //  A write to the pipe of an interpreter that just died must be an EPIPE, not our death.
     signal (SIGPIPE, SIG_IGN);
@@ -715,6 +830,9 @@ spawn_shutdown (void)
     for (size_t i = 0; i < s_self.spare_count; i++)
         s_spare_drop (&s_self.spares [i]);
     free (s_self.spares);
+    for (size_t i = 0; i < s_self.prepared_count; i++)
+        s_prepared_drop (&s_self.prepared [i]);
+    free (s_self.prepared);
     for (size_t i = 0; i < s_self.box_count; i++)
         cgroup_destroy (&s_self.boxes [i].cg);
     free (s_self.boxes);
@@ -725,78 +843,4 @@ spawn_shutdown (void)
     scfilter_destroy (&s_self.filter);
     sandbox_destroy (&s_self.sandbox);
     memset (&s_self, 0, sizeof s_self);
-}
-
-//  --------------------------------------------------------------------------
-//  Self-test: a real sandbox (when this runs as root) checked from inside with a shell
-//  script, then the warm pool's hand-over.
-
-#include "common/check.h"
-
-static int
-s_run_inside (const char *script)
-{
-    const char *argv [] = { "bash", "--norc", "--noprofile", "-c", script, NULL };
-    spawn_spec_t spec = { NULL, argv, 0 };
-    spawn_fds_t fds;
-    spawn_box_t *box = NULL;
-    pid_t pid = spawn_interpreter (&spec, &fds, &box);
-    if (pid < 0)
-        return -1;
-    int status = 0;
-    while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    status = spawn_exit_status (&fds, status);
-    char err [4096];
-    ssize_t n = read (fds.err, err, sizeof err - 1);
-    if (n > 0) {
-        err [n] = 0;
-        fprintf (stderr, "  inside: %s", err);
-    }
-    s_close_fds (&fds);
-    spawn_release (&box);
-    return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
-}
-
-int
-spawn_test (void)
-{
-    if (geteuid () != 0) {
-        fprintf (stderr, "  spawn: not root, sandbox self-test skipped\n");
-        return 0;
-    }
-    spawn_config_t config = { true, 210000, 2, 1, 256, 64, 16, NULL, CGROUP_NONE, NULL, NULL };
-    CHECK (spawn_setup (&config) == 0);
-    CHECK (strcmp (spawn_sandbox_name (), "none") != 0);
-    //  Each line fails the script (exit 1) with a message on stderr.
-    const char *script =
-        "set -e; f() { echo \"$1\" >&2; exit 1; }\n"
-        "[ \"$(id -u):$(id -g)\" = 1000:1000 ] || f ids\n"
-        "[ \"$(cat /proc/self/status | grep ^CapEff | tr -d ' \\t')\" = CapEff:0000000000000000 ] || f caps\n"
-        "grep -q '^NoNewPrivs:[[:space:]]*1' /proc/self/status || f nnp\n"
-        "[ ! -e /sys/kernel ] && [ ! -e /etc/shadow ] && [ ! -e /var ] || f paths\n"
-        "[ \"$(pwd)\" = /work ] && touch /work/x /tmp/y || f work\n"
-        "! touch /usr/x 2>/dev/null && ! touch /x 2>/dev/null || f readonly\n"
-        "[ \"$(ls /proc | grep -c '^[0-9]')\" -le 6 ] || f pids\n"
-        "[ \"$(ls /proc/self/fd | wc -l)\" -le 6 ] || f fds\n";
-    CHECK (s_run_inside (script) == 0);
-    //  The warm pool hands over a started interpreter, then refills.
-    const char *argv [] = { "bash", "--norc", "--noprofile", NULL };
-    spawn_spec_t spec = { "shell", argv, 0 };
-    CHECK (spawn_refill (&spec));
-    CHECK (!spawn_refill (&spec));
-    spawn_fds_t fds;
-    spawn_box_t *box = NULL;
-    double t0 = clock_mono_us ();
-    pid_t pid = spawn_interpreter (&spec, &fds, &box);
-    double took = clock_mono_us () - t0;
-    CHECK (pid > 0 && box != NULL && took < 1000);
-    if (pid > 0) {
-        kill (pid, SIGKILL);
-        s_reap (pid);
-        s_close_fds (&fds);
-        spawn_release (&box);
-    }
-    spawn_shutdown ();
-    return 0;
 }

@@ -2,7 +2,8 @@
     sandboxed process. Everything about how a session process is made (namespaces, ids,
     cgroups, seccomp, descriptors, environment) lives in spawn.c and the modules it drives
     (sandbox.c, cgroup.c, seccomp.c, init.c), and nowhere else. It also keeps the warm pool:
-    interpreters started ahead of time so a new session does not wait for one. */
+    interpreters started ahead of time so a new session does not wait for one, and the
+    prepared sandboxes that cold starts and the pool's refills take. */
 #ifndef RG_SPAWN_H
 #define RG_SPAWN_H
 #include "worker/cgroup.h"
@@ -40,6 +41,7 @@ typedef struct {
     unsigned uid_base;          //  host uid/gid of box 0; box n has uid_base + n
     size_t slots;               //  sessions at once
     size_t warm;                //  idle interpreters kept ready per language
+    size_t prepare;             //  sandboxes prepared ahead (namespaces, ids, cgroup)
     int64_t memory_mb;          //  defaults, given to warm interpreters
     int64_t pids;
     int64_t tmp_mb;
@@ -76,6 +78,10 @@ pid_t spawn_interpreter (const spawn_spec_t *spec, spawn_fds_t *fds, spawn_box_t
 //  Starts one warm interpreter for spec if fewer than `warm` wait. True if it started one
 //  (call again soon), false if the pool for spec is full or cannot grow now.
 bool spawn_refill (const spawn_spec_t *spec);
+
+//  Prepares one sandbox ahead (everything but the jail's mounts and the interpreter, which
+//  depend on the session) if fewer than `prepare` wait. True if it did (call again soon).
+bool spawn_prepare (void);
 
 //  The interpreter's wait status, given the status of the pid spawn_interpreter returned
 //  (reaped by the caller before closing fds).
