@@ -66,6 +66,8 @@ s_submit (broker_t *broker, caller_t *c, json_t *msg)
         json_object_set (req, "reason", json_object_get (msg, "reason"));
     if (json_object_get (msg, "key"))
         json_object_set (req, "key", json_object_get (msg, "key"));
+    if (c->groups && *c->groups)
+        json_object_set_new (req, "groups", json_string (c->groups));
     int64_t id = 0;
     bool duplicate = false;
     if (store_submit (broker->store, req, &id, &duplicate) != 0) {

@@ -119,8 +119,10 @@ s_recover (broker_t *self)
         return -1;
     json_array_foreach (ids, i, id) {     //  submitted but not yet decided when we stopped
         json_t *row = store_get (self->store, json_integer_value (id));
-        if (row)
-            decide_request (self, row, NULL);
+        json_t *received = store_received_data (self->store, json_integer_value (id));
+        if (row)                          //  with the groups the submitter's cert had
+            decide_request (self, row, json_string_value (json_object_get (received, "groups")));
+        json_decref (received);
         json_decref (row);
     }
     json_decref (ids);

@@ -57,6 +57,8 @@ static const char *s_sql[ST_COUNT] = {
                      " FROM approvals"
                      " WHERE request_id = ?1 ORDER BY id",
     [ST_IDS] = "SELECT id FROM requests WHERE state = ?1 ORDER BY id",
+    [ST_RECEIVED] = "SELECT data FROM events WHERE request_id = ?1 AND type = 'received'"
+                    " ORDER BY seq LIMIT 1",
     [ST_EVENTS] = "SELECT seq, at, request_id, type, actor, data, prev_hash, hash FROM events"
                   " WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     [ST_HISTORY] = "SELECT * FROM (SELECT * FROM history WHERE (?1 IS NULL OR principal = ?1)"

@@ -85,7 +85,7 @@ int store_checkpoint (store_t *self);
 void store_destroy (store_t **self_p);
 
 //  Records a submission: req has principal, role, session, lang (python|shell), code
-//  (strings) and optional reason, key (string or null). Inserts the row in state `received`
+//  (strings) and optional reason, key (string or null) and groups (the cert's, a string). Inserts the row in state `received`
 //  and the `received` event (actor = principal). If (principal, key) was already submitted,
 //  sets *duplicate, *id to that request and writes nothing (the caller may compare
 //  code_sha256 via store_get). 0 once committed, -1 on bad input or error.
@@ -142,6 +142,10 @@ json_t *store_get (store_t *self, int64_t id);
 
 //  *ids = a new array of the ids in `state`, ascending (start-up recovery). 0 or -1.
 int store_ids_in_state (store_t *self, const char *state, json_t **ids);
+
+//  The data of request id's `received` event (what the submitter's connection said about
+//  it: principal, role, groups, hashes), parsed; NULL if there is none or on error.
+json_t *store_received_data (store_t *self, int64_t id);
 
 //  Events with seq > `seq`, ascending, at most `limit` (<= 0: all), as objects {seq, at,
 //  request_id (null if none), type, actor, data (parsed), prev_hash, hash}. NULL on error.

@@ -164,6 +164,20 @@ store_ids_in_state (store_t *self, const char *state, json_t **ids)
 }
 
 json_t *
+store_received_data (store_t *self, int64_t id)
+{
+    assert (self);
+    binder_t b = { store_stmt (self, ST_RECEIVED), SQLITE_OK };
+    store_bind_int (&b, 1, id);
+    json_t *rows = store_bound (self, &b, "received") ? NULL : store_rows (self, b.st, "reading an event");
+    const char *text = json_string_value (json_object_get (json_array_get (rows, 0), "data"));
+    json_error_t error;
+    json_t *data = text ? json_loads (text, 0, &error) : NULL;
+    json_decref (rows);
+    return data;
+}
+
+json_t *
 store_events_since (store_t *self, int64_t seq, int limit)
 {
     assert (self);

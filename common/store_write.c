@@ -133,7 +133,8 @@ store_submit (store_t *self, json_t *req, int64_t *id, bool *duplicate)
                *key = json_string_value (json_object_get (req, "key"));
     json_t *code = json_object_get (req, "code");
     if (!principal || !role || !session || !lang || !s_required (req, "code")
-    ||  !s_optional_ok (req, "reason") || !s_optional_ok (req, "key") || store_writable (self, "submit"))
+    ||  !s_optional_ok (req, "reason") || !s_optional_ok (req, "key") || !s_optional_ok (req, "groups")
+    ||  store_writable (self, "submit"))
         return -1;
     char code_sha[65], bind_sha[65], at[32];
     sha256_hex (json_string_value (code), json_string_length (code), code_sha);
@@ -152,6 +153,10 @@ store_submit (store_t *self, json_t *req, int64_t *id, bool *duplicate)
                               "role", role, "session", session, "lang", lang, "code_sha256",
                               code_sha, "bind_sha256", bind_sha, "reason",
                               json_object_get (req, "reason"), "key", json_object_get (req, "key"));
+    //  The cert's groups at submission: the policy may match on them, and a broker that
+    //  restarts before deciding must decide as the connection would have.
+    if (data && json_is_string (json_object_get (req, "groups")))
+        json_object_set (data, "groups", json_object_get (req, "groups"));
     if (rc == 0)
         rc = data ? store_append (self, *id, "received", principal, data, at) : -1;
     json_decref (data);

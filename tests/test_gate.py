@@ -1,6 +1,6 @@
 """tests/test_gate.py: identity, policy, approvals and masking through the real broker."""
 import json, os, re, signal, subprocess, time
-from harness import Stack, check, run_all, test, SLOW
+from harness import BIN, Stack, check, run_all, test, SLOW
 
 REVIEW = {"version": 1, "defaults": {"quorum": 1, "ttl_s": 3600}, "rules": [
     {"name": "no-rm", "match": {"lang": "shell", "code": "rm\\s+-rf"}, "action": "deny",
@@ -195,6 +195,94 @@ def quorum_self_approval_and_deny_rules():
         check(p.returncode == 0 and "pending_approval" in p.stdout, p.stdout + p.stderr)
         for c in (admin, alice, carol, dave):
             c.close()
+    finally:
+        done(s)
+
+
+@test
+def parked_submit_shows_a_live_line_on_a_terminal():
+    """`replgate submit` on a terminal: a line with approvals so far and time left, updated
+    as approvals come, then the run's result once the quorum is reached."""
+    import pty, threading
+    s = stack()
+    master, slave = pty.openpty()
+    try:
+        cmd = [os.path.join(BIN, "replgate"), "submit", "--dir", s.dir,
+               "--session", "tty", "'NEEDS_TWO'; 6 * 7"]
+        p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+                             env=dict(os.environ, ZSYS_SIGHANDLER="false"))
+        os.close(slave)
+        seen = []
+
+        def pump():
+            while True:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:
+                    return
+                if not data:
+                    return
+                seen.append(data.decode("utf-8", "replace"))
+        t = threading.Thread(target=pump, daemon=True)
+        t.start()
+
+        def wait_for(pattern):
+            deadline = time.time() + 10 * SLOW
+            while time.time() < deadline:
+                m = re.search(pattern, "".join(seen))
+                if m:
+                    return m
+                time.sleep(0.05)
+            check(False, ("terminal never showed", pattern, "".join(seen)))
+        m = wait_for(r"request (\d+): waiting for approval \(0 of 2, 59m \d\ds left\)")
+        rid = m.group(1)
+        check(p.poll() is None, "submit ended while parked")
+        a = s.cli("approve", rid, "--key", s.key("alice"))
+        check(a.returncode == 0, a.stderr)
+        wait_for(r"\r\x1b\[Krequest %s: waiting for approval \(1 of 2, " % rid)
+        a = s.cli("approve", rid, "--key", s.key("carol"))
+        check(a.returncode == 0, a.stderr)
+        check(p.wait(timeout=15 * SLOW) == 0, "submit did not finish with the run's result")
+        t.join(2)
+        check(re.search(r"(^|\n)42\r?\n", "".join(seen)), "".join(seen))
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+        done(s)
+
+
+@test
+def undecided_requests_are_decided_after_restart_with_their_groups():
+    """A broker that dies between recording a submission and deciding it decides on restart,
+    with the groups the submitter's cert had (recorded in the `received` event): opsbot's
+    shell snippets are allowed by its group; without it they would be parked."""
+    s = stack()
+    try:
+        ops = s.client("opsbot")
+        r = ops.run("echo first", lang="shell", session="g")
+        check(r["state"] == "done" and r["rule"] == "ops-shell", r)
+        # Hold opsbot's next decision back, as if the broker had died right after recording it.
+        s.sql("CREATE TRIGGER hold_decision BEFORE UPDATE OF state ON requests"
+              " WHEN OLD.state = 'received' AND OLD.principal = 'opsbot'"
+              " BEGIN SELECT RAISE(ABORT, 'held by the test'); END")
+        ops.call("submit", lang="shell", code="echo second", session="g", wait_ms=0)
+        ops.close()
+        rows = s.sql("select id, state from requests where code = 'echo second'")
+        check(len(rows) == 1 and rows[0][1] == "received", rows)
+        data = json.loads(s.sql("select data from events where request_id = ? and type = 'received'",
+                                rows[0][0])[0][0])
+        check(data.get("groups") == "ops", data)
+        s.kill_broker()
+        s.sql("DROP TRIGGER hold_decision")
+        s.start_broker()
+        s.wait_workers(1)
+        admin = s.client("admin")
+        r = admin.call("await", id=rows[0][0], timeout_ms=10000, timeout=15)
+        check(r["state"] == "done" and r["rule"] == "ops-shell" and r["stdout"] == "second\n", r)
+        admin.close()
+        p = s.cli("verify")
+        check(p.returncode == 0, p.stdout + p.stderr)
     finally:
         done(s)
 
