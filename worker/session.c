@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include "worker/session.h"
 #include "worker/outbuf.h"
+#include "worker/procstat.h"
+#include "worker/result.h"
 #include "worker/spawn.h"
 #include "common/util.h"
 #include "pydriver_py.h"
@@ -33,16 +35,6 @@
 
 typedef enum { S_IDLE, S_RUNNING, S_INTERRUPTING, S_DONE } s_state_t;
 
-//  Why a snippet ended.
-typedef enum {
-    END_REPLY,                  //  the driver answered
-    END_EXIT,                   //  the interpreter exited or died of a signal
-    END_TIMEOUT,
-    END_OUTPUT,                 //  total output past OUTPUT_FACTOR caps
-    END_KILLED,                 //  session_kill()
-    END_BROKEN,                 //  the driver broke the protocol: killed
-    END_REJECTED                //  never ran (no interpreter, bad code)
-} s_end_t;
 
 typedef struct {
     char *data;
@@ -78,10 +70,10 @@ struct _session_t {
     json_t *result;
 };
 
-static void s_finish (session_t *self, s_end_t end, const char *why);
+static void s_finish (session_t *self, result_end_t end, const char *why);
 
 //  --------------------------------------------------------------------------
-//  Small helpers: growable bytes, /proc readers.
+//  Growable bytes.
 
 static int
 s_bytes_reserve (s_bytes_t *b, size_t more)
@@ -99,69 +91,6 @@ s_bytes_reserve (s_bytes_t *b, size_t more)
     b->data = grown;
     b->alloc = want;
     return 0;
-}
-
-static int
-s_read_proc (pid_t pid, const char *what, char *buf, size_t size)
-{
-    char path [64];
-    snprintf (path, sizeof path, "/proc/%d/%s", (int) pid, what);
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read (fd, buf, size - 1);
-    close (fd);
-    if (n <= 0)
-        return -1;
-    buf [n] = 0;
-    return 0;
-}
-
-//  utime + stime + cutime + cstime in clock ticks, or -1.
-static long long
-s_cpu_ticks (pid_t pid)
-{
-    char buf [1024];
-    if (pid <= 0 || s_read_proc (pid, "stat", buf, sizeof buf) < 0)
-        return -1;
-    char *p = strrchr (buf, ')');   //  the command name may hold spaces and parens
-    if (!p)
-        return -1;
-    p += 2;                         //  now at field 3, the state
-    for (int field = 3; field < 14 && p; field++)
-        p = strchr (p, ' ') ? strchr (p, ' ') + 1 : NULL;
-    long long sum = 0;
-    for (int i = 0; i < 4 && p; i++) {
-        char *end;
-        sum += strtoll (p, &end, 10);
-        p = *end == ' ' ? end + 1 : NULL;
-    }
-    return p ? sum : -1;
-}
-
-//  Peak resident set in KiB, or -1.
-static long
-s_peak_rss_kb (pid_t pid)
-{
-    char buf [4096];
-    if (pid <= 0 || s_read_proc (pid, "status", buf, sizeof buf) < 0)
-        return -1;
-    char *line = strstr (buf, "VmHWM:");
-    return line ? strtol (line + 6, NULL, 10) : -1;
-}
-
-//  Makes VmHWM start over, so the peak is this snippet's. Best effort (Linux >= 4.0).
-static void
-s_reset_peak_rss (pid_t pid)
-{
-    char path [64];
-    snprintf (path, sizeof path, "/proc/%d/clear_refs", (int) pid);
-    int fd = open (path, O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (write (fd, "5", 1) < 0)
-            log_warn ("session: reset peak rss of %d: %s", (int) pid, strerror (errno));
-        close (fd);
-    }
 }
 
 //  --------------------------------------------------------------------------
@@ -425,9 +354,9 @@ session_start (session_t *self, int64_t id, const char *code, size_t size,
         return 1;
     }
     self->execution_count++;
-    self->cpu_start = self->box ? -1 : s_cpu_ticks (self->pid);
+    self->cpu_start = self->box ? -1 : procstat_cpu_ticks (self->pid);
     if (!self->box)
-        s_reset_peak_rss (self->pid);
+        procstat_reset_peak_rss (self->pid);
     s_flush_command (self);
     return 0;
 }
@@ -571,127 +500,15 @@ s_final_drain (session_t *self)
     }
 }
 
-//  Sets the outcome, exit_code, signal, error and value fields for how the snippet ended.
 static void
-s_set_outcome (session_t *self, json_t *r, s_end_t end, const char *why)
-{
-    const char *outcome = "error";
-    json_t *exit_code = json_null (), *sig = json_null (), *error = json_null ();
-    json_t *value = json_null ();
-    json_t *reply_error = self->reply ? json_object_get (self->reply, "error") : NULL;
-    if (end == END_REPLY && self->python) {
-        bool ok = json_is_string (json_object_get (self->reply, "status"))
-               && strcmp (json_string_value (json_object_get (self->reply, "status")), "ok") == 0;
-        outcome = ok ? "ok" : "error";
-        exit_code = json_integer (ok ? 0 : 1);
-        if (json_is_string (json_object_get (self->reply, "value")))
-            value = json_incref (json_object_get (self->reply, "value"));
-        if (json_is_object (reply_error))
-            error = json_incref (reply_error);
-    }
-    else
-    if (end == END_REPLY) {
-        outcome = self->shell_status == 0 ? "ok" : "error";
-        exit_code = json_integer (self->shell_status);
-    }
-    else
-    if (end == END_EXIT && WIFEXITED (self->wstatus)) {
-        outcome = WEXITSTATUS (self->wstatus) == 0 ? "ok" : "error";
-        exit_code = json_integer (WEXITSTATUS (self->wstatus));
-    }
-    else
-    if (end == END_EXIT || end == END_KILLED) {
-        outcome = "killed";
-        sig = json_integer (end == END_KILLED ? SIGKILL : WTERMSIG (self->wstatus));
-    }
-    else
-    if (end == END_TIMEOUT || end == END_OUTPUT) {
-        outcome = end == END_TIMEOUT ? "timeout" : "output_limit";
-        if (json_is_object (reply_error))   //  where the interrupt found the snippet
-            error = json_incref (reply_error);
-    }
-    else
-        error = json_pack ("{s:s, s:s, s:s}", "name", "WorkerError", "value", why,
-                           "traceback", "");
-    //  Whatever else happened, an OOM kill in the session is what ended or broke the snippet.
-    if (self->oom && end != END_REJECTED)
-        outcome = "oom";
-    json_object_set_new (r, "outcome", json_string (outcome));
-    json_object_set_new (r, "exit_code", exit_code);
-    json_object_set_new (r, "signal", sig);
-    json_object_set_new (r, "value", value);
-    json_object_set_new (r, "error", error);
-}
-
-static void
-s_set_output (json_t *r, outbuf_t *buf, const char *key, const char *flag)
-{
-    bool cut = false;
-    json_t *text = outbuf_text (buf, &cut);
-    json_object_set_new (r, key, text ? text : json_string (""));
-    json_object_set_new (r, flag, json_boolean (cut));
-}
-
-//  Peak memory and CPU of the snippet, read before the interpreter is reaped; a dead one
-//  falls back to its rusage, which covers its whole life. CPU has clock-tick resolution
-//  (10 ms); the peak is null when nothing could be read.
-static void
-s_set_usage (session_t *self, json_t *r, long long ticks, long rss_kb)
-{
-    static long hz = 0;
-    if (!hz && (hz = sysconf (_SC_CLK_TCK)) <= 0)
-        hz = 100;
-    double cpu_ms = 0;
-    if (ticks >= 0 && self->cpu_start >= 0)
-        cpu_ms = (double) (ticks - self->cpu_start) * 1000.0 / (double) hz;
-    else {
-        struct rusage *u = &self->usage;
-        cpu_ms = (u->ru_utime.tv_sec + u->ru_stime.tv_sec) * 1e3
-               + (u->ru_utime.tv_usec + u->ru_stime.tv_usec) / 1e3;
-        if (self->cpu_start > 0)
-            cpu_ms -= (double) self->cpu_start * 1000.0 / (double) hz;
-    }
-    if (rss_kb < 0)
-        rss_kb = self->usage.ru_maxrss;
-    double wall_ms = (clock_mono_us () - self->started_us) / 1000.0;
-    json_object_set_new (r, "wall_ms", json_real (wall_ms));
-    json_object_set_new (r, "cpu_ms", json_real (cpu_ms > 0 ? cpu_ms : 0));
-    if (rss_kb > 0)             //  absent when unknown (the broker's codec refuses null)
-        json_object_set_new (r, "max_rss_kb", json_integer (rss_kb));
-}
-
-static int64_t
-s_execution_count (session_t *self, s_end_t end)
-{
-    json_t *count = self->reply ? json_object_get (self->reply, "execution_count") : NULL;
-    if (end == END_REPLY && json_is_integer (count))
-        return json_integer_value (count);
-    return self->execution_count;
-}
-
-//  The sandbox's cgroup has the snippet's CPU, peak memory and OOM kills.
-static void
-s_set_box_usage (session_t *self, json_t *r, const spawn_usage_t *u)
-{
-    double wall_ms = (clock_mono_us () - self->started_us) / 1000.0;
-    json_object_set_new (r, "wall_ms", json_real (wall_ms));
-    json_object_set_new (r, "cpu_ms", json_real (u->cpu_ms));
-    if (u->peak_kb > 0)         //  absent when unknown (the broker's codec refuses null)
-        json_object_set_new (r, "max_rss_kb", json_integer (u->peak_kb));
-    //  u->pids_limited stays in the worker log until the protocol has a field for it.
-    if (u->pids_limited)
-        log_info ("session %s: snippet %lld hit the pids limit", self->name, (long long) self->id);
-}
-
-static void
-s_finish (session_t *self, s_end_t end, const char *why)
+s_finish (session_t *self, result_end_t end, const char *why)
 {
     s_final_drain (self);
     spawn_usage_t usage;
     bool boxed = self->box && end != END_REJECTED && spawn_account (self->box, &usage) == 0;
     self->oom = boxed && usage.oom;
-    long long ticks = boxed ? -1 : s_cpu_ticks (self->pid);
-    long rss_kb = boxed ? -1 : s_peak_rss_kb (self->pid);
+    long long ticks = boxed ? -1 : procstat_cpu_ticks (self->pid);
+    long rss_kb = boxed ? -1 : procstat_peak_rss_kb (self->pid);
     if (end == END_TIMEOUT || end == END_OUTPUT || end == END_KILLED || end == END_BROKEN)
         s_kill (self);
     else
@@ -702,14 +519,24 @@ s_finish (session_t *self, s_end_t end, const char *why)
     json_object_set_new (r, "id", json_integer (self->id));
     json_object_set_new (r, "session", json_string (self->name));
     json_object_set_new (r, "lang", json_string (self->lang));
-    s_set_outcome (self, r, end, why);
-    s_set_output (r, self->out, "stdout", "stdout_truncated");
-    s_set_output (r, self->err, "stderr", "stderr_truncated");
-    if (boxed)
-        s_set_box_usage (self, r, &usage);
+    result_cause_t cause = { end, why, self->python, self->reply, self->shell_status,
+                             self->wstatus, self->oom };
+    result_set_outcome (r, &cause);
+    result_set_output (r, self->out, "stdout", "stdout_truncated");
+    result_set_output (r, self->err, "stderr", "stderr_truncated");
+    double wall_ms = (clock_mono_us () - self->started_us) / 1000.0;
+    if (boxed) {
+        result_set_box_usage (r, wall_ms, &usage);
+        //  pids_limited stays in the worker log until the protocol has a field for it.
+        if (usage.pids_limited)
+            log_info ("session %s: snippet %lld hit the pids limit", self->name, (long long) self->id);
+    }
     else
-        s_set_usage (self, r, ticks, rss_kb);
-    json_object_set_new (r, "execution_count", json_integer (s_execution_count (self, end)));
+        result_set_usage (r, wall_ms, self->cpu_start, ticks, rss_kb, &self->usage);
+    json_t *count = self->reply ? json_object_get (self->reply, "execution_count") : NULL;
+    json_object_set_new (r, "execution_count", json_integer (end == END_REPLY && json_is_integer (count)
+                                                             ? json_integer_value (count)
+                                                             : self->execution_count));
     json_object_set_new (r, "session_reset", json_boolean (self->pid <= 0 || self->lost));
     json_object_set_new (r, "sandbox", json_string (spawn_sandbox_name ()));
     json_decref (self->result);

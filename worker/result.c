@@ -1,0 +1,101 @@
+/*  worker/result.c: how a snippet ended, as result fields (see result.h). */
+#include "worker/result.h"
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+void
+result_set_outcome (json_t *r, const result_cause_t *cause)
+{
+    result_end_t end = cause->end;
+    const char *outcome = "error";
+    json_t *exit_code = json_null (), *sig = json_null (), *error = json_null ();
+    json_t *value = json_null ();
+    json_t *reply_error = cause->reply ? json_object_get (cause->reply, "error") : NULL;
+    if (end == END_REPLY && cause->python) {
+        bool ok = json_is_string (json_object_get (cause->reply, "status"))
+               && strcmp (json_string_value (json_object_get (cause->reply, "status")), "ok") == 0;
+        outcome = ok ? "ok" : "error";
+        exit_code = json_integer (ok ? 0 : 1);
+        if (json_is_string (json_object_get (cause->reply, "value")))
+            value = json_incref (json_object_get (cause->reply, "value"));
+        if (json_is_object (reply_error))
+            error = json_incref (reply_error);
+    }
+    else
+    if (end == END_REPLY) {
+        outcome = cause->shell_status == 0 ? "ok" : "error";
+        exit_code = json_integer (cause->shell_status);
+    }
+    else
+    if (end == END_EXIT && WIFEXITED (cause->wstatus)) {
+        outcome = WEXITSTATUS (cause->wstatus) == 0 ? "ok" : "error";
+        exit_code = json_integer (WEXITSTATUS (cause->wstatus));
+    }
+    else
+    if (end == END_EXIT || end == END_KILLED) {
+        outcome = "killed";
+        sig = json_integer (end == END_KILLED ? SIGKILL : WTERMSIG (cause->wstatus));
+    }
+    else
+    if (end == END_TIMEOUT || end == END_OUTPUT) {
+        outcome = end == END_TIMEOUT ? "timeout" : "output_limit";
+        if (json_is_object (reply_error))   //  where the interrupt found the snippet
+            error = json_incref (reply_error);
+    }
+    else
+        error = json_pack ("{s:s, s:s, s:s}", "name", "WorkerError",
+                           "value", cause->why ? cause->why : "", "traceback", "");
+    //  Whatever else happened, an OOM kill in the session is what ended or broke the snippet.
+    if (cause->oom && end != END_REJECTED)
+        outcome = "oom";
+    json_object_set_new (r, "outcome", json_string (outcome));
+    json_object_set_new (r, "exit_code", exit_code);
+    json_object_set_new (r, "signal", sig);
+    json_object_set_new (r, "value", value);
+    json_object_set_new (r, "error", error);
+}
+
+void
+result_set_output (json_t *r, outbuf_t *buf, const char *key, const char *flag)
+{
+    bool cut = false;
+    json_t *text = outbuf_text (buf, &cut);
+    json_object_set_new (r, key, text ? text : json_string (""));
+    json_object_set_new (r, flag, json_boolean (cut));
+}
+
+//  A dead interpreter's rusage covers its whole life; CPU has clock-tick resolution (10 ms).
+void
+result_set_usage (json_t *r, double wall_ms, long long cpu_start, long long ticks, long rss_kb,
+                  const struct rusage *reaped)
+{
+    static long hz = 0;
+    if (!hz && (hz = sysconf (_SC_CLK_TCK)) <= 0)
+        hz = 100;
+    double cpu_ms = 0;
+    if (ticks >= 0 && cpu_start >= 0)
+        cpu_ms = (double) (ticks - cpu_start) * 1000.0 / (double) hz;
+    else {
+        cpu_ms = (reaped->ru_utime.tv_sec + reaped->ru_stime.tv_sec) * 1e3
+               + (reaped->ru_utime.tv_usec + reaped->ru_stime.tv_usec) / 1e3;
+        if (cpu_start > 0)
+            cpu_ms -= (double) cpu_start * 1000.0 / (double) hz;
+    }
+    if (rss_kb < 0)
+        rss_kb = reaped->ru_maxrss;
+    json_object_set_new (r, "wall_ms", json_real (wall_ms));
+    json_object_set_new (r, "cpu_ms", json_real (cpu_ms > 0 ? cpu_ms : 0));
+    if (rss_kb > 0)             //  absent when unknown (the broker's codec refuses null)
+        json_object_set_new (r, "max_rss_kb", json_integer (rss_kb));
+}
+
+void
+result_set_box_usage (json_t *r, double wall_ms, const spawn_usage_t *u)
+{
+    json_object_set_new (r, "wall_ms", json_real (wall_ms));
+    json_object_set_new (r, "cpu_ms", json_real (u->cpu_ms));
+    if (u->peak_kb > 0)         //  absent when unknown (the broker's codec refuses null)
+        json_object_set_new (r, "max_rss_kb", json_integer (u->peak_kb));
+}
