@@ -25,8 +25,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +68,9 @@ typedef struct {
     int go;                     //  write end of the go pipe: the claim goes down it
     int err;                    //  read end of the error pipe
     spawn_fds_t fds;            //  the worker's ends of the interpreter's pipes
+    bool admitting;             //  `admitter` is moving it into its cgroup: join first
+    pthread_t admitter;
+    atomic_int admitted;        //  set by the admitter: 1 done, -1 failed
 } s_prepared_t;
 
 static struct {
@@ -287,15 +292,37 @@ s_write_proc (pid_t pid, const char *file, const char *text)
     return -1;
 }
 
-//  The worker's half of preparing: ids, then the cgroup. 0, or -1 (logged).
+//  The worker's half of preparing, first part: the id maps. 0, or -1 (logged).
 static int
-s_admit (pid_t pid, spawn_box_t *box)
+s_map_ids (pid_t pid, spawn_box_t *box)
 {
     char map [64];
     snprintf (map, sizeof map, "%d %u 1\n", SANDBOX_UID, box->uid);
     if (s_write_proc (pid, "uid_map", map) < 0 || s_write_proc (pid, "gid_map", map) < 0)
         return -1;
-    return cgroup_attach (box->cg, pid);
+    return 0;
+}
+
+//  Second part, on a thread of its own for sandboxes prepared ahead: the move into the
+//  cgroup is the slow step (an RCU grace period on v1) and must not stall the worker's
+//  loop. It touches only the box's cgroup files and the flag.
+static void *
+s_admitter (void *arg)
+{
+    s_prepared_t *p = (s_prepared_t *) arg;
+    atomic_store (&p->admitted, cgroup_attach (p->box->cg, p->pid) == 0 ? 1 : -1);
+    return NULL;
+}
+
+//  Waits for p's admitter, if any: true if p is in its cgroup.
+static bool
+s_admitted (s_prepared_t *p)
+{
+    if (p->admitting) {
+        pthread_join (p->admitter, NULL);
+        p->admitting = false;
+    }
+    return atomic_load (&p->admitted) == 1;
 }
 
 static spawn_box_t *
@@ -328,6 +355,7 @@ s_prepared_drop (s_prepared_t *p)
 {
     if (!p->pid)
         return;
+    s_admitted (p);
     kill (p->pid, SIGKILL);
     s_reap (p->pid);
     int ends [2] = { p->go, p->err };
@@ -337,10 +365,11 @@ s_prepared_drop (s_prepared_t *p)
     *p = (s_prepared_t) { .pid = 0 };
 }
 
-//  Prepares a sandbox in a free box (see the top of this file). 0, or -1 (logged, nothing
-//  left behind).
+//  Prepares a sandbox in a free box (see the top of this file); ahead, its move into the
+//  cgroup goes on in the background (s_admitted says when it is done). 0, or -1 (logged,
+//  nothing left behind).
 static int
-s_prepare (s_prepared_t *p)
+s_prepare (s_prepared_t *p, bool ahead)
 {
     spawn_box_t *box = s_free_box ();
     if (!box) {
@@ -388,8 +417,16 @@ s_prepare (s_prepared_t *p)
         return -1;
     }
     box->used = true;
-    *p = (s_prepared_t) { pid, box, go [1], errpipe [0], fds };
-    if (s_admit (pid, box) < 0) {
+    *p = (s_prepared_t) { pid, box, go [1], errpipe [0], fds, false, 0, 0 };
+    if (s_map_ids (pid, box) < 0) {
+        s_prepared_drop (p);
+        return -1;
+    }
+    if (ahead && pthread_create (&p->admitter, NULL, s_admitter, p) == 0)
+        p->admitting = true;
+    else
+        s_admitter (p);
+    if (!p->admitting && atomic_load (&p->admitted) != 1) {
         s_prepared_drop (p);
         return -1;
     }
@@ -439,18 +476,19 @@ s_alive (pid_t pid)
     return info.si_pid == 0;
 }
 
-//  A live prepared sandbox, or NULL; dead ones are cleared on the way.
+//  A live prepared sandbox that is in its cgroup, or NULL; ones still being moved are
+//  left alone, dead or failed ones cleared on the way.
 static s_prepared_t *
 s_take_prepared (void)
 {
     for (size_t i = 0; i < s_self.prepared_count; i++) {
         s_prepared_t *p = &s_self.prepared [i];
-        if (p->pid && s_alive (p->pid))
+        if (!p->pid || (p->admitting && atomic_load (&p->admitted) == 0))
+            continue;
+        if (s_admitted (p) && s_alive (p->pid))
             return p;
-        if (p->pid) {
-            log_warn ("spawn: a prepared sandbox died while waiting");
-            s_prepared_drop (p);
-        }
+        log_warn ("spawn: a prepared sandbox died or could not join its cgroup");
+        s_prepared_drop (p);
     }
     return NULL;
 }
@@ -460,7 +498,7 @@ s_start_boxed (char *const argv [], int64_t tmp_mb, spawn_fds_t *fds, spawn_box_
 {
     s_prepared_t fresh, *p = s_take_prepared ();
     if (!p) {
-        if (s_prepare (&fresh) < 0)
+        if (s_prepare (&fresh, false) < 0)
             return -1;
         p = &fresh;
     }
@@ -601,8 +639,20 @@ spawn_prepare (void)
         return false;
     for (size_t i = 0; i < s_self.prepared_count; i++)
         if (!s_self.prepared [i].pid)
-            return s_free_box () && s_prepare (&s_self.prepared [i]) == 0;
+            return s_free_box () && s_prepare (&s_self.prepared [i], true) == 0;
     return false;
+}
+
+size_t
+spawn_prepared (void)
+{
+    size_t ready = 0;
+    for (size_t i = 0; i < s_self.prepared_count; i++) {
+        s_prepared_t *p = &s_self.prepared [i];
+        if (p->pid && !(p->admitting && atomic_load (&p->admitted) == 0) && s_admitted (p))
+            ready++;
+    }
+    return ready;
 }
 
 int

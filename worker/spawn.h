@@ -82,6 +82,9 @@ bool spawn_refill (const spawn_spec_t *spec);
 //  Prepares one sandbox ahead (everything but the jail's mounts and the interpreter, which
 //  depend on the session) if fewer than `prepare` wait. True if it did (call again soon).
 bool spawn_prepare (void);
+//  How many prepared sandboxes are ready to be claimed (the rest are still joining their
+//  cgroup, which happens off the worker's loop).
+size_t spawn_prepared (void);
 
 //  The interpreter's wait status, given the status of the pid spawn_interpreter returned
 //  (reaped by the caller before closing fds).

@@ -72,7 +72,11 @@ spawn_test (void)
     //  it runs, and the next call prepares its replacement.
     CHECK (spawn_prepare ());
     CHECK (!spawn_prepare ());
+    for (int i = 0; i < 500 && spawn_prepared () == 0; i++)
+        usleep (10000);         //  its move into the cgroup runs on a thread
+    CHECK (spawn_prepared () == 1);
     CHECK (s_run_inside ("[ \"$(id -u)\" = 1000 ] && [ ! -e /var ]") == 0);
+    CHECK (spawn_prepared () == 0);
     CHECK (spawn_prepare ());
     //  The warm pool hands over a started interpreter, then refills.
     const char *argv [] = { "bash", "--norc", "--noprofile", NULL };
