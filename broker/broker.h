@@ -6,6 +6,7 @@
 #include <czmq.h>
 #include <jansson.h>
 #include <stdbool.h>
+#include "common/checkpointer.h"
 #include "common/store.h"
 
 #define BROKER_VERSION       "0.1.0"
@@ -36,6 +37,7 @@ typedef struct {
     zsock_t *clients;           //  ROUTER
     zsock_t *workers;           //  ROUTER
     store_t *store;             //  the only writer of the database
+    checkpointer_t *checkpointer;   //  copies its WAL back, off the loop
     dispatch_t *dispatch;       //  workers, the queue, sticky sessions
     notify_t *notify;           //  long polls (await, submit wait_ms) and subscribers
     approvals_t *approvals;     //  requests parked for approval: expiry and bound hashes

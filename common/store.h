@@ -69,16 +69,17 @@ typedef struct _store_t store_t;
 
 #define STORE_READONLY   1      //  SQLITE_OPEN_READONLY, no migration (CLI history/verify/export)
 #define STORE_SYNC_FULL  2      //  synchronous=FULL instead of NORMAL (fsync every commit)
-#define STORE_MANUAL_CHECKPOINT 4   //  no automatic WAL checkpoints: the owner calls
-                                    //  store_checkpoint from a timer instead
+#define STORE_MANUAL_CHECKPOINT 4   //  no automatic WAL checkpoints: the owner runs a
+                                    //  checkpointer (checkpointer.h) instead
 
 //  Opens (creating and migrating unless STORE_READONLY) the database at path: WAL,
 //  busy_timeout 5000 ms, foreign keys on. NULL on error (logged), including a schema newer
 //  than this build knows or, read-only, a file that was never initialised.
 store_t *store_new (const char *path, int flags);
 
-//  Copies committed WAL frames back into the database without waiting for readers (PASSIVE).
-//  Returns the number of frames the WAL held, or -1 on error (logged).
+//  Copies committed WAL frames back into the database without waiting for readers (PASSIVE);
+//  the broker calls it right after each of its checkpointer's (checkpointer.h). Returns the
+//  number of frames the WAL held, or -1 on error (logged).
 int store_checkpoint (store_t *self);
 
 //  Closes the database and NULLs *self_p. Safe on NULL.

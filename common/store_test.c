@@ -1,6 +1,7 @@
 /*  common/store_test.c: store_test, the store module's self-test, on real files in a
     temporary directory; it also runs verify_test, schema_test and query_test. */
 #include "common/store_int.h"
+#include "common/checkpointer.h"
 #include "common/check.h"
 #include "common/util.h"
 #include <dirent.h>
@@ -404,6 +405,7 @@ store_test (void)
         store_destroy (&store);
     }
     verify_test (dir);
+    checkpointer_test (dir);
     schema_test (dir);
     query_test (dir);
     s_test_cleanup (dir);
