@@ -632,7 +632,14 @@ def prepared_sandboxes_hold_nothing_and_die_with_the_worker():
         check(len(stubs) == 2, ("prepared sandboxes", stubs))
         for pid in stubs:
             fds = [os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%d/fd" % pid)]
-            check(len(fds) <= 11 and not any(f.startswith("socket:") for f in fds), (pid, fds))
+            # stdio, the go and error pipes, the interpreter's six, and the init it will bind
+            mine = [f for f in fds if f.startswith("pipe:") or f == "/dev/null"
+                    or f.endswith("/worker-prep.log") or f.endswith("/replgate-init")]
+            check(len(fds) <= 12 and mine == fds, (pid, fds))
+            # the jail's shared part is built while it waits (its new root sits at /tmp)
+            points = [line.split()[4] for line in open("/proc/%d/mountinfo" % pid)]
+            check("/tmp/usr" in points and "/tmp/proc" in points and "/tmp/work" not in points,
+                  points[-8:])
             check(os.readlink("/proc/%d/ns/net" % pid) != os.readlink("/proc/self/ns/net"), "shares our netns")
             maps = open("/proc/%d/uid_map" % pid).read().split()
             check(maps[0] == "1000" and base <= int(maps[1]) < base + 10 and maps[2] == "1", maps)

@@ -365,17 +365,27 @@ s_run_op (const s_op_t *op, const char *scratch_opts, const char *init_src)
     return -1;
 }
 
-//  Builds the new root and moves into it; the host's tree is unmounted.
+//  Builds everything of the new root that every session shares: the mounts before the
+//  scratch area. A prepared sandbox does this while it waits for a session.
 static void
-s_enter_fs (const sandbox_t *self, const sandbox_child_t *child, const char *scratch_opts,
-            const char *init_src)
+s_build_root (const sandbox_t *self, const sandbox_child_t *child, const char *init_src)
 {
     if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         s_fail (child, ST_PRIVATE, -1);
-    for (int i = 0; i < self->count; i++)
-        if (s_run_op (&self->ops [i], scratch_opts, init_src) < 0
+    for (int i = 0; i < self->split; i++)
+        if (s_run_op (&self->ops [i], NULL, init_src) < 0
         &&  !(errno == ENOENT && self->ops [i].kind == OP_BIND_RO && self->ops [i].mode == 1))
-            s_fail (child, i >= self->split ? ST_SCRATCH : ST_MOUNT, i);
+            s_fail (child, ST_MOUNT, i);
+}
+
+//  Adds the session's scratch area and moves into the new root; the host's tree is
+//  unmounted.
+static void
+s_enter_root (const sandbox_t *self, const sandbox_child_t *child, const char *scratch_opts)
+{
+    for (int i = self->split; i < self->count; i++)
+        if (s_run_op (&self->ops [i], scratch_opts, NULL) < 0)
+            s_fail (child, ST_SCRATCH, i);
     //  pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
     //  nothing of the host reachable.
     if (chdir (ROOT) < 0 || syscall (SYS_pivot_root, ".", ".") < 0)
@@ -495,18 +505,19 @@ void
 sandbox_enter (const sandbox_t *self, const sandbox_child_t *child)
 {
     s_close_inherited (child);
-    claim_t claim;
-    ssize_t len = claim_read (child->go_fd, s_claim, sizeof s_claim);
-    if (len < 0)
+    //  One byte: the worker wrote our id maps. Until then we are nobody here and could
+    //  create no file.
+    char mapped;
+    ssize_t n;
+    do
+        n = read (child->go_fd, &mapped, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
         s_fail (child, ST_WAIT, -1);
-    if (claim_decode (s_claim, (size_t) len, &claim) < 0) {
-        errno = EPROTO;
-        s_fail (child, ST_WAIT, -1);
-    }
-    //  Maps are written: drop the worker's supplementary groups (root's) for good, and
-    //  create files as the session user (our host uid 0 has no name in this namespace).
-    //  Raw system calls for the id changes: glibc's wrappers would try to apply them to
-    //  every thread of the worker it still believes it has.
+    //  Drop the worker's supplementary groups (root's) for good, and create files as the
+    //  session user (our host uid 0 has no name in this namespace). Raw system calls for
+    //  the id changes: glibc's wrappers would try to apply them to every thread of the
+    //  worker it still believes it has.
     if (syscall (SYS_setgroups, 0, NULL) < 0)
         s_fail (child, ST_GROUPS, -1);
     char init_src [32];
@@ -520,12 +531,23 @@ sandbox_enter (const sandbox_t *self, const sandbox_child_t *child)
         errno = EPERM;
         s_fail (child, ST_FSID, -1);
     }
-    //  Now that the worker put us in the box's cgroup, that cgroup becomes our root.
-    if (unshare (CLONE_NEWCGROUP) < 0)
-        s_fail (child, ST_CGROUPNS, -1);
     if (setsid () < 0)
         s_fail (child, ST_SETSID, -1);
-    s_enter_fs (self, child, claim.scratch_opts, init_src);
+    s_build_root (self, child, init_src);
+    //  A prepared sandbox waits here for a session to claim it.
+    claim_t claim;
+    ssize_t len = claim_read (child->go_fd, s_claim, sizeof s_claim);
+    if (len < 0)
+        s_fail (child, ST_WAIT, -1);
+    if (claim_decode (s_claim, (size_t) len, &claim) < 0) {
+        errno = EPROTO;
+        s_fail (child, ST_WAIT, -1);
+    }
+    //  The worker claims a sandbox only once it is in its box's cgroup, which now
+    //  becomes our cgroup root.
+    if (unshare (CLONE_NEWCGROUP) < 0)
+        s_fail (child, ST_CGROUPNS, -1);
+    s_enter_root (self, child, claim.scratch_opts);
     if (sethostname ("replgate", 8) < 0)
         s_fail (child, ST_HOSTNAME, -1);
     s_drop_privileges (child);

@@ -25,7 +25,8 @@ void sandbox_destroy (sandbox_t **self_p);
 //  What one child needs beyond the plan, filled in by the parent before clone(). What
 //  depends on the request (program, arguments, scratch size) comes later, in the claim.
 typedef struct {
-    int go_fd;                  //  read end: the claim record once ids and cgroups are set;
+    int go_fd;                  //  read end: one byte once the id maps are written, then the
+                                //  claim record once the sandbox is in its cgroup and taken;
                                 //  end of file = the worker dropped the sandbox or died
     int err_fd;                 //  write end, close-on-exec: a failure report
     const int *fds;             //  SANDBOX_STATUS_FD + 1 descriptors to become 0..5
@@ -34,8 +35,10 @@ typedef struct {
     const scfilter_t *filter;
 } sandbox_child_t;
 
-//  Runs in the cloned child (new user, pid, mount, net, ipc and uts namespaces): enters the
-//  jail, drops every privilege, installs the filter and execs replgate-init. Never returns;
+//  Runs in the cloned child (new user, pid, mount, net, ipc and uts namespaces): builds the
+//  shared part of the jail as soon as its ids are mapped, waits for the claim, adds the
+//  session's scratch area, enters the jail, drops every privilege, installs the filter and
+//  execs replgate-init. Never returns;
 //  on failure writes a sandbox_failure_t to err_fd and exits 127.
 void sandbox_enter (const sandbox_t *self, const sandbox_child_t *child)
     __attribute__ ((noreturn));

@@ -3,10 +3,11 @@
 
     Sandboxed start, in two halves. Preparing: clone() into new user, pid, mount, net, ipc
     and uts namespaces; the worker writes the child's uid/gid maps (1000 inside = the box's
-    unprivileged host uid; host root is never mapped) and moves it into the box's cgroup,
-    while the child blocks on its go pipe. Claiming: the worker sends the claim (program,
-    arguments, scratch size: claim.h), and sandbox_enter() builds the jail and execs
-    replgate-init, which starts the interpreter. Failures come back over the error pipe
+    unprivileged host uid; host root is never mapped) and says so with one byte on the go
+    pipe, then moves the child into the box's cgroup (on a thread), while the child builds
+    the part of its jail every session shares. Claiming: the worker sends the claim
+    (program, arguments, scratch size: claim.h); sandbox_enter() adds the scratch area,
+    enters the jail and execs replgate-init, which starts the interpreter. Failures come back over the error pipe
     with the step that failed. Idle moments prepare a few sandboxes ahead (--prepare),
     because the cgroup move is the slowest step of a start: on cgroup v1 every migration
     waits for an RCU grace period (10-20 ms), longer than the interpreter's own start.
@@ -418,7 +419,8 @@ s_prepare (s_prepared_t *p, bool ahead)
     }
     box->used = true;
     *p = (s_prepared_t) { pid, box, go [1], errpipe [0], fds, false, 0, 0 };
-    if (s_map_ids (pid, box) < 0) {
+    //  Mapped: the child builds the shared part of its jail while the cgroup move goes on.
+    if (s_map_ids (pid, box) < 0 || claim_write (p->go, "m", 1) < 0) {
         s_prepared_drop (p);
         return -1;
     }
@@ -449,7 +451,11 @@ s_claim (s_prepared_t *p, char *const argv [], int64_t tmp_mb)
         return -1;
     }
     sandbox_failure_t f;
-    int rc = claim_write (p->go, record, (size_t) len) < 0 ? -2 : s_await_exec (p->err, &f, sizeof f);
+    int rc;
+    if (claim_write (p->go, record, (size_t) len) == 0)
+        rc = s_await_exec (p->err, &f, sizeof f);
+    else                        //  it died building its jail: its report says why, if it could
+        rc = s_await_exec (p->err, &f, sizeof f) == -1 ? -1 : -2;
     if (rc == 0) {
         //  Closed only now: until the exec, an open go pipe proves the worker is alive.
         int ends [2] = { p->go, p->err };
