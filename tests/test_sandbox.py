@@ -644,6 +644,15 @@ def prepared_sandboxes_hold_nothing_and_die_with_the_worker():
             maps = open("/proc/%d/uid_map" % pid).read().split()
             check(maps[0] == "1000" and base <= int(maps[1]) < base + 10 and maps[2] == "1", maps)
         os.kill(stubs[0], signal.SIGKILL)
+
+        def gone(pid):
+            try:
+                return open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] == "Z"
+            except OSError:
+                return True
+        deadline = time.time() + 5 * SLOW      # an ASan process takes a while to die
+        while not gone(stubs[0]) and time.time() < deadline:
+            time.sleep(0.01)
         c = s.client()
         for i in range(3):
             r = c.run("%d * 7" % i, session="prep-%d" % i)

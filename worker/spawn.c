@@ -183,18 +183,47 @@ s_reap (pid_t pid)
         ;
 }
 
-//  Waits for the child to exec or report a failure (a struct of `size` bytes, described
-//  into why). 0 when it exec'd.
+//  True if pid is on its way out (PF_EXITING in /proc/PID/stat): killed, its descriptors
+//  may already be closed while it is not a zombie yet.
+static bool
+s_exiting (pid_t pid)
+{
+    char path [64], buf [1024];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read (fd, buf, sizeof buf - 1);
+    if (fd >= 0)
+        close (fd);
+    if (n <= 0)
+        return false;
+    buf [n] = 0;
+    char *p = strrchr (buf, ')');       //  then: state ppid pgrp session tty tpgid flags
+    for (int field = 0; p && field < 7; field++)
+        p = strchr (p + 1, ' ');
+    return p && (strtoul (p + 1, NULL, 10) & 0x4);
+}
+
+//  Waits for child pid to exec or report a failure (a struct of `size` bytes). 0 when it
+//  exec'd, -1 with the report, -2 if it died without one.
 static int
-s_await_exec (int errfd, void *failure, size_t size)
+s_await_exec (int errfd, pid_t pid, void *failure, size_t size)
 {
     ssize_t n;
     do
         n = read (errfd, failure, size);
     while (n < 0 && errno == EINTR);
-    if (n == 0)
-        return 0;               //  closed by a successful execve
-    return n == (ssize_t) size ? -1 : -2;
+    if (n == (ssize_t) size)
+        return -1;
+    if (n != 0)
+        return -2;
+    //  End of file: execve closed the pipe, or the child was killed. A program that exec'd
+    //  and already ended exits on its own; a signal this early means it never started.
+    siginfo_t info = { .si_pid = 0 };
+    int how = s_exiting (pid) ? WEXITED | WNOWAIT : WEXITED | WNOHANG | WNOWAIT;
+    if (waitid (P_PID, (id_t) pid, &info, how) == 0 && info.si_pid == pid
+    &&  (info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED))
+        return -2;
+    return 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -263,7 +292,7 @@ s_spawn_plain (const char *path, char *const argv [], char *const envp [], int c
     close (errpipe [1]);
     errpipe [1] = -1;
     int f [2];
-    int rc = s_await_exec (errpipe [0], f, sizeof f);
+    int rc = s_await_exec (errpipe [0], pid, f, sizeof f);
     if (rc == 0)
         return pid;
     if (rc == -1 && f [0] >= 0 && f [0] < 8)
@@ -453,9 +482,9 @@ s_claim (s_prepared_t *p, char *const argv [], int64_t tmp_mb)
     sandbox_failure_t f;
     int rc;
     if (claim_write (p->go, record, (size_t) len) == 0)
-        rc = s_await_exec (p->err, &f, sizeof f);
+        rc = s_await_exec (p->err, p->pid, &f, sizeof f);
     else                        //  it died building its jail: its report says why, if it could
-        rc = s_await_exec (p->err, &f, sizeof f) == -1 ? -1 : -2;
+        rc = s_await_exec (p->err, p->pid, &f, sizeof f) == -1 ? -1 : -2;
     if (rc == 0) {
         //  Closed only now: until the exec, an open go pipe proves the worker is alive.
         int ends [2] = { p->go, p->err };
@@ -503,14 +532,12 @@ static pid_t
 s_start_boxed (char *const argv [], int64_t tmp_mb, spawn_fds_t *fds, spawn_box_t **box_p)
 {
     s_prepared_t fresh, *p = s_take_prepared ();
-    if (!p) {
-        if (s_prepare (&fresh, false) < 0)
-            return -1;
+    pid_t pid = p ? s_claim (p, argv, tmp_mb) : -1;
+    if (pid < 0) {              //  none waited, or it died waiting (killed, say): start anew
         p = &fresh;
+        if (s_prepare (p, false) < 0 || (pid = s_claim (p, argv, tmp_mb)) < 0)
+            return -1;
     }
-    pid_t pid = s_claim (p, argv, tmp_mb);
-    if (pid < 0)
-        return -1;
     *fds = p->fds;
     *box_p = p->box;
     *p = (s_prepared_t) { .pid = 0 };
