@@ -75,16 +75,20 @@ s_submit (broker_t *broker, caller_t *c, json_t *msg)
         s_error (broker, c, PROTO_E_INTERNAL, "the request could not be recorded");
         return;
     }
-    json_decref (req);
+    //  What was just stored is what the policy reads: no need to read it back.
+    const char *state = NULL;
     if (!duplicate) {
-        json_t *stored = store_get (broker->store, id);
-        if (stored)
-            decide_request (broker, stored, c->groups);
-        json_decref (stored);
+        json_object_set_new (req, "id", json_integer (id));
+        state = decide_request (broker, req, c->groups);
     }
+    json_decref (req);
     json_int_t wait_ms = json_integer_value (json_object_get (msg, "wait_ms"));
+    if (state && wait_ms > 0 && !state_is_terminal (state)) {
+        notify_wait (broker, c->routing, c->rid, id, clock_mono_ms () + wait_ms);
+        return;
+    }
     json_t *row = store_get (broker->store, id);
-    const char *state = row ? json_string_value (json_object_get (row, "state")) : "received";
+    state = row ? json_string_value (json_object_get (row, "state")) : "received";
     if (wait_ms > 0 && !state_is_terminal (state))
         notify_wait (broker, c->routing, c->rid, id, clock_mono_ms () + wait_ms);
     else if (row) {

@@ -88,7 +88,7 @@ s_review (const policy_decision_t *d)
     return review;
 }
 
-void
+const char *
 decide_request (broker_t *broker, json_t *row, const char *groups)
 {
     int64_t id = json_integer_value (json_object_get (row, "id"));
@@ -109,7 +109,8 @@ decide_request (broker_t *broker, json_t *row, const char *groups)
     state_event_t ev = d.action == POLICY_ALLOW ? EV_ALLOW : d.action == POLICY_DENY ? EV_DENY : EV_REVIEW;
     if (ev == EV_REVIEW)
         json_object_set_new (fields, "review", s_review (&d));
-    if (state_fire (broker, id, "received", ev, "broker", fields, NULL) == 0) {
+    const char *to = "received";
+    if (state_fire (broker, id, "received", ev, "broker", fields, &to) == 0) {
         json_t *now = store_get (broker->store, id);
         if (now && ev == EV_ALLOW)
             dispatch_enqueue_row (broker, now);
@@ -118,6 +119,7 @@ decide_request (broker_t *broker, json_t *row, const char *groups)
         json_decref (now);
     }
     json_decref (fields);
+    return to;
 }
 
 void

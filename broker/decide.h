@@ -13,8 +13,9 @@ void decide_stop (broker_t *broker);
 void decide_reload (broker_t *broker);
 
 //  Moves a `received` request on by the policy: denied, pending_approval or queued (and
-//  dispatched). `row` is the stored request.
-void decide_request (broker_t *broker, json_t *row, const char *groups);
+//  dispatched). `row` has the stored request's id, principal, role, session, lang and
+//  code. Returns the state it moved to, or "received" if the transition failed.
+const char *decide_request (broker_t *broker, json_t *row, const char *groups);
 
 //  Masks the text fields of a worker result in place (stdout, stderr, value, error.value,
 //  error.traceback) before anything stores or returns them.
