@@ -7,8 +7,11 @@
 #include "broker/decide.h"
 #include "broker/dispatch.h"
 #include "broker/notify.h"
+#include "broker/refusals.h"
 #include "broker/state.h"
+#include "broker/trust.h"
 #include "common/keys.h"
+#include "common/proto.h"
 #include "common/util.h"
 #include <errno.h>
 #include <getopt.h>
@@ -197,7 +200,9 @@ s_start (broker_t *self)
     self->dispatch = dispatch_new ();
     self->notify = notify_new ();
     self->approvals = approvals_new ();
-    if (s_recover (self) != 0)
+    self->refusals = refusals_new ();
+    self->trust = trust_new (path);             //  path: DIR/keys/trusted, as zauth reads it
+    if (!self->trust || s_recover (self) != 0)
         return -1;
     //  The CLI finds a local broker through this file (`replgate --dir DIR ...`).
     char endpoint[1100];
@@ -208,6 +213,21 @@ s_start (broker_t *self)
     log_info ("listening for clients on %s and workers on %s (CURVE, keys in %s)",
               self->cfg.client_ep, self->cfg.worker_ep, path);
     return 0;
+}
+
+//  Workers speak only while their key is trusted: a revoked worker's messages (heartbeats
+//  included) are dropped, so dispatch finds it silent and its running requests become lost.
+static bool
+s_worker_trusted (broker_t *self, zmsg_t *msg)
+{
+    zframe_t *body = zmsg_last (msg);
+    if (body && trust_check (self, zframe_meta (body, "User-Id")))
+        return true;
+    const char *name = body ? zframe_meta (body, "name") : NULL;
+    if (refusals_note (self, zmsg_first (msg), name, PROTO_E_FORBIDDEN, body ? zframe_size (body) : 0))
+        log_warn ("worker socket: key %s is not trusted (revoked?), its messages are dropped",
+                  name ? name : "?");
+    return false;
 }
 
 static volatile sig_atomic_t s_reload = 0;
@@ -241,7 +261,10 @@ s_loop (broker_t *self)
             zmsg_t *msg = zmsg_recv (self->workers);
             if (!msg)
                 break;
-            dispatch_worker_message (self, &msg);
+            if (s_worker_trusted (self, msg))
+                dispatch_worker_message (self, &msg);
+            else
+                zmsg_destroy (&msg);
         }
         for (int n = 0; n < 64 && (items[0].revents & ZMQ_POLLIN); n++) {
             zmsg_t *msg = zmsg_recv (self->clients);
@@ -254,6 +277,8 @@ s_loop (broker_t *self)
             last_tick = now;
             dispatch_tick (self);
             approvals_tick (self);
+            trust_tick (self);
+            refusals_tick (self);
         }
         //  The checkpointer copied the WAL back off this loop; a short pass here catches up
         //  with what we wrote meanwhile, so that our next write starts the WAL over instead
@@ -270,6 +295,10 @@ s_loop (broker_t *self)
 static void
 s_stop (broker_t *self)
 {
+    if (self->store)
+        refusals_flush (self);          //  counts still in their window are recorded too
+    refusals_destroy (&self->refusals);
+    trust_destroy (&self->trust);
     notify_destroy (&self->notify);
     approvals_destroy (&self->approvals);
     dispatch_destroy (&self->dispatch);

@@ -73,6 +73,7 @@ int cmd_pending (cli_t *cli);
 int cmd_policy (cli_t *cli);
 int cmd_approve (cli_t *cli);
 int cmd_deny (cli_t *cli);
+int cmd_revoke (cli_t *cli);
 int cmd_up (cli_t *cli);
 
 #endif

@@ -27,6 +27,7 @@ static const command_t s_commands[] = {
     { "pending", cmd_pending, CONN "session", "pending [-s SESSION] [--json]" },
     { "approve", cmd_approve, CONN "reason", "approve ID [--reason TEXT]" },
     { "deny", cmd_deny, CONN "reason", "deny ID --reason TEXT" },
+    { "revoke", cmd_revoke, CONN, "revoke NAME [--json]" },
     { "policy", cmd_policy, "dir json lang session principal role groups file",
       "policy check FILE | policy explain [-l LANG] [-s SESSION] [--principal P] [--role R]\n"
       "         [--groups a,b] [-f POLICY] CODE" },
@@ -57,7 +58,8 @@ s_usage (FILE *out)
              "  --server-key FILE broker public key (default DIR/keys/broker.cert)\n"
              "  --json            machine-readable output\n"
              "\nexit codes of submit/wait: 0 ok, 1 snippet failed, 2 usage, 3 denied, 4 pending,\n"
-             "  5 expired/cancelled, 6 sandbox limit, 7 broker unreachable/refused, 8 lost\n");
+             "  5 expired/cancelled, 6 sandbox limit, 7 broker unreachable/refused, 8 lost\n"
+             "exit codes of revoke: 0 revoked, 2 usage, 3 forbidden or no such key, 7 unreachable\n");
 }
 
 static bool

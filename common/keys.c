@@ -46,6 +46,12 @@ s_name_valid (const char *name)
     return 1;
 }
 
+int
+keys_name_valid (const char *name)
+{
+    return s_name_valid (name);
+}
+
 static int
 s_role_valid (const char *role)
 {

@@ -23,21 +23,40 @@ s_require_object (reader_t *ctx, json_t *value, const char *what)
     return reader_fail (ctx, JPOS_VALUE, "%s must be an object", what);
 }
 
+//  limits.cpus: a number of CPUs, fractions allowed (the worker's CPU quota has a
+//  resolution of 0.001 CPU and a floor of 0.01); each worker caps it at its --max-cpus.
+static int
+s_parse_cpus (reader_t *ctx, json_t *limits)
+{
+    json_t *value = json_object_get (limits, "cpus");
+    if (!value)
+        return 0;
+    reader_push_key (ctx, "cpus");
+    if (!json_is_number (value) || !(json_number_value (value) >= 0.01
+                                     && json_number_value (value) <= 1024))
+        return reader_fail (ctx, JPOS_VALUE, "'cpus' %s must be a number from 0.01 to 1024",
+                            ctx->where);
+    reader_pop (ctx);
+    return 0;
+}
+
 static int
 s_parse_limits (reader_t *ctx, json_t *rule, rule_t *r)
 {
-    static const char *const keys[] = { "timeout_ms", "memory_mb", "pids", "tmp_mb",
+    static const char *const keys[] = { "cpus", "timeout_ms", "memory_mb", "pids", "tmp_mb",
                                         "output_bytes", NULL };
+    const char *const *ints = keys + 1;     //  every key but cpus is a whole number
     json_t *limits = json_object_get (rule, "limits");
     if (!limits)
         return 0;
     reader_push_key (ctx, "limits");
     reader_where (ctx, "limits");
-    if (s_require_object (ctx, limits, "'limits'") || reader_check_keys (ctx, limits, keys))
+    if (s_require_object (ctx, limits, "'limits'") || reader_check_keys (ctx, limits, keys)
+        || s_parse_cpus (ctx, limits))
         return -1;
-    for (size_t i = 0; keys[i]; i++) {
+    for (size_t i = 0; ints[i]; i++) {
         int ignored;
-        if (reader_get_int (ctx, limits, keys[i], 1, INT32_MAX, &ignored) < 0)
+        if (reader_get_int (ctx, limits, ints[i], 1, INT32_MAX, &ignored) < 0)
             return -1;
     }
     reader_where (ctx, NULL);

@@ -282,7 +282,9 @@ s_test_errors_rules (void)
     s_refused_rule ("    { \"name\": \"q\", \"action\": \"allow\", \"limits\": { \"timeout_ms\": 0 } }",
                     "policy.json:5:65: 'timeout_ms' in the limits of rule 2 'q' must be between 1 and 2147483647");
     s_refused_rule ("    { \"name\": \"q\", \"action\": \"allow\", \"limits\": { \"cpu\": 1 } }",
-                    "policy.json:5:51: unknown key 'cpu' in the limits of rule 2 'q'");
+                    "policy.json:5:51: unknown key 'cpu' in the limits of rule 2 'q' (did you mean 'cpus'?)");
+    s_refused_rule ("    { \"name\": \"q\", \"action\": \"allow\", \"limits\": { \"cpus\": 0 } }",
+                    "policy.json:5:59: 'cpus' in the limits of rule 2 'q' must be a number from 0.01 to 1024");
     s_refused_rule ("    { \"name\": \"w\", \"action\": \"review\", \"webhook\": \"ftp://x\" }",
                     "policy.json:5:51: 'webhook' in rule 2 'w' must be an http:// or https:// URL");
     s_refused_rule ("    { \"name\": \"e\", \"action\": \"deny\", \"message\": \"\" }",

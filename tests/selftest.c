@@ -27,6 +27,8 @@ int state_test (void);
 int config_test (void);
 int http_test (void);
 int flow_test (void);
+int trust_test (void);
+int refusals_test (void);
 
 static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "util", util_test },
@@ -50,6 +52,8 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "approver_config", config_test },
     { "http", http_test },
     { "flow", flow_test },
+    { "trust", trust_test },
+    { "refusals", refusals_test },
 };
 
 int

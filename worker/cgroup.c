@@ -1,14 +1,19 @@
 /*  worker/cgroup.c: a box's control group on cgroup v1 or v2 (see cgroup.h).
 
-    v1 (our machines): three hierarchies, ROOT/memory, ROOT/pids, ROOT/cpuacct (a co-mounted
-    "cpu,cpuacct" is reached through the usual cpuacct symlink). Swap is limited with
-    memory.memsw.limit_in_bytes when the kernel accounts it, the OOM count is the oom_kill
-    line of memory.oom_control, the peak is memory.max_usage_in_bytes (reset by writing 0).
+    v1 (our machines): four hierarchies, ROOT/memory, ROOT/pids, ROOT/cpuacct, ROOT/cpu (a
+    co-mounted "cpu,cpuacct" is reached through the usual symlinks; the group then has one
+    directory for both, joined once). Swap is limited with memory.memsw.limit_in_bytes when
+    the kernel accounts it, the OOM count is the oom_kill line of memory.oom_control, the peak
+    is memory.max_usage_in_bytes (reset by writing 0), the CPU bandwidth is cpu.cfs_quota_us
+    per cpu.cfs_period_us.
     v2 (most users' machines): one directory; memory.max plus memory.swap.max = 0 (so memory
     and swap together stay under the limit), pids.max, cpu.stat usage_usec (present without
-    the cpu controller), memory.events oom_kill, memory.peak (reset per open file since 6.12;
-    older kernels give the group's lifetime peak). Controllers are enabled in every
-    ancestor's cgroup.subtree_control on the way down. */
+    the cpu controller), cpu.max "QUOTA PERIOD", memory.events oom_kill, memory.peak (reset
+    per open file since 6.12; older kernels give the group's lifetime peak). Controllers are
+    enabled in every ancestor's cgroup.subtree_control on the way down.
+    The CPU period is 100 ms (the kernel's default): long enough to keep the scheduler's
+    overhead low, short enough that a throttled session waits at most that for its next
+    slice. */
 #define _GNU_SOURCE
 #include "worker/cgroup.h"
 #include "common/check.h"
@@ -28,18 +33,21 @@
 
 #define V1_MEMORY 0
 #define V1_PIDS 1
-#define V1_CPU 2
-#define CG_DIRS 3
+#define V1_CPU 2                //  cpuacct: the usage counter
+#define V1_CPUCTL 3             //  cpu: the bandwidth limit; NULL when co-mounted with cpuacct
+#define CG_DIRS 4
+#define CPU_PERIOD_US 100000
 #define CGROUP_MAGIC 0x27e0eb
 #define CGROUP2_MAGIC 0x63677270
 
-static const char *s_v1_names [CG_DIRS] = { "memory", "pids", "cpuacct" };
+static const char *s_v1_names [CG_DIRS] = { "memory", "pids", "cpuacct", "cpu" };
 
 struct _cgroup_t {
     cgroup_version_t version;
     char *dirs [CG_DIRS];       //  v2 uses dirs[0] for everything
     uint64_t memory;            //  limits last written, 0 unknown
     uint64_t pids;
+    uint64_t cpu_milli;
     bool memsw;                 //  v1 accounts swap
     int peak_fd;                //  v2 memory.peak, kept open for per-fd reset; -1
 };
@@ -109,6 +117,17 @@ s_read_number (const char *dir, const char *file, const char *key)
     return key ? s_keyed (buf, key) : strtoull (buf, NULL, 10);
 }
 
+//  True if word is one of the space-separated words of list (cgroup.controllers).
+static bool
+s_has_word (const char *list, const char *word)
+{
+    size_t len = strlen (word);
+    for (const char *p = strstr (list, word); p; p = strstr (p + 1, word))
+        if ((p == list || p [-1] == ' ') && (p [len] == 0 || p [len] == ' ' || p [len] == '\n'))
+            return true;
+    return false;
+}
+
 //  mkdir -p of root/rel, enabling v2 controllers in every directory that gets children.
 static int
 s_make_path (const char *root, const char *rel, bool v2)
@@ -121,7 +140,8 @@ s_make_path (const char *root, const char *rel, bool v2)
         char saved = *p;
         *p = 0;
         if (v2 && (s_write (path, "cgroup.subtree_control", "+memory", false) < 0
-               ||  s_write (path, "cgroup.subtree_control", "+pids", false) < 0))
+               ||  s_write (path, "cgroup.subtree_control", "+pids", false) < 0
+               ||  s_write (path, "cgroup.subtree_control", "+cpu", false) < 0))
             return -1;
         *p = saved;
         if (!saved)
@@ -162,8 +182,9 @@ cgroup_detect (const char *root, cgroup_version_t want, char *why, size_t size)
         v2_fail = "no cgroup2 file system mounted there";
     else
     if (s_read (root, "cgroup.controllers", controllers, sizeof controllers) < 0
-    ||  !strstr (controllers, "memory") || !strstr (controllers, "pids"))
-        v2_fail = "memory and pids controllers not available";
+    ||  !s_has_word (controllers, "memory") || !s_has_word (controllers, "pids")
+    ||  !s_has_word (controllers, "cpu"))
+        v2_fail = "memory, pids and cpu controllers not available";
     else
     if (access (root, W_OK) < 0)
         v2_fail = "not writable";
@@ -173,6 +194,28 @@ cgroup_detect (const char *root, cgroup_version_t want, char *why, size_t size)
               v1_fail ? "no writable hierarchy for " : "", v1_fail ? v1_fail : "not wanted",
               v2_fail ? v2_fail : "not wanted");
     return CGROUP_NONE;
+}
+
+//  The directory that holds the CPU bandwidth files.
+static const char *
+s_cpu_dir (cgroup_t *self)
+{
+    if (self->version == CGROUP_V2)
+        return self->dirs [0];
+    return self->dirs [V1_CPUCTL] ? self->dirs [V1_CPUCTL] : self->dirs [V1_CPU];
+}
+
+//  A "cpu,cpuacct" co-mount makes ROOT/cpu and ROOT/cpuacct one directory: keep it once, so
+//  a process joins it once.
+static void
+s_drop_comounted (cgroup_t *self)
+{
+    struct stat a, b;
+    if (stat (self->dirs [V1_CPU], &a) == 0 && stat (self->dirs [V1_CPUCTL], &b) == 0
+    &&  a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+        free (self->dirs [V1_CPUCTL]);
+        self->dirs [V1_CPUCTL] = NULL;
+    }
 }
 
 cgroup_t *
@@ -196,8 +239,17 @@ cgroup_new (const char *root, cgroup_version_t version, const char *rel)
             rc = -1;
         }
     }
-    if (rc == 0 && version == CGROUP_V1)
+    if (rc == 0 && version == CGROUP_V1) {
         self->memsw = s_exists (self->dirs [V1_MEMORY], "memory.memsw.limit_in_bytes");
+        s_drop_comounted (self);
+    }
+    //  Fail closed: without bandwidth control a session could take every core of the host.
+    const char *bandwidth = version == CGROUP_V1 ? "cpu.cfs_quota_us" : "cpu.max";
+    if (rc == 0 && !s_exists (s_cpu_dir (self), bandwidth)) {
+        log_error ("cgroup: no CPU bandwidth control in %s (kernel without CFS_BANDWIDTH?)",
+                   s_cpu_dir (self));
+        rc = -1;
+    }
     if (rc == 0 && version == CGROUP_V2) {
         char path [PATH_MAX];
         snprintf (path, sizeof path, "%s/memory.peak", self->dirs [0]);
@@ -293,8 +345,25 @@ s_limit_memory_v1 (cgroup_t *self, uint64_t bytes)
     return 0;
 }
 
+static int
+s_limit_cpu (cgroup_t *self, uint64_t cpu_milli)
+{
+    char text [48];
+    uint64_t quota = cpu_milli * CPU_PERIOD_US / 1000;
+    if (self->version == CGROUP_V2) {
+        snprintf (text, sizeof text, "%" PRIu64 " %d", quota, CPU_PERIOD_US);
+        return s_write (self->dirs [0], "cpu.max", text, false);
+    }
+    //  The period once, when the group is first limited: an adopted group may have another.
+    snprintf (text, sizeof text, "%d", CPU_PERIOD_US);
+    if (!self->cpu_milli && s_write (s_cpu_dir (self), "cpu.cfs_period_us", text, false) < 0)
+        return -1;
+    snprintf (text, sizeof text, "%" PRIu64, quota);
+    return s_write (s_cpu_dir (self), "cpu.cfs_quota_us", text, false);
+}
+
 int
-cgroup_limit (cgroup_t *self, uint64_t memory_bytes, uint64_t pids)
+cgroup_limit (cgroup_t *self, uint64_t memory_bytes, uint64_t pids, uint64_t cpu_milli)
 {
     if (memory_bytes && memory_bytes != self->memory) {
         int rc;
@@ -317,6 +386,11 @@ cgroup_limit (cgroup_t *self, uint64_t memory_bytes, uint64_t pids)
             return -1;
         self->pids = pids;
     }
+    if (cpu_milli && cpu_milli != self->cpu_milli) {
+        if (s_limit_cpu (self, cpu_milli) < 0)
+            return -1;
+        self->cpu_milli = cpu_milli;
+    }
     return 0;
 }
 
@@ -331,19 +405,26 @@ cgroup_attach (cgroup_t *self, pid_t pid)
     return 0;
 }
 
+uint64_t
+cgroup_cpu_ns (cgroup_t *self)
+{
+    if (self->version == CGROUP_V1)
+        return s_read_number (self->dirs [V1_CPU], "cpuacct.usage", NULL);
+    return s_read_number (self->dirs [0], "cpu.stat", "usage_usec") * 1000;
+}
+
 int
 cgroup_stats (cgroup_t *self, cgroup_stats_t *stats)
 {
     memset (stats, 0, sizeof *stats);
+    stats->cpu_ns = cgroup_cpu_ns (self);
     if (self->version == CGROUP_V1) {
-        stats->cpu_ns = s_read_number (self->dirs [V1_CPU], "cpuacct.usage", NULL);
         stats->peak_bytes = s_read_number (self->dirs [V1_MEMORY], "memory.max_usage_in_bytes", NULL);
         stats->oom_kills = s_read_number (self->dirs [V1_MEMORY], "memory.oom_control", "oom_kill");
         stats->pids_refused = s_read_number (self->dirs [V1_PIDS], "pids.events", "max");
     }
     else {
         const char *dir = self->dirs [0];
-        stats->cpu_ns = s_read_number (dir, "cpu.stat", "usage_usec") * 1000;
         char buf [64];
         ssize_t n = self->peak_fd >= 0 ? pread (self->peak_fd, buf, sizeof buf - 1, 0) : -1;
         if (n > 0) {
@@ -408,6 +489,7 @@ s_test_v2 (const char *tmp)
     const char *files [] = { "memory.max", "pids.max", "memory.swap.max", "cgroup.procs", "memory.peak" };
     for (int i = 0; i < 5; i++)
         s_fake (box, files [i], "max\n");
+    s_fake (box, "cpu.max", "max 100000\n");
     s_fake (box, "cpu.stat", "usage_usec 1500\nuser_usec 1000\n");
     s_fake (box, "memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\n");
     s_fake (box, "pids.events", "max 4\n");
@@ -423,11 +505,18 @@ s_test_v2 (const char *tmp)
     if (!cg)
         return;
     snprintf (box, sizeof box, "%s/v2/rg", tmp);
-    CHECK (s_has (box, "cgroup.subtree_control", "+pids"));
+    CHECK (s_has (box, "cgroup.subtree_control", "+cpu"));
     CHECK (s_has (cg->dirs [0], "memory.swap.max", "0"));
-    CHECK (cgroup_limit (cg, 512 << 20, 128) == 0);
+    CHECK (cgroup_limit (cg, 512 << 20, 128, 1500) == 0);
     CHECK (s_has (cg->dirs [0], "memory.max", "536870912"));
     CHECK (s_has (cg->dirs [0], "pids.max", "128"));
+    CHECK (s_has (cg->dirs [0], "cpu.max", "150000 100000"));
+    //  The warm path: the same limits again write nothing.
+    s_fake (cg->dirs [0], "cpu.max", "untouched");
+    CHECK (cgroup_limit (cg, 512 << 20, 128, 1500) == 0);
+    CHECK (s_has (cg->dirs [0], "cpu.max", "untouched"));
+    CHECK (cgroup_limit (cg, 0, 0, 250) == 0);
+    CHECK (s_has (cg->dirs [0], "cpu.max", "25000 100000"));
     CHECK (cgroup_attach (cg, 4242) == 0);
     CHECK (s_has (cg->dirs [0], "cgroup.procs", "4242"));
     s_fake (cg->dirs [0], "memory.peak", "1048576\n");
@@ -438,14 +527,18 @@ s_test_v2 (const char *tmp)
     s_fake (cg->dirs [0], "cgroup.procs", "");     //  destroy kills what it lists
     cgroup_destroy (&cg);
     CHECK (cg == NULL);
+    //  No cpu.max (no CPU bandwidth control): refused, fail closed.
+    cg = cgroup_new (root, CGROUP_V2, "rg/w1/box1");
+    CHECK (cg == NULL);
+    cgroup_destroy (&cg);
 }
 
 static void
 s_test_v1 (const char *tmp)
 {
     char cmd [PATH_MAX * 2];
-    snprintf (cmd, sizeof cmd, "mkdir -p %s/v1/memory/rg/b1 %s/v1/pids/rg/b1 %s/v1/cpuacct/rg/b1",
-              tmp, tmp, tmp);
+    snprintf (cmd, sizeof cmd, "mkdir -p %s/v1/memory/rg/b1 %s/v1/pids/rg/b1 %s/v1/cpuacct/rg/b1 "
+              "%s/v1/cpu/rg/b1", tmp, tmp, tmp, tmp);
     CHECK (system (cmd) == 0);
     char root [PATH_MAX], dir [PATH_MAX + 32];
     snprintf (root, sizeof root, "%s/v1", tmp);
@@ -462,16 +555,28 @@ s_test_v1 (const char *tmp)
     snprintf (dir, sizeof dir, "%s/cpuacct/rg/b1", root);
     s_fake (dir, "cpuacct.usage", "123456789\n");
     s_fake (dir, "cgroup.procs", "");
+    snprintf (dir, sizeof dir, "%s/cpu/rg/b1", root);
+    s_fake (dir, "cpu.cfs_period_us", "250000\n");
+    s_fake (dir, "cpu.cfs_quota_us", "-1\n");
+    s_fake (dir, "cgroup.procs", "");
     cgroup_t *cg = cgroup_new (root, CGROUP_V1, "rg/b1");
-    CHECK (cg && cg->memsw);
+    CHECK (cg && cg->memsw && cg->dirs [V1_CPUCTL]);
     if (!cg)
         return;
-    CHECK (cgroup_limit (cg, 64 << 20, 32) == 0);
+    CHECK (cgroup_limit (cg, 64 << 20, 32, 1000) == 0);
     CHECK (s_has (cg->dirs [V1_MEMORY], "memory.limit_in_bytes", "67108864"));
     CHECK (s_has (cg->dirs [V1_MEMORY], "memory.memsw.limit_in_bytes", "67108864"));
     CHECK (s_has (cg->dirs [V1_PIDS], "pids.max", "32"));
+    CHECK (s_has (cg->dirs [V1_CPUCTL], "cpu.cfs_period_us", "100000"));
+    CHECK (s_has (cg->dirs [V1_CPUCTL], "cpu.cfs_quota_us", "100000"));
+    s_fake (cg->dirs [V1_CPUCTL], "cpu.cfs_quota_us", "untouched");
+    CHECK (cgroup_limit (cg, 64 << 20, 32, 1000) == 0);
+    CHECK (s_has (cg->dirs [V1_CPUCTL], "cpu.cfs_quota_us", "untouched"));
+    CHECK (cgroup_limit (cg, 64 << 20, 32, 2500) == 0);
+    CHECK (s_has (cg->dirs [V1_CPUCTL], "cpu.cfs_quota_us", "250000"));
     CHECK (cgroup_attach (cg, 77) == 0);
     CHECK (s_has (cg->dirs [V1_CPU], "cgroup.procs", "77"));
+    CHECK (s_has (cg->dirs [V1_CPUCTL], "cgroup.procs", "77"));
     cgroup_stats_t st;
     CHECK (cgroup_stats (cg, &st) == 0);
     CHECK (st.cpu_ns == 123456789 && st.peak_bytes == 2097152 && st.oom_kills == 1
@@ -483,6 +588,29 @@ s_test_v1 (const char *tmp)
     cgroup_destroy (&cg);
 }
 
+//  A "cpu,cpuacct" co-mount: ROOT/cpu is a symlink to ROOT/cpuacct's hierarchy.
+static void
+s_test_v1_comounted (const char *tmp)
+{
+    char cmd [PATH_MAX * 2];
+    snprintf (cmd, sizeof cmd, "mkdir -p %s/v1c/memory/rg/b1 %s/v1c/pids/rg/b1 "
+              "%s/v1c/cpu,cpuacct/rg/b1 && ln -s cpu,cpuacct %s/v1c/cpu && "
+              "ln -s cpu,cpuacct %s/v1c/cpuacct", tmp, tmp, tmp, tmp, tmp);
+    CHECK (system (cmd) == 0);
+    char root [PATH_MAX], dir [PATH_MAX + 32];
+    snprintf (root, sizeof root, "%s/v1c", tmp);
+    snprintf (dir, sizeof dir, "%s/cpu,cpuacct/rg/b1", root);
+    s_fake (dir, "cpu.cfs_period_us", "100000\n");
+    s_fake (dir, "cpu.cfs_quota_us", "-1\n");
+    cgroup_t *cg = cgroup_new (root, CGROUP_V1, "rg/b1");
+    CHECK (cg && !cg->dirs [V1_CPUCTL]);
+    if (!cg)
+        return;
+    CHECK (cgroup_limit (cg, 0, 0, 500) == 0);
+    CHECK (s_has (dir, "cpu.cfs_quota_us", "50000"));
+    cgroup_destroy (&cg);
+}
+
 int
 cgroup_test (void)
 {
@@ -490,6 +618,7 @@ cgroup_test (void)
     CHECK (mkdtemp (tmp) != NULL);
     s_test_v2 (tmp);
     s_test_v1 (tmp);
+    s_test_v1_comounted (tmp);
     char why [256] = "";
     //  A plain directory is neither version.
     CHECK (cgroup_detect (tmp, CGROUP_NONE, why, sizeof why) == CGROUP_NONE && *why);

@@ -1,5 +1,6 @@
-/*  worker/cgroup.h: one sandbox box's control group: memory (swap included), pids and CPU
-    accounting, on cgroup v1 (a directory per controller hierarchy) or v2 (one directory).
+/*  worker/cgroup.h: one sandbox box's control group: memory (swap included), pids, CPU
+    accounting and CPU bandwidth, on cgroup v1 (a directory per controller hierarchy) or v2
+    (one directory).
     The worker is the only writer; the sandboxed processes only ever see their own cgroup
     namespace. Paths are "ROOT/CONTROLLER/REL" (v1) or "ROOT/REL" (v2). */
 #ifndef RG_CGROUP_H
@@ -19,8 +20,8 @@ typedef struct {
     uint64_t pids_refused;      //  forks refused at pids.max
 } cgroup_stats_t;
 
-//  Which version ROOT (normally /sys/fs/cgroup) offers with the memory, pids and CPU
-//  accounting controllers usable; `want` is CGROUP_NONE for "either, v1 first". On failure
+//  Which version ROOT (normally /sys/fs/cgroup) offers with the memory, pids, CPU
+//  accounting and CPU bandwidth controllers usable; `want` is CGROUP_NONE for "either, v1 first". On failure
 //  returns CGROUP_NONE and puts the reason in why.
 cgroup_version_t cgroup_detect (const char *root, cgroup_version_t want, char *why, size_t size);
 
@@ -30,13 +31,16 @@ cgroup_t *cgroup_new (const char *root, cgroup_version_t version, const char *re
 //  Kills what is left in the group and removes its directories.
 void cgroup_destroy (cgroup_t **self_p);
 
-//  Sets the memory limit (swap included; 0 leaves it) and the pids limit (0 leaves it).
+//  Sets the memory limit (swap included), the pids limit and the CPU bandwidth in
+//  thousandths of a CPU (quota = cpu_milli/1000 of each period); 0 leaves a value as it is.
 //  Unchanged values are not written again. 0 or -1 (logged).
-int cgroup_limit (cgroup_t *self, uint64_t memory_bytes, uint64_t pids);
+int cgroup_limit (cgroup_t *self, uint64_t memory_bytes, uint64_t pids, uint64_t cpu_milli);
 //  Moves a process into the group. 0 or -1 (logged).
 int cgroup_attach (cgroup_t *self, pid_t pid);
 //  Reads the counters; fields that cannot be read stay 0. 0, or -1 if none could be read.
 int cgroup_stats (cgroup_t *self, cgroup_stats_t *stats);
+//  Just the CPU counter of cgroup_stats (ns), for baselines; 0 if unreadable.
+uint64_t cgroup_cpu_ns (cgroup_t *self);
 //  Starts a new memory high-water mark (v1; v2 from Linux 6.12). Best effort.
 void cgroup_reset_peak (cgroup_t *self);
 

@@ -51,6 +51,7 @@ struct _spawn_box_t {
     cgroup_t *cg;
     bool used;
     cgroup_stats_t start;       //  counters when the running snippet started
+    uint64_t born_cpu_ns;       //  the CPU counter before the session's first process joined
 };
 
 typedef struct {
@@ -340,6 +341,8 @@ static void *
 s_admitter (void *arg)
 {
     s_prepared_t *p = (s_prepared_t *) arg;
+    //  The box's counter never goes back: a session's own total starts from here.
+    p->box->born_cpu_ns = cgroup_cpu_ns (p->box->cg);
     atomic_store (&p->admitted, cgroup_attach (p->box->cg, p->pid) == 0 ? 1 : -1);
     return NULL;
 }
@@ -409,7 +412,7 @@ s_prepare (s_prepared_t *p, bool ahead)
     //  It waits, and its interpreter may wait in the warm pool, under the default limits;
     //  each snippet then sets its own.
     if (cgroup_limit (box->cg, (uint64_t) s_self.config.memory_mb << 20,
-                      (uint64_t) s_self.config.pids) < 0)
+                      (uint64_t) s_self.config.pids, (uint64_t) s_self.config.cpu_milli) < 0)
         return -1;
     int child [CHILD_FDS], errpipe [2] = { -1, -1 }, go [2] = { -1, -1 };
     spawn_fds_t fds;
@@ -706,11 +709,12 @@ spawn_release (spawn_box_t **box_p)
 }
 
 int
-spawn_account_start (spawn_box_t *box, int64_t memory_mb, int64_t pids)
+spawn_account_start (spawn_box_t *box, int64_t memory_mb, int64_t pids, int64_t cpu_milli)
 {
     if (!box)
         return 0;
-    if (cgroup_limit (box->cg, (uint64_t) memory_mb << 20, (uint64_t) pids) < 0)
+    if (cgroup_limit (box->cg, (uint64_t) memory_mb << 20, (uint64_t) pids,
+                      (uint64_t) cpu_milli) < 0)
         return -1;
     cgroup_stats (box->cg, &box->start);
     cgroup_reset_peak (box->cg);
@@ -725,6 +729,8 @@ spawn_account (spawn_box_t *box, spawn_usage_t *usage)
     if (!box || cgroup_stats (box->cg, &now) < 0)
         return -1;
     usage->cpu_ms = now.cpu_ns > box->start.cpu_ns ? (double) (now.cpu_ns - box->start.cpu_ns) / 1e6 : 0;
+    usage->session_cpu_ms = now.cpu_ns > box->born_cpu_ns
+                          ? (double) (now.cpu_ns - box->born_cpu_ns) / 1e6 : 0;
     usage->peak_kb = (int64_t) (now.peak_bytes >> 10);
     usage->oom = now.oom_kills > box->start.oom_kills;
     usage->pids_limited = now.pids_refused > box->start.pids_refused;
@@ -759,12 +765,13 @@ s_refuse (const char *check, const char *detail)
 }
 
 //  Removes the empty groups of workers that died without cleaning up (SIGKILL): their
-//  sessions died with them (parent-death signal), so only directories are left.
+//  sessions died with them (parent-death signal), so only directories are left. On v1 the
+//  dead workers are found in one hierarchy (controller) and removed from all.
 static void
-s_sweep_stale (const char *root)
+s_sweep_stale (const char *root, const char *controller)
 {
     char base [PATH_MAX];
-    snprintf (base, sizeof base, "%s%s/replgate", root, s_self.cgroup == CGROUP_V1 ? "/memory" : "");
+    snprintf (base, sizeof base, "%s%s%s/replgate", root, *controller ? "/" : "", controller);
     DIR *dir = opendir (base);
     if (!dir)
         return;
@@ -803,7 +810,10 @@ s_make_boxes (char *why, size_t size)
     s_self.cgroup = cgroup_detect (root, c->cgroup, why, size);
     if (s_self.cgroup == CGROUP_NONE)
         return -1;
-    s_sweep_stale (root);
+    s_sweep_stale (root, s_self.cgroup == CGROUP_V1 ? "memory" : "");
+    //  Workers from before the cpu controller was joined swept only the others: look there too.
+    if (s_self.cgroup == CGROUP_V1)
+        s_sweep_stale (root, "cpu");
     snprintf (s_self.cgroup_rel, sizeof s_self.cgroup_rel, "replgate/w%d", (int) getpid ());
     s_self.box_count = s_box_total ();
     s_self.boxes = calloc (s_self.box_count, sizeof *s_self.boxes);

@@ -50,11 +50,14 @@ typedef struct {
     const char *cgroup_root;    //  normally /sys/fs/cgroup
     char *const *extra_env;     //  "NAME=value" added to every interpreter's environment
                                 //  (the worker's secrets), NULL-terminated, or NULL
+    int64_t cpu_milli;          //  default CPU bandwidth in thousandths of a CPU; 0: none
 } spawn_config_t;
 
 //  Per-snippet accounting from the box's cgroup.
 typedef struct {
     double cpu_ms;
+    double session_cpu_ms;      //  everything the box's processes used since the interpreter's
+                                //  sandbox was made, background processes included
     int64_t peak_kb;
     bool oom;                   //  the OOM killer ended a process of the session
     bool pids_limited;          //  a fork was refused at the pids limit
@@ -92,9 +95,11 @@ int spawn_exit_status (const spawn_fds_t *fds, int wstatus);
 //  Returns the box of a reaped interpreter to the free list.
 void spawn_release (spawn_box_t **box_p);
 
-//  Sets the box's limits for a snippet and starts its accounting; -1 if a limit could not
-//  be applied (e.g. memory below what the session already uses).
-int spawn_account_start (spawn_box_t *box, int64_t memory_mb, int64_t pids);
+//  Sets the box's limits for a snippet (CPU in thousandths of a CPU; 0 keeps the current
+//  one) and starts its accounting; -1 if a limit could not be applied (e.g. memory below what
+//  the session already uses). The limits stay in force after the snippet: they bound what
+//  the session leaves running in the background.
+int spawn_account_start (spawn_box_t *box, int64_t memory_mb, int64_t pids, int64_t cpu_milli);
 //  The snippet's accounting so far; 0, or -1 if nothing could be read.
 int spawn_account (spawn_box_t *box, spawn_usage_t *usage);
 
