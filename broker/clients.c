@@ -5,7 +5,9 @@
 #include "broker/decide.h"
 #include "broker/dispatch.h"
 #include "broker/notify.h"
+#include "broker/refusals.h"
 #include "broker/state.h"
+#include "broker/trust.h"
 #include "common/proto.h"
 #include "common/util.h"
 
@@ -162,8 +164,11 @@ static void
 s_subscribe (broker_t *broker, caller_t *c, json_t *msg)
 {
     json_int_t since = json_integer_value (json_object_get (msg, "since"));
-    broker_send_client (broker, c->routing, proto_reply_ok (c->rid, json_pack ("{s:I}", "since", since)));
-    notify_subscribe (broker, c->routing, c->rid, since);
+    //  Registered before the reply goes out: its first events are pushed later in this pass.
+    if (notify_subscribe (broker, c, since) != 0)
+        s_error (broker, c, PROTO_E_TOO_MANY, "too many subscriptions held; retry later");
+    else
+        broker_send_client (broker, c->routing, proto_reply_ok (c->rid, json_pack ("{s:I}", "since", since)));
 }
 
 static void
@@ -214,17 +219,33 @@ static const struct { const char *op; op_fn *fn; } s_ops[] = {
     { "submit", s_submit }, { "status", s_status }, { "result", s_status }, { "await", s_await },
     { "cancel", s_cancel }, { "subscribe", s_subscribe }, { "ping", s_ping }, { "report", s_report },
     { "pending", s_pending }, { "approve", s_approve }, { "deny", s_deny },
+    { "revoke", trust_revoke },
 };
 
-//  Records a refused message: who sent what kind of garbage, never the garbage itself.
+//  Counts a refused message toward its connection's next `rejected` event: its code and
+//  size only. The message text may quote the garbage (a key name, a JSON token), so it goes
+//  to the client alone; the client is answered every time.
 static void
 s_reject (broker_t *broker, caller_t *c, const char *code, const char *message, size_t size)
 {
-    json_t *data = json_pack ("{s:s, s:s, s:I}", "code", code, "message", message,
-                              "size", (json_int_t) size);
-    store_event (broker->store, 0, "rejected", c->principal, data);
-    json_decref (data);
+    refusals_note (broker, c->routing, c->principal, code, size);
     s_error (broker, c, code, message);
+}
+
+//  A key revoked while its connection is open: every message refused, answered at most once
+//  a second (parsed then only to echo its rid), so a revoked flood costs a lookup each.
+static void
+s_refuse_revoked (broker_t *broker, caller_t *c, zframe_t *body)
+{
+    if (!refusals_note (broker, c->routing, c->principal, PROTO_E_FORBIDDEN, zframe_size (body)))
+        return;
+    json_t *request = NULL, *rid = NULL;
+    proto_error_t err;
+    proto_parse_client (zframe_data (body), zframe_size (body), &request, &rid, &err);
+    c->rid = rid;
+    s_error (broker, c, PROTO_E_FORBIDDEN, "key revoked");
+    json_decref (request);
+    json_decref (rid);
 }
 
 void
@@ -242,6 +263,10 @@ clients_message (broker_t *broker, zmsg_t **msg_p)
     if (!c.principal || !c.role) {
         //  No authenticated identity (cannot happen with zauth running): answer nothing.
         log_warn ("client message without an authenticated principal, dropped");
+        goto done;
+    }
+    if (!trust_check (broker, zframe_meta (body, "User-Id"))) {
+        s_refuse_revoked (broker, &c, body);
         goto done;
     }
     if (zmsg_size (msg) != 1) {

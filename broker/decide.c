@@ -122,6 +122,8 @@ decide_request (broker_t *broker, json_t *row, const char *groups)
     return to;
 }
 
+//  The worker masked its named secrets already; this masks the built-in detectors and the
+//  policy's masks over the same fields (redact.c owns the list), sparing the worker's masks.
 void
 decide_mask_result (broker_t *broker, json_t *result)
 {

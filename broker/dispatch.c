@@ -1,6 +1,9 @@
 /*  broker/dispatch.c: which worker runs what.
-    A (session, lang) pair is sticky to the worker that holds its interpreter, because the state
-    lives there. The queue is FIFO; a request waits while its session already runs one (so a
+    A session is (owner, lang, name): the principal that submitted is part of its key, so two
+    principals that pick the same name never share an interpreter. A session is sticky to the
+    worker that holds its interpreter, because the state lives there. When an interpreter ends
+    between snippets (evicted, exited, its worker lost) the broker records a `session_ended`
+    event and the session's next result says session_reset with the reason. The queue is FIFO; a request waits while its session already runs one (so a
     session's snippets run in submission order) or while its worker has no free slot. */
 #include "broker/dispatch.h"
 #include "broker/decide.h"
@@ -20,6 +23,7 @@ typedef struct {
 
 typedef struct {
     int64_t id;
+    char *owner;            //  the submitting principal
     char *session;
     char *lang;
     char *code;
@@ -27,6 +31,7 @@ typedef struct {
     char *worker;           //  key of the worker running it (running jobs only)
     bool orphan;            //  sent by an earlier connection or broker: already `lost`, but
                             //  its slot stays busy until the worker answers
+    char *reset_reason;     //  why the session's state was gone when this job started
 } job_t;
 
 typedef struct {
@@ -39,6 +44,7 @@ struct _dispatch_t {
     zhashx_t *bindings;     //  "lang/session" -> binding_t
     zlistx_t *queue;        //  job_t, FIFO
     zhashx_t *running;      //  id as text -> job_t
+    zhashx_t *ended;        //  session key -> why its interpreter ended (until it runs again)
     int64_t last_heartbeat;
 };
 
@@ -62,11 +68,13 @@ s_job_destroy (void **item)
     job_t *j = (job_t *) *item;
     if (!j)
         return;
+    free (j->owner);
     free (j->session);
     free (j->lang);
     free (j->code);
     json_decref (j->limits);
     free (j->worker);
+    free (j->reset_reason);
     free (j);
     *item = NULL;
 }
@@ -94,6 +102,8 @@ dispatch_new (void)
     zlistx_set_destructor (self->queue, s_job_destroy);
     self->running = zhashx_new ();
     zhashx_set_destructor (self->running, s_job_destroy);
+    self->ended = zhashx_new ();
+    zhashx_set_destructor (self->ended, (zhashx_destructor_fn *) zstr_free);
     return self;
 }
 
@@ -106,15 +116,29 @@ dispatch_destroy (dispatch_t **self_p)
         zhashx_destroy (&self->bindings);
         zlistx_destroy (&self->queue);
         zhashx_destroy (&self->running);
+        zhashx_destroy (&self->ended);
         free (self);
         *self_p = NULL;
     }
 }
 
+#define KEY_MAX 512
+
+//  Unambiguous although a principal's name may hold any byte: lang and session never hold
+//  0x1f, and the owner comes last.
 static void
-s_binding_key (const char *lang, const char *session, char *buf, size_t size)
+s_binding_key (const char *lang, const char *session, const char *owner, char *buf, size_t size)
 {
-    snprintf (buf, size, "%s/%s", lang, session);
+    snprintf (buf, size, "%s\x1f%s\x1f%s", lang, session, owner);
+}
+
+//  Remembers that a session's interpreter ended, so its next result can say so.
+static void
+s_session_ended (dispatch_t *self, const char *key, const char *why)
+{
+    if (zhashx_size (self->ended) >= 100000)
+        zhashx_purge (self->ended);     //  a bound; losing old notes costs only a reason text
+    zhashx_update (self->ended, key, strdup (why));
 }
 
 static int
@@ -154,9 +178,10 @@ s_start (broker_t *broker, worker_t *w, binding_t *b, job_t *job)
     json_decref (fields);
     if (rc != 0)
         return false;
-    json_t *run = json_pack ("{s:s, s:I, s:s, s:s, s:s, s:{s:i, s:i}}",
-                             "op", "run", "id", (json_int_t) job->id, "session", job->session,
-                             "lang", job->lang, "code", job->code, "limits",
+    json_t *run = json_pack ("{s:s, s:I, s:s, s:s, s:s, s:s, s:{s:i, s:i}}",
+                             "op", "run", "id", (json_int_t) job->id, "owner", job->owner,
+                             "session", job->session, "lang", job->lang, "code", job->code,
+                             "limits",
                              "timeout_ms", broker->cfg.timeout_ms,
                              "output_bytes", broker->cfg.output_bytes);
     if (json_is_object (job->limits))
@@ -166,6 +191,13 @@ s_start (broker_t *broker, worker_t *w, binding_t *b, job_t *job)
     w->running++;
     b->busy = true;
     job->worker = strdup (w->key);
+    char key[KEY_MAX];
+    s_binding_key (job->lang, job->session, job->owner, key, sizeof key);
+    const char *why = (const char *) zhashx_lookup (broker->dispatch->ended, key);
+    if (why) {
+        job->reset_reason = strdup (why);
+        zhashx_delete (broker->dispatch->ended, key);
+    }
     char id[24];
     snprintf (id, sizeof id, "%lld", (long long) job->id);
     zhashx_insert (broker->dispatch->running, id, job);
@@ -181,8 +213,8 @@ s_pump (broker_t *broker)
     while (job) {
         void *handle = zlistx_cursor (self->queue);
         job_t *next = (job_t *) zlistx_next (self->queue);
-        char key[256];
-        s_binding_key (job->lang, job->session, key, sizeof key);
+        char key[KEY_MAX];
+        s_binding_key (job->lang, job->session, job->owner, key, sizeof key);
         binding_t *b = (binding_t *) zhashx_lookup (self->bindings, key);
         worker_t *w = b ? (worker_t *) zhashx_lookup (self->workers, b->worker) : s_least_loaded (self);
         if (b && !w) {                  //  its worker is gone: the state went with it
@@ -208,11 +240,12 @@ s_pump (broker_t *broker)
 }
 
 void
-dispatch_enqueue (broker_t *broker, int64_t id, const char *session, const char *lang, const char *code,
-                  json_t *limits)
+dispatch_enqueue (broker_t *broker, int64_t id, const char *owner, const char *session,
+                  const char *lang, const char *code, json_t *limits)
 {
     job_t *job = (job_t *) zmalloc (sizeof (job_t));
     job->id = id;
+    job->owner = strdup (owner);
     job->session = strdup (session);
     job->lang = strdup (lang);
     job->code = strdup (code);
@@ -224,12 +257,13 @@ dispatch_enqueue (broker_t *broker, int64_t id, const char *session, const char 
 void
 dispatch_enqueue_row (broker_t *broker, json_t *row)
 {
+    const char *owner = json_string_value (json_object_get (row, "principal"));
     const char *session = json_string_value (json_object_get (row, "session"));
     const char *lang = json_string_value (json_object_get (row, "lang"));
     const char *code = json_string_value (json_object_get (row, "code"));
-    if (session && lang && code)
-        dispatch_enqueue (broker, json_integer_value (json_object_get (row, "id")), session, lang, code,
-                          json_object_get (row, "limits"));
+    if (owner && session && lang && code)
+        dispatch_enqueue (broker, json_integer_value (json_object_get (row, "id")), owner, session,
+                          lang, code, json_object_get (row, "limits"));
 }
 
 bool
@@ -266,10 +300,14 @@ s_worker_lost (broker_t *broker, worker_t *w, const char *why)
     }
     zlistx_destroy (&ids);
     zlistx_t *keys = zhashx_keys (self->bindings);
+    char note[200];
+    snprintf (note, sizeof note, "worker %.64s was lost (%.64s)", w->name, why);
     for (char *k = (char *) zlistx_first (keys); k; k = (char *) zlistx_next (keys)) {
         binding_t *b = (binding_t *) zhashx_lookup (self->bindings, k);
-        if (strcmp (b->worker, w->key) == 0)
+        if (strcmp (b->worker, w->key) == 0) {
+            s_session_ended (self, k, note);
             zhashx_delete (self->bindings, k);
+        }
     }
     zlistx_destroy (&keys);
     json_t *data = json_pack ("{s:s, s:s}", "worker", w->name, "why", why);
@@ -286,16 +324,18 @@ static void
 s_adopt_orphan (dispatch_t *self, worker_t *w, json_t *entry)
 {
     json_t *id = json_object_get (entry, "id");
+    const char *owner = json_string_value (json_object_get (entry, "owner"));
     const char *sess = json_string_value (json_object_get (entry, "session"));
     const char *lang = json_string_value (json_object_get (entry, "lang"));
-    if (!json_is_integer (id) || !sess || !lang)
+    if (!json_is_integer (id) || !owner || !sess || !lang)
         return;
-    char key[24], bkey[256];
+    char key[24], bkey[KEY_MAX];
     snprintf (key, sizeof key, "%lld", (long long) json_integer_value (id));
     if (zhashx_lookup (self->running, key))
         return;
     job_t *job = (job_t *) zmalloc (sizeof (job_t));
     job->id = json_integer_value (id);
+    job->owner = strdup (owner);
     job->session = strdup (sess);
     job->lang = strdup (lang);
     job->code = strdup ("");
@@ -303,7 +343,7 @@ s_adopt_orphan (dispatch_t *self, worker_t *w, json_t *entry)
     job->orphan = true;
     zhashx_insert (self->running, key, job);
     w->running++;
-    s_binding_key (lang, sess, bkey, sizeof bkey);
+    s_binding_key (lang, sess, owner, bkey, sizeof bkey);
     binding_t *b = (binding_t *) zhashx_lookup (self->bindings, bkey);
     if (b && strcmp (b->worker, w->key) == 0)
         b->busy = true;
@@ -335,12 +375,13 @@ s_on_ready (broker_t *broker, zframe_t *routing, const char *key, json_t *msg, c
     size_t i;
     json_t *s;
     json_array_foreach (json_object_get (msg, "sessions"), i, s) {
+        const char *owner = json_string_value (json_object_get (s, "owner"));
         const char *sess = json_string_value (json_object_get (s, "session"));
         const char *lang = json_string_value (json_object_get (s, "lang"));
-        char bkey[256];
-        if (!sess || !lang)
+        char bkey[KEY_MAX];
+        if (!owner || !sess || !lang)
             continue;
-        s_binding_key (lang, sess, bkey, sizeof bkey);
+        s_binding_key (lang, sess, owner, bkey, sizeof bkey);
         if (zhashx_lookup (self->bindings, bkey))
             continue;
         binding_t *b = (binding_t *) zmalloc (sizeof (binding_t));
@@ -361,8 +402,10 @@ static json_t *
 s_result_fields (json_t *msg)
 {
     static const char *copy[] = { "outcome", "exit_code", "signal", "stdout", "stderr",
-        "stdout_truncated", "stderr_truncated", "value", "wall_ms", "cpu_ms", "max_rss_kb",
-        "execution_count", "session_reset", "sandbox" };
+        "stdout_truncated", "stderr_truncated", "value", "value_truncated",
+        "error_name_truncated", "error_value_truncated", "traceback_truncated",
+        "wall_ms", "cpu_ms", "session_cpu_ms", "max_rss_kb", "execution_count", "session_reset",
+        "sandbox" };
     json_t *fields = json_object ();
     for (size_t i = 0; i < sizeof copy / sizeof copy[0]; i++) {
         json_t *v = json_object_get (msg, copy[i]);
@@ -379,46 +422,141 @@ s_result_fields (json_t *msg)
         if ((v = json_object_get (error, "traceback")) && json_is_string (v))
             json_object_set (fields, "traceback", v);
     }
+    //  The record's text columns hold no NUL (SQLite's text functions and every reader stop
+    //  there); a snippet's NUL is shown as U+FFFD, like any byte that is not text.
+    const char *key;
+    json_t *v;
+    json_object_foreach (fields, key, v)
+        if (json_is_string (v) && memchr (json_string_value (v), 0, json_string_length (v)))
+            json_object_set_new (fields, key, text_without_nul (v));
     return fields;
+}
+
+//  Frees the job's slot and its session's turn; the job is gone afterwards.
+static void
+s_release (dispatch_t *self, worker_t *w, job_t *job)
+{
+    char key[KEY_MAX], id[24];
+    s_binding_key (job->lang, job->session, job->owner, key, sizeof key);
+    binding_t *b = (binding_t *) zhashx_lookup (self->bindings, key);
+    if (b)
+        b->busy = false;
+    w->running--;
+    snprintf (id, sizeof id, "%lld", (long long) job->id);
+    zhashx_delete (self->running, id);
+}
+
+//  The job request `id` runs as on worker w, or NULL (logged): a result for anything else
+//  changes nothing.
+static job_t *
+s_job_on (dispatch_t *self, worker_t *w, int64_t id)
+{
+    char key[24];
+    snprintf (key, sizeof key, "%lld", (long long) id);
+    job_t *job = (job_t *) zhashx_lookup (self->running, key);
+    if (!job || strcmp (job->worker, w->key) != 0) {
+        log_warn ("worker %s: result for request %s that it is not running, ignored", w->name, key);
+        return NULL;
+    }
+    return job;
 }
 
 static void
 s_on_result (broker_t *broker, worker_t *w, json_t *msg)
 {
-    dispatch_t *self = broker->dispatch;
-    char id[24];
-    snprintf (id, sizeof id, "%lld", (long long) json_integer_value (json_object_get (msg, "id")));
-    job_t *job = (job_t *) zhashx_lookup (self->running, id);
-    if (!job || strcmp (job->worker, w->key) != 0) {
-        log_warn ("worker %s: result for request %s that it is not running, ignored", w->name, id);
+    job_t *job = s_job_on (broker->dispatch, w, json_integer_value (json_object_get (msg, "id")));
+    if (!job)
         return;
-    }
     if (job->orphan)
-        log_info ("worker %s: late result for request %s, already recorded as lost", w->name, id);
+        log_info ("worker %s: late result for request %lld, already recorded as lost", w->name,
+                  (long long) job->id);
     else {
         decide_mask_result (broker, msg);
         json_t *fields = s_result_fields (msg);
+        if (job->reset_reason) {
+            json_object_set_new (fields, "session_reset", json_true ());
+            json_object_set_new (fields, "reset_reason", json_string (job->reset_reason));
+        }
         if (state_fire (broker, job->id, "running", EV_FINISH, w->name, fields, NULL) != 0)
-            log_error ("request %s: result could not be recorded", id);
+            log_error ("request %lld: result could not be recorded", (long long) job->id);
         json_decref (fields);
     }
-    char key[256];
-    s_binding_key (job->lang, job->session, key, sizeof key);
-    binding_t *b = (binding_t *) zhashx_lookup (self->bindings, key);
-    if (b)
-        b->busy = false;
-    w->running--;
-    zhashx_delete (self->running, id);
+    s_release (broker->dispatch, w, job);
 }
 
+//  A result frame we cannot accept still ends its request, and the session it ran in starts
+//  over (whatever produced the frame is not to be trusted with the next snippet).
+static void
+s_on_refused_result (broker_t *broker, worker_t *w, int64_t id, const proto_error_t *err)
+{
+    job_t *job = s_job_on (broker->dispatch, w, id);
+    if (!job)
+        return;
+    if (!job->orphan) {
+        char why[400];
+        snprintf (why, sizeof why, "the worker's result was refused (%s: %s)", err->code, err->message);
+        json_t *fields = json_pack ("{s:s, s:b, s:s, s:{s:s, s:s, s:s}}", "outcome", "error",
+                                    "session_reset", 1, "reset_reason", why, "error",
+                                    "name", "ResultRefused", "value", why, "traceback", "");
+        if (state_fire (broker, job->id, "running", EV_FINISH, w->name, fields, NULL) != 0)
+            log_error ("request %lld: refused result could not be recorded", (long long) job->id);
+        json_decref (fields);
+    }
+    json_t *close = json_pack ("{s:s, s:s, s:s, s:s}", "op", "close", "owner", job->owner,
+                               "session", job->session, "lang", job->lang);
+    s_send_worker (broker, w, close);
+    json_decref (close);
+    char key[KEY_MAX];
+    s_binding_key (job->lang, job->session, job->owner, key, sizeof key);
+    zhashx_delete (broker->dispatch->bindings, key);
+    s_release (broker->dispatch, w, job);
+}
+
+//  The request id of a result frame that failed to parse: results start {"op":"result","id":N
+//  as the worker writes them. 0 if the frame does not.
+static int64_t
+s_result_id (const char *data, size_t size)
+{
+    static const char head[] = "{\"op\":\"result\",\"id\":";
+    size_t n = sizeof head - 1;
+    if (size <= n || memcmp (data, head, n) != 0)
+        return 0;
+    int64_t id = 0;
+    for (size_t i = n; i < size && i < n + 18 && data[i] >= '0' && data[i] <= '9'; i++)
+        id = id * 10 + (data[i] - '0');
+    return id;
+}
+
+//  An interpreter ended between snippets: on the record, and its session's next result
+//  will say it started over.
 static void
 s_on_closed (broker_t *broker, worker_t *w, json_t *msg)
 {
-    char key[256];
-    s_binding_key (json_string_value (json_object_get (msg, "lang")),
-                   json_string_value (json_object_get (msg, "session")), key, sizeof key);
+    const char *owner = json_string_value (json_object_get (msg, "owner"));
+    const char *session = json_string_value (json_object_get (msg, "session"));
+    const char *lang = json_string_value (json_object_get (msg, "lang"));
+    const char *reason = json_string_value (json_object_get (msg, "reason"));
+    char key[KEY_MAX], why[160];
+    s_binding_key (lang, session, owner, key, sizeof key);
     binding_t *b = (binding_t *) zhashx_lookup (broker->dispatch->bindings, key);
-    if (b && !b->busy && strcmp (b->worker, w->key) == 0)
+    if (!b || strcmp (b->worker, w->key) != 0)
+        return;                 //  not a session of ours on that worker: nothing to record
+    json_t *code = json_object_get (msg, "exit_code"), *sig = json_object_get (msg, "signal");
+    if (sig)
+        snprintf (why, sizeof why, "interpreter %.64s (signal %d)", reason ? reason : "ended",
+                  (int) json_integer_value (sig));
+    else if (code)
+        snprintf (why, sizeof why, "interpreter %.64s (exit status %d)", reason ? reason : "ended",
+                  (int) json_integer_value (code));
+    else
+        snprintf (why, sizeof why, "interpreter %.64s", reason ? reason : "ended");
+    json_t *data = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:O?, s:O?}", "principal", owner,
+                              "session", session, "lang", lang, "worker", w->name, "reason", why,
+                              "exit_code", code, "signal", sig);
+    store_event (broker->store, 0, "session_ended", w->name, data);
+    json_decref (data);
+    s_session_ended (broker->dispatch, key, why);
+    if (!b->busy)
         zhashx_delete (broker->dispatch->bindings, key);
 }
 
@@ -438,13 +576,16 @@ dispatch_worker_message (broker_t *broker, zmsg_t **msg_p)
     char *key = zframe_strhex (routing);
     proto_error_t err;
     json_t *m = NULL;
+    worker_t *w = (worker_t *) zhashx_lookup (broker->dispatch->workers, key);
     if (proto_parse_worker (zframe_data (body), zframe_size (body), &m, &err) != 0) {
         log_warn ("worker %s: bad message (%s: %s), ignored", principal, err.code, err.message);
+        int64_t id = s_result_id ((const char *) zframe_data (body), zframe_size (body));
+        if (w && id > 0)
+            s_on_refused_result (broker, w, id, &err);
         free (key);
         goto done;
     }
     const char *op = json_string_value (json_object_get (m, "op"));
-    worker_t *w = (worker_t *) zhashx_lookup (broker->dispatch->workers, key);
     if (strcmp (op, "ready") == 0)
         s_on_ready (broker, routing, key, m, principal);
     else if (!w)
@@ -473,10 +614,13 @@ dispatch_tick (broker_t *broker)
     if (beat)
         self->last_heartbeat = now;
     json_t *hb = json_pack ("{s:s}", "op", "heartbeat");
+    //  A worker is dead when it was silent, not when we were busy: while messages wait on the
+    //  socket (our loop was stalled by a slow write), nobody is judged.
+    bool unread = zsock_events (broker->workers) & ZMQ_POLLIN;
     zlistx_t *keys = zhashx_keys (self->workers);
     for (char *k = (char *) zlistx_first (keys); k; k = (char *) zlistx_next (keys)) {
         worker_t *w = (worker_t *) zhashx_lookup (self->workers, k);
-        if (now - w->last_seen > PEER_DEAD_MS)
+        if (now - w->last_seen > PEER_DEAD_MS && !unread)
             s_worker_lost (broker, w, "silent for 3 s");
         else if (beat)
             s_send_worker (broker, w, hb);

@@ -1,4 +1,4 @@
-/*  broker/dispatch.h: workers, the run queue and sticky sessions. */
+/*  broker/dispatch.h: workers, the run queue and sticky sessions, keyed by (owner, lang, name). */
 #ifndef RG_DISPATCH_H
 #define RG_DISPATCH_H
 #include "broker/broker.h"
@@ -9,8 +9,8 @@ void dispatch_destroy (dispatch_t **self_p);
 //  Queues a request that is already `queued` in the store, then tries to run what can run.
 //  `limits` (may be NULL, not consumed) are the sandbox limits its policy rule set; they
 //  override the broker's defaults in the `run` sent to the worker.
-void dispatch_enqueue (broker_t *broker, int64_t id, const char *session, const char *lang,
-                       const char *code, json_t *limits);
+void dispatch_enqueue (broker_t *broker, int64_t id, const char *owner, const char *session,
+                       const char *lang, const char *code, json_t *limits);
 
 //  Same, from the request's stored row (which must be `queued`).
 void dispatch_enqueue_row (broker_t *broker, json_t *row);

@@ -14,8 +14,11 @@ void notify_wait (broker_t *broker, zframe_t *routing, json_t *rid, int64_t id, 
 //  Answers every long poll on `id` with the request as it is now.
 void notify_finished (broker_t *broker, int64_t id);
 
-//  Registers a subscriber that gets every event with seq > since pushed as {"op":"event",...}.
-void notify_subscribe (broker_t *broker, zframe_t *routing, json_t *rid, int64_t since);
+//  Subscribes the caller's connection to the events with seq > since, pushed as
+//  {"op":"event",...}: all of them to approver and admin keys, to any other key only those of
+//  its own requests. A connection holds one subscription: subscribing again moves it to the
+//  new `since`. -1 (nothing changed) if SUBS_MAX subscriptions are held already.
+int notify_subscribe (broker_t *broker, caller_t *c, int64_t since);
 
 //  Answers long polls whose deadline passed and pushes new events to subscribers.
 void notify_tick (broker_t *broker);

@@ -20,7 +20,7 @@ typedef struct {
 
 typedef struct {
     const char *op;
-    field_t fields[24];
+    field_t fields[32];
 } shape_t;
 
 static const char *const s_langs[] = { "python", "shell", NULL };
@@ -57,6 +57,7 @@ static const shape_t s_client_shapes[] = {
     { "ping", { OP, RID, END } },
     { "report", { OP, RID, { "id", F_INT, false, 0, NULL },
         { "type", F_STR, true, 0, s_report_types }, { "detail", F_OBJ, false, 0, NULL }, END } },
+    { "revoke", { OP, RID, { "name", F_STR, true, 128, NULL }, END } },
     { NULL, { END } }
 };
 
@@ -66,7 +67,11 @@ static const shape_t s_worker_shapes[] = {
         { "sessions", F_ARR, false, 0, NULL }, { "running", F_ARR, false, 0, NULL }, END } },
     { "heartbeat", { OP, END } },
     { "result", { OP, ID, { "session", F_STR, true, PROTO_MAX_SESSION, NULL },
-        { "lang", F_STR, true, 0, s_langs },
+        { "lang", F_STR, true, 0, s_langs }, { "owner", F_STR, false, PROTO_MAX_KEY, NULL },
+        { "value_truncated", F_BOOL, false, 0, NULL },
+        { "error_name_truncated", F_BOOL, false, 0, NULL },
+        { "error_value_truncated", F_BOOL, false, 0, NULL },
+        { "traceback_truncated", F_BOOL, false, 0, NULL },
         { "outcome", F_STR, true, 0, s_outcomes },
         { "exit_code", F_ANY, false, 0, NULL }, { "signal", F_ANY, false, 0, NULL },
         { "stdout", F_STR, false, 0, NULL }, { "stderr", F_STR, false, 0, NULL },
@@ -74,11 +79,14 @@ static const shape_t s_worker_shapes[] = {
         { "stderr_truncated", F_BOOL, false, 0, NULL },
         { "value", F_ANY, false, 0, NULL }, { "error", F_ANY, false, 0, NULL },
         { "wall_ms", F_NUM, false, 0, NULL }, { "cpu_ms", F_NUM, false, 0, NULL },
+        { "session_cpu_ms", F_NUM, false, 0, NULL },
         { "max_rss_kb", F_NUM, false, 0, NULL }, { "execution_count", F_NUM, false, 0, NULL },
         { "session_reset", F_BOOL, false, 0, NULL }, { "sandbox", F_STR, false, 64, NULL },
         END } },
     { "session_closed", { OP, { "session", F_STR, true, PROTO_MAX_SESSION, NULL },
-        { "lang", F_STR, true, 0, s_langs }, { "reason", F_STR, false, 64, NULL }, END } },
+        { "lang", F_STR, true, 0, s_langs }, { "owner", F_STR, true, PROTO_MAX_KEY, NULL },
+        { "reason", F_STR, false, 64, NULL }, { "exit_code", F_INT, false, 255, NULL },
+        { "signal", F_INT, false, 64, NULL }, END } },
     { NULL, { END } }
 };
 
@@ -186,8 +194,8 @@ s_check_shape (const shape_t *shape, json_t *msg, proto_error_t *err)
 }
 
 static int
-s_parse (const shape_t *shapes, const void *data, size_t size, size_t max, json_t **msg,
-         json_t **rid, proto_error_t *err)
+s_parse (const shape_t *shapes, const void *data, size_t size, size_t max, size_t flags,
+         json_t **msg, json_t **rid, proto_error_t *err)
 {
     *msg = NULL;
     if (rid)
@@ -203,7 +211,7 @@ s_parse (const shape_t *shapes, const void *data, size_t size, size_t max, json_
         return -1;
     }
     json_error_t jerr;
-    json_t *root = json_loadb (data, size, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb (data, size, JSON_REJECT_DUPLICATES | flags, &jerr);
     if (!root) {
         s_fail (err, PROTO_E_BAD_JSON, "not JSON: %s", jerr.text);
         return -1;
@@ -237,13 +245,16 @@ s_parse (const shape_t *shapes, const void *data, size_t size, size_t max, json_
 int
 proto_parse_client (const void *data, size_t size, json_t **msg, json_t **rid, proto_error_t *err)
 {
-    return s_parse (s_client_shapes, data, size, PROTO_MAX_FRAME, msg, rid, err);
+    return s_parse (s_client_shapes, data, size, PROTO_MAX_FRAME, 0, msg, rid, err);
 }
 
 int
 proto_parse_worker (const void *data, size_t size, json_t **msg, proto_error_t *err)
 {
-    return s_parse (s_worker_shapes, data, size, PROTO_MAX_WORKER_FRAME, msg, NULL, err);
+    //  A result carries what a snippet printed, and a snippet may print NUL (U+0000 is valid
+    //  UTF-8): refusing it would strand the request. The store keeps text NUL-free.
+    return s_parse (s_worker_shapes, data, size, PROTO_MAX_WORKER_FRAME, JSON_ALLOW_NUL, msg,
+                    NULL, err);
 }
 
 int
@@ -333,6 +344,9 @@ proto_test (void)
     CHECK (strcmp (s_code_of ("{\"op\":\"ping\",\"rid\":\"\xff\"}"), PROTO_E_BAD_UTF8) == 0);
     CHECK (strcmp (s_code_of ("{\"op\":\"ping\",\"rid\":\"\\u0000\"}"), PROTO_E_BAD_JSON) == 0);
     CHECK (strcmp (s_code_of (""), PROTO_E_BAD_JSON) == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"revoke\",\"name\":\"bob\"}"), "ok") == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"revoke\",\"name\":5}"), PROTO_E_BAD_TYPE) == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"revoke\"}"), PROTO_E_MISSING) == 0);
 
     //  The rid survives a failed parse so the error reply can echo it.
     proto_error_t err;
@@ -366,6 +380,15 @@ proto_test (void)
     const char *w = "{\"op\":\"result\",\"id\":3,\"session\":\"s\",\"lang\":\"python\",\"outcome\":\"ok\"}";
     CHECK (proto_parse_worker (w, strlen (w), &msg, &err) == 0);
     json_decref (msg);
+    //  A worker result may carry NUL (a snippet printed it); a client frame may not.
+    const char *nul = "{\"op\":\"result\",\"id\":3,\"session\":\"s\",\"lang\":\"shell\","
+                      "\"outcome\":\"ok\",\"stdout\":\"a\\u0000b\"}";
+    CHECK (proto_parse_worker (nul, strlen (nul), &msg, &err) == 0
+           && json_string_length (json_object_get (msg, "stdout")) == 3);
+    json_decref (msg);
+    const char *closed = "{\"op\":\"session_closed\",\"session\":\"s\",\"lang\":\"shell\"}";
+    CHECK (proto_parse_worker (closed, strlen (closed), &msg, &err) == -1
+           && strcmp (err.code, PROTO_E_MISSING) == 0);
     CHECK (proto_session_valid ("agent-1.work:main_2"));
     CHECK (!proto_session_valid (""));
     CHECK (!proto_session_valid ("../etc"  "/x"));

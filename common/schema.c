@@ -150,6 +150,20 @@ static const char *s_migrations[] = {
     "  json_extract (r.review, '$.expires_at') AS expires_at, r.review"
     "  FROM requests r WHERE r.state = 'pending_approval';"
     "PRAGMA user_version = 2;",
+
+    //  3: every text field of a result is capped like stdout, and says when it was cut; a
+    //  session whose interpreter ended between snippets says why on its next result.
+    "ALTER TABLE requests ADD COLUMN value_truncated INTEGER CHECK (value_truncated IN (0, 1));"
+    "ALTER TABLE requests ADD COLUMN error_name_truncated INTEGER"
+    "  CHECK (error_name_truncated IN (0, 1));"
+    "ALTER TABLE requests ADD COLUMN error_value_truncated INTEGER"
+    "  CHECK (error_value_truncated IN (0, 1));"
+    "ALTER TABLE requests ADD COLUMN traceback_truncated INTEGER"
+    "  CHECK (traceback_truncated IN (0, 1));"
+    "ALTER TABLE requests ADD COLUMN reset_reason TEXT;"
+    //  CPU a session used since its interpreter started, background processes included.
+    "ALTER TABLE requests ADD COLUMN session_cpu_ms REAL;"
+    "PRAGMA user_version = 3;",
 };
 
 int

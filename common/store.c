@@ -48,8 +48,10 @@ static const char *s_sql[ST_COUNT] = {
                       " stderr = ?6, stdout_truncated = ?7, stderr_truncated = ?8, value = ?9,"
                       " error_name = ?10, error_value = ?11, traceback = ?12, wall_ms = ?13,"
                       " cpu_ms = ?14, max_rss_kb = ?15, execution_count = ?16,"
-                      " session_reset = ?17, sandbox = ?18, stdout_sha256 = ?19,"
-                      " stderr_sha256 = ?20 WHERE id = ?1",
+                      " session_reset = ?17, sandbox = ?18, value_truncated = ?19,"
+                      " error_name_truncated = ?20, error_value_truncated = ?21,"
+                      " traceback_truncated = ?22, reset_reason = ?23, session_cpu_ms = ?24,"
+                      " stdout_sha256 = ?25, stderr_sha256 = ?26 WHERE id = ?1",
     [ST_APPROVAL_ADD] = "INSERT INTO approvals (request_id, approver, via, on_behalf_of, decision,"
                         " reason, at, slack_user) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_GET] = "SELECT * FROM requests WHERE id = ?1",
@@ -59,8 +61,10 @@ static const char *s_sql[ST_COUNT] = {
     [ST_IDS] = "SELECT id FROM requests WHERE state = ?1 ORDER BY id",
     [ST_RECEIVED] = "SELECT data FROM events WHERE request_id = ?1 AND type = 'received'"
                     " ORDER BY seq LIMIT 1",
-    [ST_EVENTS] = "SELECT seq, at, request_id, type, actor, data, prev_hash, hash FROM events"
-                  " WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    [ST_EVENTS] = "SELECT e.seq AS seq, e.at AS at, e.request_id AS request_id, e.type AS type,"
+                  " e.actor AS actor, e.data AS data, e.prev_hash AS prev_hash, e.hash AS hash,"
+                  " r.principal AS owner FROM events e LEFT JOIN requests r ON r.id = e.request_id"
+                  " WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
     [ST_HISTORY] = "SELECT * FROM (SELECT * FROM history WHERE (?1 IS NULL OR principal = ?1)"
                    " AND (?2 IS NULL OR session = ?2) AND (?3 IS NULL OR state = ?3)"
                    " AND (?4 IS NULL OR submitted_at >= ?4) AND (?5 IS NULL OR submitted_at < ?5)"

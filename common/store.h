@@ -149,7 +149,9 @@ int store_ids_in_state (store_t *self, const char *state, json_t **ids);
 json_t *store_received_data (store_t *self, int64_t id);
 
 //  Events with seq > `seq`, ascending, at most `limit` (<= 0: all), as objects {seq, at,
-//  request_id (null if none), type, actor, data (parsed), prev_hash, hash}. NULL on error.
+//  request_id (null if none), type, actor, data (parsed), prev_hash, hash, owner}. owner is
+//  the principal of the request the event is about (null if about none): who may see it.
+//  It is not part of the hashed event; strip it before showing the event. NULL on error.
 json_t *store_events_since (store_t *self, int64_t seq, int limit);
 
 //  The seq of the last event (0 if none), or -1 on error.

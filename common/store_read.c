@@ -13,8 +13,8 @@
 static bool
 s_is_bool_column (const char *name)
 {
-    return s_streq (name, "stdout_truncated") || s_streq (name, "stderr_truncated")
-        || s_streq (name, "session_reset");
+    size_t n = strlen (name);
+    return (n > 10 && s_streq (name + n - 10, "_truncated")) || s_streq (name, "session_reset");
 }
 
 //  review and limits hold JSON objects as text; read as objects, except raw (verify compares

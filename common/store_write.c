@@ -28,14 +28,17 @@ static const field_t s_decision_fields[] = {
 static const field_t s_worker_fields[] = { { "worker", F_TEXT, false, 0 } };
 static const field_t s_result_fields[] = {
     { "outcome", F_TEXT, false, 0 }, { "exit_code", F_INT, false, 0 },
-    { "signal", F_SCALAR, false, 0 }, { "stdout", F_TEXT, true, 19 },
-    { "stderr", F_TEXT, true, 20 }, { "stdout_truncated", F_BOOL, false, 0 },
+    { "signal", F_SCALAR, false, 0 }, { "stdout", F_TEXT, true, 25 },
+    { "stderr", F_TEXT, true, 26 }, { "stdout_truncated", F_BOOL, false, 0 },
     { "stderr_truncated", F_BOOL, false, 0 }, { "value", F_TEXT, true, 0 },
     { "error_name", F_TEXT, false, 0 }, { "error_value", F_TEXT, false, 0 },
     { "traceback", F_TEXT, true, 0 }, { "wall_ms", F_REAL, false, 0 },
     { "cpu_ms", F_REAL, false, 0 }, { "max_rss_kb", F_INT, false, 0 },
     { "execution_count", F_INT, false, 0 }, { "session_reset", F_BOOL, false, 0 },
-    { "sandbox", F_TEXT, false, 0 },
+    { "sandbox", F_TEXT, false, 0 }, { "value_truncated", F_BOOL, false, 0 },
+    { "error_name_truncated", F_BOOL, false, 0 }, { "error_value_truncated", F_BOOL, false, 0 },
+    { "traceback_truncated", F_BOOL, false, 0 }, { "reset_reason", F_TEXT, false, 0 },
+    { "session_cpu_ms", F_REAL, false, 0 },
 };
 
 static const char *s_edges[][2] = {

@@ -4,6 +4,7 @@
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,6 +149,26 @@ utf8_valid (const char *data, size_t size)
     return true;
 }
 
+json_t *
+text_without_nul (json_t *text)
+{
+    const char *src = json_string_value (text);
+    size_t len = json_string_length (text), n = 0;
+    char *out = (char *) malloc (len * 3 + 1);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        if (src[i])
+            out[n++] = src[i];
+        else {
+            memcpy (out + n, "\xef\xbf\xbd", 3);
+            n += 3;
+        }
+    json_t *fixed = json_stringn (out, n);
+    free (out);
+    return fixed;
+}
+
 int
 util_test (void)
 {
@@ -155,6 +176,10 @@ util_test (void)
     sha256_hex ("abc", 3, hex);
     CHECK (strcmp (hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
     CHECK (utf8_valid ("plain", 5));
+    json_t *nul = json_stringn ("a\0b", 3), *fixed = text_without_nul (nul);
+    CHECK (fixed && strcmp (json_string_value (fixed), "a\xef\xbf\xbd" "b") == 0);
+    json_decref (nul);
+    json_decref (fixed);
     CHECK (utf8_valid ("caf\xc3\xa9", 5));
     CHECK (!utf8_valid ("\xc3", 1));              //  truncated
     CHECK (!utf8_valid ("\xc0\xaf", 2));          //  overlong '/'

@@ -2,6 +2,7 @@
     Nothing here allocates unless its comment says the caller owns the result. */
 #ifndef RG_UTIL_H
 #define RG_UTIL_H
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,10 @@ void random_hex (size_t n, char *out);
 
 //  True if data[0..size) is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
 bool utf8_valid (const char *data, size_t size);
+
+//  A new JSON string: text with every NUL replaced by U+FFFD (what the record stores for a
+//  NUL a snippet printed). NULL only when out of memory.
+json_t *text_without_nul (json_t *text);
 
 int util_test (void);
 #endif

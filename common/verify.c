@@ -23,6 +23,8 @@ static const char *s_columns[] = {
     "started_at", "finished_at", "outcome", "exit_code", "signal", "stdout_truncated",
     "stderr_truncated", "stdout_sha256", "stderr_sha256", "error_name", "error_value", "wall_ms",
     "cpu_ms", "max_rss_kb", "execution_count", "session_reset", "sandbox", "pruned_at",
+    "value_truncated", "error_name_truncated", "error_value_truncated", "traceback_truncated",
+    "reset_reason", "session_cpu_ms",
 };
 //  JSON objects kept as canonical text; the events hold the objects.
 static const char *s_json_columns[] = { "limits", "review" };

@@ -1,7 +1,8 @@
 /*  policy/mask.h: secret masking of snippet outputs before they are stored or returned.
 
     A mask_t holds detectors: built-in ones (cloud and API keys, private key blocks, JWTs,
-    passwords in key=value and URLs, Luhn-checked card numbers, e-mail addresses), custom PCRE2
+    passwords in key=value, environment dumps, command lines, prose and URLs, Luhn-checked
+    card numbers, e-mail addresses), custom PCRE2
     patterns (from the policy's "masks") and exact secret values (from a worker's configuration).
     mask_apply() replaces every hit with "[MASKED:name]".
 
@@ -12,8 +13,18 @@
     - Overlapping hits are merged into one mask so no fragment of either survives. The merged mask
       takes the name of the most specific detector: exact secret, then custom pattern, then
       specific built-ins (aws, github, slack, private key, jwt), then generic ones.
-    - Exact secrets are also masked in their URL-encoded, JSON-escaped and base64 (standard and
-      url-safe, at every byte alignment, so inside a larger base64 blob too) forms.
+    - Exact secrets are also masked in their encoded forms, each as it appears inside a larger
+      string: URL-encoded (either hex case, '/' kept or not, space as %20 or '+'), JSON-escaped
+      (json.dumps with and without ensure_ascii, \u escapes in either case, surrogate pairs),
+      Python repr() / ascii() of the str and repr() of its UTF-8 bytes (\\, \', \xNN,
+      \uNNNN, \UNNNNNNNN), bash printf %q / ${v@Q} (backslashes, $'...' with octal bytes,
+      '\'' and '"'"' inside single quotes) and base64 (standard and url-safe, at every byte
+      alignment, so inside a larger base64 blob too). This guards against accidental leaks;
+      a snippet that re-encodes a secret on purpose (reversed, split, xor) gets it out.
+    - Masks already in the text ("[MASKED:name]", name as mask_name_valid) are left as they
+      are by patterns, built-in or custom: masking masked text changes nothing, and a worker's
+      "password=[MASKED:DB_PASSWORD]" keeps its "]". A pattern hit around such a mask is
+      still masked on either side of it. Exact secrets are masked wherever they are.
     - Every pattern runs under PCRE2 match limits. If a pattern exceeds them, that detector
       falls back to matching line by line for the rest of the buffer, and a line that still
       exceeds them is masked from the failing point to its end: over budget fails closed.
@@ -27,6 +38,10 @@ typedef struct _mask_t mask_t;
 
 //  A masker with every built-in detector. Returns NULL only when out of memory.
 mask_t *mask_new (void);
+
+//  A masker without built-in detectors: it masks only the secrets and patterns added to it
+//  (a worker's, whose output the broker's built-ins mask afterwards). NULL when out of memory.
+mask_t *mask_new_empty (void);
 
 //  Destroys the masker and NULLs the caller's pointer. Safe on NULL.
 void mask_destroy (mask_t **self_p);
@@ -44,6 +59,10 @@ int mask_add_secret (mask_t *self, const char *name, const char *value);
 //  (bytes, without the NUL) and *count (number of masks written) when they are not NULL.
 //  Returns NULL only when out of memory.
 char *mask_apply (mask_t *self, const char *text, size_t len, size_t *out_len, int *count);
+
+//  As mask_apply, for a text an output limit cut short: an exact secret the cut went through
+//  is masked too (the longest start of any of its forms that the text ends with).
+char *mask_apply_cut (mask_t *self, const char *text, size_t len, size_t *out_len, int *count);
 
 //  Compiles pattern exactly as mask_add_pattern would, to validate policy files. Returns 0, or
 //  -1 with pcre2's message in err and the failing offset (bytes into pattern) in *erroffset.

@@ -1,5 +1,5 @@
 /*  policy/mask_apply.c: mask_apply(), the span merging that turns all hits into one masked
-    copy. Cost is one pass per detector (JIT-compiled, start-of-token anchored so a long run
+    copy, sparing the masks already in the text. Cost is one pass per detector (JIT-compiled, start-of-token anchored so a long run
     of similar bytes is tried once, not at every byte) plus a sort of the hits. */
 #define _GNU_SOURCE                             //  memmem
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -106,6 +106,29 @@ s_scan_forms (const detector_t *det, size_t d, const char *text, size_t len, spa
     }
 }
 
+//  A text cut short by an output limit may end inside a secret: the longest start of one of
+//  its forms that the text ends with is masked too.
+static void
+s_scan_cut (const detector_t *det, size_t d, const char *text, size_t len, spans_t *spans)
+{
+    size_t best = 0;
+    for (size_t f = 0; f < det->nforms; f++) {
+        const char *form = det->forms[f];
+        size_t n = strlen (form), k = n - 1 < len ? n - 1 : len;
+        for (const char *at = text + len - k; k > best; at++, k--) {
+            at = memchr (at, form[0], k);
+            if (!at)
+                break;
+            k = len - (size_t) (at - text);
+            if (k > best && memcmp (at, form, k) == 0) {
+                best = k;
+                break;
+            }
+        }
+    }
+    s_span_add (spans, len - best, len, det->rank, d);
+}
+
 static int
 s_span_cmp (const void *a, const void *b)
 {
@@ -167,6 +190,71 @@ s_render (const mask_t *self, const char *text, size_t len, const spans_t *spans
     return out;
 }
 
+//  --------------------------------------------------------------------------
+//  Masks already in the text. "[MASKED:name]" was written by an earlier masker (the
+//  worker's, for its secrets, before the broker's detectors run): pattern hits never
+//  rewrite one, so masking is idempotent and "password=[MASKED:X]" does not become
+//  "password=[MASKED:password]]". Exact secrets are masked wherever they are.
+
+static bool
+s_name_char (char c)
+{
+    return s_alpha (c) || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+}
+
+//  The "[MASKED:name]" tokens of text, in order (name as mask_name_valid has it).
+static void
+s_find_tokens (const char *text, size_t len, spans_t *tokens)
+{
+    static const char head[] = "[MASKED:";
+    const size_t hl = sizeof head - 1;
+    size_t from = 0;
+    while (from + hl < len) {
+        const char *at = memmem (text + from, len - from, head, hl);
+        if (!at)
+            break;
+        size_t start = (size_t) (at - text), k = start + hl;
+        while (k < len && k - start - hl < 64 && s_name_char (text[k]))
+            k++;
+        if (k < len && k > start + hl && text[k] == ']') {
+            s_span_add (tokens, start, k + 1, 0, 0);
+            from = k + 1;
+        }
+        else
+            from = start + 1;
+    }
+}
+
+//  Cuts the tokens out of every pattern hit: what remains of a hit on either side of a
+//  token is still masked (fail closed), the token stays as it is.
+static void
+s_spare_tokens (spans_t *spans, const spans_t *tokens)
+{
+    spans_t out = { NULL, 0, 0, tokens->failed };
+    for (size_t i = 0; i < spans->size; i++) {
+        span_t s = spans->items[i];
+        size_t lo = 0, hi = s.rank == RANK_SECRET ? 0 : tokens->size;
+        while (lo < hi) {                       //  the first token that ends after s starts
+            size_t mid = lo + (hi - lo) / 2;
+            if (tokens->items[mid].end <= s.start)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        size_t from = s.start;
+        for (size_t t = lo; s.rank != RANK_SECRET && t < tokens->size
+                            && tokens->items[t].start < s.end; t++) {
+            s_span_add (&out, from, tokens->items[t].start, s.rank, s.det);
+            if (tokens->items[t].end > from)
+                from = tokens->items[t].end;
+        }
+        s_span_add (&out, from, s.end, s.rank, s.det);
+    }
+    free (spans->items);
+    out.failed = out.failed || spans->failed;
+    *spans = out;
+}
+
 //  Byte patterns may cut a UTF-8 character; widening the mask to whole characters keeps
 //  valid UTF-8 output valid (the broker stores outputs as JSON strings).
 static void
@@ -181,8 +269,8 @@ s_widen_utf8 (const char *text, size_t len, spans_t *spans)
     }
 }
 
-char *
-mask_apply (mask_t *self, const char *text, size_t len, size_t *out_len, int *count)
+static char *
+s_apply (mask_t *self, const char *text, size_t len, bool cut, size_t *out_len, int *count)
 {
     if (!self || (!text && len))
         return NULL;
@@ -194,7 +282,15 @@ mask_apply (mask_t *self, const char *text, size_t len, size_t *out_len, int *co
             s_scan_regex (self, d, text, len, &spans);
         else
             s_scan_forms (&self->dets[d], d, text, len, &spans);
+        if (!self->dets[d].re && cut)
+            s_scan_cut (&self->dets[d], d, text, len, &spans);
     }
+    spans_t tokens = { NULL, 0, 0, false };
+    if (spans.size && !spans.failed)
+        s_find_tokens (text, len, &tokens);
+    if (tokens.size || tokens.failed)
+        s_spare_tokens (&spans, &tokens);
+    free (tokens.items);
     char *out = NULL;
     if (!spans.failed) {
         s_widen_utf8 (text, len, &spans);
@@ -205,4 +301,16 @@ mask_apply (mask_t *self, const char *text, size_t len, size_t *out_len, int *co
     }
     free (spans.items);
     return out;
+}
+
+char *
+mask_apply (mask_t *self, const char *text, size_t len, size_t *out_len, int *count)
+{
+    return s_apply (self, text, len, false, out_len, count);
+}
+
+char *
+mask_apply_cut (mask_t *self, const char *text, size_t len, size_t *out_len, int *count)
+{
+    return s_apply (self, text, len, true, out_len, count);
 }

@@ -1,10 +1,16 @@
 /*  policy/mask_builtins.c: the built-in detectors of the masker (cloud and API keys, private
-    key blocks, JWTs, passwords in key=value and URLs, card numbers, e-mail addresses) and
-    the validators that confirm or narrow their matches. */
+    key blocks, JWTs, passwords in key=value, environment dumps, command lines, prose and URLs,
+    card numbers, e-mail addresses) and the validators that confirm or narrow their matches. */
 #include "policy/mask_int.h"
 #include <string.h>
 
 static check_fn s_check_card, s_check_email, s_check_jwt, s_check_pem;
+
+//  A credential's value after its key: quoted (the quotes stay) or up to a delimiter.
+#define VALUE "(?|\"(?<secret>[^\"\\r\\n]{1,512})\"|'(?<secret>[^'\\r\\n]{1,512})'" \
+              "|(?<secret>[^\\s\"',;&)\\]}]{1,512}))"
+//  "=" or ":" between a key and its value, but not "==", "=>", "::" or ":=".
+#define ASSIGN "[\"']?[ \\t]*(?:=(?![=>~])|:(?![:=]))[ \\t]*"
 
 //  --------------------------------------------------------------------------
 //  Built-in detectors. Each starts with a negative lookbehind of its own first-character
@@ -41,9 +47,34 @@ const mask_builtin_t mask_builtins[] = {
       "(?<secret>[a-z0-9+/]+=*)", NULL },
     { "password", RANK_GENERIC,
       "(?i)(?<![a-z0-9])(?:passw(?:or)?d|passphrase|pwd|pass|secret|token|api[_-]?key"
-      "|private[_-]?key)[\"']?[ \\t]*(?:=(?![=>~])|:(?![:=]))[ \\t]*"
-      "(?|\"(?<secret>[^\"\\r\\n]{1,512})\"|'(?<secret>[^'\\r\\n]{1,512})'"
-      "|(?<secret>[^\\s\"',;&)\\]}]{1,512}))", NULL },
+      "|private[_-]?key)" ASSIGN VALUE, NULL },
+    //  Environment dumps and .env files: upper-case names that end in one of the words
+    //  (PGPASSWORD, DBPASS, CLIENTSECRET, DJANGO_SECRET_KEY); OLDPWD is not one.
+    { "password", RANK_GENERIC,
+      "(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]{0,64}?(?:PASS|PASSWD|PASSWORD|TOKEN|SECRET"
+      "|(?:SECRET|ACCESS|PRIVATE|MASTER|ENCRYPTION|SIGNING|AUTH|API)_?KEY)" ASSIGN VALUE, NULL },
+    //  Command lines: --password=X, and --password X where X is neither the next option
+    //  nor the prose of a help text ("use --token to log in").
+    { "password", RANK_GENERIC,
+      "(?i)(?<![a-z0-9_-])--(?:passw(?:or)?d|passphrase|pass|token|secret|api[_-]?key|auth[_-]?token"
+      "|access[_-]?token)(?:=|[ \\t]+(?!-|(?:to|or|and|is|the|a|an|for|of|with|if|option|flag"
+      "|argument)\\b))" VALUE, NULL },
+    //  The MySQL and MariaDB clients take the password glued to -p (-p alone prompts, and
+    //  "-p name" names a database); sshpass, before its command, glued or not.
+    { "password", RANK_GENERIC,
+      "(?<![A-Za-z0-9_-])(?:mysql(?:dump|admin|import|show|check|slap|binlog)?|mariadb(?:-[a-z]+)?)"
+      "(?![A-Za-z0-9_-])[^\\n;|&]{0,256}?[ \\t]-p" VALUE, NULL },
+    { "password", RANK_GENERIC,
+      "(?<![A-Za-z0-9_-])sshpass(?:[ \\t]+-[vh])*[ \\t]+-p[ \\t]*(?!-)" VALUE, NULL },
+    //  Prose: "the password is X", "password is: X", unless X is a word that says
+    //  something about the password rather than being it.
+    { "password", RANK_GENERIC,
+      "(?i)(?<![a-z0-9])(?:passw(?:or)?d|passphrase|passcode|secret|token|api[_-]?key)[\"']?"
+      "[ \\t]+is(?:[ \\t]*:)?[ \\t]+(?!(?:incorrect|invalid|wrong|required|missing|empty"
+      "|expired|too|not|set|unset|correct|valid|the|a|an|being|now|also|still|ok|changed|reset"
+      "|null|none|stored|saved|used|needed|sent|shown|hidden|encrypted|hashed|masked|weak"
+      "|strong|long|short|case|in|on|at|from|for|to|of|by|only|never|always|same|different"
+      "|blank|given|provided|known|unknown|about|due|revoked)\\b)" VALUE, NULL },
     { "url-password", RANK_GENERIC,
       "(?i)(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,30}://[^\\s:/@?#\"']{0,256}:"
       "(?<secret>[^\\s/@?#\"']{1,256})@", NULL },

@@ -1,25 +1,55 @@
-/*  policy/redact.c: masking of result fields (used by the broker for its detectors and by the
-    worker for the exact values of the secrets it holds). */
+/*  policy/redact.c: the text fields of a result and their masking (see redact.h). The worker
+    masks its secrets and the broker its detectors through here, so a field added to the
+    list is masked by both. */
 #include "policy/redact.h"
 #include "common/check.h"
 #include <stdlib.h>
 #include <string.h>
 
+//  Every field of a result that can carry what a snippet printed, raised or returned. The
+//  error's name is one: `raise type(secret, (Exception,), {})()` makes it any text at all.
+static const char *s_top[] = { "stdout", "stderr", "value", "error", "error_name",
+                               "error_value", "traceback" };
+static const char *s_error[] = { "name", "value", "traceback" };
+
 static int
-s_field (mask_t *mask, json_t *obj, const char *key)
+s_each (json_t *obj, const char **keys, size_t nkeys, redact_fn *fn, void *arg)
+{
+    int count = 0;
+    for (size_t i = 0; i < nkeys; i++)
+        if (json_is_string (json_object_get (obj, keys[i])))
+            count += fn (obj, keys[i], arg);
+    return count;
+}
+
+int
+redact_foreach (json_t *result, redact_fn *fn, void *arg)
+{
+    if (!json_is_object (result))
+        return 0;
+    int count = s_each (result, s_top, sizeof s_top / sizeof s_top[0], fn, arg);
+    json_t *error = json_object_get (result, "error");
+    if (json_is_object (error))
+        count += s_each (error, s_error, sizeof s_error / sizeof s_error[0], fn, arg);
+    return count;
+}
+
+static int
+s_mask_field (json_t *obj, const char *key, void *arg)
 {
     json_t *v = json_object_get (obj, key);
-    if (!json_is_string (v))
-        return 0;
     size_t n = 0;
     int count = 0;
-    char *masked = mask_apply (mask, json_string_value (v), json_string_length (v), &n, &count);
+    char *masked = mask_apply ((mask_t *) arg, json_string_value (v), json_string_length (v),
+                               &n, &count);
     if (!masked) {
         json_object_set_new (obj, key, json_string ("[MASKED:unavailable]"));
         return 1;
     }
-    if (count > 0)
-        json_object_set_new (obj, key, json_stringn (masked, n));
+    if (count > 0 && json_object_set_new (obj, key, json_stringn (masked, n)) != 0) {
+        count = 1;          //  masked text that is not valid UTF-8 is not stored either
+        json_object_set_new (obj, key, json_string ("[MASKED:unavailable]"));
+    }
     free (masked);
     return count;
 }
@@ -27,16 +57,75 @@ s_field (mask_t *mask, json_t *obj, const char *key)
 int
 redact_result (mask_t *mask, json_t *result)
 {
-    static const char *top[] = { "stdout", "stderr", "value", "error_value", "traceback" };
-    int count = 0;
-    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
-        count += s_field (mask, result, top[i]);
-    json_t *error = json_object_get (result, "error");
-    if (json_is_object (error)) {
-        count += s_field (mask, error, "value");
-        count += s_field (mask, error, "traceback");
-    }
-    return count;
+    return redact_foreach (result, s_mask_field, mask);
+}
+
+//  --------------------------------------------------------------------------
+//  Self-test
+
+//  Records the fields visited as "key," in a string.
+static int
+s_note (json_t *obj, const char *key, void *arg)
+{
+    strcat ((char *) arg, key);
+    strcat ((char *) arg, ",");
+    return 1;
+}
+
+static void
+s_test_fields (void)
+{
+    //  A worker result as docs/worker-protocol.md has it, every text field set: only the
+    //  protocol's own words (op, session, lang, outcome, sandbox) are not visited.
+    json_t *r = json_pack ("{s:s, s:i, s:s, s:s, s:s, s:i, s:n, s:s, s:s, s:b, s:b, s:s,"
+                           " s:{s:s, s:s, s:s}, s:f, s:f, s:i, s:i, s:b, s:s}",
+                           "op", "result", "id", 42, "session", "s1", "lang", "python",
+                           "outcome", "error", "exit_code", 1, "signal", "stdout", "o",
+                           "stderr", "e", "stdout_truncated", 0, "stderr_truncated", 0,
+                           "value", "v", "error", "name", "n", "value", "ev", "traceback", "tb",
+                           "wall_ms", 1.5, "cpu_ms", 0.5, "max_rss_kb", 9000,
+                           "execution_count", 3, "session_reset", 0, "sandbox", "none");
+    char seen[256] = "";
+    CHECK (redact_foreach (r, s_note, seen) == 6);
+    CHECK (strcmp (seen, "stdout,stderr,value,name,value,traceback,") == 0);
+    json_decref (r);
+    //  The columns the broker flattens it into.
+    r = json_pack ("{s:s, s:s, s:s, s:s}", "error_name", "n", "error_value", "v",
+                   "traceback", "t", "outcome", "error");
+    seen[0] = 0;
+    CHECK (redact_foreach (r, s_note, seen) == 3);
+    CHECK (strcmp (seen, "error_name,error_value,traceback,") == 0);
+    json_decref (r);
+    CHECK (redact_foreach (NULL, s_note, seen) == 0);
+}
+
+//  The worker masks its secrets, then the broker its detectors: each once, and the second
+//  leaves the first's masks exactly as they are.
+static void
+s_test_two_maskers (void)
+{
+    mask_t *worker = mask_new_empty ();
+    mask_t *broker = mask_new ();
+    CHECK (worker && broker && mask_add_secret (worker, "DB_PASSWORD", "Zq8-s3cr3t") == 0);
+    json_t *r = json_pack ("{s:s, s:s, s:{s:s, s:s, s:s}}",
+                           "stdout", "password=Zq8-s3cr3t\nAKIAIOSFODNN7EXAMPLE\n",
+                           "stderr", "postgres://u:Zq8-s3cr3t@db/x",
+                           "error", "name", "Zq8-s3cr3t", "value", "", "traceback", "Zq8-s3cr3t: ");
+    CHECK (redact_result (worker, r) == 4);
+    CHECK (strcmp (json_string_value (json_object_get (r, "stdout")),
+                   "password=[MASKED:DB_PASSWORD]\nAKIAIOSFODNN7EXAMPLE\n") == 0);
+    CHECK (redact_result (broker, r) == 1);
+    CHECK (strcmp (json_string_value (json_object_get (r, "stdout")),
+                   "password=[MASKED:DB_PASSWORD]\n[MASKED:aws-access-key-id]\n") == 0);
+    CHECK (strcmp (json_string_value (json_object_get (r, "stderr")),
+                   "postgres://u:[MASKED:DB_PASSWORD]@db/x") == 0);
+    json_t *error = json_object_get (r, "error");
+    CHECK (strcmp (json_string_value (json_object_get (error, "name")), "[MASKED:DB_PASSWORD]") == 0);
+    CHECK (strcmp (json_string_value (json_object_get (error, "traceback")), "[MASKED:DB_PASSWORD]: ") == 0);
+    CHECK (redact_result (broker, r) == 0 && redact_result (worker, r) == 0);
+    json_decref (r);
+    mask_destroy (&worker);
+    mask_destroy (&broker);
 }
 
 int
@@ -44,19 +133,22 @@ redact_test (void)
 {
     mask_t *mask = mask_new ();
     CHECK (mask_add_secret (mask, "db_password", "s3cr3t-Value-42") == 0);
-    json_t *r = json_pack ("{s:s, s:s, s:s, s:{s:s, s:s}, s:i}",
+    json_t *r = json_pack ("{s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:i, s:s, s:s}",
                            "stdout", "pw=s3cr3t-Value-42\n", "stderr", "clean\n",
-                           "value", "'s3cr3t-Value-42'", "error",
+                           "value", "'s3cr3t-Value-42'", "error", "name", "s3cr3t-Value-42",
                            "value", "bad s3cr3t-Value-42", "traceback", "  x = 's3cr3t-Value-42'",
-                           "exit_code", 1);
-    CHECK (redact_result (mask, r) == 4);
+                           "exit_code", 1, "error_name", "E s3cr3t-Value-42", "outcome", "error");
+    CHECK (redact_result (mask, r) == 6);
     char *text = json_dumps (r, 0);
     CHECK (!strstr (text, "s3cr3t-Value-42"));
     CHECK (strstr (text, "[MASKED:db_password]"));
     CHECK (strcmp (json_string_value (json_object_get (r, "stderr")), "clean\n") == 0);
+    CHECK (strcmp (json_string_value (json_object_get (r, "outcome")), "error") == 0);
     CHECK (json_integer_value (json_object_get (r, "exit_code")) == 1);
     free (text);
     json_decref (r);
     mask_destroy (&mask);
+    s_test_fields ();
+    s_test_two_maskers ();
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <sodium.h>
+#include <sys/wait.h>
 
 #define MAX_SLOTS 256
 #define MAX_TIMEOUT_MS (24LL * 3600 * 1000)
@@ -19,6 +20,7 @@
 #define MAX_NAME 256
 #define FDS_PER_SESSION 5
 #define MAX_WARM 16
+#define MAX_CPUS 1024
 
 typedef struct {
     const char *broker;
@@ -32,6 +34,7 @@ typedef struct {
     int64_t max_memory_mb;      //  the most a run may ask for
     int64_t max_pids;
     int64_t max_tmp_mb;
+    int64_t max_cpu_milli;      //  thousandths of a CPU
     const char *secrets_path;   //  --secrets FILE, or NULL
 } s_args_t;
 
@@ -62,8 +65,11 @@ s_usage (FILE *out)
         "  --memory-mb N         session memory incl. swap when a run gives none (default 512)\n"
         "  --pids N              session processes+threads when a run gives none (default 128)\n"
         "  --tmp-mb N            session /tmp + work directory size (default 64)\n"
-        "  --max-memory-mb N, --max-pids N, --max-tmp-mb N\n"
-        "                        the most a run may ask for (default 4096, 1024, 1024)\n"
+        "  --cpus N              session CPU bandwidth, background processes included, when a\n"
+        "                        run gives none: N CPUs, 0.01 to %d (default 1)\n"
+        "  --max-memory-mb N, --max-pids N, --max-tmp-mb N, --max-cpus N\n"
+        "                        the most a run may ask for (default 4096, 1024, 1024, the\n"
+        "                        host's CPUs)\n"
         "  --uid-base UID        host uid/gid of the first sandbox slot; slot n gets UID+n\n"
         "                        (default 200000; give each worker on a host its own range)\n"
         "  --warm N              idle sandboxed interpreters kept ready per language (default 1)\n"
@@ -78,7 +84,7 @@ s_usage (FILE *out)
         "                        sandbox \"none\"); without it a worker that cannot build the\n"
         "                        sandbox refuses to start\n"
         "  --help                this text\n",
-        MAX_SLOTS);
+        MAX_SLOTS, MAX_CPUS);
 }
 
 //  A whole decimal number in [min, max], or -1.
@@ -89,6 +95,19 @@ s_number (const char *text, long long min, long long max)
     errno = 0;
     long long n = strtoll (text, &end, 10);
     return errno || end == text || *end || n < min || n > max ? -1 : n;
+}
+
+//  A number of CPUs (decimal, "1", "0.5", "2.25") in thousandths, within [0.01, MAX_CPUS];
+//  -1 if it is not one.
+static long long
+s_cpus (const char *text)
+{
+    char *end;
+    errno = 0;
+    double cpus = strtod (text, &end);
+    if (errno || end == text || *end || !(cpus >= 0.01 && cpus <= MAX_CPUS))
+        return -1;
+    return (long long) (cpus * 1000 + 0.5);
 }
 
 //  The sandbox options: the value parsed, -1 if it is bad, -2 for an unknown option.
@@ -104,6 +123,8 @@ s_parse_sandbox (int opt, s_args_t *args)
         case 'M': args->max_memory_mb = n = s_number (optarg, 16, 1 << 20); break;
         case 'P': args->max_pids = n = s_number (optarg, 8, 1 << 20); break;
         case 'X': args->max_tmp_mb = n = s_number (optarg, 1, 1 << 20); break;
+        case 'C': c->cpu_milli = n = s_cpus (optarg); break;
+        case 'Q': args->max_cpu_milli = n = s_cpus (optarg); break;
         case 'u': c->uid_base = (unsigned) (n = s_number (optarg, 1, 0xfffff000LL)); break;
         case 'w': c->warm = (size_t) (n = s_number (optarg, 0, MAX_WARM)); break;
         case 'r': c->prepare = (size_t) (n = s_number (optarg, 0, MAX_WARM)); break;
@@ -120,6 +141,14 @@ s_parse_sandbox (int opt, s_args_t *args)
     return n;
 }
 
+//  The host's online CPUs, at least 1.
+static long long
+s_host_cpus (void)
+{
+    long cpus = sysconf (_SC_NPROCESSORS_ONLN);
+    return cpus > 0 ? cpus : 1;
+}
+
 //  0 to run, 1 after --help, -1 on a usage error (already reported).
 static int
 s_parse_args (int argc, char *argv [], s_args_t *args)
@@ -131,12 +160,13 @@ s_parse_args (int argc, char *argv [], s_args_t *args)
         { "memory-mb", 1, NULL, 'm' }, { "pids", 1, NULL, 'p' }, { "tmp-mb", 1, NULL, 'T' },
         { "max-memory-mb", 1, NULL, 'M' }, { "max-pids", 1, NULL, 'P' },
         { "max-tmp-mb", 1, NULL, 'X' }, { "uid-base", 1, NULL, 'u' }, { "warm", 1, NULL, 'w' },
-        { "prepare", 1, NULL, 'r' },
+        { "prepare", 1, NULL, 'r' }, { "cpus", 1, NULL, 'C' }, { "max-cpus", 1, NULL, 'Q' },
         { "cgroup", 1, NULL, 'c' }, { "init", 1, NULL, 'i' }, { "no-sandbox", 0, NULL, 'N' },
         { "secrets", 1, NULL, 'K' }, { NULL, 0, NULL, 0 } };
     *args = (s_args_t) { "tcp://127.0.0.1:7711", NULL, NULL, "", 4, 10000, 1 << 20,
-                         { true, 200000, 4, 1, 2, 512, 128, 64, NULL, CGROUP_NONE, NULL, NULL },
-                         4096, 1024, 1024, NULL };
+                         { true, 200000, 4, 1, 2, 512, 128, 64, NULL, CGROUP_NONE, NULL, NULL,
+                           1000 },
+                         4096, 1024, 1024, 1000 * s_host_cpus (), NULL };
     char host [64] = "localhost";
     gethostname (host, sizeof host - 1);
     snprintf (args->name, sizeof args->name, "worker-%s-%d", host, (int) getpid ());
@@ -164,7 +194,8 @@ s_parse_args (int argc, char *argv [], s_args_t *args)
     }
     args->spawn.slots = args->slots;
     if (n >= 0 && (args->spawn.memory_mb > args->max_memory_mb || args->spawn.pids > args->max_pids
-               ||  args->spawn.tmp_mb > args->max_tmp_mb)) {
+               ||  args->spawn.tmp_mb > args->max_tmp_mb
+               ||  args->spawn.cpu_milli > args->max_cpu_milli)) {
         fprintf (stderr, "replgate-worker: a default limit is above its --max-* maximum\n");
         n = -2;
     }
@@ -238,11 +269,13 @@ s_send_ready (s_worker_t *w)
     for (size_t i = 0; i < pool_slots (w->pool); i++) {
         session_t *s = pool_at (w->pool, i);
         if (s && session_alive (s))
-            json_array_append_new (sessions, json_pack ("{s:s, s:s}", "session",
-                                   session_name (s), "lang", session_lang (s)));
+            json_array_append_new (sessions, json_pack ("{s:s, s:s, s:s}", "owner",
+                                   session_owner (s), "session", session_name (s),
+                                   "lang", session_lang (s)));
         if (s && session_busy (s))
-            json_array_append_new (running, json_pack ("{s:I, s:s, s:s}",
+            json_array_append_new (running, json_pack ("{s:I, s:s, s:s, s:s}",
                                    "id", (json_int_t) session_running_id (s),
+                                   "owner", session_owner (s),
                                    "session", session_name (s), "lang", session_lang (s)));
     }
     json_t *msg = json_pack ("{s:s, s:s, s:[s,s], s:I, s:s, s:o, s:o}", "op", "ready",
@@ -256,9 +289,15 @@ s_send_ready (s_worker_t *w)
 static void
 s_send_closed (s_worker_t *w, session_t *s, const char *reason)
 {
-    json_t *msg = json_pack ("{s:s, s:s, s:s, s:s}", "op", "session_closed",
-                             "session", session_name (s), "lang", session_lang (s),
-                             "reason", reason);
+    json_t *msg = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "op", "session_closed",
+                             "owner", session_owner (s), "session", session_name (s),
+                             "lang", session_lang (s), "reason", reason);
+    //  A death between snippets goes on the record with how the interpreter ended.
+    int status = session_exit_status (s);
+    if (strcmp (reason, "exited") == 0 && WIFSIGNALED (status))
+        json_object_set_new (msg, "signal", json_integer (WTERMSIG (status)));
+    else if (strcmp (reason, "exited") == 0 && WIFEXITED (status))
+        json_object_set_new (msg, "exit_code", json_integer (WEXITSTATUS (status)));
     link_send (w->link, &msg);
 }
 
@@ -303,6 +342,25 @@ s_limit (json_t *given, const char *key, int64_t min, int64_t max, int64_t *out)
     return NULL;
 }
 
+//  limits.cpus: a number of CPUs, 0.01 up to max (thousandths), into *out in thousandths.
+//  NULL or why not; absent or null keeps *out.
+static const char *
+s_limit_cpus (json_t *given, int64_t max, int64_t *out)
+{
+    static char why [128];
+    json_t *v = json_object_get (given, "cpus");
+    if (!v || json_is_null (v))
+        return NULL;
+    double cpus = json_is_number (v) ? json_number_value (v) : -1;
+    if (!(cpus >= 0.01 && cpus * 1000 <= (double) max + 0.5)) {
+        snprintf (why, sizeof why, "limits.cpus must be a number from 0.01 to %g (this "
+                  "worker's maximum)", (double) max / 1000);
+        return why;
+    }
+    *out = (int64_t) (cpus * 1000 + 0.5);
+    return NULL;
+}
+
 //  The run's limits, defaults for absent fields. NULL, or why they are unacceptable.
 static const char *
 s_limits (s_worker_t *w, json_t *run, session_limits_t *limits)
@@ -312,6 +370,7 @@ s_limits (s_worker_t *w, json_t *run, session_limits_t *limits)
     limits->memory_mb = w->args.spawn.memory_mb;
     limits->pids = w->args.spawn.pids;
     limits->tmp_mb = w->args.spawn.tmp_mb;
+    limits->cpu_milli = w->args.spawn.cpu_milli;
     json_t *given = json_object_get (run, "limits");
     if (!given || json_is_null (given))
         return NULL;
@@ -320,6 +379,7 @@ s_limits (s_worker_t *w, json_t *run, session_limits_t *limits)
     const char *why = s_limit (given, "memory_mb", 16, w->args.max_memory_mb, &limits->memory_mb);
     why = why ? why : s_limit (given, "pids", 8, w->args.max_pids, &limits->pids);
     why = why ? why : s_limit (given, "tmp_mb", 1, w->args.max_tmp_mb, &limits->tmp_mb);
+    why = why ? why : s_limit_cpus (given, w->args.max_cpu_milli, &limits->cpu_milli);
     if (why)
         return why;
     json_t *timeout = json_object_get (given, "timeout_ms");
@@ -341,15 +401,16 @@ s_limits (s_worker_t *w, json_t *run, session_limits_t *limits)
 
 //  The session for a run, evicting an idle one if needed. NULL with *why set if impossible.
 static session_t *
-s_session_for (s_worker_t *w, const char *name, const char *lang, const char **why)
+s_session_for (s_worker_t *w, const char *owner, const char *name, const char *lang,
+               const char **why)
 {
-    session_t *s = pool_find (w->pool, name, lang);
+    session_t *s = pool_find (w->pool, owner, name, lang);
     if (s && session_busy (s)) {
         *why = "this session is already running a snippet";
         return NULL;
     }
     session_t *evicted = NULL;
-    s = s ? s : pool_claim (w->pool, name, lang, &evicted);
+    s = s ? s : pool_claim (w->pool, owner, name, lang, &evicted);
     if (evicted) {
         log_info ("evicting idle session %s/%s for %s/%s", session_name (evicted),
                   session_lang (evicted), name, lang);
@@ -367,6 +428,7 @@ s_on_run (s_worker_t *w, json_t *run)
     json_t *id = json_object_get (run, "id");
     const char *name = json_string_value (json_object_get (run, "session"));
     const char *lang = json_string_value (json_object_get (run, "lang"));
+    const char *owner = json_string_value (json_object_get (run, "owner"));
     json_t *code = json_object_get (run, "code");
     if (!json_is_integer (id) || !name || !lang) {
         log_error ("ignored a run without an integer id, a session and a lang");
@@ -381,7 +443,9 @@ s_on_run (s_worker_t *w, json_t *run)
         why = "session must be a name of 1 to 256 bytes";
     if (!why && !json_is_string (code))
         why = "code must be a string";
-    session_t *s = why ? NULL : s_session_for (w, name, lang, &why);
+    if (!why && (!owner || !*owner || strlen (owner) > MAX_NAME))
+        why = "owner must be the principal's name, 1 to 256 bytes";
+    session_t *s = why ? NULL : s_session_for (w, owner, name, lang, &why);
     if (!s) {
         log_warn ("run %lld for %s/%s refused: %s", (long long) rid, name, lang, why);
         json_t *result = session_reject (rid, name, lang, why);
@@ -398,7 +462,8 @@ s_on_close (s_worker_t *w, json_t *msg)
 {
     const char *name = json_string_value (json_object_get (msg, "session"));
     const char *lang = json_string_value (json_object_get (msg, "lang"));
-    session_t *s = name && lang ? pool_find (w->pool, name, lang) : NULL;
+    const char *owner = json_string_value (json_object_get (msg, "owner"));
+    session_t *s = name && lang && owner ? pool_find (w->pool, owner, name, lang) : NULL;
     if (!s)
         return;                 //  nothing to drop: already gone or never here
     if (session_busy (s)) {

@@ -59,21 +59,24 @@ pool_at (pool_t *self, size_t i)
     return i < self->size ? self->slots [i].session : NULL;
 }
 
+//  A session is found by all three parts of its key: the name alone would hand one
+//  principal's interpreter (its variables, files and hooks) to another that names it.
 static s_slot_t *
-s_slot_of (pool_t *self, const char *name, const char *lang)
+s_slot_of (pool_t *self, const char *owner, const char *name, const char *lang)
 {
     for (size_t i = 0; i < self->size; i++) {
         session_t *s = self->slots [i].session;
-        if (s && strcmp (session_name (s), name) == 0 && strcmp (session_lang (s), lang) == 0)
+        if (s && strcmp (session_name (s), name) == 0 && strcmp (session_lang (s), lang) == 0
+        &&  strcmp (session_owner (s), owner) == 0)
             return &self->slots [i];
     }
     return NULL;
 }
 
 session_t *
-pool_find (pool_t *self, const char *name, const char *lang)
+pool_find (pool_t *self, const char *owner, const char *name, const char *lang)
 {
-    s_slot_t *slot = s_slot_of (self, name, lang);
+    s_slot_t *slot = s_slot_of (self, owner, name, lang);
     return slot ? slot->session : NULL;
 }
 
@@ -97,12 +100,13 @@ s_free_slot (pool_t *self, session_t **evicted)
 }
 
 session_t *
-pool_claim (pool_t *self, const char *name, const char *lang, session_t **evicted)
+pool_claim (pool_t *self, const char *owner, const char *name, const char *lang,
+            session_t **evicted)
 {
     *evicted = NULL;
-    s_slot_t *slot = s_slot_of (self, name, lang);
+    s_slot_t *slot = s_slot_of (self, owner, name, lang);
     if (!slot) {
-        session_t *session = session_new (lang, name);
+        session_t *session = session_new (lang, owner, name);
         if (!session)
             return NULL;
         slot = s_free_slot (self, evicted);

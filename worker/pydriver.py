@@ -1,6 +1,8 @@
 # replgate python driver: runs every snippet of one session in one persistent namespace.
 # fd 3 brings requests (4-byte big-endian length, then the UTF-8 code); fd 4 takes replies
-# (same framing, a JSON object). fds 1 and 2 are the worker's pipes themselves, so output
+# (same framing, a JSON object). After each reply the worker sends a fence (length 0xffffffff,
+# then a 32-byte nonce) that the loop echoes the same way: a snippet can write a fake reply,
+# but only the loop, back from the snippet, answers the fence the worker sends after it. fds 1 and 2 are the worker's pipes themselves, so output
 # from os.write, C extensions and subprocesses is captured too, not just sys.stdout.
 # This file runs as `python3 -I -u -c SOURCE`, so its own frames carry the file "<string>".
 # Start-up time is part of every cold session, so the driver imports only C modules up front:
@@ -10,6 +12,8 @@ import _ast, _json, builtins, os, sys
 
 REQ, REP = 3, 4
 VALUE_MAX = 65536
+TEXT_MAX = 1 << 20          # error names, values and tracebacks; the worker caps them further
+FENCE = 0xFFFFFFFF
 DRIVER_FILE = sys._getframe().f_code.co_filename
 
 
@@ -46,6 +50,11 @@ def encode(value):
 def clean(text):
     # Lone surrogates cannot be encoded; the worker needs valid UTF-8.
     return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def capped(text):
+    # A 20 MB exception message must not become a 20 MB reply: cut, and say so.
+    return (text[:TEXT_MAX], True) if len(text) > TEXT_MAX else (text, False)
 
 
 class Runner:
@@ -89,8 +98,11 @@ class Runner:
             value = str(exc)
         except BaseException:
             value = "<unprintable %s>" % type(exc).__name__
-        return {"name": type(exc).__name__, "value": clean(value),
-                "traceback": clean("".join(lines))}
+        name, name_cut = capped(type(exc).__name__)
+        value, value_cut = capped(value)
+        tb, tb_cut = capped("".join(lines))
+        return {"name": clean(name), "value": clean(value), "traceback": clean(tb),
+                "name_cut": name_cut, "value_cut": value_cut, "traceback_cut": tb_cut}
 
     def format(self, exc):
         import traceback
@@ -142,7 +154,14 @@ def main():
         head = read_exact(4)
         if head is None:
             return
-        code = read_exact(int.from_bytes(head, "big"))
+        size = int.from_bytes(head, "big")
+        if size == FENCE:
+            nonce = read_exact(32)
+            if nonce is None:
+                return
+            write_all(head + nonce)
+            continue
+        code = read_exact(size)
         if code is None:
             return
         reply = runner.run(code.decode("utf-8", "replace"))

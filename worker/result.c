@@ -1,6 +1,7 @@
 /*  worker/result.c: how a snippet ended, as result fields (see result.h). */
 #include "worker/result.h"
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,7 +22,7 @@ result_set_outcome (json_t *r, const result_cause_t *cause)
         if (json_is_string (json_object_get (cause->reply, "value")))
             value = json_incref (json_object_get (cause->reply, "value"));
         if (json_is_object (reply_error))
-            error = json_incref (reply_error);
+            error = json_copy (reply_error);
     }
     else
     if (end == END_REPLY) {
@@ -42,7 +43,7 @@ result_set_outcome (json_t *r, const result_cause_t *cause)
     if (end == END_TIMEOUT || end == END_OUTPUT) {
         outcome = end == END_TIMEOUT ? "timeout" : "output_limit";
         if (json_is_object (reply_error))   //  where the interrupt found the snippet
-            error = json_incref (reply_error);
+            error = json_copy (reply_error);
     }
     else
         error = json_pack ("{s:s, s:s, s:s}", "name", "WorkerError",
@@ -64,6 +65,48 @@ result_set_output (json_t *r, outbuf_t *buf, const char *key, const char *flag)
     json_t *text = outbuf_text (buf, &cut);
     json_object_set_new (r, key, text ? text : json_string (""));
     json_object_set_new (r, flag, json_boolean (cut));
+}
+
+//  Cuts *text (a string member of obj at key) to cap bytes; true if it was cut.
+static bool
+s_cap (json_t *obj, const char *key, size_t cap)
+{
+    json_t *text = json_object_get (obj, key);
+    if (!json_is_string (text) || json_string_length (text) <= cap)
+        return false;
+    char *cut = malloc (cap + 1);
+    bool lost = true;
+    size_t n = cut ? utf8_repair (json_string_value (text), cap, cut, cap, true, &lost) : 0;
+    json_object_set_new (obj, key, json_stringn (cut ? cut : "", n));
+    free (cut);
+    return true;
+}
+
+static bool
+s_flag (json_t *obj, const char *key)
+{
+    return json_is_true (json_object_get (obj, key));
+}
+
+void
+result_cap_texts (json_t *r, json_t *reply, size_t cap)
+{
+    json_t *error = json_object_get (r, "error");
+    json_t *said = json_object_get (reply, "error");
+    bool value = s_cap (r, "value", cap) || s_flag (reply, "value_cut");
+    bool name = json_is_object (error) && (s_cap (error, "name", cap) || s_flag (said, "name_cut"));
+    bool text = json_is_object (error) && (s_cap (error, "value", cap) || s_flag (said, "value_cut"));
+    bool tb = json_is_object (error)
+           && (s_cap (error, "traceback", cap) || s_flag (said, "traceback_cut"));
+    if (json_is_object (error)) {       //  the driver's own flags are not part of the protocol
+        json_object_del (error, "name_cut");
+        json_object_del (error, "value_cut");
+        json_object_del (error, "traceback_cut");
+    }
+    json_object_set_new (r, "value_truncated", json_boolean (value));
+    json_object_set_new (r, "error_name_truncated", json_boolean (name));
+    json_object_set_new (r, "error_value_truncated", json_boolean (text));
+    json_object_set_new (r, "traceback_truncated", json_boolean (tb));
 }
 
 //  A dead interpreter's rusage covers its whole life; CPU has clock-tick resolution (10 ms).
@@ -96,6 +139,7 @@ result_set_box_usage (json_t *r, double wall_ms, const spawn_usage_t *u)
 {
     json_object_set_new (r, "wall_ms", json_real (wall_ms));
     json_object_set_new (r, "cpu_ms", json_real (u->cpu_ms));
+    json_object_set_new (r, "session_cpu_ms", json_real (u->session_cpu_ms));
     if (u->peak_kb > 0)         //  absent when unknown (the broker's codec refuses null)
         json_object_set_new (r, "max_rss_kb", json_integer (u->peak_kb));
 }

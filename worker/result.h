@@ -35,7 +35,12 @@ void result_set_outcome (json_t *r, const result_cause_t *cause);
 //  Sets key to the captured text (UTF-8, masked later by the broker) and flag to whether
 //  it was cut at the cap.
 void result_set_output (json_t *r, outbuf_t *buf, const char *key, const char *flag);
-//  Sets wall_ms, cpu_ms and max_rss_kb from the sandbox's cgroup accounting.
+//  Caps value and the error's name, value and traceback at cap bytes each (cut at a character
+//  boundary) and sets value_truncated, error_name_truncated, error_value_truncated and
+//  traceback_truncated: true when this cut them or the driver already had (its reply's
+//  error says so in name_cut / value_cut / traceback_cut, its value in value_cut).
+void result_cap_texts (json_t *r, json_t *reply, size_t cap);
+//  Sets wall_ms, cpu_ms, session_cpu_ms and max_rss_kb from the sandbox's cgroup accounting.
 void result_set_box_usage (json_t *r, double wall_ms, const spawn_usage_t *usage);
 //  Sets them for an unsandboxed interpreter: CPU from clock ticks (-1: unknown, then the
 //  reaped interpreter's rusage), peak from VmHWM (-1: the rusage's).

@@ -30,29 +30,43 @@ secrets_t *
 secrets_parse (const char *text, char *err, size_t err_size)
 {
     json_error_t jerr;
+    if (err_size)
+        *err = 0;
     json_t *root = json_loads (text, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object (root)) {
         snprintf (err, err_size, "secrets: %s", root ? "must be a JSON object" : jerr.text);
         json_decref (root);
         return NULL;
     }
-    secrets_t *self = (secrets_t *) zmalloc (sizeof (secrets_t));
-    self->mask = mask_new ();
+    //  Only the exact values (and their encodings): the broker's detectors mask the rest,
+    //  once, after this.
+    secrets_t *self = (secrets_t *) calloc (1, sizeof (secrets_t));
+    if (self && !(self->mask = mask_new_empty ()))
+        secrets_destroy (&self);
     const char *name;
     json_t *value;
     json_object_foreach (root, name, value) {
+        if (!self)
+            break;
         const char *v = json_string_value (value);
-        if (!s_name_valid (name) || !v || !*v || self->count == MAX_SECRETS
-        ||  mask_add_secret (self->mask, name, v) != 0) {
+        if (!s_name_valid (name) || !v || !*v || self->count == MAX_SECRETS) {
             snprintf (err, err_size, "secrets: '%.64s' needs a name of A-Z 0-9 _ and a non-empty "
                       "string value (at most %d secrets)", name, MAX_SECRETS);
-            json_decref (root);
             secrets_destroy (&self);
-            return NULL;
+            break;
         }
-        self->env[self->count] = (char *) malloc (strlen (name) + strlen (v) + 2);
-        sprintf (self->env[self->count++], "%s=%s", name, v);
+        char *env = (char *) malloc (strlen (name) + strlen (v) + 2);
+        if (env)
+            sprintf (env, "%s=%s", name, v);
+        if (!env || mask_add_secret (self->mask, name, v) != 0) {
+            free (env);
+            secrets_destroy (&self);
+            break;
+        }
+        self->env[self->count++] = env;
     }
+    if (!self && err_size && !*err)
+        snprintf (err, err_size, "secrets: out of memory");
     json_decref (root);
     return self;
 }
@@ -69,7 +83,10 @@ secrets_load (const char *path, char *err, size_t err_size)
         snprintf (err, err_size, "secrets: cannot read %s", path);
     else {
         char *text = zchunk_strdup (chunk);
-        self = secrets_parse (text, err, err_size);
+        if (text)
+            self = secrets_parse (text, err, err_size);
+        else
+            snprintf (err, err_size, "secrets: out of memory");
         free (text);
     }
     zchunk_destroy (&chunk);
@@ -121,5 +138,31 @@ secrets_test (void)
     json_decref (r);
     secrets_destroy (&s);
     CHECK (s == NULL);
+
+    //  Every text field, the exception's type name too; the built-in detectors are the
+    //  broker's job, so the worker leaves everything but its secrets alone.
+    s = secrets_parse ("{\"DB_PASSWORD\": \"pa\\\"ss\\\\w\\u00f6rd\"}", err, sizeof err);
+    CHECK (s && strcmp (secrets_env (s)[0], "DB_PASSWORD=pa\"ss\\w\xc3\xb6rd") == 0);
+    r = json_pack ("{s:s, s:s, s:n, s:{s:s, s:s, s:s}, s:s}",
+                   "stdout", "password=hunter2 AKIAIOSFODNN7EXAMPLE\n",
+                   "stderr", "\"pa\\\"ss\\\\w\\u00f6rd\" 'pa\"ss\\\\w\\xf6rd'\n",
+                   "value", "error", "name", "pa\"ss\\w\xc3\xb6rd", "value", "",
+                   "traceback", "__main__.pa\"ss\\w\xc3\xb6rd\n", "outcome", "error");
+    CHECK (s && secrets_redact (s, r) == 4);
+    CHECK (strcmp (json_string_value (json_object_get (r, "stdout")),
+                   "password=hunter2 AKIAIOSFODNN7EXAMPLE\n") == 0);
+    CHECK (strcmp (json_string_value (json_object_get (r, "stderr")),
+                   "\"[MASKED:DB_PASSWORD]\" '[MASKED:DB_PASSWORD]'\n") == 0);
+    json_t *error = json_object_get (r, "error");
+    CHECK (strcmp (json_string_value (json_object_get (error, "name")), "[MASKED:DB_PASSWORD]") == 0);
+    CHECK (strcmp (json_string_value (json_object_get (error, "traceback")),
+                   "__main__.[MASKED:DB_PASSWORD]\n") == 0);
+    json_decref (r);
+    secrets_destroy (&s);
+    s = secrets_load (NULL, err, sizeof err);
+    r = json_pack ("{s:s}", "stdout", "password=hunter2");
+    CHECK (s && secrets_env (s)[0] == NULL && secrets_redact (s, r) == 0);
+    json_decref (r);
+    secrets_destroy (&s);
     return 0;
 }

@@ -16,7 +16,9 @@ void secrets_destroy (secrets_t **self_p);
 //  "NAME=value" strings, NULL-terminated, owned by the set (for the interpreter's environment).
 char *const *secrets_env (secrets_t *self);
 
-//  Masks the set's values in a result's text fields as [MASKED:NAME]; returns how many.
+//  Masks the set's values, and their encoded forms, as [MASKED:NAME] in every text field of a
+//  result (redact_foreach's list, the error's type name too); returns how many. Nothing
+//  else: the broker's detectors run over the result afterwards, once.
 int secrets_redact (secrets_t *self, json_t *result);
 
 int secrets_test (void);

@@ -4,7 +4,15 @@
     States: IDLE (no snippet; the interpreter may or may not exist), RUNNING (request sent,
     waiting for the driver's reply or the interpreter's death), INTERRUPTING (deadline passed,
     SIGINT sent, grace period before SIGKILL), DONE (result waits for session_take_result).
-    Every way a snippet ends goes through s_finish(), which builds the one result. */
+    Every way a snippet ends goes through s_finish(), which builds the one result.
+
+    The fence. The snippet runs inside the driver's process and can write to the driver's
+    reply pipe, so a reply alone does not prove the snippet is over: a snippet could write a
+    fake `ok` and then die. When a reply comes, the worker sends a fresh random nonce on the
+    command pipe; the driver echoes it once it is back in its loop, and only the echo ends
+    the snippet. Until then a death (the init's status), an OOM (the cgroup) or the deadline
+    ends it instead, and a later reply replaces an earlier one. Whatever a snippet forges, it
+    can only speak for itself: its session is its principal's alone. */
 #define _GNU_SOURCE
 #include "worker/session.h"
 #include "worker/outbuf.h"
@@ -42,6 +50,7 @@ typedef struct {
 } s_bytes_t;
 
 struct _session_t {
+    char *owner;                //  the principal whose session this is
     char *name;
     const char *lang;           //  "python" or "shell" (static strings)
     bool python;
@@ -66,6 +75,7 @@ struct _session_t {
     outbuf_t *err;
     json_t *reply;              //  the driver's answer (python) once it came
     int shell_status;           //  the snippet's status (shell) once it came, else -1
+    bool fenced;                //  a reply came and the fence nonce (marker) was sent
     bool lost;                  //  the interpreter died unnoticed before this snippet
     json_t *result;
 };
@@ -198,7 +208,7 @@ s_exited (session_t *self)
 //  Constructor, destructor, accessors.
 
 session_t *
-session_new (const char *lang, const char *name)
+session_new (const char *lang, const char *owner, const char *name)
 {
     bool python = lang && strcmp (lang, "python") == 0;
     if (!python && !(lang && strcmp (lang, "shell") == 0))
@@ -206,7 +216,8 @@ session_new (const char *lang, const char *name)
     //  A write to the pipe of an interpreter that just died must be an EPIPE, not our death.
     signal (SIGPIPE, SIG_IGN);
     session_t *self = calloc (1, sizeof *self);
-    if (!self || !(self->name = strdup (name)) || !(self->out = outbuf_new ())
+    if (!self || !(self->name = strdup (name)) || !(self->owner = strdup (owner))
+    ||  !(self->out = outbuf_new ())
     ||  !(self->err = outbuf_new ())) {
         log_error ("session: out of memory");
         session_destroy (&self);
@@ -235,6 +246,7 @@ session_destroy (session_t **self_p)
     free (self->command.data);
     free (self->replies.data);
     free (self->name);
+    free (self->owner);
     free (self);
     *self_p = NULL;
 }
@@ -243,6 +255,12 @@ const char *
 session_name (session_t *self)
 {
     return self->name;
+}
+
+const char *
+session_owner (session_t *self)
+{
+    return self->owner;
 }
 
 const char *
@@ -267,13 +285,13 @@ session_alive (session_t *self)
 //  Starting a snippet.
 
 //  Queues the request: python gets a 4-byte big-endian length and the code; bash gets
-//  "LENGTH\0CODE" and then its marker, "MARKER\0".
+//  "LENGTH\0CODE".
 static int
 s_queue_command (session_t *self, const char *code, size_t size)
 {
     s_bytes_t *cmd = &self->command;
     cmd->len = cmd->off = 0;
-    if (s_bytes_reserve (cmd, size + sizeof self->marker + 32) < 0)
+    if (s_bytes_reserve (cmd, size + 32) < 0)
         return -1;
     if (self->python) {
         uint32_t n = (uint32_t) size;
@@ -285,12 +303,26 @@ s_queue_command (session_t *self, const char *code, size_t size)
         cmd->len = (size_t) sprintf (cmd->data, "%zu", size) + 1;   //  with its NUL
     memcpy (cmd->data + cmd->len, code, size);
     cmd->len += size;
-    if (!self->python) {
-        random_hex (MARKER_BYTES, self->marker);
-        memcpy (cmd->data + cmd->len, self->marker, sizeof self->marker);
-        cmd->len += sizeof self->marker;
-    }
     return 0;
+}
+
+//  The fence after a reply (see the top of this file): python gets the length 0xffffffff
+//  and the nonce; bash gets "NONCE\0".
+static void
+s_queue_fence (session_t *self)
+{
+    s_bytes_t *cmd = &self->command;
+    random_hex (MARKER_BYTES, self->marker);
+    cmd->len = cmd->off = 0;
+    if (s_bytes_reserve (cmd, sizeof self->marker + 4) < 0)
+        return;                 //  no fence, no echo: the deadline ends the snippet
+    if (self->python) {
+        memset (cmd->data, 0xff, 4);
+        cmd->len = 4;
+    }
+    memcpy (cmd->data + cmd->len, self->marker, sizeof self->marker);
+    cmd->len += self->python ? sizeof self->marker - 1 : sizeof self->marker;
+    self->fenced = true;
 }
 
 static void
@@ -326,6 +358,7 @@ session_start (session_t *self, int64_t id, const char *code, size_t size,
     self->started_us = clock_mono_us ();
     self->deadline = clock_mono_ms () + limits->timeout_ms;
     self->shell_status = -1;
+    self->fenced = false;
     json_decref (self->reply);
     self->reply = NULL;
     outbuf_reset (self->out, limits->output_bytes);
@@ -348,7 +381,7 @@ session_start (session_t *self, int64_t id, const char *code, size_t size,
         s_finish (self, END_REJECTED, "out of memory");
         return 1;
     }
-    if (spawn_account_start (self->box, limits->memory_mb, limits->pids) < 0) {
+    if (spawn_account_start (self->box, limits->memory_mb, limits->pids, limits->cpu_milli) < 0) {
         s_finish (self, END_REJECTED, "cannot apply the memory or pids limit "
                                       "(lower than what the session already uses?)");
         return 1;
@@ -431,53 +464,77 @@ s_read_replies (session_t *self)
     return -1;
 }
 
-//  A complete python reply frame: 1 parsed into self->reply, 0 not yet, -1 garbage.
-static int
+//  What the driver's pipe held: a reply, the fence's echo, nothing complete yet, or garbage.
+typedef enum { GOT_GARBAGE = -1, GOT_NOTHING = 0, GOT_REPLY, GOT_ECHO } s_got_t;
+
+static void
+s_consume (s_bytes_t *r, size_t n)
+{
+    memmove (r->data, r->data + n, r->len - n);
+    r->len -= n;
+}
+
+//  One python frame: 4-byte length and a JSON object (kept in self->reply, replacing an
+//  earlier one), or 0xffffffff and the echoed nonce.
+static s_got_t
 s_parse_python (session_t *self)
 {
     s_bytes_t *r = &self->replies;
     if (r->len < 4)
-        return 0;
+        return GOT_NOTHING;
     const unsigned char *p = (const unsigned char *) r->data;
     size_t size = (size_t) p [0] << 24 | (size_t) p [1] << 16 | (size_t) p [2] << 8 | p [3];
-    if (size > REPLY_MAX)
-        return -1;
-    if (r->len < size + 4)
-        return 0;
-    json_error_t error;
-    self->reply = json_loadb (r->data + 4, size, 0, &error);
-    r->len = 0;
-    if (!json_is_object (self->reply)) {
-        log_error ("session %s: bad driver reply: %s", self->name, error.text);
-        return -1;
+    size_t mlen = MARKER_BYTES * 2;
+    if (size == 0xffffffffu) {
+        if (r->len < 4 + mlen)
+            return GOT_NOTHING;
+        bool match = self->fenced && memcmp (r->data + 4, self->marker, mlen) == 0;
+        s_consume (r, 4 + mlen);
+        return match ? GOT_ECHO : GOT_GARBAGE;
     }
-    return 1;
+    if (size > REPLY_MAX)
+        return GOT_GARBAGE;
+    if (r->len < size + 4)
+        return GOT_NOTHING;
+    json_error_t error;
+    json_t *reply = json_loadb (r->data + 4, size, JSON_ALLOW_NUL, &error);
+    s_consume (r, size + 4);
+    if (!json_is_object (reply)) {
+        log_error ("session %s: bad driver reply: %s", self->name, error.text);
+        json_decref (reply);
+        return GOT_GARBAGE;
+    }
+    json_decref (self->reply);
+    self->reply = reply;
+    return GOT_REPLY;
 }
 
-//  A status line carrying this snippet's marker: 1 found, 0 not yet. Other lines were
-//  written by something that is not our loop (the marker was unknown to it): ignored.
-static int
+//  One shell line: "S STATUS" (kept, replacing an earlier one) or "F NONCE". Other lines
+//  were not written by the driver's loop: ignored.
+static s_got_t
 s_parse_shell (session_t *self)
 {
     s_bytes_t *r = &self->replies;
-    if (r->len == 0)
-        return 0;
     size_t mlen = MARKER_BYTES * 2;
-    char *line = r->data, *nl;
-    while ((nl = memchr (line, '\n', r->len - (size_t) (line - r->data)))) {
-        if ((size_t) (nl - line) > mlen + 1 && memcmp (line, self->marker, mlen) == 0
-        &&  line [mlen] == ' ') {
-            self->shell_status = (int) strtol (line + mlen + 1, NULL, 10);
-            r->len = 0;
-            return 1;
+    char *nl;
+    while ((nl = memchr (r->data, '\n', r->len))) {
+        size_t n = (size_t) (nl - r->data);
+        s_got_t got = GOT_NOTHING;
+        if (n > 2 && memcmp (r->data, "S ", 2) == 0) {
+            self->shell_status = (int) strtol (r->data + 2, NULL, 10);
+            got = GOT_REPLY;
         }
-        log_warn ("session %s: ignored a status line without the snippet's marker", self->name);
-        line = nl + 1;
+        else
+        if (self->fenced && n == mlen + 2 && memcmp (r->data, "F ", 2) == 0
+        &&  memcmp (r->data + 2, self->marker, mlen) == 0)
+            got = GOT_ECHO;
+        else
+            log_warn ("session %s: ignored a line on the status pipe", self->name);
+        s_consume (r, n + 1);
+        if (got != GOT_NOTHING)
+            return got;
     }
-    size_t rest = r->len - (size_t) (line - r->data);
-    memmove (r->data, line, rest);
-    r->len = rest;
-    return 0;
+    return GOT_NOTHING;
 }
 
 //  --------------------------------------------------------------------------
@@ -524,6 +581,7 @@ s_finish (session_t *self, result_end_t end, const char *why)
     result_set_outcome (r, &cause);
     result_set_output (r, self->out, "stdout", "stdout_truncated");
     result_set_output (r, self->err, "stderr", "stderr_truncated");
+    result_cap_texts (r, self->reply, self->limits.output_bytes);
     double wall_ms = (clock_mono_us () - self->started_us) / 1000.0;
     if (boxed) {
         result_set_box_usage (r, wall_ms, &usage);
@@ -566,17 +624,28 @@ s_step_idle (session_t *self)
     return SESSION_EXITED;
 }
 
-//  The driver's reply, if complete: 1 finished the snippet, 0 not yet.
+//  Reads what the driver's pipe holds: a reply sends the fence, the fence's echo ends the
+//  snippet. 1 finished the snippet, 0 not yet.
 static int
 s_check_reply (session_t *self)
 {
-    int got = self->python ? s_parse_python (self) : s_parse_shell (self);
-    if (got < 0)
-        s_finish (self, END_BROKEN, "the interpreter driver sent a malformed reply");
-    else
-    if (got > 0)
-        s_finish (self, self->state == S_INTERRUPTING ? END_TIMEOUT : END_REPLY, NULL);
-    return got != 0;
+    for (;;) {
+        s_got_t got = self->python ? s_parse_python (self) : s_parse_shell (self);
+        if (got == GOT_NOTHING)
+            return 0;
+        if (got == GOT_GARBAGE) {
+            s_finish (self, END_BROKEN, "the interpreter driver sent a malformed reply");
+            return 1;
+        }
+        if (got == GOT_ECHO && (self->python ? self->reply != NULL : self->shell_status >= 0)) {
+            s_finish (self, self->state == S_INTERRUPTING ? END_TIMEOUT : END_REPLY, NULL);
+            return 1;
+        }
+        if (got == GOT_REPLY && !self->fenced) {
+            s_queue_fence (self);
+            s_flush_command (self);
+        }
+    }
 }
 
 static void
@@ -655,6 +724,12 @@ session_reject (int64_t id, const char *name, const char *lang, const char *why)
                       "error", "name", "WorkerError", "value", why, "traceback", "",
                       "wall_ms", 0.0, "cpu_ms", 0.0, "max_rss_kb", 0, "execution_count", 0,
                       "session_reset", 0, "sandbox", spawn_sandbox_name ());
+}
+
+int
+session_exit_status (session_t *self)
+{
+    return self->wstatus;
 }
 
 int64_t

@@ -17,6 +17,7 @@ typedef struct {
     int64_t memory_mb;          //  the session's memory (swap included), set per snippet
     int64_t pids;               //  processes and threads of the session, set per snippet
     int64_t tmp_mb;             //  /tmp + work directory; fixed when the interpreter starts
+    int64_t cpu_milli;          //  CPU bandwidth in thousandths of a CPU, set per snippet; 0 keeps
 } session_limits_t;
 
 //  What session_step() found.
@@ -26,18 +27,23 @@ typedef enum {
     SESSION_EXITED = 2          //  an idle interpreter went away (report session_closed "exited")
 } session_event_t;
 
-//  lang is "python" or "shell"; NULL for any other language. Spawns nothing yet.
-session_t *session_new (const char *lang, const char *name);
+//  lang is "python" or "shell"; NULL for any other language. owner is the principal whose
+//  session this is: (owner, lang, name) is the key, so two principals naming the same session
+//  get two interpreters. Spawns nothing yet.
+session_t *session_new (const char *lang, const char *owner, const char *name);
 //  Kills the interpreter's process group and reaps it.
 void session_destroy (session_t **self_p);
 
 const char *session_name (session_t *self);
+const char *session_owner (session_t *self);
 const char *session_lang (session_t *self);
 //  True while a snippet runs or its result waits to be taken.
 bool session_busy (session_t *self);
 
 //  The id of the snippet running now (valid while session_busy).
 int64_t session_running_id (session_t *self);
+//  The wait status of the last interpreter that ended (after SESSION_EXITED).
+int session_exit_status (session_t *self);
 //  True while an interpreter process exists.
 bool session_alive (session_t *self);
 

@@ -18,7 +18,7 @@
 static json_t *
 s_run_limited (session_t *s, const char *code, int64_t timeout_ms, size_t cap)
 {
-    session_limits_t limits = { timeout_ms, cap, 512, 128, 64 };
+    session_limits_t limits = { timeout_ms, cap, 512, 128, 64, 1000 };
     int rc = session_start (s, 7, code, strlen (code), &limits);
     while (rc == 0) {
         int fds [8];
@@ -371,16 +371,17 @@ s_measure_warm (session_t *py, session_t *sh)
 int
 session_test (void)
 {
-    CHECK (session_new ("ruby", "x") == NULL);
+    CHECK (session_new ("ruby", "t", "x") == NULL);
     s_test_utf8_repair ();
     //  Sandboxed where we may (root); the same tests must pass either way.
-    spawn_config_t config = { geteuid () == 0, 220000, 4, 0, 1, 512, 128, 64, NULL, CGROUP_NONE, NULL, NULL };
+    spawn_config_t config = { geteuid () == 0, 220000, 4, 0, 1, 512, 128, 64, NULL, CGROUP_NONE, NULL, NULL,
+                              1000 };
     if (spawn_setup (&config) < 0) {
         config.sandbox = false;
         CHECK (spawn_setup (&config) == 0);
     }
-    session_t *py = session_new ("python", "t-py");
-    session_t *sh = session_new ("shell", "t-sh");
+    session_t *py = session_new ("python", "t", "t-py");
+    session_t *sh = session_new ("shell", "t", "t-sh");
     CHECK (py && sh);
     if (!py || !sh)
         return -1;
@@ -394,7 +395,7 @@ session_test (void)
     s_test_big_and_late (py, sh);
     s_measure_warm (py, sh);
     //  session_kill() of a running snippet ends it as killed.
-    session_limits_t limits = { 10000, MIB, 512, 128, 64 };
+    session_limits_t limits = { 10000, MIB, 512, 128, 64, 1000 };
     CHECK (session_start (sh, 9, "sleep 50", 8, &limits) == 0);
     CHECK (session_busy (sh));
     CHECK (session_start (sh, 10, "true", 4, &limits) == -1);

@@ -1,9 +1,11 @@
 # replgate shell driver: one long-lived bash runs every snippet of a session, so variables,
-# functions and the working directory persist. fd 3 brings "LENGTH\0CODE MARKER\0" (LENGTH
-# in bytes: `read -N` then takes the code in large reads, where `read -d ''` would make one
-# system call per byte); fd 4 takes "MARKER STATUS\n". The snippet runs with fds 3 and 4
-# closed and the marker is read only after it finished, so nothing the snippet prints or
-# writes to its own descriptors can pass for a status line.
+# functions and the working directory persist. fd 3 brings "LENGTH\0CODE" (LENGTH in bytes:
+# `read -N` then takes the code in large reads, where `read -d ''` would make one system call
+# per byte); fd 4 takes "S STATUS\n". The worker then sends a fence, "NONCE\0", which the
+# loop echoes as "F NONCE\n": the nonce does not exist until the status came, so a snippet
+# cannot end itself early by writing a status line. The snippet runs with fds 3 and 4 closed;
+# bash keeps its own copies of them (fd 10 and up) to restore afterwards, which the snippet
+# can reach, so what the status says is the interpreter's word, like everything it prints.
 # The snippet runs inside a read-only function so `break`, `continue` and redefinitions
 # cannot reach the loop; `builtin` keeps snippet functions named read or printf out of it.
 __replgate_run () {
@@ -13,8 +15,8 @@ builtin readonly -f __replgate_run
 while IFS= builtin read -r -d '' __replgate_size <&3; do
     LC_ALL=C IFS= builtin read -r -N "$__replgate_size" __replgate_code <&3 || builtin exit 0
     __replgate_run 3<&- 4>&-
-    __replgate_status=$?
-    IFS= builtin read -r -d '' __replgate_marker <&3 || builtin exit 0
-    builtin printf '%s %d\n' "$__replgate_marker" "$__replgate_status" >&4
-    builtin unset __replgate_code __replgate_marker
+    builtin printf 'S %d\n' "$?" >&4
+    IFS= builtin read -r -d '' __replgate_fence <&3 || builtin exit 0
+    builtin printf 'F %s\n' "$__replgate_fence" >&4
+    builtin unset __replgate_code __replgate_fence
 done

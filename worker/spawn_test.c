@@ -53,7 +53,7 @@ spawn_test (void)
         fprintf (stderr, "  spawn: not root, sandbox self-test skipped\n");
         return 0;
     }
-    spawn_config_t config = { true, 210000, 2, 1, 1, 256, 64, 16, NULL, CGROUP_NONE, NULL, NULL };
+    spawn_config_t config = { true, 210000, 2, 1, 1, 256, 64, 16, NULL, CGROUP_NONE, NULL, NULL, 1000 };
     CHECK (spawn_setup (&config) == 0);
     CHECK (strcmp (spawn_sandbox_name (), "none") != 0);
     //  Each line fails the script (exit 1) with a message on stderr.

@@ -1,0 +1,272 @@
+"""tests/test_trust.py: the trust boundary between principals and between a snippet and the
+record. Sessions belong to the principal that opened them; every result ends its request
+whatever bytes it holds; a snippet cannot rewrite how it ended; a death between snippets is on
+the record and the next snippet says its session started over."""
+import json, os, struct, threading, time
+import zmq
+from harness import Stack, Client, check, read_cert, run_all, test, SLOW
+
+UID_BASE = 281000
+S = None
+
+
+def shared():
+    global S
+    if S is None:
+        S = Stack(slots=8, worker_args=["--uid-base", str(UID_BASE)])
+        for name in ("bob",):
+            r = S.cli("keygen", name, "--role", "agent")
+            check(r.returncode == 0, r.stderr)
+    return S
+
+
+def events(s, rid, kind=None):
+    q = "select type, actor, data from events where request_id = ?"
+    rows = s.sql(q, rid)
+    return [(t, a, json.loads(d)) for t, a, d in rows if kind is None or t == kind]
+
+
+@test
+def sessions_belong_to_their_principal():
+    s = shared()
+    alice, bob, admin = s.client("agent"), s.client("bob"), s.client("admin")
+    try:
+        r = alice.run("secret = 'alice-only'; open('/work/alice.txt', 'w').write('a')\n"
+                      "import builtins; _orig = builtins.compile", session="ops")
+        check(r["outcome"] == "ok", r)
+        # bob names alice's session: he gets an interpreter of his own
+        r = bob.run("secret", session="ops")
+        check(r["outcome"] == "error" and r["error_name"] == "NameError", r)
+        r = bob.run("import os; sorted(os.listdir('/work'))", session="ops")
+        check(r["value"] == "[]", r)
+        # a hook bob plants in "his" ops cannot change what alice's snippets return
+        r = bob.run("import builtins\nbuiltins.compile = lambda *a, **k: (_ for _ in ()).throw("
+                    "RuntimeError('hijacked'))", session="ops")
+        check(r["outcome"] == "ok", r)
+        check(bob.run("1", session="ops")["error_value"] == "hijacked", "bob's hook is bob's")
+        r = alice.run("secret + '!'", session="ops")
+        check(r["outcome"] == "ok" and r["value"] == "'alice-only!'", r)
+        check(r["session_cpu_ms"] >= r["cpu_ms"] > 0, r)     # stored with the result
+        # an admin reads others' requests but never joins their interpreter
+        r = admin.run("secret", session="ops")
+        check(r["error_name"] == "NameError", r)
+        r = admin.call("status", id=r["id"])
+        check(r["ok"], r)
+        # the record credits each principal with its own requests in its own session
+        rows = s.sql("select principal, count(*) from requests where session = 'ops' group by principal")
+        check(dict(rows) == {"agent": 2, "bob": 4, "admin": 1}, rows)
+        # shell sessions too: same name, separate shells
+        check(alice.run("X=alice; cd /tmp", lang="shell", session="sh")["outcome"] == "ok", "sh")
+        r = bob.run('echo "[$X] $(pwd)"', lang="shell", session="sh")
+        check(r["stdout"] == "[] /work\n", r)
+    finally:
+        alice.close(); bob.close(); admin.close()
+
+
+@test
+def nul_bytes_end_their_request():
+    s = shared()
+    c = s.client()
+    try:
+        r = c.run("printf 'a\\0b'; printf 'x\\377\\376y' >&2", lang="shell", session="bin", timeout=10)
+        check(r["state"] == "done" and r["outcome"] == "ok", r)
+        check(r["stdout"] == "a\ufffdb", r)
+        check(r["stderr"] == "x\ufffd\ufffdy", r)
+        r = c.run("echo next", lang="shell", session="bin", timeout=10)
+        check(r["outcome"] == "ok" and r["stdout"] == "next\n", r)
+        r = c.run("import sys; sys.stdout.buffer.write(b'p\\0q'); raise ValueError('v\\0w')", session="bin")
+        check(r["state"] == "done" and r["stdout"] == "p\ufffdq" and r["error_value"] == "v\ufffdw", r)
+        check(s.cli("verify").returncode == 0, "verify")
+    finally:
+        c.close()
+
+
+@test
+def every_text_field_is_capped_and_flagged():
+    s = shared()
+    c = s.client()
+    try:
+        r = c.run("raise ValueError('x' * 20_000_000)", session="big", timeout=60)
+        check(r["outcome"] == "error" and r["error_name"] == "ValueError", r["outcome"])
+        cap = 1 << 20
+        check(len(r["error_value"].encode()) <= cap and r["error_value_truncated"] is True, "value cap")
+        check(len(r["traceback"].encode()) <= cap and r["traceback_truncated"] is True, "tb cap")
+        check(r["value_truncated"] is False and r["error_name_truncated"] is False, r["value_truncated"])
+        r = c.run("raise type('N' * 3_000_000, (Exception,), {})()", session="big", timeout=60)
+        check(len(r["error_name"]) <= cap and r["error_name_truncated"] is True, "name cap")
+        rows = s.sql("select error_value_truncated, traceback_truncated from requests where id = ?", r["id"])
+        check(rows == [(0, 1)] or rows[0][1] == 1, rows)
+    finally:
+        c.close()
+
+
+@test
+def large_result_does_not_cost_another_principal_its_run():
+    s = shared()
+    alice, bob = s.client("agent"), s.client("bob")
+    try:
+        slow = bob.call("submit", lang="python", session="slow", code="import time; time.sleep(4); 'fine'")
+        check(slow["ok"], slow)
+        for _ in range(3):
+            r = alice.run("raise ValueError('y' * 6_000_000)", session="huge", timeout=60)
+            check(r["state"] == "done", r["state"])
+        r = bob.call("await", id=slow["id"], timeout_ms=20000, timeout=25)
+        check(r["ok"] and r["state"] == "done" and r["outcome"] == "ok" and r["value"] == "'fine'", r)
+    finally:
+        alice.close(); bob.close()
+
+
+@test
+def a_fake_reply_then_death_is_recorded_as_the_death():
+    s = shared()
+    c = s.client()
+    try:
+        fake = json.dumps({"status": "ok", "execution_count": 1, "value": "'all good'", "error": None}).encode()
+        code = ("import os, struct\nos.write(4, struct.pack('>I', %d) + %r)\nos.kill(os.getpid(), 9)"
+                % (len(fake), fake))
+        for _ in range(3):
+            r = c.run(code, session="liar", timeout=15)
+            check(r["outcome"] == "killed" and r["signal"] == 9 and r["session_reset"], r)
+            check(r["value"] is None, r)
+        r = c.run("1 + 1", session="liar")
+        check(r["outcome"] == "ok" and r["value"] == "2", r)
+        # a shell snippet that writes a status line for itself does not set its status
+        r = c.run('for fd in 10 11 12 13; do echo "S 0" >&$fd; done 2>/dev/null; false',
+                  lang="shell", session="liar-sh", timeout=15)
+        check(r["outcome"] == "error" and r["exit_code"] == 1, r)
+        r = c.run("echo still-here", lang="shell", session="liar-sh", timeout=15)
+        check(r["stdout"] == "still-here\n", r)
+    finally:
+        c.close()
+
+
+@test
+def death_between_snippets_is_an_event_and_resets():
+    s = shared()
+    c = s.client()
+    try:
+        r = c.run("import os, threading\nx = 5\n"
+                  "threading.Timer(0.3, lambda: os.kill(os.getpid(), 9)).start()", session="dies")
+        check(r["outcome"] == "ok", r)
+        deadline = time.time() + 10 * SLOW
+        ended = []
+        while time.time() < deadline and not ended:
+            ended = s.sql("select actor, data from events where type = 'session_ended'"
+                          " and json_extract(data, '$.session') = 'dies'")
+            time.sleep(0.1)
+        check(ended, "no session_ended event")
+        data = json.loads(ended[0][1])
+        check(data["principal"] == "agent" and data["signal"] == 9, data)
+        r = c.run("x", session="dies")
+        check(r["error_name"] == "NameError" and r["session_reset"] is True, r)
+        check("signal 9" in (r["reset_reason"] or ""), r)
+        r = c.run("x = 1; x", session="dies")
+        check(r["session_reset"] is False and r["reset_reason"] is None, r)
+        check(s.cli("verify").returncode == 0, "verify")
+    finally:
+        c.close()
+
+
+@test
+def eviction_is_never_silent():
+    s = Stack(slots=2, worker_args=["--uid-base", str(UID_BASE + 100)])
+    c = s.client()
+    try:
+        for name in ("e1", "e2", "e3"):
+            check(c.run("v = %r" % name, session=name)["outcome"] == "ok", name)
+        r = c.run("v", session="e1")
+        check(r["error_name"] == "NameError" and r["session_reset"] is True, r)
+        check("evicted" in r["reset_reason"], r)
+        ev = s.sql("select count(*) from events where type = 'session_ended'"
+                   " and json_extract(data, '$.reason') like '%evicted%'")
+        check(ev[0][0] >= 1, ev)
+    finally:
+        c.close()
+        check(not s.stop(), "sanitizer")
+
+
+class FakeWorker:
+    """A worker key speaking the worker protocol by hand, to send results no real worker would."""
+
+    def __init__(self, stack, name):
+        cert, server = read_cert(stack.key("worker")), read_cert(os.path.join(stack.dir, "keys", "broker.cert"))
+        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.curve_secretkey = cert["secret"].encode()
+        self.sock.curve_publickey = cert["public"].encode()
+        self.sock.curve_serverkey = server["public"].encode()
+        self.sock.connect(stack.workers_ep)
+        self.send({"op": "ready", "name": name, "slots": 4, "sandbox": "none", "sessions": [], "running": []})
+
+    def send(self, msg):
+        self.sock.send(msg if isinstance(msg, bytes) else json.dumps(msg).encode())
+
+    def next(self, op, timeout=10):
+        deadline = time.time() + timeout * SLOW
+        while time.time() < deadline:
+            self.send({"op": "heartbeat"})
+            if self.sock.poll(200):
+                m = json.loads(self.sock.recv())
+                if m.get("op") == op:
+                    return m
+        return None
+
+    def close(self):
+        self.sock.close()
+
+
+@test
+def refused_results_still_end_their_request():
+    s = Stack(workers=0)
+    fw = FakeWorker(s, "fake")
+    s.wait_workers(1)
+    c = s.client()
+    try:
+        head = '{"op":"result","id":%d'
+        bad = [
+            lambda i: (head % i + ',"session":').encode(),                                # not JSON
+            lambda i: (head % i + ',"session":"s","lang":"python","outcome":"great"}').encode(),  # bad value
+            lambda i: (head % i + ',"session":"s","lang":"python","outcome":"ok","stdout":7}').encode(),
+            lambda i: (head % i + ',"session":"s","lang":"python","outcome":"ok","stdout":"').encode()
+            + b"z" * (48 * 1024 * 1024) + b'"}',                                          # over the cap
+        ]
+        for make in bad:
+            sub = c.call("submit", lang="python", session="s", code="1")
+            check(sub["ok"], sub)
+            run = fw.next("run")
+            check(run and run["id"] == sub["id"] and run["owner"] == "agent", run)
+            fw.send(make(run["id"]))
+            close = fw.next("close")
+            check(close and close["session"] == "s" and close["owner"] == "agent", close)
+            r = c.call("await", id=sub["id"], timeout_ms=10000, timeout=15)
+            check(r["state"] == "done" and r["outcome"] == "error"
+                  and r["error_name"] == "ResultRefused" and r["session_reset"], r)
+        # a result from a worker that is not running the request changes nothing
+        sub = c.call("submit", lang="python", session="s", code="2")
+        run = fw.next("run")
+        other = FakeWorker(s, "other")
+        time.sleep(0.3)
+        other.send({"op": "result", "id": run["id"], "session": "s", "lang": "python", "outcome": "ok",
+                    "owner": "agent", "stdout": "forged"})
+        time.sleep(0.3)
+        check(c.call("status", id=sub["id"])["state"] == "running", "other worker ended it")
+        fw.send({"op": "result", "id": run["id"], "session": "s", "lang": "python", "outcome": "ok",
+                 "owner": "agent", "stdout": "real"})
+        r = c.call("await", id=sub["id"], timeout_ms=10000, timeout=15)
+        check(r["state"] == "done" and r["stdout"] == "real", r)
+        other.close()
+        check(s.broker.poll() is None, "broker died")
+        check(s.cli("verify").returncode == 0, "verify")
+    finally:
+        c.close()
+        fw.close()
+        check(not s.stop(), "sanitizer")
+
+
+if __name__ == "__main__":
+    try:
+        rc = run_all("trust")
+    finally:
+        if S:
+            S.stop()
+    raise SystemExit(rc)
