@@ -606,6 +606,16 @@ done:
 }
 
 void
+dispatch_drop_worker (broker_t *broker, zframe_t *routing, const char *why)
+{
+    char *key = zframe_strhex (routing);
+    worker_t *w = (worker_t *) zhashx_lookup (broker->dispatch->workers, key);
+    if (w)
+        s_worker_lost (broker, w, why);
+    free (key);
+}
+
+void
 dispatch_tick (broker_t *broker)
 {
     dispatch_t *self = broker->dispatch;

@@ -21,6 +21,10 @@ bool dispatch_unqueue (broker_t *broker, int64_t id);
 //  Handles one message from the worker socket (takes ownership of msg).
 void dispatch_worker_message (broker_t *broker, zmsg_t **msg_p);
 
+//  Declares the worker on this connection lost at once (its key was revoked): its running
+//  requests become `lost`, its sessions are placed anew. Nothing if no worker is there.
+void dispatch_drop_worker (broker_t *broker, zframe_t *routing, const char *why);
+
 //  Sends heartbeats and declares silent workers dead (their running requests become `lost`).
 void dispatch_tick (broker_t *broker);
 

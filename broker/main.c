@@ -216,7 +216,8 @@ s_start (broker_t *self)
 }
 
 //  Workers speak only while their key is trusted: a revoked worker's messages (heartbeats
-//  included) are dropped, so dispatch finds it silent and its running requests become lost.
+//  included) are dropped, and the worker is declared lost at once: its running requests
+//  become lost and no run goes to it any more.
 static bool
 s_worker_trusted (broker_t *self, zmsg_t *msg)
 {
@@ -224,6 +225,8 @@ s_worker_trusted (broker_t *self, zmsg_t *msg)
     if (body && trust_check (self, zframe_meta (body, "User-Id")))
         return true;
     const char *name = body ? zframe_meta (body, "name") : NULL;
+    if (zmsg_first (msg))       //  no runs go to it while it waits to be found silent
+        dispatch_drop_worker (self, zmsg_first (msg), "key revoked");
     if (refusals_note (self, zmsg_first (msg), name, PROTO_E_FORBIDDEN, body ? zframe_size (body) : 0))
         log_warn ("worker socket: key %s is not trusted (revoked?), its messages are dropped",
                   name ? name : "?");

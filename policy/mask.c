@@ -479,7 +479,8 @@ mask_add_secret (mask_t *self, const char *name, const char *value)
         rc = s_add_url_form (det, value, n, flags) || s_add_json_form (det, value, n, flags)
           || s_add_py_form (det, value, n, flags) || s_add_sh_form (det, value, n, flags);
     if (rc == 0 && strchr (value, '\''))
-        rc = s_add_squote_form (det, value, n, "'\\''") || s_add_squote_form (det, value, n, "'\"'\"'");
+        rc = s_add_squote_form (det, value, n, "'\\''")
+          || s_add_squote_form (det, value, n, "'\"'\"'");
     //  Escaped twice: JSON inside JSON (a logged request body), repr() of a repr().
     for (size_t i = 0, single = det->nforms; i < single && rc == 0; i++) {
         const char *form = det->forms[i];
@@ -488,8 +489,9 @@ mask_add_secret (mask_t *self, const char *name, const char *value)
             rc = s_add_json_form (det, form, len, 0) || s_add_py_form (det, form, len, 0)
               || s_add_py_form (det, form, len, PY_QUOTE);
     }
+    const char *std = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     if (rc == 0)
-        rc = s_add_b64_forms (det, value, n, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-          || s_add_b64_forms (det, value, n, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
+        rc = s_add_b64_forms (det, value, n, std) || s_add_b64_forms (det, value, n, url);
     return rc ? -1 : 0;
 }

@@ -1,6 +1,7 @@
 /*  policy/mask_apply.c: mask_apply(), the span merging that turns all hits into one masked
-    copy, sparing the masks already in the text. Cost is one pass per detector (JIT-compiled, start-of-token anchored so a long run
-    of similar bytes is tried once, not at every byte) plus a sort of the hits. */
+    copy, sparing the masks already in the text. Cost is one pass per detector (JIT-compiled,
+    start-of-token anchored so a long run of similar bytes is tried once, not at every byte)
+    plus a sort of the hits. */
 #define _GNU_SOURCE                             //  memmem
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "policy/mask_int.h"

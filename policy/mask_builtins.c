@@ -56,8 +56,8 @@ const mask_builtin_t mask_builtins[] = {
     //  Command lines: --password=X, and --password X where X is neither the next option
     //  nor the prose of a help text ("use --token to log in").
     { "password", RANK_GENERIC,
-      "(?i)(?<![a-z0-9_-])--(?:passw(?:or)?d|passphrase|pass|token|secret|api[_-]?key|auth[_-]?token"
-      "|access[_-]?token)(?:=|[ \\t]+(?!-|(?:to|or|and|is|the|a|an|for|of|with|if|option|flag"
+      "(?i)(?<![a-z0-9_-])--(?:passw(?:or)?d|passphrase|pass|token|secret|api[_-]?key"
+      "|auth[_-]?token|access[_-]?token)(?:=|[ \\t]+(?!-|(?:to|or|and|is|the|a|an|for|of|with|if|option|flag"
       "|argument)\\b))" VALUE, NULL },
     //  The MySQL and MariaDB clients take the password glued to -p (-p alone prompts, and
     //  "-p name" names a database); sshpass, before its command, glued or not.

@@ -365,6 +365,22 @@ s_test_secret_forms (void)
     CHECK (s_masks_to (m, "X=pa\\\"ss\\\\w\xc3\xb6rd\n", "X=[MASKED:q]\n"));
     CHECK (s_masks_to (m, "$'pa\"ss\\\\w\\303\\266rd'", "$'[MASKED:q]'"));
     CHECK (s_masks_to (m, "pa%22ss%5Cw%C3%B6rd", "[MASKED:q]"));
+    //  Cut short by an output limit: the start of a form at the very end is masked.
+    size_t n;
+    int count;
+    const char *cut = "x \"pa\\\"ss\\\\w\\u00";
+    char *out = mask_apply_cut (m, cut, strlen (cut), &n, &count);
+    CHECK (out && strcmp (out, "x \"[MASKED:q]") == 0 && count == 1 && n == 13);
+    free (out);
+    cut = "pa\"ss\\w\xc3\xb6rd pa";
+    out = mask_apply_cut (m, cut, strlen (cut), &n, &count);
+    CHECK (out && strcmp (out, "[MASKED:q] [MASKED:q]") == 0 && count == 2);
+    free (out);
+    cut = "x pa\"s y";
+    out = mask_apply_cut (m, cut, strlen (cut), &n, &count);
+    CHECK (out && strcmp (out, "x pa\"s y") == 0 && count == 0);
+    free (out);
+    CHECK (s_keeps (m, "x pa\"ss\\w"));
     //  Escaped twice: json.dumps (json.dumps (s)), repr (repr (s)).
     CHECK (s_masks_to (m, "\"\\\"pa\\\\\\\"ss\\\\\\\\w\\\\u00f6rd\\\"\"",
                        "\"\\\"[MASKED:q]\\\"\""));

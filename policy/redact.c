@@ -6,19 +6,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-//  Every field of a result that can carry what a snippet printed, raised or returned. The
-//  error's name is one: `raise type(secret, (Exception,), {})()` makes it any text at all.
-static const char *s_top[] = { "stdout", "stderr", "value", "error", "error_name",
-                               "error_value", "traceback" };
-static const char *s_error[] = { "name", "value", "traceback" };
+//  Every field of a result that can carry what a snippet printed, raised or returned, with
+//  the flag (on the result) that says an output limit cut it. The error's name is one:
+//  `raise type(secret, (Exception,), {})()` makes it any text at all.
+typedef struct {
+    const char *key;
+    const char *cut;
+} field_t;
+
+static const field_t s_top[] = {
+    { "stdout", "stdout_truncated" }, { "stderr", "stderr_truncated" },
+    { "value", "value_truncated" }, { "error", NULL },
+    { "error_name", "error_name_truncated" }, { "error_value", "error_value_truncated" },
+    { "traceback", "traceback_truncated" },
+};
+static const field_t s_error[] = {
+    { "name", "error_name_truncated" }, { "value", "error_value_truncated" },
+    { "traceback", "traceback_truncated" },
+};
 
 static int
-s_each (json_t *obj, const char **keys, size_t nkeys, redact_fn *fn, void *arg)
+s_each (json_t *result, json_t *obj, const field_t *fields, size_t nfields, redact_fn *fn,
+        void *arg)
 {
     int count = 0;
-    for (size_t i = 0; i < nkeys; i++)
-        if (json_is_string (json_object_get (obj, keys[i])))
-            count += fn (obj, keys[i], arg);
+    for (size_t i = 0; i < nfields; i++)
+        if (json_is_string (json_object_get (obj, fields[i].key))) {
+            bool cut = fields[i].cut && json_is_true (json_object_get (result, fields[i].cut));
+            count += fn (obj, fields[i].key, cut, arg);
+        }
     return count;
 }
 
@@ -27,21 +43,21 @@ redact_foreach (json_t *result, redact_fn *fn, void *arg)
 {
     if (!json_is_object (result))
         return 0;
-    int count = s_each (result, s_top, sizeof s_top / sizeof s_top[0], fn, arg);
+    int count = s_each (result, result, s_top, sizeof s_top / sizeof s_top[0], fn, arg);
     json_t *error = json_object_get (result, "error");
     if (json_is_object (error))
-        count += s_each (error, s_error, sizeof s_error / sizeof s_error[0], fn, arg);
+        count += s_each (result, error, s_error, sizeof s_error / sizeof s_error[0], fn, arg);
     return count;
 }
 
 static int
-s_mask_field (json_t *obj, const char *key, void *arg)
+s_mask_field (json_t *obj, const char *key, bool cut, void *arg)
 {
     json_t *v = json_object_get (obj, key);
     size_t n = 0;
     int count = 0;
-    char *masked = mask_apply ((mask_t *) arg, json_string_value (v), json_string_length (v),
-                               &n, &count);
+    char *masked = (cut ? mask_apply_cut : mask_apply) ((mask_t *) arg, json_string_value (v),
+                                                          json_string_length (v), &n, &count);
     if (!masked) {
         json_object_set_new (obj, key, json_string ("[MASKED:unavailable]"));
         return 1;
@@ -65,10 +81,10 @@ redact_result (mask_t *mask, json_t *result)
 
 //  Records the fields visited as "key," in a string.
 static int
-s_note (json_t *obj, const char *key, void *arg)
+s_note (json_t *obj, const char *key, bool cut, void *arg)
 {
     strcat ((char *) arg, key);
-    strcat ((char *) arg, ",");
+    strcat ((char *) arg, cut ? "!," : ",");
     return 1;
 }
 
@@ -81,13 +97,14 @@ s_test_fields (void)
                            " s:{s:s, s:s, s:s}, s:f, s:f, s:i, s:i, s:b, s:s}",
                            "op", "result", "id", 42, "session", "s1", "lang", "python",
                            "outcome", "error", "exit_code", 1, "signal", "stdout", "o",
-                           "stderr", "e", "stdout_truncated", 0, "stderr_truncated", 0,
+                           "stderr", "e", "stdout_truncated", 0, "stderr_truncated", 1,
                            "value", "v", "error", "name", "n", "value", "ev", "traceback", "tb",
                            "wall_ms", 1.5, "cpu_ms", 0.5, "max_rss_kb", 9000,
                            "execution_count", 3, "session_reset", 0, "sandbox", "none");
+    json_object_set_new (r, "error_name_truncated", json_true ());
     char seen[256] = "";
     CHECK (redact_foreach (r, s_note, seen) == 6);
-    CHECK (strcmp (seen, "stdout,stderr,value,name,value,traceback,") == 0);
+    CHECK (strcmp (seen, "stdout,stderr!,value,name!,value,traceback,") == 0);
     json_decref (r);
     //  The columns the broker flattens it into.
     r = json_pack ("{s:s, s:s, s:s, s:s}", "error_name", "n", "error_value", "v",
@@ -123,6 +140,13 @@ s_test_two_maskers (void)
     CHECK (strcmp (json_string_value (json_object_get (error, "name")), "[MASKED:DB_PASSWORD]") == 0);
     CHECK (strcmp (json_string_value (json_object_get (error, "traceback")), "[MASKED:DB_PASSWORD]: ") == 0);
     CHECK (redact_result (broker, r) == 0 && redact_result (worker, r) == 0);
+    json_decref (r);
+    //  An output limit that cut through a secret leaves no start of it.
+    r = json_pack ("{s:s, s:b, s:s, s:b}", "stdout", "x Zq8-s3c", "stdout_truncated", 1,
+                   "stderr", "x Zq8-s3c", "stderr_truncated", 0);
+    CHECK (redact_result (worker, r) == 1);
+    CHECK (strcmp (json_string_value (json_object_get (r, "stdout")), "x [MASKED:DB_PASSWORD]") == 0);
+    CHECK (strcmp (json_string_value (json_object_get (r, "stderr")), "x Zq8-s3c") == 0);
     json_decref (r);
     mask_destroy (&worker);
     mask_destroy (&broker);

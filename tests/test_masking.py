@@ -11,11 +11,11 @@ QUOTE_SECRET = "~it's" + "-\u00e9t\u00e9:~" + "Q2"      # a quote and a tilde ba
 SECRETS = {"DB_PASSWORD": DB_PASSWORD, "ODD_SECRET": ODD_SECRET, "QUOTE_SECRET": QUOTE_SECRET}
 
 
-def stack(uid_base):
+def stack(uid_base, policy=Stack.ALLOW_ALL):
     path = os.path.join(tempfile.mkdtemp(prefix="replgate-masking-"), "secrets.json")
     with open(path, "w") as f:
         json.dump(SECRETS, f)
-    return Stack(worker_args=["--secrets", path, "--uid-base", str(uid_base)])
+    return Stack(worker_args=["--secrets", path, "--uid-base", str(uid_base)], policy=policy)
 
 
 def done(s):
@@ -26,7 +26,7 @@ def forms(value):
     """The secret as the snippets below print it, each as bytes: none may be stored."""
     out = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
            repr(value)[1:-1], ascii(value)[1:-1], repr(value.encode())[2:-1]}
-    for env in ({}, {"LC_ALL": "C"}):
+    for env in ({"LC_ALL": "C.UTF-8"}, {"LC_ALL": "C"}):
         p = subprocess.run(["bash", "-c", 'printf %q "$1"; echo; echo "${1@Q}"', "-", value],
                            capture_output=True, text=True, env=dict(os.environ, **env))
         out.update(line.strip("$'") for line in p.stdout.splitlines())
@@ -178,6 +178,23 @@ def encoded_forms_of_odd_secrets_are_masked():
                 check(form.decode() not in text_of(r), (form, r["stdout"]))
         agent.close()
         check_db_clean(s, [ODD_SECRET, QUOTE_SECRET])
+    finally:
+        done(s)
+
+
+@test
+def a_secret_cut_by_the_output_limit_leaves_no_start():
+    s = stack(241300, policy={"version": 1, "rules": [
+        {"name": "small", "action": "allow", "limits": {"output_bytes": 1000}}]})
+    try:
+        agent = s.client("agent")
+        r = agent.run("import os, sys\nprint('x' * 990 + os.environ['DB_PASSWORD'])\n"
+                      "print('y' * 994 + os.environ['ODD_SECRET'], file=sys.stderr)", session="cut")
+        check(r["stdout_truncated"] and r["stderr_truncated"], r)
+        check(r["stdout"] == "x" * 990 + "[MASKED:DB_PASSWORD]", r["stdout"])
+        check(r["stderr"] == "y" * 994 + "[MASKED:ODD_SECRET]", r["stderr"])
+        agent.close()
+        check_db_clean(s, [DB_PASSWORD[:6], ODD_SECRET[:6]])
     finally:
         done(s)
 

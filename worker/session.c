@@ -382,7 +382,7 @@ session_start (session_t *self, int64_t id, const char *code, size_t size,
         return 1;
     }
     if (spawn_account_start (self->box, limits->memory_mb, limits->pids, limits->cpu_milli) < 0) {
-        s_finish (self, END_REJECTED, "cannot apply the memory or pids limit "
+        s_finish (self, END_REJECTED, "cannot apply the memory, pids or cpus limit "
                                       "(lower than what the session already uses?)");
         return 1;
     }
