@@ -177,7 +177,9 @@ checkpointer_test (const char *dir)
     CHECK (s_rows_in_main_file (path) == 0);
     checkpointer_t *self = checkpointer_new (path, 20);
     CHECK (self);
-    for (int i = 0; i < 200 && self && s_rows_in_main_file (path) != 50; i++)
+    //  The thread bumps its count after the copy that makes the rows visible: wait for both.
+    for (int i = 0; i < 500 && self && (s_rows_in_main_file (path) != 50
+                                        || checkpointer_count (self) < 1); i++)
         usleep (10000);
     CHECK (s_rows_in_main_file (path) == 50);
     CHECK (self && checkpointer_count (self) >= 1);
