@@ -54,6 +54,8 @@ static int
 s_mask_field (json_t *obj, const char *key, bool cut, void *arg)
 {
     json_t *v = json_object_get (obj, key);
+    if (json_string_length (v) == 0)
+        return 0;           //  the common case (a snippet that printed nothing) costs nothing
     size_t n = 0;
     int count = 0;
     char *masked = (cut ? mask_apply_cut : mask_apply) ((mask_t *) arg, json_string_value (v),
