@@ -40,6 +40,7 @@
 #define CGROUP_MAGIC 0x27e0eb
 #define CGROUP2_MAGIC 0x63677270
 
+#define STAT_FILES 6
 static const char *s_v1_names [CG_DIRS] = { "memory", "pids", "cpuacct", "cpu" };
 
 struct _cgroup_t {
@@ -50,6 +51,13 @@ struct _cgroup_t {
     uint64_t cpu_milli;
     bool memsw;                 //  v1 accounts swap
     int peak_fd;                //  v2 memory.peak, kept open for per-fd reset; -1
+    int reset_fd;               //  v1 memory.max_usage_in_bytes for writing; -1 until used
+    struct {                    //  counters read every snippet, opened once (s_counter)
+        int dir;
+        const char *file;       //  a string literal
+        int fd;
+    } counters [STAT_FILES];
+    int ncounters;
 };
 
 //  --------------------------------------------------------------------------
@@ -114,6 +122,37 @@ s_read_number (const char *dir, const char *file, const char *key)
     char buf [4096];
     if (s_read (dir, file, buf, sizeof buf) < 0)
         return 0;
+    return key ? s_keyed (buf, key) : strtoull (buf, NULL, 10);
+}
+
+//  A counter read with pread on a descriptor opened on first use: an open and a close per
+//  file and snippet walk kernfs paths, which cost about a fifth of the worker's time on the
+//  warm path. A descriptor that stops working (its group was removed and made again) is
+//  dropped and the file read afresh.
+static uint64_t
+s_counter (cgroup_t *self, int dir, const char *file, const char *key)
+{
+    int i = 0;
+    while (i < self->ncounters && !(self->counters [i].dir == dir
+                                    && strcmp (self->counters [i].file, file) == 0))
+        i++;
+    if (i == self->ncounters && i < STAT_FILES) {
+        char path [PATH_MAX];
+        snprintf (path, sizeof path, "%s/%s", self->dirs [dir], file);
+        int fd = open (path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0)
+            self->counters [self->ncounters++] = (typeof (self->counters [0])) { dir, file, fd };
+    }
+    char buf [4096];
+    ssize_t n = i < self->ncounters ? pread (self->counters [i].fd, buf, sizeof buf - 1, 0) : -1;
+    if (n < 0) {
+        if (i < self->ncounters) {
+            close (self->counters [i].fd);
+            self->counters [i] = self->counters [--self->ncounters];
+        }
+        return s_read_number (self->dirs [dir], file, key);
+    }
+    buf [n] = 0;
     return key ? s_keyed (buf, key) : strtoull (buf, NULL, 10);
 }
 
@@ -228,6 +267,7 @@ cgroup_new (const char *root, cgroup_version_t version, const char *rel)
     }
     self->version = version;
     self->peak_fd = -1;
+    self->reset_fd = -1;
     int rc = 0;
     for (int i = 0; i < (version == CGROUP_V1 ? CG_DIRS : 1) && rc == 0; i++) {
         char base [PATH_MAX];
@@ -297,6 +337,10 @@ cgroup_destroy (cgroup_t **self_p)
     s_kill_all (self);
     if (self->peak_fd >= 0)
         close (self->peak_fd);
+    if (self->reset_fd >= 0)
+        close (self->reset_fd);
+    for (int i = 0; i < self->ncounters; i++)
+        close (self->counters [i].fd);
     for (int i = 0; i < CG_DIRS; i++) {
         if (!self->dirs [i])
             continue;
@@ -409,8 +453,8 @@ uint64_t
 cgroup_cpu_ns (cgroup_t *self)
 {
     if (self->version == CGROUP_V1)
-        return s_read_number (self->dirs [V1_CPU], "cpuacct.usage", NULL);
-    return s_read_number (self->dirs [0], "cpu.stat", "usage_usec") * 1000;
+        return s_counter (self, V1_CPU, "cpuacct.usage", NULL);
+    return s_counter (self, 0, "cpu.stat", "usage_usec") * 1000;
 }
 
 int
@@ -419,12 +463,11 @@ cgroup_stats (cgroup_t *self, cgroup_stats_t *stats)
     memset (stats, 0, sizeof *stats);
     stats->cpu_ns = cgroup_cpu_ns (self);
     if (self->version == CGROUP_V1) {
-        stats->peak_bytes = s_read_number (self->dirs [V1_MEMORY], "memory.max_usage_in_bytes", NULL);
-        stats->oom_kills = s_read_number (self->dirs [V1_MEMORY], "memory.oom_control", "oom_kill");
-        stats->pids_refused = s_read_number (self->dirs [V1_PIDS], "pids.events", "max");
+        stats->peak_bytes = s_counter (self, V1_MEMORY, "memory.max_usage_in_bytes", NULL);
+        stats->oom_kills = s_counter (self, V1_MEMORY, "memory.oom_control", "oom_kill");
+        stats->pids_refused = s_counter (self, V1_PIDS, "pids.events", "max");
     }
     else {
-        const char *dir = self->dirs [0];
         char buf [64];
         ssize_t n = self->peak_fd >= 0 ? pread (self->peak_fd, buf, sizeof buf - 1, 0) : -1;
         if (n > 0) {
@@ -432,9 +475,9 @@ cgroup_stats (cgroup_t *self, cgroup_stats_t *stats)
             stats->peak_bytes = strtoull (buf, NULL, 10);
         }
         else
-            stats->peak_bytes = s_read_number (dir, "memory.current", NULL);
-        stats->oom_kills = s_read_number (dir, "memory.events", "oom_kill");
-        stats->pids_refused = s_read_number (dir, "pids.events", "max");
+            stats->peak_bytes = s_counter (self, 0, "memory.current", NULL);
+        stats->oom_kills = s_counter (self, 0, "memory.events", "oom_kill");
+        stats->pids_refused = s_counter (self, 0, "pids.events", "max");
     }
     return stats->cpu_ns || stats->peak_bytes ? 0 : -1;
 }
@@ -442,8 +485,19 @@ cgroup_stats (cgroup_t *self, cgroup_stats_t *stats)
 void
 cgroup_reset_peak (cgroup_t *self)
 {
-    if (self->version == CGROUP_V1)
-        s_write (self->dirs [V1_MEMORY], "memory.max_usage_in_bytes", "0", true);
+    if (self->version == CGROUP_V1) {
+        if (self->reset_fd < 0) {
+            char path [PATH_MAX];
+            snprintf (path, sizeof path, "%s/memory.max_usage_in_bytes", self->dirs [V1_MEMORY]);
+            self->reset_fd = open (path, O_WRONLY | O_CLOEXEC);
+        }
+        if (self->reset_fd < 0 || pwrite (self->reset_fd, "0", 1, 0) != 1) {
+            if (self->reset_fd >= 0)
+                close (self->reset_fd);
+            self->reset_fd = -1;
+            s_write (self->dirs [V1_MEMORY], "memory.max_usage_in_bytes", "0", true);
+        }
+    }
     else
     if (self->peak_fd >= 0 && write (self->peak_fd, "reset\n", 6) < 0) {
         //  Before Linux 6.12 the peak cannot be reset: it then covers the group's life.
@@ -581,6 +635,9 @@ s_test_v1 (const char *tmp)
     CHECK (cgroup_stats (cg, &st) == 0);
     CHECK (st.cpu_ns == 123456789 && st.peak_bytes == 2097152 && st.oom_kills == 1
            && st.pids_refused == 7);
+    //  The reset is a write at offset 0 on a kept descriptor; a kernfs file takes it whole,
+    //  a plain file of the fake tree only over its first byte.
+    s_fake (cg->dirs [V1_MEMORY], "memory.max_usage_in_bytes", "7");
     cgroup_reset_peak (cg);
     CHECK (s_has (cg->dirs [V1_MEMORY], "memory.max_usage_in_bytes", "0"));
     for (int i = 0; i < CG_DIRS; i++)
