@@ -422,13 +422,28 @@ s_result_fields (json_t *msg)
         if ((v = json_object_get (error, "traceback")) && json_is_string (v))
             json_object_set (fields, "traceback", v);
     }
-    //  The record's text columns hold no NUL (SQLite's text functions and every reader stop
-    //  there); a snippet's NUL is shown as U+FFFD, like any byte that is not text.
+    //  What a snippet printed is stored byte for byte: binary output arrives in base64 and is
+    //  kept as bytes (the store makes them a BLOB). The other texts are the interpreter's
+    //  words about the run: a NUL there is shown as U+FFFD.
     const char *key;
     json_t *v;
     json_object_foreach (fields, key, v)
-        if (json_is_string (v) && memchr (json_string_value (v), 0, json_string_length (v)))
-            json_object_set_new (fields, key, text_without_nul (v));
+        if (json_is_string (v) && memchr (json_string_value (v), 0, json_string_length (v))
+        &&  strcmp (key, "stdout") != 0 && strcmp (key, "stderr") != 0)
+            json_object_set_new (fields, key, text_display (json_string_value (v),
+                                                            json_string_length (v)));
+    static const char *streams[] = { "stdout", "stderr" };
+    for (size_t i = 0; i < 2; i++) {
+        char name[32];
+        snprintf (name, sizeof name, "%s_base64", streams[i]);
+        json_t *b64 = json_object_get (msg, name);
+        size_t n = 0;
+        char *bytes = json_is_string (b64) && !json_object_get (fields, streams[i])
+                    ? base64_decode (json_string_value (b64), json_string_length (b64), &n) : NULL;
+        if (bytes)
+            json_object_set_new (fields, streams[i], json_stringn_nocheck (bytes, n));
+        free (bytes);
+    }
     return fields;
 }
 

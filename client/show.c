@@ -1,5 +1,7 @@
 /*  client/show.c: how a request is shown on a terminal and which exit code it maps to. */
 #include "client/cli.h"
+#include "common/util.h"
+#include <stdlib.h>
 #include <string.h>
 
 int
@@ -33,6 +35,27 @@ s_put (FILE *out, const char *text)
     }
 }
 
+//  A stream of the row: byte for byte when it was not text (`<key>_base64`), so a pipe gets
+//  exactly what the snippet printed.
+static void
+s_put_stream (FILE *out, json_t *row, const char *key)
+{
+    char name[32];
+    snprintf (name, sizeof name, "%s_base64", key);
+    json_t *b64 = json_object_get (row, name);
+    size_t n = 0;
+    char *bytes = json_is_string (b64)
+                ? base64_decode (json_string_value (b64), json_string_length (b64), &n) : NULL;
+    if (!bytes) {
+        s_put (out, json_string_value (json_object_get (row, key)));
+        return;
+    }
+    fwrite (bytes, 1, n, out);
+    if (n && bytes[n - 1] != '\n')
+        fputc ('\n', out);
+    free (bytes);
+}
+
 void
 cli_print_request (cli_t *cli, json_t *row)
 {
@@ -52,9 +75,9 @@ cli_print_request (cli_t *cli, json_t *row)
         return;
     }
     fflush (stdout);
-    s_put (stdout, json_string_value (json_object_get (row, "stdout")));
+    s_put_stream (stdout, row, "stdout");
     fflush (stdout);
-    s_put (stderr, json_string_value (json_object_get (row, "stderr")));
+    s_put_stream (stderr, row, "stderr");
     s_put (stdout, json_string_value (json_object_get (row, "value")));
     s_put (stderr, json_string_value (json_object_get (row, "traceback")));
     if (json_is_true (json_object_get (row, "stdout_truncated")) || json_is_true (json_object_get (row, "stderr_truncated")))

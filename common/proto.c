@@ -75,6 +75,7 @@ static const shape_t s_worker_shapes[] = {
         { "outcome", F_STR, true, 0, s_outcomes },
         { "exit_code", F_ANY, false, 0, NULL }, { "signal", F_ANY, false, 0, NULL },
         { "stdout", F_STR, false, 0, NULL }, { "stderr", F_STR, false, 0, NULL },
+        { "stdout_base64", F_STR, false, 0, NULL }, { "stderr_base64", F_STR, false, 0, NULL },
         { "stdout_truncated", F_BOOL, false, 0, NULL },
         { "stderr_truncated", F_BOOL, false, 0, NULL },
         { "value", F_ANY, false, 0, NULL }, { "error", F_ANY, false, 0, NULL },

@@ -2,6 +2,7 @@
     in batches of their own transactions, recording what it removed as `pruned` events. */
 #include "common/store_int.h"
 #include "common/util.h"
+#include <stdlib.h>
 #include <assert.h>
 #include <stdio.h>
 
@@ -24,9 +25,18 @@ s_prune_pick (store_t *self, const char *before)
         for (size_t k = 0; k < COUNT (s_bodies); k++) {
             json_t *text = json_object_get (row, s_bodies[k]);
             char key[64], sha[65];
-            snprintf (key, sizeof key, "%s_sha256", s_bodies[k]);
-            if (json_is_string (text))
+            snprintf (key, sizeof key, "%s_base64", s_bodies[k]);
+            json_t *b64 = json_object_get (row, key);
+            size_t n = 0;           //  a body kept as bytes hashes as those bytes
+            char *bytes = json_is_string (b64) ? base64_decode (json_string_value (b64),
+                                                                json_string_length (b64), &n) : NULL;
+            if (bytes)
+                sha256_hex (bytes, n, sha);
+            else if (json_is_string (text))
                 sha256_hex (json_string_value (text), json_string_length (text), sha);
+            free (bytes);
+            json_object_del (row, key);
+            snprintf (key, sizeof key, "%s_sha256", s_bodies[k]);
             json_object_set_new (row, key, json_is_string (text) ? json_string (sha)
                                                                  : json_null ());
             json_object_del (row, s_bodies[k]);

@@ -5,6 +5,7 @@
 #include "common/util.h"
 #include <assert.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 //  --------------------------------------------------------------------------------------
@@ -54,14 +55,26 @@ s_column_json (sqlite3_stmt *st, int i, const char *name, bool raw)
             if (text && !raw && s_is_json_column (name))
                 return s_json_text (text, len, name);
             json_t *v = !text ? NULL : raw ? json_stringn_nocheck (text, len)
+                                           : !text_is_plain (text, len) ? text_display (text, len)
                                            : json_stringn (text, len);
-            if (!v && text)
-                log_warn ("store: column %s is not valid UTF-8, shown as null", name);
             return v ? v : json_null ();
         }
         default:
             return json_null ();
     }
+}
+
+//  A column holding bytes that are not text (binary output): readers get it shown as text
+//  (U+FFFD for what is not) under its name, and byte for byte as <name>_base64. -1 on ENOMEM.
+static int
+s_add_bytes (json_t *row, sqlite3_stmt *st, int i, const char *name)
+{
+    const char *bytes = (const char *) sqlite3_column_blob (st, i);
+    char key[80], *b64 = base64_encode (bytes ? bytes : "", (size_t) sqlite3_column_bytes (st, i));
+    snprintf (key, sizeof key, "%s_base64", name);
+    int rc = b64 ? json_object_set_new (row, key, json_string (b64)) : -1;
+    free (b64);
+    return rc;
 }
 
 json_t *
@@ -71,6 +84,11 @@ store_row_json (sqlite3_stmt *st, bool raw)
     int columns = sqlite3_column_count (st);
     for (int i = 0; row && i < columns; i++) {
         const char *name = sqlite3_column_name (st, i);
+        if (name && !raw && sqlite3_column_type (st, i) == SQLITE_BLOB && s_add_bytes (row, st, i, name)) {
+            json_decref (row);
+            row = NULL;
+            break;
+        }
         if (!name || json_object_set_new (row, name, s_column_json (st, i, name, raw)) != 0) {
             log_error ("store: out of memory reading a row");
             json_decref (row);

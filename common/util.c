@@ -149,24 +149,118 @@ utf8_valid (const char *data, size_t size)
     return true;
 }
 
-json_t *
-text_without_nul (json_t *text)
+//  Length of the well-formed sequence at p: 1..4, 0 if ill-formed, -1 if it is a valid
+//  prefix that runs past the end. *prefix gets the length of the longest valid prefix, so
+//  a broken sequence becomes one U+FFFD (Unicode's "maximal subpart" practice).
+
+static int
+s_sequence (const unsigned char *p, size_t avail, size_t *prefix)
 {
-    const char *src = json_string_value (text);
-    size_t len = json_string_length (text), n = 0;
+    *prefix = 1;
+    unsigned char c = p [0];
+    if (c < 0x80)
+        return 1;
+    int need;
+    unsigned char lo = 0x80, hi = 0xBF;     //  allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        need = 3;
+        if (c == 0xE0) lo = 0xA0;           //  overlong
+        if (c == 0xED) hi = 0x9F;           //  surrogates
+    }
+    else if (c >= 0xF0 && c <= 0xF4) {
+        need = 4;
+        if (c == 0xF0) lo = 0x90;           //  overlong
+        if (c == 0xF4) hi = 0x8F;           //  above U+10FFFF
+    }
+    else
+        return 0;
+    for (int i = 1; i < need; i++) {
+        if ((size_t) i >= avail)
+            return -1;
+        unsigned char min = i == 1 ? lo : 0x80, max = i == 1 ? hi : 0xBF;
+        if (p [i] < min || p [i] > max)
+            return 0;
+        *prefix = (size_t) i + 1;
+    }
+    return need;
+}
+
+size_t
+utf8_repair (const char *src, size_t len, char *dst, size_t cap, bool cut_tail, bool *lost)
+{
+    static const char replacement [] = "\xEF\xBF\xBD";
+    const unsigned char *p = (const unsigned char *) src;
+    size_t in = 0, out = 0;
+    *lost = false;
+    while (in < len) {
+        size_t prefix;
+        int n = s_sequence (p + in, len - in, &prefix);
+        if (n < 0 && cut_tail)
+            break;              //  the character was split by the cap, not malformed
+        const char *from = n > 0 ? src + in : replacement;
+        size_t size = n > 0 ? (size_t) n : 3;
+        if (out + size > cap) {
+            *lost = true;
+            break;
+        }
+        memcpy (dst + out, from, size);
+        out += size;
+        in += n > 0 ? (size_t) n : prefix;
+    }
+    return out;
+}
+
+json_t *
+text_display (const char *src, size_t len)
+{
     char *out = (char *) malloc (len * 3 + 1);
     if (!out)
         return NULL;
-    for (size_t i = 0; i < len; i++)
-        if (src[i])
-            out[n++] = src[i];
+    bool lost;
+    size_t n = utf8_repair (src, len, out, len * 3, false, &lost), k = 0;
+    char *shown = (char *) malloc (n * 3 + 1);
+    for (size_t i = 0; shown && i < n; i++)
+        if (out[i])
+            shown[k++] = out[i];
         else {
-            memcpy (out + n, "\xef\xbf\xbd", 3);
-            n += 3;
+            memcpy (shown + k, "\xef\xbf\xbd", 3);
+            k += 3;
         }
-    json_t *fixed = json_stringn (out, n);
+    json_t *text = shown ? json_stringn (shown, k) : NULL;
+    free (shown);
     free (out);
-    return fixed;
+    return text;
+}
+
+bool
+text_is_plain (const char *src, size_t len)
+{
+    return !memchr (src, 0, len) && utf8_valid (src, len);
+}
+
+char *
+base64_encode (const char *src, size_t len)
+{
+    size_t size = sodium_base64_ENCODED_LEN (len, sodium_base64_VARIANT_ORIGINAL);
+    char *out = (char *) malloc (size);
+    if (out)
+        sodium_bin2base64 (out, size, (const unsigned char *) src, len,
+                           sodium_base64_VARIANT_ORIGINAL);
+    return out;
+}
+
+char *
+base64_decode (const char *src, size_t len, size_t *out_len)
+{
+    char *out = (char *) malloc (len / 4 * 3 + 1);
+    if (out && sodium_base642bin ((unsigned char *) out, len / 4 * 3 + 1, src, len, NULL,
+                                  out_len, NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
+        free (out);
+        out = NULL;
+    }
+    return out;
 }
 
 int
@@ -176,10 +270,16 @@ util_test (void)
     sha256_hex ("abc", 3, hex);
     CHECK (strcmp (hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
     CHECK (utf8_valid ("plain", 5));
-    json_t *nul = json_stringn ("a\0b", 3), *fixed = text_without_nul (nul);
-    CHECK (fixed && strcmp (json_string_value (fixed), "a\xef\xbf\xbd" "b") == 0);
-    json_decref (nul);
+    json_t *fixed = text_display ("a\0b\xff", 4);
+    CHECK (fixed && strcmp (json_string_value (fixed), "a\xef\xbf\xbd" "b\xef\xbf\xbd") == 0);
     json_decref (fixed);
+    CHECK (text_is_plain ("ab", 2) && !text_is_plain ("a\0b", 3) && !text_is_plain ("\xff", 1));
+    size_t blen = 0;
+    char *b64 = base64_encode ("a\0\xff", 3), *bytes = b64 ? base64_decode (b64, strlen (b64), &blen) : NULL;
+    CHECK (b64 && strcmp (b64, "YQD/") == 0 && bytes && blen == 3 && memcmp (bytes, "a\0\xff", 3) == 0);
+    free (b64);
+    free (bytes);
+    CHECK (base64_decode ("!!", 2, &blen) == NULL);
     CHECK (utf8_valid ("caf\xc3\xa9", 5));
     CHECK (!utf8_valid ("\xc3", 1));              //  truncated
     CHECK (!utf8_valid ("\xc0\xaf", 2));          //  overlong '/'

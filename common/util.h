@@ -31,9 +31,24 @@ void random_hex (size_t n, char *out);
 //  True if data[0..size) is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
 bool utf8_valid (const char *data, size_t size);
 
-//  A new JSON string: text with every NUL replaced by U+FFFD (what the record stores for a
-//  NUL a snippet printed). NULL only when out of memory.
-json_t *text_without_nul (json_t *text);
+//  Writes src as valid UTF-8 into dst (at most cap bytes, cut at a character boundary) and
+//  returns the length written. An incomplete sequence at the end is dropped when `cut_tail`
+//  (the input was itself cut) and replaced otherwise. *lost is set if anything did not fit.
+size_t utf8_repair (const char *src, size_t len, char *dst, size_t cap, bool cut_tail, bool *lost);
+
+//  A new JSON string showing src to a person: valid UTF-8 in which every NUL and every byte
+//  that is not part of valid UTF-8 is U+FFFD. NULL only when out of memory.
+json_t *text_display (const char *src, size_t len);
+
+//  True if src is valid UTF-8 with no NUL: text the record stores as TEXT. Anything else a
+//  snippet printed is stored byte for byte as a BLOB.
+bool text_is_plain (const char *src, size_t len);
+
+//  Standard base64 (with padding), NUL-terminated; the caller frees. NULL when out of memory.
+char *base64_encode (const char *src, size_t len);
+//  The bytes of standard base64 (a NUL follows them, not counted in *out_len); the caller
+//  frees. NULL for anything that is not base64, or out of memory.
+char *base64_decode (const char *src, size_t len, size_t *out_len);
 
 int util_test (void);
 #endif

@@ -3,6 +3,8 @@
     list is masked by both. */
 #include "policy/redact.h"
 #include "common/check.h"
+#include "common/util.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,12 +40,49 @@ s_each (json_t *result, json_t *obj, const field_t *fields, size_t nfields, reda
     return count;
 }
 
+//  Binary output travels as stdout_base64 / stderr_base64 (the bytes are not text): fn sees
+//  the bytes themselves, under the stream's own name, and they go back encoded.
+static int
+s_each_binary (json_t *result, redact_fn *fn, void *arg)
+{
+    static const field_t streams[] = { { "stdout", "stdout_truncated" },
+                                       { "stderr", "stderr_truncated" } };
+    int count = 0;
+    for (size_t i = 0; i < sizeof streams / sizeof streams[0]; i++) {
+        char key[32];
+        snprintf (key, sizeof key, "%s_base64", streams[i].key);
+        json_t *b64 = json_object_get (result, key);
+        if (!json_is_string (b64) || json_object_get (result, streams[i].key))
+            continue;
+        size_t n = 0;
+        char *bytes = base64_decode (json_string_value (b64), json_string_length (b64), &n);
+        json_t *scratch = json_object ();
+        if (bytes)
+            json_object_set_new (scratch, streams[i].key, json_stringn_nocheck (bytes, n));
+        free (bytes);
+        bool cut = json_is_true (json_object_get (result, streams[i].cut));
+        int hits = bytes ? fn (scratch, streams[i].key, cut, arg) : 0;
+        json_t *out = json_object_get (scratch, streams[i].key);
+        char *again = hits && out ? base64_encode (json_string_value (out), json_string_length (out))
+                                  : NULL;
+        if (!bytes || (hits && !again))     //  unreadable or unmaskable: never passed on as is
+            json_object_set_new (result, key, json_string ("W01BU0tFRDp1bmF2YWlsYWJsZV0="));
+        else if (again)
+            json_object_set_new (result, key, json_string (again));
+        free (again);
+        json_decref (scratch);
+        count += hits;
+    }
+    return count;
+}
+
 int
 redact_foreach (json_t *result, redact_fn *fn, void *arg)
 {
     if (!json_is_object (result))
         return 0;
-    int count = s_each (result, result, s_top, sizeof s_top / sizeof s_top[0], fn, arg);
+    int count = s_each_binary (result, fn, arg);
+    count += s_each (result, result, s_top, sizeof s_top / sizeof s_top[0], fn, arg);
     json_t *error = json_object_get (result, "error");
     if (json_is_object (error))
         count += s_each (result, error, s_error, sizeof s_error / sizeof s_error[0], fn, arg);
@@ -64,7 +103,10 @@ s_mask_field (json_t *obj, const char *key, bool cut, void *arg)
         json_object_set_new (obj, key, json_string ("[MASKED:unavailable]"));
         return 1;
     }
-    if (count > 0 && json_object_set_new (obj, key, json_stringn (masked, n)) != 0) {
+    //  Bytes that were not text (binary output) stay bytes.
+    bool bytes = !utf8_valid (json_string_value (v), json_string_length (v));
+    if (count > 0 && json_object_set_new (obj, key, bytes ? json_stringn_nocheck (masked, n)
+                                                        : json_stringn (masked, n)) != 0) {
         count = 1;          //  masked text that is not valid UTF-8 is not stored either
         json_object_set_new (obj, key, json_string ("[MASKED:unavailable]"));
     }
@@ -172,6 +214,22 @@ redact_test (void)
     CHECK (strcmp (json_string_value (json_object_get (r, "outcome")), "error") == 0);
     CHECK (json_integer_value (json_object_get (r, "exit_code")) == 1);
     free (text);
+    json_decref (r);
+    //  Binary output (base64 on the wire) is masked as bytes and stays bytes.
+    char *b64 = base64_encode ("\xff" "s3cr3t-Value-42\0", 17);
+    r = json_pack ("{s:s, s:b}", "stdout_base64", b64, "stdout_truncated", 0);
+    free (b64);
+    CHECK (redact_result (mask, r) == 1);
+    size_t n = 0;
+    json_t *out = json_object_get (r, "stdout_base64");
+    char *bytes = base64_decode (json_string_value (out), json_string_length (out), &n);
+    CHECK (bytes && n == 22 && memcmp (bytes, "\xff[MASKED:db_password]\0", 22) == 0);
+    free (bytes);
+    CHECK (json_object_get (r, "stdout") == NULL);
+    json_object_set_new (r, "stdout_base64", json_string ("not base64!"));
+    CHECK (redact_result (mask, r) == 0);      //  unreadable: replaced, never passed on
+    CHECK (strcmp (json_string_value (json_object_get (r, "stdout_base64")),
+                   "W01BU0tFRDp1bmF2YWlsYWJsZV0=") == 0);
     json_decref (r);
     mask_destroy (&mask);
     s_test_fields ();

@@ -2,8 +2,9 @@
 record. Sessions belong to the principal that opened them; every result ends its request
 whatever bytes it holds; a snippet cannot rewrite how it ended; a death between snippets is on
 the record and the next snippet says its session started over."""
-import json, os, struct, threading, time
+import base64, json, os, struct, subprocess, threading, time
 import zmq
+import harness
 from harness import Stack, Client, check, read_cert, run_all, test, SLOW
 
 UID_BASE = 281000
@@ -64,19 +65,33 @@ def sessions_belong_to_their_principal():
 
 
 @test
-def nul_bytes_end_their_request():
+def binary_output_ends_its_request_and_is_kept_byte_for_byte():
     s = shared()
     c = s.client()
     try:
         r = c.run("printf 'a\\0b'; printf 'x\\377\\376y' >&2", lang="shell", session="bin", timeout=10)
         check(r["state"] == "done" and r["outcome"] == "ok", r)
-        check(r["stdout"] == "a\ufffdb", r)
-        check(r["stderr"] == "x\ufffd\ufffdy", r)
+        check(r["stdout"] == "a\ufffdb" and base64.b64decode(r["stdout_base64"]) == b"a\0b", r)
+        check(r["stderr"] == "x\ufffd\ufffdy" and base64.b64decode(r["stderr_base64"]) == b"x\xff\xfey", r)
+        rows = s.sql("select typeof(stdout), stdout, typeof(stderr), stderr from requests where id = ?", r["id"])
+        check(rows == [("blob", b"a\0b", "blob", b"x\xff\xfey")], rows)
+        # a pipe gets exactly what the snippet printed
+        raw = subprocess.run([os.path.join(harness.BIN, "replgate"), "wait", "--dir", s.dir, str(r["id"])],
+                             capture_output=True, env=dict(os.environ, ZSYS_SIGHANDLER="false"))
+        check(raw.returncode == 0 and raw.stdout == b"a\0b\n" and raw.stderr.startswith(b"x\xff\xfey"), raw)
         r = c.run("echo next", lang="shell", session="bin", timeout=10)
-        check(r["outcome"] == "ok" and r["stdout"] == "next\n", r)
-        r = c.run("import sys; sys.stdout.buffer.write(b'p\\0q'); raise ValueError('v\\0w')", session="bin")
-        check(r["state"] == "done" and r["stdout"] == "p\ufffdq" and r["error_value"] == "v\ufffdw", r)
+        check(r["outcome"] == "ok" and r["stdout"] == "next\n" and "stdout_base64" not in r, r)
+        r = c.run("import sys; sys.stdout.buffer.write(b'p\\0q password=hunter2 \\xff'); "
+                  "raise ValueError('v\\0w')", session="bin")
+        check(r["state"] == "done" and r["error_value"] == "v\ufffdw", r)
+        out = base64.b64decode(r["stdout_base64"])
+        check(out == b"p\0q password=[MASKED:password] \xff", out)        # masked as bytes too
         check(s.cli("verify").returncode == 0, "verify")
+        # retention hashes the bytes it removes, so the chain still verifies after it
+        p = s.cli("prune", "--before", "2999-01-01")
+        check(p.returncode == 0, p.stderr)
+        v = s.cli("verify")
+        check(v.returncode == 0, v.stdout + v.stderr)
     finally:
         c.close()
 

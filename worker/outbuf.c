@@ -108,87 +108,31 @@ outbuf_drain (outbuf_t *self, int fd)
     return got;
 }
 
-//  --------------------------------------------------------------------------
-//  Length of the well-formed sequence at p: 1..4, 0 if ill-formed, -1 if it is a valid
-//  prefix that runs past the end. *prefix gets the length of the longest valid prefix, so
-//  a broken sequence becomes one U+FFFD (Unicode's "maximal subpart" practice).
-
-static int
-s_sequence (const unsigned char *p, size_t avail, size_t *prefix)
+//  Bytes at the end that start a character the cap cut off: 0 to 3.
+static size_t
+s_split_tail (const char *data, size_t len)
 {
-    *prefix = 1;
-    unsigned char c = p [0];
-    if (c < 0x80)
-        return 1;
-    int need;
-    unsigned char lo = 0x80, hi = 0xBF;     //  allowed range of the second byte
-    if (c >= 0xC2 && c <= 0xDF)
-        need = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0) lo = 0xA0;           //  overlong
-        if (c == 0xED) hi = 0x9F;           //  surrogates
+    for (size_t back = 1; back <= 3 && back <= len; back++) {
+        unsigned char c = (unsigned char) data [len - back];
+        if ((c & 0xC0) == 0x80)
+            continue;           //  a continuation byte: look further back
+        size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        return need > back ? back : 0;
     }
-    else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0) lo = 0x90;           //  overlong
-        if (c == 0xF4) hi = 0x8F;           //  above U+10FFFF
-    }
-    else
-        return 0;
-    for (int i = 1; i < need; i++) {
-        if ((size_t) i >= avail)
-            return -1;
-        unsigned char min = i == 1 ? lo : 0x80, max = i == 1 ? hi : 0xBF;
-        if (p [i] < min || p [i] > max)
-            return 0;
-        *prefix = (size_t) i + 1;
-    }
-    return need;
-}
-
-size_t
-utf8_repair (const char *src, size_t len, char *dst, size_t cap, bool cut_tail, bool *lost)
-{
-    static const char replacement [] = "\xEF\xBF\xBD";
-    const unsigned char *p = (const unsigned char *) src;
-    size_t in = 0, out = 0;
-    *lost = false;
-    while (in < len) {
-        size_t prefix;
-        int n = s_sequence (p + in, len - in, &prefix);
-        if (n < 0 && cut_tail)
-            break;              //  the character was split by the cap, not malformed
-        const char *from = n > 0 ? src + in : replacement;
-        size_t size = n > 0 ? (size_t) n : 3;
-        if (out + size > cap) {
-            *lost = true;
-            break;
-        }
-        memcpy (dst + out, from, size);
-        out += size;
-        in += n > 0 ? (size_t) n : prefix;
-    }
-    return out;
+    return 0;
 }
 
 json_t *
-outbuf_text (outbuf_t *self, bool *truncated)
+outbuf_text (outbuf_t *self, bool *truncated, char **base64)
 {
-    bool cut = self->total > self->len;
-    *truncated = cut;
-    if (utf8_valid (self->data, self->len))
-        return json_stringn (self->len ? self->data : "", self->len);
-    char *fixed = malloc (self->cap ? self->cap : 1);
-    if (!fixed) {
-        log_error ("outbuf: out of memory repairing %zu bytes", self->len);
-        return NULL;
-    }
-    bool lost;
-    size_t n = utf8_repair (self->data, self->len, fixed, self->cap, cut, &lost);
-    if (lost || (cut && n < self->len))
-        *truncated = true;
-    json_t *text = json_stringn (fixed, n);
-    free (fixed);
-    return text;
+    *truncated = self->total > self->len;
+    *base64 = NULL;
+    size_t keep = *truncated ? self->len - s_split_tail (self->data, self->len) : self->len;
+    if (text_is_plain (self->len ? self->data : "", keep))
+        return json_stringn (self->len ? self->data : "", keep);
+    //  Binary output (NUL, bytes that are not UTF-8) travels byte for byte.
+    *base64 = base64_encode (self->len ? self->data : "", self->len);
+    if (!*base64)
+        log_error ("outbuf: out of memory encoding %zu bytes", self->len);
+    return NULL;
 }

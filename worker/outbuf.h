@@ -24,14 +24,10 @@ ssize_t outbuf_drain (outbuf_t *self, int fd);
 //  Bytes seen since the last reset, kept or not.
 size_t outbuf_total (outbuf_t *self);
 
-//  The kept bytes as a JSON string: invalid UTF-8 becomes U+FFFD and the text is cut at a
-//  character boundary so it stays within the cap. Sets *truncated when anything was lost.
-//  The caller owns the result (NULL only if out of memory).
-json_t *outbuf_text (outbuf_t *self, bool *truncated);
-
-//  Writes src as valid UTF-8 into dst (at most cap bytes, cut at a character boundary) and
-//  returns the length written. An incomplete sequence at the end is dropped when `cut_tail`
-//  (the input was itself cut) and replaced otherwise. *lost is set if anything did not fit.
-size_t utf8_repair (const char *src, size_t len, char *dst, size_t cap, bool cut_tail, bool *lost);
+//  The kept bytes as a JSON string when they are plain text (valid UTF-8 without NUL; a
+//  character the cap split is dropped). Anything else returns NULL and sets *base64 to the
+//  kept bytes, byte for byte, in base64 (the caller frees it; NULL out of memory).
+//  Sets *truncated when anything was not kept. The caller owns the string.
+json_t *outbuf_text (outbuf_t *self, bool *truncated, char **base64);
 
 #endif

@@ -1,6 +1,8 @@
 /*  worker/result.c: how a snippet ended, as result fields (see result.h). */
 #include "worker/result.h"
+#include "common/util.h"
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -62,8 +64,16 @@ void
 result_set_output (json_t *r, outbuf_t *buf, const char *key, const char *flag)
 {
     bool cut = false;
-    json_t *text = outbuf_text (buf, &cut);
-    json_object_set_new (r, key, text ? text : json_string (""));
+    char *base64 = NULL;
+    json_t *text = outbuf_text (buf, &cut, &base64);
+    if (base64) {               //  binary: the broker stores these bytes as they are
+        char name [32];
+        snprintf (name, sizeof name, "%s_base64", key);
+        json_object_set_new (r, name, json_string (base64));
+        free (base64);
+    }
+    else
+        json_object_set_new (r, key, text ? text : json_string (""));
     json_object_set_new (r, flag, json_boolean (cut));
 }
 

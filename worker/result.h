@@ -32,8 +32,8 @@ typedef struct {
 
 //  Sets outcome, exit_code, signal, error and value in r.
 void result_set_outcome (json_t *r, const result_cause_t *cause);
-//  Sets key to the captured text (UTF-8, masked later by the broker) and flag to whether
-//  it was cut at the cap.
+//  Sets key to the captured text (valid UTF-8 without NUL), or key_base64 to the captured
+//  bytes when they are not such text, and flag to whether the cap cut them.
 void result_set_output (json_t *r, outbuf_t *buf, const char *key, const char *flag);
 //  Caps value and the error's name, value and traceback at cap bytes each (cut at a character
 //  boundary) and sets value_truncated, error_name_truncated, error_value_truncated and
