@@ -120,13 +120,7 @@ store_bind_int (binder_t *b, int i, int64_t value)
 void
 store_bind_json (binder_t *b, int i, json_t *v)
 {
-    if (json_is_string (v) && !text_is_plain (json_string_value (v), json_string_length (v))) {
-        //  Bytes a snippet printed that are not text (NUL, not UTF-8) are kept as they are.
-        if (b->rc == SQLITE_OK)
-            b->rc = sqlite3_bind_blob (b->st, i, json_string_value (v), (int) json_string_length (v),
-                                       SQLITE_TRANSIENT);
-    }
-    else if (json_is_string (v))
+    if (json_is_string (v))
         store_bind_text (b, i, json_string_value (v), json_string_length (v));
     else if (json_is_integer (v))
         store_bind_int (b, i, json_integer_value (v));

@@ -9,9 +9,10 @@
 #include <string.h>
 
 //  Fields a transition may set, in the order of their statement's parameters (?2, ?3, ...).
-typedef enum { F_TEXT, F_INT, F_REAL, F_BOOL, F_SCALAR, F_JSON } field_kind_t;
+//  F_BYTES: what a snippet printed; TEXT when it is plain text, else a BLOB of the bytes.
+typedef enum { F_TEXT, F_INT, F_REAL, F_BOOL, F_SCALAR, F_JSON, F_BYTES } field_kind_t;
 static const char *s_kind_name[] = { "a string", "an integer", "a number", "a boolean",
-                                     "a string or an integer", "an object" };
+                                     "a string or an integer", "an object", "a string" };
 typedef struct {
     const char *name;
     field_kind_t kind;
@@ -28,8 +29,8 @@ static const field_t s_decision_fields[] = {
 static const field_t s_worker_fields[] = { { "worker", F_TEXT, false, 0 } };
 static const field_t s_result_fields[] = {
     { "outcome", F_TEXT, false, 0 }, { "exit_code", F_INT, false, 0 },
-    { "signal", F_SCALAR, false, 0 }, { "stdout", F_TEXT, true, 25 },
-    { "stderr", F_TEXT, true, 26 }, { "stdout_truncated", F_BOOL, false, 0 },
+    { "signal", F_SCALAR, false, 0 }, { "stdout", F_BYTES, true, 25 },
+    { "stderr", F_BYTES, true, 26 }, { "stdout_truncated", F_BOOL, false, 0 },
     { "stderr_truncated", F_BOOL, false, 0 }, { "value", F_TEXT, true, 0 },
     { "error_name", F_TEXT, false, 0 }, { "error_value", F_TEXT, false, 0 },
     { "traceback", F_TEXT, true, 0 }, { "wall_ms", F_REAL, false, 0 },
@@ -197,7 +198,7 @@ static bool
 s_kind_ok (field_kind_t kind, json_t *v)
 {
     switch (kind) {
-        case F_TEXT: return json_is_string (v);
+        case F_TEXT: case F_BYTES: return json_is_string (v);
         case F_INT: return json_is_integer (v);
         case F_REAL: return json_is_number (v);
         case F_BOOL: return json_is_boolean (v);
@@ -235,6 +236,12 @@ s_set_field (binder_t *b, const field_t *f, int param, json_t *v, json_t *data)
             b->rc = text ? sqlite3_bind_text (b->st, param, text, -1, SQLITE_TRANSIENT)
                          : SQLITE_NOMEM;
         free (text);
+    }
+    else if (v && f->kind == F_BYTES
+         &&  !text_is_plain (json_string_value (v), json_string_length (v))) {
+        if (b->rc == SQLITE_OK)     //  kept as they are: NUL, bytes that are not UTF-8
+            b->rc = sqlite3_bind_blob64 (b->st, param, json_string_value (v),
+                                         json_string_length (v), SQLITE_TRANSIENT);
     }
     else
         store_bind_json (b, param, v);
