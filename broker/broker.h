@@ -55,6 +55,7 @@ typedef struct {
     const char *principal;      //  cert `name`
     const char *role;           //  cert `role`
     const char *groups;         //  cert `groups`, comma-separated, or NULL
+    const char *pubkey;         //  the CURVE public key (z85) the connection authenticated with
     json_t *rid;                //  echoed in the reply (not owned)
 } caller_t;
 

@@ -254,18 +254,19 @@ clients_message (broker_t *broker, zmsg_t **msg_p)
     zmsg_t *msg = *msg_p;
     zframe_t *routing = zmsg_pop (msg);
     zframe_t *body = zmsg_last (msg);
-    caller_t c = { routing, NULL, NULL, NULL, NULL };
+    caller_t c = { routing, NULL, NULL, NULL, NULL, NULL };
     if (routing && body) {
         c.principal = zframe_meta (body, "name");
         c.role = zframe_meta (body, "role");
         c.groups = zframe_meta (body, "groups");
+        c.pubkey = zframe_meta (body, "User-Id");
     }
     if (!c.principal || !c.role) {
         //  No authenticated identity (cannot happen with zauth running): answer nothing.
         log_warn ("client message without an authenticated principal, dropped");
         goto done;
     }
-    if (!trust_check (broker, zframe_meta (body, "User-Id"))) {
+    if (!trust_check (broker, c.pubkey)) {
         s_refuse_revoked (broker, &c, body);
         goto done;
     }

@@ -36,6 +36,7 @@ typedef struct {
     zframe_t *routing;      //  the connection: one subscription each
     char *key;              //  routing id in hex, its key in the index
     char *principal;
+    char *pubkey;           //  the key it authenticated with: a revoked key loses it
     bool sees_all;          //  approver and admin keys; others see only their own requests
     int64_t cursor;         //  last seq pushed, or passed over as not theirs
     int64_t retry_at;       //  its pipe was full: left alone until then (monotonic ms)
@@ -84,6 +85,7 @@ s_sub_destroy (void **item)
         zframe_destroy (&sub->routing);
         free (sub->key);
         free (sub->principal);
+        free (sub->pubkey);
         free (sub);
         *item = NULL;
     }
@@ -183,11 +185,21 @@ s_sub_new (notify_t *self, caller_t *c, char *key)
     sub->routing = zframe_dup (c->routing);
     sub->key = key;
     sub->principal = strdup (c->principal);
+    sub->pubkey = strdup (c->pubkey ? c->pubkey : "");
     sub->sees_all = streq (c->role, "approver") || streq (c->role, "admin");
     sub->handle = zlistx_add_end (self->subs, sub);
     zhashx_insert (self->by_key, sub->key, sub);
     s_count (self, sub->principal, 1);
     return sub;
+}
+
+void
+notify_forget_key (broker_t *broker, const char *pubkey)
+{
+    for (sub_t *sub = (sub_t *) zlistx_first (broker->notify->subs); sub;
+         sub = (sub_t *) zlistx_next (broker->notify->subs))
+        if (streq (sub->pubkey, pubkey))
+            sub->gone = true;       //  no further push; removed at the next sweep
 }
 
 int

@@ -23,6 +23,10 @@ int notify_subscribe (broker_t *broker, caller_t *c, int64_t since);
 //  Answers long polls whose deadline passed and pushes new events to subscribers.
 void notify_tick (broker_t *broker);
 
+//  Ends every subscription made with this public key (it was revoked): nothing more is
+//  pushed to them.
+void notify_forget_key (broker_t *broker, const char *pubkey);
+
 //  Milliseconds until the nearest long-poll deadline (at most `cap`).
 int notify_timeout (broker_t *broker, int cap);
 

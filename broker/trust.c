@@ -2,6 +2,7 @@
     zauth decides who may connect; this set decides whether an open connection may still
     speak. It is a hash of z85 keys, so the check on every message is one lookup. */
 #include "broker/trust.h"
+#include "broker/notify.h"
 #include "common/check.h"
 #include "common/keys.h"
 #include "common/proto.h"
@@ -208,6 +209,7 @@ s_record_gone (broker_t *broker, zhashx_t **gone_p)
         const char *key = (const char *) zhashx_cursor (gone);
         log_warn ("key %s (%s) is no longer in %s: its open connections are refused",
                   cert->name, key, broker->trust->dir);
+        notify_forget_key (broker, key);
         json_t *data = json_pack ("{s:s, s:s, s:s, s:s}", "name", cert->name, "key", key,
                                   "role", cert->role, "reason", "removed from trusted/");
         if (store_event (broker->store, 0, "revoked", "broker", data) != 0)
@@ -313,6 +315,7 @@ trust_revoke (broker_t *broker, caller_t *c, json_t *msg)
         return;
     }
     trust_forget (broker->trust, zcert_public_txt (cert));
+    notify_forget_key (broker, zcert_public_txt (cert));
     const char *role = zcert_meta (cert, "role");
     json_t *data = json_pack ("{s:s, s:s, s:s}", "name", name, "key", zcert_public_txt (cert),
                               "role", role ? role : "");

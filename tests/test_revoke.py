@@ -112,6 +112,42 @@ def admin_revokes_an_open_connection():
 
 
 @test
+def revoked_key_loses_its_subscription():
+    s = stack()
+    try:
+        keygen(s, "watcher", "approver")
+        w = s.client("watcher")
+        check(w.call("subscribe", since=0)["ok"], "subscribe")
+        a = s.client("agent")
+        check(a.run("1", session="x")["state"] == "done", "run")
+        got = []
+        deadline = time.time() + 3 * SLOW
+        while time.time() < deadline and not any(e.get("type") == "done" for e in got):
+            m = w.recv(0.2)
+            if m and m.get("op") == "event":
+                got.append(m)
+        check(any(e["type"] == "done" for e in got), "subscription not served before revoking")
+        p = s.cli("revoke", "watcher")
+        check(p.returncode == 0, p.stderr)
+        time.sleep(0.3)
+        while w.recv(0.2):          # whatever was already on its way
+            pass
+        for i in range(3):
+            check(a.run("%d" % i, session="x")["state"] == "done", "run after revoke")
+        late = []
+        deadline = time.time() + 1.0 * SLOW
+        while time.time() < deadline:
+            m = w.recv(0.2)
+            if m and m.get("op") == "event":
+                late.append(m["type"])
+        check(not late, ("a revoked key is still pushed events", late))
+        w.close()
+        a.close()
+    finally:
+        done(s)
+
+
+@test
 def deleting_the_cert_by_hand_revokes():
     s = stack()
     try:
