@@ -95,7 +95,13 @@ static void
 s_fail (proto_error_t *err, const char *code, const char *fmt, const char *arg)
 {
     err->code = code;
-    snprintf (err->message, sizeof err->message, fmt, arg);
+    char raw[sizeof err->message];
+    snprintf (raw, sizeof raw, fmt, arg);
+    //  A quoted key or op cut at 64 bytes (or the message at its size) can split a UTF-8
+    //  character: the reply must stay valid JSON, so the split end is dropped.
+    bool lost;
+    size_t n = utf8_repair (raw, strlen (raw), err->message, sizeof err->message - 1, true, &lost);
+    err->message[n] = 0;
 }
 
 static const field_t *
@@ -390,6 +396,16 @@ proto_test (void)
     const char *closed = "{\"op\":\"session_closed\",\"session\":\"s\",\"lang\":\"shell\"}";
     CHECK (proto_parse_worker (closed, strlen (closed), &msg, &err) == -1
            && strcmp (err.code, PROTO_E_MISSING) == 0);
+    //  An unknown key cut inside a character still gives a valid UTF-8 message.
+    char split[128];
+    snprintf (split, sizeof split, "{\"op\":\"ping\",\"%s\":1}",
+              "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9");
+    CHECK (proto_parse_client (split, strlen (split), &msg, &rid, &err) == -1
+           && strcmp (err.code, PROTO_E_UNKNOWN_KEY) == 0 && utf8_valid (err.message, strlen (err.message)));
+    json_decref (rid);
+    char *reply2 = proto_reply_error (NULL, err.code, err.message);
+    CHECK (reply2 && strstr (reply2, "\"unknown_key\""));
+    free (reply2);
     CHECK (proto_session_valid ("agent-1.work:main_2"));
     CHECK (!proto_session_valid (""));
     CHECK (!proto_session_valid ("../etc"  "/x"));
