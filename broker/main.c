@@ -104,7 +104,9 @@ s_bind (const char *endpoint, zcert_t *cert)
     return sock;
 }
 
-//  Requests a previous run left `running` can no longer be answered; `queued` ones run again.
+//  Requests a previous run left `running` can no longer be answered; `queued` ones run again,
+//  before the `received` ones are decided: those were the last submitted (the broker died
+//  deciding them), so each session keeps its order.
 static int
 s_recover (broker_t *self)
 {
@@ -118,14 +120,12 @@ s_recover (broker_t *self)
         state_fire (self, json_integer_value (id), "running", EV_LOSE, "broker", why, NULL);
     json_decref (why);
     json_decref (ids);
-    if (store_ids_in_state (self->store, "received", &ids) != 0)
+    if (store_ids_in_state (self->store, "queued", &ids) != 0)
         return -1;
-    json_array_foreach (ids, i, id) {     //  submitted but not yet decided when we stopped
+    json_array_foreach (ids, i, id) {
         json_t *row = store_get (self->store, json_integer_value (id));
-        json_t *received = store_received_data (self->store, json_integer_value (id));
-        if (row)                          //  with the groups the submitter's cert had
-            decide_request (self, row, json_string_value (json_object_get (received, "groups")));
-        json_decref (received);
+        if (row)
+            dispatch_enqueue_row (self, row);
         json_decref (row);
     }
     json_decref (ids);
@@ -138,12 +138,14 @@ s_recover (broker_t *self)
         json_decref (row);
     }
     json_decref (ids);
-    if (store_ids_in_state (self->store, "queued", &ids) != 0)
+    if (store_ids_in_state (self->store, "received", &ids) != 0)
         return -1;
-    json_array_foreach (ids, i, id) {
+    json_array_foreach (ids, i, id) {     //  submitted but not yet decided when we stopped
         json_t *row = store_get (self->store, json_integer_value (id));
-        if (row)
-            dispatch_enqueue_row (self, row);
+        json_t *received = store_received_data (self->store, json_integer_value (id));
+        if (row)                          //  with the groups the submitter's cert had
+            decide_request (self, row, json_string_value (json_object_get (received, "groups")));
+        json_decref (received);
         json_decref (row);
     }
     json_decref (ids);

@@ -366,6 +366,34 @@ def broker_killed_loses_no_acknowledged_request():
 
 
 @test
+def recovery_keeps_each_session_in_order():
+    """Queued snippets of a session and one recorded but not yet decided when the broker died
+    run in submission order after the restart (B, C, D), never the undecided one first."""
+    s = Stack(workers=0)
+    try:
+        c = s.client()
+        b = c.call("submit", lang="python", code="order = ['B']", session="o", wait_ms=0)
+        cc = c.call("submit", lang="python", code="order.append('C')", session="o", wait_ms=0)
+        check(b["state"] == "queued" and cc["state"] == "queued", (b, cc))
+        s.sql("CREATE TRIGGER hold_decision BEFORE UPDATE OF state ON requests"
+              " WHEN OLD.state = 'received' BEGIN SELECT RAISE(ABORT, 'held by the test'); END")
+        d = c.call("submit", lang="python", code="order.append('D'); order", session="o", wait_ms=0)
+        c.close()
+        check(s.sql("select state from requests where id = ?", d["id"]) == [("received",)], d)
+        s.kill_broker()
+        s.sql("DROP TRIGGER hold_decision")
+        s.start_broker()
+        s.start_worker()
+        s.wait_workers(1)
+        c = s.client()
+        r = c.call("await", id=d["id"], timeout_ms=15000, timeout=20)
+        check(r["state"] == "done" and r["value"] == "['B', 'C', 'D']", r)
+        c.close()
+    finally:
+        check(not s.stop(), "sanitizer report")
+
+
+@test
 def history_view_and_verify_detect_tampering():
     s = Stack()
     try:
