@@ -32,6 +32,7 @@ typedef struct {
     bool orphan;            //  sent by an earlier connection or broker: already `lost`, but
                             //  its slot stays busy until the worker answers
     char *reset_reason;     //  why the session's state was gone when this job started
+    int64_t deadline;       //  monotonic ms: its limit plus RUN_GRACE_MS (running jobs)
 } job_t;
 
 typedef struct {
@@ -187,6 +188,8 @@ s_start (broker_t *broker, worker_t *w, binding_t *b, job_t *job)
     if (json_is_object (job->limits))
         json_object_update (json_object_get (run, "limits"), job->limits);
     s_send_worker (broker, w, run);
+    json_t *timeout = json_object_get (json_object_get (run, "limits"), "timeout_ms");
+    job->deadline = clock_mono_ms () + json_integer_value (timeout) + RUN_GRACE_MS;
     json_decref (run);
     w->running++;
     b->busy = true;
@@ -499,22 +502,19 @@ s_on_result (broker_t *broker, worker_t *w, json_t *msg)
     s_release (broker->dispatch, w, job);
 }
 
-//  A result frame we cannot accept still ends its request, and the session it ran in starts
-//  over (whatever produced the frame is not to be trusted with the next snippet).
+//  Ends a running job without the worker's answer (`outcome`, an error `name` and `why`),
+//  and starts its session over: whatever the worker did with it is not to be trusted with
+//  the next snippet. The job is gone afterwards.
 static void
-s_on_refused_result (broker_t *broker, worker_t *w, int64_t id, const proto_error_t *err)
+s_end_unanswered (broker_t *broker, worker_t *w, job_t *job, const char *outcome,
+                  const char *name, const char *why)
 {
-    job_t *job = s_job_on (broker->dispatch, w, id);
-    if (!job)
-        return;
     if (!job->orphan) {
-        char why[400];
-        snprintf (why, sizeof why, "the worker's result was refused (%s: %s)", err->code, err->message);
-        json_t *fields = json_pack ("{s:s, s:b, s:s, s:{s:s, s:s, s:s}}", "outcome", "error",
+        json_t *fields = json_pack ("{s:s, s:b, s:s, s:{s:s, s:s, s:s}}", "outcome", outcome,
                                     "session_reset", 1, "reset_reason", why, "error",
-                                    "name", "ResultRefused", "value", why, "traceback", "");
-        if (state_fire (broker, job->id, "running", EV_FINISH, w->name, fields, NULL) != 0)
-            log_error ("request %lld: refused result could not be recorded", (long long) job->id);
+                                    "name", name, "value", why, "traceback", "");
+        if (state_fire (broker, job->id, "running", EV_FINISH, "broker", fields, NULL) != 0)
+            log_error ("request %lld: its end (%s) could not be recorded", (long long) job->id, name);
         json_decref (fields);
     }
     json_t *close = json_pack ("{s:s, s:s, s:s, s:s}", "op", "close", "owner", job->owner,
@@ -525,6 +525,34 @@ s_on_refused_result (broker_t *broker, worker_t *w, int64_t id, const proto_erro
     s_binding_key (job->lang, job->session, job->owner, key, sizeof key);
     zhashx_delete (broker->dispatch->bindings, key);
     s_release (broker->dispatch, w, job);
+}
+
+//  A result frame we cannot accept still ends its request.
+static void
+s_on_refused_result (broker_t *broker, worker_t *w, int64_t id, const proto_error_t *err)
+{
+    job_t *job = s_job_on (broker->dispatch, w, id);
+    char why[400];
+    snprintf (why, sizeof why, "the worker's result was refused (%s: %s)", err->code, err->message);
+    if (job)
+        s_end_unanswered (broker, w, job, "error", "ResultRefused", why);
+}
+
+//  A live worker that never answers a run: the run ends at its limit plus a grace, by the
+//  broker's clock, as a timeout.
+static void
+s_expire_runs (broker_t *broker, int64_t now)
+{
+    dispatch_t *self = broker->dispatch;
+    zlistx_t *ids = zhashx_keys (self->running);
+    for (char *id = (char *) zlistx_first (ids); id; id = (char *) zlistx_next (ids)) {
+        job_t *job = (job_t *) zhashx_lookup (self->running, id);
+        worker_t *w = job ? (worker_t *) zhashx_lookup (self->workers, job->worker) : NULL;
+        if (w && !job->orphan && now > job->deadline)
+            s_end_unanswered (broker, w, job, "timeout", "WorkerTimeout",
+                              "the worker did not answer within the run's limit plus 2 s");
+    }
+    zlistx_destroy (&ids);
 }
 
 //  The request id of a result frame that failed to parse: results start {"op":"result","id":N
@@ -651,6 +679,7 @@ dispatch_tick (broker_t *broker)
             s_send_worker (broker, w, hb);
     }
     zlistx_destroy (&keys);
+    s_expire_runs (broker, now);
     json_decref (hb);
     s_pump (broker);
 }

@@ -278,6 +278,36 @@ def refused_results_still_end_their_request():
         check(not s.stop(), "sanitizer")
 
 
+@test
+def a_worker_that_never_answers_does_not_strand_the_run():
+    s = Stack(workers=0, broker_args=["--timeout-ms", "500"])
+    fw = FakeWorker(s, "mute")
+    s.wait_workers(1)
+    c = s.client()
+    try:
+        sub = c.call("submit", lang="python", session="m", code="1")
+        run = fw.next("run")
+        check(run and run["limits"]["timeout_ms"] == 500, run)
+        t0 = time.time()
+        close = fw.next("close", timeout=10)          # heartbeats keep it alive meanwhile
+        check(close and close["session"] == "m", close)
+        r = c.call("await", id=sub["id"], timeout_ms=5000, timeout=10)
+        check(r["state"] == "done" and r["outcome"] == "timeout"
+              and r["error_name"] == "WorkerTimeout" and r["session_reset"], r)
+        check(2.0 <= time.time() - t0 + 0.5 <= 6 * SLOW, time.time() - t0)
+        check(c.call("ping")["stats"]["running"] == 0, "slot still taken")
+        # its late answer changes nothing
+        fw.send({"op": "result", "id": run["id"], "session": "m", "lang": "python", "owner": "agent",
+                 "outcome": "ok", "stdout": "late"})
+        time.sleep(0.3)
+        check(c.call("status", id=sub["id"])["outcome"] == "timeout", "late result recorded")
+        check(s.cli("verify").returncode == 0, "verify")
+    finally:
+        c.close()
+        fw.close()
+        check(not s.stop(), "sanitizer")
+
+
 if __name__ == "__main__":
     try:
         rc = run_all("trust")
