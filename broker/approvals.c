@@ -90,8 +90,8 @@ void
 approvals_pending (broker_t *broker, caller_t *c, json_t *msg)
 {
     if (strcmp (c->role, "approver") != 0 && strcmp (c->role, "admin") != 0) {
-        broker_send_client (broker, c->routing, proto_reply_error (c->rid, PROTO_E_FORBIDDEN,
-                            "only approver and admin keys list pending requests"));
+        broker_refuse (broker, c, PROTO_E_FORBIDDEN,
+                       "only approver and admin keys list pending requests");
         return;
     }
     json_t *ids = NULL, *rows = json_array ();
@@ -214,12 +214,6 @@ s_intact (broker_t *broker, json_t *row)
     return strcmp (hash, bind) == 0 && (!p || strcmp (p->bind, hash) == 0);
 }
 
-static void
-s_refuse (broker_t *broker, caller_t *c, const char *code, const char *why)
-{
-    broker_send_client (broker, c->routing, proto_reply_error (c->rid, code, why));
-}
-
 void
 approvals_decide (broker_t *broker, caller_t *c, json_t *msg, bool approve)
 {
@@ -227,10 +221,10 @@ approvals_decide (broker_t *broker, caller_t *c, json_t *msg, bool approve)
     char groups[512];
     const char *who = s_decider (broker, c, msg, groups, sizeof groups, &why);
     if (!who)
-        return s_refuse (broker, c, PROTO_E_FORBIDDEN, why);
+        return broker_refuse (broker, c, PROTO_E_FORBIDDEN, why);
     const char *reason = json_string_value (json_object_get (msg, "reason"));
     if (!approve && (!reason || !*reason))
-        return s_refuse (broker, c, PROTO_E_MISSING, "a deny needs a reason");
+        return broker_refuse (broker, c, PROTO_E_MISSING, "a deny needs a reason");
     int64_t id = json_integer_value (json_object_get (msg, "id"));
     json_t *row = store_get (broker->store, id);
     bool decided = false;
@@ -255,7 +249,7 @@ approvals_decide (broker_t *broker, caller_t *c, json_t *msg, bool approve)
     }
     if (why) {
         json_decref (row);
-        return s_refuse (broker, c, code, why);
+        return broker_refuse (broker, c, code, why);
     }
     if (!s_intact (broker, row)) {
         json_t *fields = json_pack ("{s:s}", "message", "stored code no longer matches what was submitted");
@@ -263,7 +257,7 @@ approvals_decide (broker_t *broker, caller_t *c, json_t *msg, bool approve)
         json_decref (fields);
         approvals_forget (broker, id);
         json_decref (row);
-        return s_refuse (broker, c, PROTO_E_BAD_STATE, "hash mismatch: the stored code was altered; denied");
+        return broker_refuse (broker, c, PROTO_E_BAD_STATE, "hash mismatch: the stored code was altered; denied");
     }
     json_t *approval = json_pack ("{s:s, s:s, s:s}", "approver", who,
                                   "via", json_object_get (msg, "slack_user") ? "slack" : "cli",
@@ -282,7 +276,7 @@ approvals_decide (broker_t *broker, caller_t *c, json_t *msg, bool approve)
     json_decref (fields);
     json_decref (row);
     if (rc != 0)
-        return s_refuse (broker, c, PROTO_E_BAD_STATE, "the request changed state meanwhile");
+        return broker_refuse (broker, c, PROTO_E_BAD_STATE, "the request changed state meanwhile");
     if (ev != -1)
         approvals_forget (broker, id);
     if (ev == EV_QUORUM) {

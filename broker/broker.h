@@ -58,10 +58,16 @@ typedef struct {
     const char *groups;         //  cert `groups`, comma-separated, or NULL
     const char *pubkey;         //  the CURVE public key (z85) the connection authenticated with
     json_t *rid;                //  echoed in the reply (not owned)
+    size_t size;                //  bytes of the request frame
 } caller_t;
 
 //  Sends one reply frame (a JSON string the function takes and frees) to a client connection.
 //  Never blocks; a client that is gone or too slow loses the reply (logged), nothing else.
 void broker_send_client (broker_t *self, zframe_t *routing, char *text);
+
+//  Refuses a client request: the error reply, and the refusal counted toward its
+//  connection's next aggregated `rejected` event (code and size only), so that probing
+//  (forbidden, not_found, bad_state) leaves a trace like garbage does.
+void broker_refuse (broker_t *self, caller_t *c, const char *code, const char *message);
 
 #endif

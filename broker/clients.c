@@ -26,9 +26,10 @@ broker_send_client (broker_t *self, zframe_t *routing, char *text)
     }
 }
 
-static void
-s_error (broker_t *broker, caller_t *c, const char *code, const char *message)
+void
+broker_refuse (broker_t *broker, caller_t *c, const char *code, const char *message)
 {
+    refusals_note (broker, c->routing, c->principal, code, c->size);
     broker_send_client (broker, c->routing, proto_reply_error (c->rid, code, message));
 }
 
@@ -48,7 +49,7 @@ s_load_visible (broker_t *broker, caller_t *c, json_t *msg)
     if (!row || (!s_role_is (c, "approver", "admin") && (!owner || strcmp (owner, c->principal) != 0))) {
         //  Someone else's request reads as absent: ids must not leak what others ran.
         json_decref (row);
-        s_error (broker, c, PROTO_E_NOT_FOUND, "no such request");
+        broker_refuse (broker, c, PROTO_E_NOT_FOUND, "no such request");
         return NULL;
     }
     return row;
@@ -58,7 +59,7 @@ static void
 s_submit (broker_t *broker, caller_t *c, json_t *msg)
 {
     if (!s_role_is (c, "agent", "admin")) {
-        s_error (broker, c, PROTO_E_FORBIDDEN, "only agent and admin keys may submit");
+        broker_refuse (broker, c, PROTO_E_FORBIDDEN, "only agent and admin keys may submit");
         return;
     }
     json_t *req = json_pack ("{s:s, s:s, s:O, s:O, s:O}", "principal", c->principal, "role", c->role,
@@ -74,7 +75,7 @@ s_submit (broker_t *broker, caller_t *c, json_t *msg)
     bool duplicate = false;
     if (store_submit (broker->store, req, &id, &duplicate) != 0) {
         json_decref (req);
-        s_error (broker, c, PROTO_E_INTERNAL, "the request could not be recorded");
+        broker_refuse (broker, c, PROTO_E_INTERNAL, "the request could not be recorded");
         return;
     }
     //  What was just stored is what the policy reads: no need to read it back.
@@ -99,7 +100,7 @@ s_submit (broker_t *broker, caller_t *c, json_t *msg)
         broker_send_client (broker, c->routing, proto_reply_ok (c->rid, json_incref (row)));
     }
     else
-        s_error (broker, c, PROTO_E_INTERNAL, "the request vanished");
+        broker_refuse (broker, c, PROTO_E_INTERNAL, "the request vanished");
     json_decref (row);
 }
 
@@ -138,11 +139,11 @@ s_cancel (broker_t *broker, caller_t *c, json_t *msg)
     int64_t id = json_integer_value (json_object_get (row, "id"));
     const char *state = json_string_value (json_object_get (row, "state"));
     if (strcmp (c->role, "admin") != 0 && strcmp (owner, c->principal) != 0)
-        s_error (broker, c, PROTO_E_FORBIDDEN, "only the owner or an admin may cancel");
+        broker_refuse (broker, c, PROTO_E_FORBIDDEN, "only the owner or an admin may cancel");
     else if (strcmp (state, "queued") != 0 && strcmp (state, "pending_approval") != 0)
-        s_error (broker, c, PROTO_E_BAD_STATE, "only queued or pending requests can be cancelled");
+        broker_refuse (broker, c, PROTO_E_BAD_STATE, "only queued or pending requests can be cancelled");
     else if (state_fire (broker, id, state, EV_CANCEL, c->principal, NULL, NULL) != 0)
-        s_error (broker, c, PROTO_E_BAD_STATE, "the request changed state meanwhile");
+        broker_refuse (broker, c, PROTO_E_BAD_STATE, "the request changed state meanwhile");
     else {
         dispatch_unqueue (broker, id);
         approvals_forget (broker, id);
@@ -166,7 +167,7 @@ s_subscribe (broker_t *broker, caller_t *c, json_t *msg)
     json_int_t since = json_integer_value (json_object_get (msg, "since"));
     //  Registered before the reply goes out: its first events are pushed later in this pass.
     if (notify_subscribe (broker, c, since) != 0)
-        s_error (broker, c, PROTO_E_TOO_MANY, "too many subscriptions held; retry later");
+        broker_refuse (broker, c, PROTO_E_TOO_MANY, "too many subscriptions held; retry later");
     else
         broker_send_client (broker, c->routing, proto_reply_ok (c->rid, json_pack ("{s:I}", "since", since)));
 }
@@ -196,20 +197,20 @@ s_report (broker_t *broker, caller_t *c, json_t *msg)
 {
     bool gateway = strcmp (c->role, "approver") == 0 && c->groups && strstr (c->groups, "gateway");
     if (!gateway && strcmp (c->role, "admin") != 0) {
-        s_error (broker, c, PROTO_E_FORBIDDEN, "only gateway and admin keys report events");
+        broker_refuse (broker, c, PROTO_E_FORBIDDEN, "only gateway and admin keys report events");
         return;
     }
     int64_t id = json_integer_value (json_object_get (msg, "id"));
     json_t *row = id ? store_get (broker->store, id) : NULL;
     if (id && !row) {
-        s_error (broker, c, PROTO_E_NOT_FOUND, "no such request");
+        broker_refuse (broker, c, PROTO_E_NOT_FOUND, "no such request");
         return;
     }
     json_decref (row);
     json_t *detail = json_object_get (msg, "detail");
     if (store_event (broker->store, id, json_string_value (json_object_get (msg, "type")),
                      c->principal, detail) != 0)
-        s_error (broker, c, PROTO_E_INTERNAL, "the event could not be recorded");
+        broker_refuse (broker, c, PROTO_E_INTERNAL, "the event could not be recorded");
     else
         broker_send_client (broker, c->routing, proto_reply_ok (c->rid, json_pack ("{s:b}", "recorded", 1)));
 }
@@ -228,8 +229,8 @@ static const struct { const char *op; op_fn *fn; } s_ops[] = {
 static void
 s_reject (broker_t *broker, caller_t *c, const char *code, const char *message, size_t size)
 {
-    refusals_note (broker, c->routing, c->principal, code, size);
-    s_error (broker, c, code, message);
+    c->size = size;
+    broker_refuse (broker, c, code, message);
 }
 
 //  A key revoked while its connection is open: every message refused, answered at most once
@@ -243,7 +244,7 @@ s_refuse_revoked (broker_t *broker, caller_t *c, zframe_t *body)
     proto_error_t err;
     proto_parse_client (zframe_data (body), zframe_size (body), &request, &rid, &err);
     c->rid = rid;
-    s_error (broker, c, PROTO_E_FORBIDDEN, "key revoked");
+    broker_send_client (broker, c->routing, proto_reply_error (rid, PROTO_E_FORBIDDEN, "key revoked"));
     json_decref (request);
     json_decref (rid);
 }
@@ -254,12 +255,13 @@ clients_message (broker_t *broker, zmsg_t **msg_p)
     zmsg_t *msg = *msg_p;
     zframe_t *routing = zmsg_pop (msg);
     zframe_t *body = zmsg_last (msg);
-    caller_t c = { routing, NULL, NULL, NULL, NULL, NULL };
+    caller_t c = { routing, NULL, NULL, NULL, NULL, NULL, 0 };
     if (routing && body) {
         c.principal = zframe_meta (body, "name");
         c.role = zframe_meta (body, "role");
         c.groups = zframe_meta (body, "groups");
         c.pubkey = zframe_meta (body, "User-Id");
+        c.size = zframe_size (body);
     }
     if (!c.principal || !c.role) {
         //  No authenticated identity (cannot happen with zauth running): answer nothing.

@@ -266,12 +266,6 @@ trust_forget (trust_t *self, const char *key)
     return true;
 }
 
-static void
-s_error (broker_t *broker, caller_t *c, const char *code, const char *message)
-{
-    broker_send_client (broker, c->routing, proto_reply_error (c->rid, code, message));
-}
-
 //  rename(2) keeps the cert whole: a revoked key can be trusted again by moving it back.
 static int
 s_move_to_revoked (broker_t *broker, const char *name, const char *from)
@@ -295,22 +289,22 @@ trust_revoke (broker_t *broker, caller_t *c, json_t *msg)
 {
     const char *name = json_string_value (json_object_get (msg, "name"));
     if (strcmp (c->role, "admin") != 0) {
-        s_error (broker, c, PROTO_E_FORBIDDEN, "only admin keys may revoke");
+        broker_refuse (broker, c, PROTO_E_FORBIDDEN, "only admin keys may revoke");
         return;
     }
     if (!keys_name_valid (name)) {
-        s_error (broker, c, PROTO_E_BAD_VALUE, "field 'name' must be a key name: 1-64 of A-Z a-z 0-9 . _ -");
+        broker_refuse (broker, c, PROTO_E_BAD_VALUE, "field 'name' must be a key name: 1-64 of A-Z a-z 0-9 . _ -");
         return;
     }
     char from[4200];
     snprintf (from, sizeof from, "%s/%s.cert", broker->trust->dir, name);
     zcert_t *cert = zsys_file_exists (from) ? zcert_load (from) : NULL;
     if (!cert) {
-        s_error (broker, c, PROTO_E_NOT_FOUND, "no trusted key of that name");
+        broker_refuse (broker, c, PROTO_E_NOT_FOUND, "no trusted key of that name");
         return;
     }
     if (s_move_to_revoked (broker, name, from) != 0) {
-        s_error (broker, c, PROTO_E_INTERNAL, "the cert could not be moved to keys/revoked");
+        broker_refuse (broker, c, PROTO_E_INTERNAL, "the cert could not be moved to keys/revoked");
         zcert_destroy (&cert);
         return;
     }
@@ -321,7 +315,7 @@ trust_revoke (broker_t *broker, caller_t *c, json_t *msg)
                               "role", role ? role : "");
     log_info ("%s revoked key %s: its open connections are refused", c->principal, name);
     if (store_event (broker->store, 0, "revoked", c->principal, data) != 0)
-        s_error (broker, c, PROTO_E_INTERNAL, "the key is revoked but the event could not be recorded");
+        broker_refuse (broker, c, PROTO_E_INTERNAL, "the key is revoked but the event could not be recorded");
     else
         broker_send_client (broker, c->routing, proto_reply_ok (c->rid, json_pack (
             "{s:s, s:s, s:s}", "revoked", name, "key", zcert_public_txt (cert), "role", role ? role : "")));

@@ -308,6 +308,30 @@ def a_worker_that_never_answers_does_not_strand_the_run():
         check(not s.stop(), "sanitizer")
 
 
+@test
+def probing_leaves_a_trace():
+    s = shared()
+    alice = s.client("agent")
+    try:
+        own = alice.run("1", session="p")
+    finally:
+        alice.close()
+    before = s.sql("select coalesce(max(seq), 0) from events")[0][0]
+    probes = [("bob", "status", {"id": own["id"]}, "not_found"),
+              ("bob", "approve", {"id": own["id"]}, "forbidden"),
+              ("agent", "cancel", {"id": own["id"]}, "bad_state")]
+    for who, op, fields, code in probes:
+        c = s.client(who)
+        r = c.call(op, **fields)
+        check(r and not r["ok"] and r["error"]["code"] == code, (op, r))
+        c.close()
+    time.sleep(1.3)     # aggregated per connection and second
+    rows = s.sql("select actor, json_extract(data, '$.code'), json_extract(data, '$.count') from events"
+                 " where type = 'rejected' and seq > ?", before)
+    for who, op, fields, code in probes:
+        check(any(a == who and c == code for a, c, n in rows), (who, code, rows))
+
+
 if __name__ == "__main__":
     try:
         rc = run_all("trust")
