@@ -125,27 +125,33 @@ s_post_new (flow_t *self, json_t *row)
 int
 flow_catch_up (flow_t *self)
 {
-    json_t *req = json_pack ("{s:s}", "op", "pending");
-    json_t *reply = bridge_call (self->bridge, req, CALL_TIMEOUT_MS);
-    json_decref (req);
-    if (!reply || !json_is_true (json_object_get (reply, "ok"))) {
-        log_warn ("flow: cannot list pending requests (%s); will retry",
-                  reply ? json_string_value (json_object_get (json_object_get (reply, "error"), "code")) : "no answer");
-        json_decref (reply);
-        return -1;
-    }
-    size_t i;
-    json_t *row;
+    json_int_t after = 0;
+    bool more = true;
     int rc = 0;
-    json_array_foreach (json_object_get (reply, "requests"), i, row) {
-        if (state_begin (self->state))
-            rc = -1;
-        else if (s_post_new (self, row) || state_commit (self->state)) {
-            state_rollback (self->state);
-            rc = -1;
+    while (more) {          //  the broker answers a page at a time
+        json_t *req = json_pack ("{s:s, s:I}", "op", "pending", "after", after);
+        json_t *reply = bridge_call (self->bridge, req, CALL_TIMEOUT_MS);
+        json_decref (req);
+        if (!reply || !json_is_true (json_object_get (reply, "ok"))) {
+            log_warn ("flow: cannot list pending requests (%s); will retry",
+                      reply ? json_string_value (json_object_get (json_object_get (reply, "error"), "code")) : "no answer");
+            json_decref (reply);
+            return -1;
         }
+        size_t i;
+        json_t *row;
+        json_array_foreach (json_object_get (reply, "requests"), i, row) {
+            if (state_begin (self->state))
+                rc = -1;
+            else if (s_post_new (self, row) || state_commit (self->state)) {
+                state_rollback (self->state);
+                rc = -1;
+            }
+        }
+        more = json_is_true (json_object_get (reply, "more"));
+        after = json_integer_value (json_object_get (reply, "after"));
+        json_decref (reply);
     }
-    json_decref (reply);
     return rc;
 }
 

@@ -94,19 +94,36 @@ approvals_pending (broker_t *broker, caller_t *c, json_t *msg)
                        "only approver and admin keys list pending requests");
         return;
     }
+    //  A page, oldest first: a reply never carries every parked snippet at once (a 262 MB
+    //  reply stalled the loop for seconds).
+    json_t *limit = json_object_get (msg, "limit");
+    size_t most = limit ? (size_t) json_integer_value (limit) : 100, bytes = 0;
+    json_int_t after = json_integer_value (json_object_get (msg, "after")), last = after;
+    const char *session = json_string_value (json_object_get (msg, "session"));
     json_t *ids = NULL, *rows = json_array ();
+    bool more = false;
     size_t i;
     json_t *id;
     if (store_ids_in_state (broker->store, "pending_approval", &ids) == 0)
         json_array_foreach (ids, i, id) {
+            if (json_integer_value (id) <= after)
+                continue;
+            if (json_array_size (rows) >= most || bytes >= PROTO_PENDING_BYTES) {
+                more = true;
+                break;
+            }
             json_t *row = store_get (broker->store, json_integer_value (id));
-            const char *session = json_string_value (json_object_get (msg, "session"));
-            if (row && (!session || strcmp (session, json_string_value (json_object_get (row, "session"))) == 0))
+            if (row && (!session || strcmp (session, json_string_value (json_object_get (row, "session"))) == 0)) {
+                bytes += json_string_length (json_object_get (row, "code"))
+                       + json_string_length (json_object_get (row, "reason")) + 1024;
                 json_array_append (rows, row);
+            }
+            last = json_integer_value (id);
             json_decref (row);
         }
     json_decref (ids);
-    broker_send_client (broker, c->routing, proto_reply_ok (c->rid, json_pack ("{s:o}", "requests", rows)));
+    broker_send_client (broker, c->routing, proto_reply_ok (c->rid, json_pack ("{s:o, s:b, s:I}",
+                        "requests", rows, "more", more, "after", last)));
 }
 
 static bool

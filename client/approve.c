@@ -5,6 +5,42 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void
+s_print_pending (cli_t *cli, json_t *row)
+{
+    if (cli->json) {
+        char *text = json_dumps (row, JSON_COMPACT);
+        printf ("%s\n", text);
+        free (text);
+        return;
+    }
+    json_t *review = json_object_get (row, "review");
+    const char *expires = json_string_value (json_object_get (review, "expires_at"));
+    int64_t left = expires ? (time_parse_iso8601 (expires) - clock_wall_ms ()) / 1000 : -1;
+    printf ("request %lld by %s in session %s (%s), rule %s: %zu of %lld approvals",
+            (long long) json_integer_value (json_object_get (row, "id")),
+            json_string_value (json_object_get (row, "principal")),
+            json_string_value (json_object_get (row, "session")),
+            json_string_value (json_object_get (row, "lang")),
+            json_string_value (json_object_get (row, "rule")) ? json_string_value (json_object_get (row, "rule")) : "-",
+            json_array_size (json_object_get (row, "approvals")),
+            (long long) json_integer_value (json_object_get (review, "quorum")));
+    if (left >= 0)
+        printf (", expires in %lldm %02llds\n", (long long) left / 60, (long long) left % 60);
+    else
+        printf (", no expiry\n");
+    if (json_string_value (json_object_get (row, "reason")))
+        printf ("  reason: %s\n", json_string_value (json_object_get (row, "reason")));
+    printf ("  sha256 %.16s\n", json_string_value (json_object_get (row, "bind_sha256")));
+    const char *code = json_string_value (json_object_get (row, "code"));
+    for (const char *line = code; line && *line; ) {
+        const char *end = strchr (line, '\n');
+        int n = end ? (int) (end - line) : (int) strlen (line);
+        printf ("  | %.*s\n", n, line);
+        line = end ? end + 1 : line + n;
+    }
+}
+
 int
 cmd_pending (cli_t *cli)
 {
@@ -12,50 +48,25 @@ cmd_pending (cli_t *cli)
     if (!conn)
         return EXIT_UNREACHABLE;
     int rc = 0;
-    json_t *req = json_pack ("{s:s}", "op", "pending");
-    if (cli->session)
-        json_object_set_new (req, "session", json_string (cli->session));
-    json_t *reply = cli_call (cli, conn, req, 5000, &rc);
-    conn_destroy (&conn);
-    if (!reply)
-        return rc;
-    size_t i;
-    json_t *row;
-    json_array_foreach (json_object_get (reply, "requests"), i, row) {
-        if (cli->json) {
-            char *text = json_dumps (row, JSON_COMPACT);
-            printf ("%s\n", text);
-            free (text);
-            continue;
-        }
-        json_t *review = json_object_get (row, "review");
-        const char *expires = json_string_value (json_object_get (review, "expires_at"));
-        int64_t left = expires ? (time_parse_iso8601 (expires) - clock_wall_ms ()) / 1000 : -1;
-        printf ("request %lld by %s in session %s (%s), rule %s: %zu of %lld approvals",
-                (long long) json_integer_value (json_object_get (row, "id")),
-                json_string_value (json_object_get (row, "principal")),
-                json_string_value (json_object_get (row, "session")),
-                json_string_value (json_object_get (row, "lang")),
-                json_string_value (json_object_get (row, "rule")) ? json_string_value (json_object_get (row, "rule")) : "-",
-                json_array_size (json_object_get (row, "approvals")),
-                (long long) json_integer_value (json_object_get (review, "quorum")));
-        if (left >= 0)
-            printf (", expires in %lldm %02llds\n", (long long) left / 60, (long long) left % 60);
-        else
-            printf (", no expiry\n");
-        if (json_string_value (json_object_get (row, "reason")))
-            printf ("  reason: %s\n", json_string_value (json_object_get (row, "reason")));
-        printf ("  sha256 %.16s\n", json_string_value (json_object_get (row, "bind_sha256")));
-        const char *code = json_string_value (json_object_get (row, "code"));
-        for (const char *line = code; line && *line; ) {
-            const char *end = strchr (line, '\n');
-            int n = end ? (int) (end - line) : (int) strlen (line);
-            printf ("  | %.*s\n", n, line);
-            line = end ? end + 1 : line + n;
-        }
+    json_int_t after = 0;
+    bool more = true;
+    while (more) {          //  the broker answers a page at a time
+        json_t *req = json_pack ("{s:s, s:I}", "op", "pending", "after", after);
+        if (cli->session)
+            json_object_set_new (req, "session", json_string (cli->session));
+        json_t *reply = cli_call (cli, conn, req, 5000, &rc);
+        if (!reply)
+            break;
+        size_t i;
+        json_t *row;
+        json_array_foreach (json_object_get (reply, "requests"), i, row)
+            s_print_pending (cli, row);
+        more = json_is_true (json_object_get (reply, "more"));
+        after = json_integer_value (json_object_get (reply, "after"));
+        json_decref (reply);
     }
-    json_decref (reply);
-    return 0;
+    conn_destroy (&conn);
+    return rc;
 }
 
 static int

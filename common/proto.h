@@ -13,6 +13,10 @@
 #define PROTO_MAX_SESSION 128
 #define PROTO_MAX_KEY     128
 #define PROTO_MAX_REASON  4096
+//  `pending` answers a page: at most this many requests, and at most PROTO_PENDING_BYTES of
+//  code and reasons (one huge parked snippet still comes alone).
+#define PROTO_PENDING_LIMIT 500
+#define PROTO_PENDING_BYTES (4 * 1024 * 1024)
 
 //  Stable error codes, as they appear in `error.code`.
 #define PROTO_E_TOO_LARGE   "too_large"

@@ -332,6 +332,29 @@ def probing_leaves_a_trace():
         check(any(a == who and c == code for a, c, n in rows), (who, code, rows))
 
 
+@test
+def pending_comes_a_page_at_a_time():
+    s = Stack(workers=0, policy={"version": 1, "rules": [{"name": "all", "action": "review"}]})
+    c, admin = s.client(), s.client("admin")
+    try:
+        ids = [c.call("submit", lang="python", session="pg%d" % (i % 3), code="%d" % i, wait_ms=0)["id"]
+               for i in range(250)]
+        r = admin.call("pending")
+        check(len(r["requests"]) == 100 and r["more"] is True and r["after"] == ids[99], (len(r["requests"]), r["more"]))
+        r = admin.call("pending", limit=500, after=ids[99])
+        check([q["id"] for q in r["requests"]] == ids[100:] and r["more"] is False, r["more"])
+        r = admin.call("pending", limit=10, after=0, session="pg1")
+        check(len(r["requests"]) == 10 and all(q["session"] == "pg1" for q in r["requests"]), r["after"])
+        check(admin.call("pending", limit=501)["error"]["code"] == "bad_value", "limit bound")
+        # the command line pages through all of them
+        p = s.cli("pending", "--json")
+        check(p.returncode == 0 and len(p.stdout.splitlines()) == 250, (p.returncode, len(p.stdout.splitlines())))
+    finally:
+        c.close()
+        admin.close()
+        check(not s.stop(), "sanitizer")
+
+
 if __name__ == "__main__":
     try:
         rc = run_all("trust")
