@@ -47,6 +47,8 @@ struct _dispatch_t {
     zhashx_t *running;      //  id as text -> job_t
     zhashx_t *ended;        //  session key -> why its interpreter ended (until it runs again)
     int64_t last_heartbeat;
+    int64_t log_at;         //  monotonic ms of the last complaint about the worker socket
+    int64_t unlogged;       //  complaints since then, not logged (a flood logs once a second)
 };
 
 static void
@@ -321,6 +323,23 @@ s_worker_lost (broker_t *broker, worker_t *w, const char *why)
     free (key);
 }
 
+//  True if a complaint about the worker socket may be logged now: at most one a second, with
+//  the count of those swallowed since (a garbage flood must not become a log flood).
+static bool
+s_may_log (dispatch_t *self)
+{
+    int64_t now = clock_mono_ms ();
+    if (now - self->log_at < 1000) {
+        self->unlogged++;
+        return false;
+    }
+    if (self->unlogged)
+        log_warn ("worker socket: %lld more complaints not logged", (long long) self->unlogged);
+    self->log_at = now;
+    self->unlogged = 0;
+    return true;
+}
+
 //  A snippet a worker still runs for an earlier broker or connection: it was recorded `lost`
 //  then, but it occupies its slot and its session until the worker answers.
 static void
@@ -357,11 +376,20 @@ s_on_ready (broker_t *broker, zframe_t *routing, const char *key, json_t *msg, c
 {
     dispatch_t *self = broker->dispatch;
     const char *name = json_string_value (json_object_get (msg, "name"));
-    //  A worker that reconnects under the same name lost its old connection: whatever that
-    //  connection was running can no longer be answered through it.
+    //  A name in use by a live connection is refused: a second worker (or a stale copy) must
+    //  not evict the one that holds the sessions. A worker that really reconnected finds its
+    //  old connection silent within PEER_DEAD_MS, and is then asked to announce itself again.
+    //  Once the old connection is silent, whatever it ran can no longer be answered.
+    int64_t now = clock_mono_ms ();
     for (worker_t *old = (worker_t *) zhashx_first (self->workers); old;
          old = (worker_t *) zhashx_next (self->workers))
         if (strcmp (old->name, name) == 0 || strcmp (old->key, key) == 0) {
+            if (strcmp (old->key, key) != 0 && now - old->last_seen <= PEER_DEAD_MS) {
+                if (s_may_log (self))
+                    log_warn ("worker %s: a second connection announced the name of a live "
+                              "worker; refused", name);
+                return;
+            }
             s_worker_lost (broker, old, "reconnected");
             break;
         }
@@ -613,7 +641,9 @@ dispatch_worker_message (broker_t *broker, zmsg_t **msg_p)
     const char *principal = body ? zframe_meta (body, "name") : NULL;
     if (!routing || !body || zmsg_size (msg) != 1 || !role || strcmp (role, "worker") != 0) {
         //  Only worker keys speak here; anything else is dropped without an answer.
-        log_warn ("worker socket: message from a non-worker key (%s), dropped", principal ? principal : "?");
+        if (s_may_log (broker->dispatch))
+            log_warn ("worker socket: message from a non-worker key (%s), dropped",
+                      principal ? principal : "?");
         goto done;
     }
     char *key = zframe_strhex (routing);
@@ -621,7 +651,8 @@ dispatch_worker_message (broker_t *broker, zmsg_t **msg_p)
     json_t *m = NULL;
     worker_t *w = (worker_t *) zhashx_lookup (broker->dispatch->workers, key);
     if (proto_parse_worker (zframe_data (body), zframe_size (body), &m, &err) != 0) {
-        log_warn ("worker %s: bad message (%s: %s), ignored", principal, err.code, err.message);
+        if (s_may_log (broker->dispatch))
+            log_warn ("worker %s: bad message (%s: %s), ignored", principal, err.code, err.message);
         int64_t id = s_result_id ((const char *) zframe_data (body), zframe_size (body));
         if (w && id > 0)
             s_on_refused_result (broker, w, id, &err);
@@ -631,8 +662,14 @@ dispatch_worker_message (broker_t *broker, zmsg_t **msg_p)
     const char *op = json_string_value (json_object_get (m, "op"));
     if (strcmp (op, "ready") == 0)
         s_on_ready (broker, routing, key, m, principal);
-    else if (!w)
-        log_warn ("worker %s: '%s' before 'ready', ignored", principal, op);
+    else if (!w) {
+        //  A connection we do not know (its ready was refused, or came before our restart):
+        //  ask it to announce itself.
+        json_t *ask = json_pack ("{s:s}", "op", "announce");
+        worker_t probe = { .routing = routing, .name = (char *) principal };
+        s_send_worker (broker, &probe, ask);
+        json_decref (ask);
+    }
     else {
         w->last_seen = clock_mono_ms ();
         if (strcmp (op, "result") == 0)

@@ -355,6 +355,34 @@ def pending_comes_a_page_at_a_time():
         check(not s.stop(), "sanitizer")
 
 
+@test
+def a_second_worker_cannot_take_a_live_workers_name():
+    s = Stack(slots=2, worker_args=["--uid-base", str(UID_BASE + 200)])
+    c = s.client()
+    try:
+        check(c.run("kept = 7", session="keep")["outcome"] == "ok", "first run")
+        impostor = s.start_worker("w0", extra=["--uid-base", str(UID_BASE + 300)])
+        time.sleep(2.5)
+        check(impostor.poll() is None, "impostor exited")
+        r = c.run("kept", session="keep")
+        check(r["value"] == "7" and r["session_reset"] is False, r)
+        check(c.call("ping")["stats"]["workers"] == 1, "two workers")
+        lost = s.sql("select count(*) from events where type = 'worker_lost'")[0][0]
+        check(lost == 0, "the live worker was evicted")
+        # once the first one is gone, the second takes the name within a few seconds
+        s.workers[0].kill()
+        s.workers[0].wait()
+        deadline = time.time() + 15 * SLOW
+        while time.time() < deadline and s.sql("select count(*) from events where type = 'worker_joined'")[0][0] < 2:
+            time.sleep(0.2)
+        check(s.sql("select count(*) from events where type = 'worker_lost'")[0][0] == 1, "first not lost")
+        r = c.run("kept", session="keep", timeout=20)
+        check(r["state"] == "done" and r["error_name"] == "NameError" and r["session_reset"], r)
+    finally:
+        c.close()
+        check(not s.stop(), "sanitizer")
+
+
 if __name__ == "__main__":
     try:
         rc = run_all("trust")

@@ -486,6 +486,9 @@ s_on_message (s_worker_t *w, json_t *msg)
     if (op && strcmp (op, "close") == 0)
         s_on_close (w, msg);
     else
+    if (op && strcmp (op, "announce") == 0)
+        s_send_ready (w);       //  the broker does not know this connection (yet)
+    else
     if (!op || strcmp (op, "heartbeat") != 0)
         log_error ("ignored a message from the broker with op %s", op ? op : "(none)");
 }
