@@ -383,6 +383,25 @@ def a_second_worker_cannot_take_a_live_workers_name():
         check(not s.stop(), "sanitizer")
 
 
+@test
+def the_64_mib_boundary_is_exact():
+    s = shared()
+    c = s.client()
+    try:
+        c.send_raw(b" " * (64 * 1024 * 1024))
+        r = c.recv(30)
+        check(r is not None and r["error"]["code"] == "too_large", r)
+        c.send_raw(b" " * (64 * 1024 * 1024 + 1))      # over it: the connection is dropped
+        check(c.recv(3) is None, "answered past the limit")
+    finally:
+        c.close()
+    c = s.client()
+    try:
+        check(c.call("ping")["ok"], "broker still serves")
+    finally:
+        c.close()
+
+
 if __name__ == "__main__":
     try:
         rc = run_all("trust")
