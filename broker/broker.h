@@ -20,6 +20,7 @@ typedef struct _notify_t notify_t;
 typedef struct _approvals_t approvals_t;
 typedef struct _policy_t policy_t;
 typedef struct _mask_t mask_t;
+typedef struct _outbox_t outbox_t;
 typedef struct _trust_t trust_t;
 typedef struct _refusals_t refusals_t;
 
@@ -46,6 +47,7 @@ typedef struct {
     approvals_t *approvals;     //  requests parked for approval: expiry and bound hashes
     policy_t *policy;           //  the policy in force (replaced whole on SIGHUP)
     mask_t *mask;               //  built-in detectors plus the policy's masks
+    outbox_t *outbox;           //  replies a connection could not take yet
     trust_t *trust;             //  keys trusted now: checked on every message of open connections
     refusals_t *refusals;       //  refused messages, counted per connection until recorded
 } broker_t;

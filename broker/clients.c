@@ -5,6 +5,7 @@
 #include "broker/decide.h"
 #include "broker/dispatch.h"
 #include "broker/notify.h"
+#include "broker/outbox.h"
 #include "broker/refusals.h"
 #include "broker/state.h"
 #include "broker/trust.h"
@@ -20,10 +21,7 @@ broker_send_client (broker_t *self, zframe_t *routing, char *text)
     zmsg_addmem (msg, zframe_data (routing), zframe_size (routing));
     zmsg_addstr (msg, text);
     free (text);
-    if (zmsg_send (&msg, self->clients) != 0) {
-        log_warn ("client reply dropped: %s", zmq_strerror (zmq_errno ()));
-        zmsg_destroy (&msg);
-    }
+    outbox_send (self, &msg);
 }
 
 void
@@ -285,6 +283,15 @@ clients_message (broker_t *broker, zmsg_t **msg_p)
         goto done;
     }
     c.rid = rid;
+    if (outbox_backlogged (broker, routing)) {
+        //  Its earlier replies are still waiting to be read: take no new work from it, so
+        //  that no acknowledgment can be lost (see broker/outbox.c).
+        broker_refuse (broker, &c, PROTO_E_BUSY, "replies to this connection are waiting to be "
+                       "read; read them, then retry");
+        json_decref (request);
+        json_decref (rid);
+        goto done;
+    }
     if (strcmp (c.role, "worker") == 0) {
         s_reject (broker, &c, PROTO_E_FORBIDDEN, "worker keys only speak the worker protocol",
                   zframe_size (body));

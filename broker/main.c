@@ -7,6 +7,7 @@
 #include "broker/decide.h"
 #include "broker/dispatch.h"
 #include "broker/notify.h"
+#include "broker/outbox.h"
 #include "broker/refusals.h"
 #include "broker/state.h"
 #include "broker/trust.h"
@@ -204,6 +205,7 @@ s_start (broker_t *self)
         return -1;
     self->dispatch = dispatch_new ();
     self->notify = notify_new ();
+    self->outbox = outbox_new ();
     self->approvals = approvals_new ();
     self->refusals = refusals_new ();
     self->trust = trust_new (path);             //  path: DIR/keys/trusted, as zauth reads it
@@ -257,7 +259,8 @@ s_loop (broker_t *self)
             s_reload = 0;
             decide_reload (self);
         }
-        int timeout = notify_timeout (self, 100);
+        //  Replies waiting for a full pipe are retried every 10 ms.
+        int timeout = notify_timeout (self, outbox_size (self) ? 10 : 100);
         if (zmq_poll (items, 2, timeout) == -1) {
             if (zmq_errno () == EINTR)
                 continue;
@@ -297,6 +300,7 @@ s_loop (broker_t *self)
             store_checkpoint (self->store);
         }
         notify_tick (self);
+        outbox_flush (self);
     }
 }
 
@@ -308,6 +312,7 @@ s_stop (broker_t *self)
     refusals_destroy (&self->refusals);
     trust_destroy (&self->trust);
     notify_destroy (&self->notify);
+    outbox_destroy (&self->outbox);
     approvals_destroy (&self->approvals);
     dispatch_destroy (&self->dispatch);
     zsock_destroy (&self->clients);

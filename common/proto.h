@@ -34,6 +34,7 @@
 #define PROTO_E_INTERNAL    "internal"
 #define PROTO_E_BAD_FRAMES  "bad_frames"
 #define PROTO_E_DUPLICATE   "duplicate"
+#define PROTO_E_BUSY        "busy"
 #define PROTO_E_TOO_MANY    "too_many"      //  a bounded table (subscriptions) is full; retry later
 
 typedef struct {

@@ -402,6 +402,43 @@ def the_64_mib_boundary_is_exact():
         c.close()
 
 
+@test
+def a_client_that_stops_reading_loses_no_acknowledgment():
+    s = Stack(workers=0)
+    cert, server = read_cert(s.key("agent")), read_cert(os.path.join(s.dir, "keys", "broker.cert"))
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVHWM, 50)
+    sock.setsockopt(zmq.RCVBUF, 4096)
+    sock.curve_secretkey, sock.curve_publickey = cert["secret"].encode(), cert["public"].encode()
+    sock.curve_serverkey = server["public"].encode()
+    sock.connect(s.clients_ep)
+    try:
+        n = 5000
+        for i in range(n):
+            sock.send(json.dumps({"op": "submit", "rid": i, "lang": "python", "session": "pl",
+                                  "code": "x = %d" % i}).encode())
+        time.sleep(2 * SLOW)                        # not reading: its pipe fills up
+        acked, busy = set(), 0
+        while sock.poll(2000 * SLOW):
+            r = json.loads(sock.recv())
+            if r["ok"]:
+                acked.add(r["id"])
+            else:
+                check(r["error"]["code"] == "busy", r)
+                busy += 1
+        recorded = {i for (i,) in s.sql("select id from requests where principal = 'agent'")}
+        check(len(acked) + busy == n, ("replies missing", len(acked), busy))
+        check(recorded == acked, ("recorded but not acknowledged", len(recorded - acked)))
+        check(busy > 0, "the backlog was never reached: the test proves nothing")
+        c = s.client()
+        check(c.call("ping")["ok"], "broker still serves")
+        c.close()
+    finally:
+        sock.close()
+        check(not s.stop(), "sanitizer")
+
+
 if __name__ == "__main__":
     try:
         rc = run_all("trust")
