@@ -9,9 +9,7 @@ static void
 s_print_pending (cli_t *cli, json_t *row)
 {
     if (cli->json) {
-        char *text = json_dumps (row, JSON_COMPACT);
-        printf ("%s\n", text);
-        free (text);
+        cli_print_json (row);
         return;
     }
     json_t *review = json_object_get (row, "review");

@@ -41,6 +41,8 @@ json_t *cli_call (cli_t *cli, conn_t *conn, json_t *req, int timeout_ms, int *co
 
 //  Prints a request the way a terminal user wants it (outputs, value, traceback), or as JSON.
 void cli_print_request (cli_t *cli, json_t *row);
+//  Prints a JSON value as one compact line (--json output).
+void cli_print_json (json_t *value);
 //  The submit/wait exit code for a request row.
 int cli_exit_code (json_t *row);
 //  Waits until the request is terminal or timeout_s passes, printing and returning the code.

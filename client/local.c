@@ -244,11 +244,8 @@ cmd_history (cli_t *cli)
     size_t i;
     json_t *row;
     if (cli->json)
-        json_array_foreach (rows, i, row) {
-            char *text = json_dumps (row, JSON_COMPACT);
-            printf ("%s\n", text);
-            free (text);
-        }
+        json_array_foreach (rows, i, row)
+            cli_print_json (row);
     else
         s_table (rows);
     json_decref (rows);

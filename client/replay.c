@@ -157,9 +157,7 @@ s_play (json_t *row, void *arg)
     replay_t *self = (replay_t *) arg;
     self->rows++;
     if (self->cli->json && !self->cast) {
-        char *text = json_dumps (row, JSON_COMPACT);
-        printf ("%s\n", text ? text : "{}");
-        free (text);
+        cli_print_json (row);
         return 0;
     }
     char header[1024];

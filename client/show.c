@@ -57,12 +57,18 @@ s_put_stream (FILE *out, json_t *row, const char *key)
 }
 
 void
+cli_print_json (json_t *value)
+{
+    char *text = json_dumps (value, JSON_COMPACT | JSON_ENCODE_ANY);
+    printf ("%s\n", text ? text : "{}");
+    free (text);
+}
+
+void
 cli_print_request (cli_t *cli, json_t *row)
 {
     if (cli->json) {
-        char *text = json_dumps (row, JSON_COMPACT);
-        printf ("%s\n", text);
-        free (text);
+        cli_print_json (row);
         return;
     }
     const char *state = json_string_value (json_object_get (row, "state"));
