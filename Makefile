@@ -107,4 +107,4 @@ bench: deps bench-deps
 clean:
 	rm -rf build build-asan bin bin-asan
 
--include $(shell find build build-asan -name '*.d' 2>/dev/null)
+-include $(shell find $(B) build build-asan -name '*.d' 2>/dev/null)
