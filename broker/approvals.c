@@ -7,6 +7,7 @@
     distinct approvers. A request whose stored code no longer hashes to what was submitted
     is denied instead of run. */
 #include "broker/approvals.h"
+#include "broker/backlog.h"
 #include "broker/dispatch.h"
 #include "broker/notify.h"
 #include "broker/state.h"
@@ -78,7 +79,7 @@ approvals_tick (broker_t *broker)
         if (p->expires == 0 || p->expires > now)
             continue;
         json_t *fields = json_pack ("{s:s}", "message", "no quorum within the time to live");
-        if (state_fire (broker, atoll (key), "pending_approval", EV_EXPIRE, "broker", fields, NULL) != 0)
+        if (backlog_fire (broker, atoll (key), "pending_approval", EV_EXPIRE, "broker", fields) != 0)
             log_warn ("request %s: could not expire (no longer pending?)", key);
         json_decref (fields);
         zhashx_delete (self->parked, key);
@@ -97,6 +98,10 @@ approvals_pending (broker_t *broker, caller_t *c, json_t *msg)
     //  A page, oldest first: a reply never carries every parked snippet at once (a 262 MB
     //  reply stalled the loop for seconds).
     json_t *limit = json_object_get (msg, "limit");
+    if (limit && json_integer_value (limit) < 1) {
+        broker_refuse (broker, c, PROTO_E_BAD_VALUE, "field 'limit' is out of range (1-500)");
+        return;
+    }
     size_t most = limit ? (size_t) json_integer_value (limit) : 100, bytes = 0;
     json_int_t after = json_integer_value (json_object_get (msg, "after")), last = after;
     const char *session = json_string_value (json_object_get (msg, "session"));
@@ -288,12 +293,12 @@ approvals_decide (broker_t *broker, caller_t *c, json_t *msg, bool approve)
     int ev = !approve ? EV_DENY : approvals + 1 >= (quorum > 0 ? quorum : 1) ? EV_QUORUM : -1;
     json_t *fields = !approve ? json_pack ("{s:s}", "message", reason) : NULL;
     const char *to = NULL;
-    int rc = state_fire_approval (broker, id, ev, approval, fields, &to);
+    int rc = backlog_down (broker) ? -1 : state_fire_approval (broker, id, ev, approval, fields, &to);
     json_decref (approval);
     json_decref (fields);
     json_decref (row);
     if (rc != 0)
-        return broker_refuse (broker, c, PROTO_E_BAD_STATE, "the request changed state meanwhile");
+        return backlog_refuse (broker, c, "recording an approval");
     if (ev != -1)
         approvals_forget (broker, id);
     if (ev == EV_QUORUM) {

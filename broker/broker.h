@@ -23,6 +23,7 @@ typedef struct _mask_t mask_t;
 typedef struct _outbox_t outbox_t;
 typedef struct _trust_t trust_t;
 typedef struct _refusals_t refusals_t;
+typedef struct _backlog_t backlog_t;
 
 typedef struct {
     char *dir;                  //  state directory (keys, database)
@@ -50,6 +51,7 @@ typedef struct {
     outbox_t *outbox;           //  replies a connection could not take yet
     trust_t *trust;             //  keys trusted now: checked on every message of open connections
     refusals_t *refusals;       //  refused messages, counted per connection until recorded
+    backlog_t *backlog;         //  writes the database refused, kept in order until it takes them
 } broker_t;
 
 //  The caller of a client operation, read from the authenticated connection.

@@ -2,6 +2,7 @@
     connection (cert metadata that zauth attached to the frame), never from the message. */
 #include "broker/clients.h"
 #include "broker/approvals.h"
+#include "broker/backlog.h"
 #include "broker/decide.h"
 #include "broker/dispatch.h"
 #include "broker/notify.h"
@@ -71,16 +72,20 @@ s_submit (broker_t *broker, caller_t *c, json_t *msg)
         json_object_set_new (req, "groups", json_string (c->groups));
     int64_t id = 0;
     bool duplicate = false;
-    if (store_submit (broker->store, req, &id, &duplicate) != 0) {
+    //  Fail closed: nothing is accepted that the record cannot hold now.
+    if (backlog_down (broker) || store_submit (broker->store, req, &id, &duplicate) != 0) {
         json_decref (req);
-        broker_refuse (broker, c, PROTO_E_INTERNAL, "the request could not be recorded");
+        if (backlog_down (broker) || backlog_check (broker, "recording a submit"))
+            backlog_refuse (broker, c, "recording a submit");
+        else
+            broker_refuse (broker, c, PROTO_E_INTERNAL, "the request could not be recorded");
         return;
     }
     //  What was just stored is what the policy reads: no need to read it back.
     const char *state = NULL;
     if (!duplicate) {
         json_object_set_new (req, "id", json_integer (id));
-        state = decide_request (broker, req, c->groups);
+        state = backlog_decide (broker, req, c->groups);
     }
     json_decref (req);
     json_int_t wait_ms = json_integer_value (json_object_get (msg, "wait_ms"));
@@ -140,8 +145,8 @@ s_cancel (broker_t *broker, caller_t *c, json_t *msg)
         broker_refuse (broker, c, PROTO_E_FORBIDDEN, "only the owner or an admin may cancel");
     else if (strcmp (state, "queued") != 0 && strcmp (state, "pending_approval") != 0)
         broker_refuse (broker, c, PROTO_E_BAD_STATE, "only queued or pending requests can be cancelled");
-    else if (state_fire (broker, id, state, EV_CANCEL, c->principal, NULL, NULL) != 0)
-        broker_refuse (broker, c, PROTO_E_BAD_STATE, "the request changed state meanwhile");
+    else if (backlog_down (broker) || state_fire (broker, id, state, EV_CANCEL, c->principal, NULL, NULL) != 0)
+        backlog_refuse (broker, c, "cancelling");
     else {
         dispatch_unqueue (broker, id);
         approvals_forget (broker, id);
@@ -153,9 +158,9 @@ s_cancel (broker_t *broker, caller_t *c, json_t *msg)
 static void
 s_ping (broker_t *broker, caller_t *c, json_t *msg)
 {
-    json_t *body = json_pack ("{s:s, s:s, s:s, s:s, s:o}", "pong", "pong", "version", BROKER_VERSION,
+    json_t *body = json_pack ("{s:s, s:s, s:s, s:s, s:o, s:o}", "pong", "pong", "version", BROKER_VERSION,
                               "principal", c->principal, "role", c->role,
-                              "stats", dispatch_stats (broker));
+                              "stats", dispatch_stats (broker), "store", backlog_stats (broker));
     broker_send_client (broker, c->routing, proto_reply_ok (c->rid, body));
 }
 
@@ -206,9 +211,13 @@ s_report (broker_t *broker, caller_t *c, json_t *msg)
     }
     json_decref (row);
     json_t *detail = json_object_get (msg, "detail");
-    if (store_event (broker->store, id, json_string_value (json_object_get (msg, "type")),
-                     c->principal, detail) != 0)
-        broker_refuse (broker, c, PROTO_E_INTERNAL, "the event could not be recorded");
+    if (backlog_down (broker) || store_event (broker->store, id, json_string_value (
+            json_object_get (msg, "type")), c->principal, detail) != 0) {
+        if (backlog_down (broker) || backlog_check (broker, "recording a report"))
+            backlog_refuse (broker, c, "recording a report");
+        else
+            broker_refuse (broker, c, PROTO_E_INTERNAL, "the event could not be recorded");
+    }
     else
         broker_send_client (broker, c->routing, proto_reply_ok (c->rid, json_pack ("{s:b}", "recorded", 1)));
 }

@@ -3,10 +3,14 @@
     principals that pick the same name never share an interpreter. A session is sticky to the
     worker that holds its interpreter, because the state lives there. When an interpreter ends
     between snippets (evicted, exited, its worker lost) the broker records a `session_ended`
-    event and the session's next result says session_reset with the reason. The queue is FIFO; a request waits while its session already runs one (so a
-    session's snippets run in submission order) or while its worker has no free slot. */
+    event and the session's next result says session_reset with the reason.
+    Each session's requests wait in its own FIFO (runq.c), so its snippets run in submission
+    order; a session waits while it runs one, or while its worker has no free slot. What
+    starts next is taken from ready lists, never found by scanning the queue. */
 #include "broker/dispatch.h"
+#include "broker/backlog.h"
 #include "broker/decide.h"
+#include "broker/runq.h"
 #include "broker/state.h"
 #include "common/proto.h"
 #include "common/util.h"
@@ -21,34 +25,13 @@ typedef struct {
     int64_t last_seen;      //  monotonic ms of the last message from it
 } worker_t;
 
-typedef struct {
-    int64_t id;
-    char *owner;            //  the submitting principal
-    char *session;
-    char *lang;
-    char *code;
-    json_t *limits;         //  from the policy rule, or NULL
-    char *worker;           //  key of the worker running it (running jobs only)
-    bool orphan;            //  sent by an earlier connection or broker: already `lost`, but
-                            //  its slot stays busy until the worker answers
-    char *reset_reason;     //  why the session's state was gone when this job started
-    int64_t deadline;       //  monotonic ms: its limit plus RUN_GRACE_MS (running jobs)
-} job_t;
-
-typedef struct {
-    char *worker;           //  key of the worker holding the interpreter
-    bool busy;              //  one of its requests is running
-} binding_t;
-
 struct _dispatch_t {
     zhashx_t *workers;      //  key -> worker_t
-    zhashx_t *bindings;     //  "lang/session" -> binding_t
-    zlistx_t *queue;        //  job_t, FIFO
+    runq_t *runq;           //  queued jobs per session, sessions bound to workers
     zhashx_t *running;      //  id as text -> job_t
     zhashx_t *ended;        //  session key -> why its interpreter ended (until it runs again)
     int64_t last_heartbeat;
-    int64_t log_at;         //  monotonic ms of the last complaint about the worker socket
-    int64_t unlogged;       //  complaints since then, not logged (a flood logs once a second)
+    lograte_t lograte;      //  complaints about the worker socket, at most one a second
 };
 
 static void
@@ -65,46 +48,15 @@ s_worker_destroy (void **item)
     *item = NULL;
 }
 
-static void
-s_job_destroy (void **item)
-{
-    job_t *j = (job_t *) *item;
-    if (!j)
-        return;
-    free (j->owner);
-    free (j->session);
-    free (j->lang);
-    free (j->code);
-    json_decref (j->limits);
-    free (j->worker);
-    free (j->reset_reason);
-    free (j);
-    *item = NULL;
-}
-
-static void
-s_binding_destroy (void **item)
-{
-    binding_t *b = (binding_t *) *item;
-    if (b) {
-        free (b->worker);
-        free (b);
-        *item = NULL;
-    }
-}
-
 dispatch_t *
 dispatch_new (void)
 {
     dispatch_t *self = (dispatch_t *) zmalloc (sizeof (dispatch_t));
     self->workers = zhashx_new ();
     zhashx_set_destructor (self->workers, s_worker_destroy);
-    self->bindings = zhashx_new ();
-    zhashx_set_destructor (self->bindings, s_binding_destroy);
-    self->queue = zlistx_new ();
-    zlistx_set_destructor (self->queue, s_job_destroy);
+    self->runq = runq_new ();
     self->running = zhashx_new ();
-    zhashx_set_destructor (self->running, s_job_destroy);
+    zhashx_set_destructor (self->running, (zhashx_destructor_fn *) job_destroy);
     self->ended = zhashx_new ();
     zhashx_set_destructor (self->ended, (zhashx_destructor_fn *) zstr_free);
     return self;
@@ -116,23 +68,12 @@ dispatch_destroy (dispatch_t **self_p)
     dispatch_t *self = *self_p;
     if (self) {
         zhashx_destroy (&self->workers);
-        zhashx_destroy (&self->bindings);
-        zlistx_destroy (&self->queue);
+        runq_destroy (&self->runq);
         zhashx_destroy (&self->running);
         zhashx_destroy (&self->ended);
         free (self);
         *self_p = NULL;
     }
-}
-
-#define KEY_MAX 512
-
-//  Unambiguous although a principal's name may hold any byte: lang and session never hold
-//  0x1f, and the owner comes last.
-static void
-s_binding_key (const char *lang, const char *session, const char *owner, char *buf, size_t size)
-{
-    snprintf (buf, size, "%s\x1f%s\x1f%s", lang, session, owner);
 }
 
 //  Remembers that a session's interpreter ended, so its next result can say so.
@@ -172,15 +113,25 @@ s_least_loaded (dispatch_t *self)
     return best;
 }
 
-//  Moves a queued job to running on worker w and sends it; false if the store refused.
+//  Starts the head job of session `key` on worker w: moves it to running in the store, then
+//  sends it. False if it could not start: the store is down (the job stays queued, the
+//  pump stops) or the request was no longer queued (the job is forgotten).
 static bool
-s_start (broker_t *broker, worker_t *w, binding_t *b, job_t *job)
+s_start (broker_t *broker, worker_t *w, const char *key)
 {
+    dispatch_t *self = broker->dispatch;
+    job_t *job = runq_head (self->runq, key);
     json_t *fields = json_pack ("{s:s}", "worker", w->name);
     int rc = state_fire (broker, job->id, "queued", EV_DISPATCH, "broker", fields, NULL);
     json_decref (fields);
-    if (rc != 0)
+    if (rc != 0) {
+        if (!backlog_check (broker, "starting a request")) {
+            job = runq_remove (self->runq, job->id);    //  cancelled meanwhile
+            job_destroy (&job);
+        }
         return false;
+    }
+    job = runq_start (self->runq, key, w->key);
     json_t *run = json_pack ("{s:s, s:I, s:s, s:s, s:s, s:s, s:{s:i, s:i}}",
                              "op", "run", "id", (json_int_t) job->id, "owner", job->owner,
                              "session", job->session, "lang", job->lang, "code", job->code,
@@ -194,68 +145,49 @@ s_start (broker_t *broker, worker_t *w, binding_t *b, job_t *job)
     job->deadline = clock_mono_ms () + json_integer_value (timeout) + RUN_GRACE_MS;
     json_decref (run);
     w->running++;
-    b->busy = true;
     job->worker = strdup (w->key);
-    char key[KEY_MAX];
-    s_binding_key (job->lang, job->session, job->owner, key, sizeof key);
-    const char *why = (const char *) zhashx_lookup (broker->dispatch->ended, key);
+    const char *why = (const char *) zhashx_lookup (self->ended, key);
     if (why) {
         job->reset_reason = strdup (why);
-        zhashx_delete (broker->dispatch->ended, key);
+        zhashx_delete (self->ended, key);
     }
     char id[24];
     snprintf (id, sizeof id, "%lld", (long long) job->id);
-    zhashx_insert (broker->dispatch->running, id, job);
+    zhashx_insert (self->running, id, job);
     return true;
 }
 
-//  Starts every queued request that can start now, in queue order.
+//  Starts what can start now: first the sessions each worker already holds, while it has
+//  free slots, then sessions no worker holds, on the least loaded. Each start is a lookup
+//  in a ready list (runq.c), never a scan of the queue. Nothing starts while the store
+//  refuses writes: a run the record does not show must never begin.
 static void
 s_pump (broker_t *broker)
 {
     dispatch_t *self = broker->dispatch;
-    job_t *job = (job_t *) zlistx_first (self->queue);
-    while (job) {
-        void *handle = zlistx_cursor (self->queue);
-        job_t *next = (job_t *) zlistx_next (self->queue);
-        char key[KEY_MAX];
-        s_binding_key (job->lang, job->session, job->owner, key, sizeof key);
-        binding_t *b = (binding_t *) zhashx_lookup (self->bindings, key);
-        worker_t *w = b ? (worker_t *) zhashx_lookup (self->workers, b->worker) : s_least_loaded (self);
-        if (b && !w) {                  //  its worker is gone: the state went with it
-            zhashx_delete (self->bindings, key);
-            b = NULL;
-            w = s_least_loaded (self);
-        }
-        bool runnable = w && w->running < w->slots && !(b && b->busy);
-        if (runnable) {
-            if (!b) {
-                b = (binding_t *) zmalloc (sizeof (binding_t));
-                b->worker = strdup (w->key);
-                zhashx_insert (self->bindings, key, b);
-            }
-            job = (job_t *) zlistx_detach (self->queue, handle);
-            if (!s_start (broker, w, b, job)) {
-                //  The request was not `queued` any more (cancelled meanwhile): forget it.
-                s_job_destroy ((void **) &job);
-            }
-        }
-        job = next;
-    }
+    const char *key;
+    for (worker_t *w = (worker_t *) zhashx_first (self->workers); w;
+         w = (worker_t *) zhashx_next (self->workers))
+        while (w->running < w->slots && (key = runq_ready (self->runq, w->key)))
+            if (backlog_down (broker) || (!s_start (broker, w, key) && backlog_down (broker)))
+                return;
+    worker_t *w;
+    while ((key = runq_ready (self->runq, NULL)) && (w = s_least_loaded (self)))
+        if (backlog_down (broker) || (!s_start (broker, w, key) && backlog_down (broker)))
+            return;
+}
+
+void
+dispatch_pump (broker_t *broker)
+{
+    s_pump (broker);
 }
 
 void
 dispatch_enqueue (broker_t *broker, int64_t id, const char *owner, const char *session,
                   const char *lang, const char *code, json_t *limits)
 {
-    job_t *job = (job_t *) zmalloc (sizeof (job_t));
-    job->id = id;
-    job->owner = strdup (owner);
-    job->session = strdup (session);
-    job->lang = strdup (lang);
-    job->code = strdup (code);
-    job->limits = json_is_object (limits) ? json_incref (limits) : NULL;
-    zlistx_add_end (broker->dispatch->queue, job);
+    runq_add (broker->dispatch->runq, job_new (id, owner, session, lang, code, limits));
     s_pump (broker);
 }
 
@@ -274,13 +206,9 @@ dispatch_enqueue_row (broker_t *broker, json_t *row)
 bool
 dispatch_unqueue (broker_t *broker, int64_t id)
 {
-    zlistx_t *queue = broker->dispatch->queue;
-    for (job_t *job = (job_t *) zlistx_first (queue); job; job = (job_t *) zlistx_next (queue))
-        if (job->id == id) {
-            zlistx_delete (queue, zlistx_cursor (queue));
-            return true;
-        }
-    return false;
+    job_t *job = runq_remove (broker->dispatch->runq, id);
+    job_destroy (&job);
+    return job != NULL;
 }
 
 //  Marks a worker's running requests lost, unbinds its sessions and forgets it.
@@ -299,45 +227,30 @@ s_worker_lost (broker_t *broker, worker_t *w, const char *why)
             continue;
         }
         json_t *fields = json_pack ("{s:s, s:s}", "worker", w->name, "message", why);
-        state_fire (broker, job->id, "running", EV_LOSE, "broker", fields, NULL);
+        backlog_fire (broker, job->id, "running", EV_LOSE, "broker", fields);
         json_decref (fields);
         zhashx_delete (self->running, id);
     }
     zlistx_destroy (&ids);
-    zlistx_t *keys = zhashx_keys (self->bindings);
+    zlistx_t *keys = runq_worker_remove (self->runq, w->key);
     char note[200];
     snprintf (note, sizeof note, "worker %.64s was lost (%.64s)", w->name, why);
-    for (char *k = (char *) zlistx_first (keys); k; k = (char *) zlistx_next (keys)) {
-        binding_t *b = (binding_t *) zhashx_lookup (self->bindings, k);
-        if (strcmp (b->worker, w->key) == 0) {
-            s_session_ended (self, k, note);
-            zhashx_delete (self->bindings, k);
-        }
-    }
+    for (char *k = (char *) zlistx_first (keys); k; k = (char *) zlistx_next (keys))
+        s_session_ended (self, k, note);
     zlistx_destroy (&keys);
     json_t *data = json_pack ("{s:s, s:s}", "worker", w->name, "why", why);
-    store_event (broker->store, 0, "worker_lost", "broker", data);
+    backlog_event (broker, 0, "worker_lost", "broker", data);
     json_decref (data);
     char *key = strdup (w->key);    //  the destructor frees w->key during the delete
     zhashx_delete (self->workers, key);
     free (key);
 }
 
-//  True if a complaint about the worker socket may be logged now: at most one a second, with
-//  the count of those swallowed since (a garbage flood must not become a log flood).
+//  Complaints about the worker socket: a garbage flood must not become a log flood.
 static bool
 s_may_log (dispatch_t *self)
 {
-    int64_t now = clock_mono_ms ();
-    if (now - self->log_at < 1000) {
-        self->unlogged++;
-        return false;
-    }
-    if (self->unlogged)
-        log_warn ("worker socket: %lld more complaints not logged", (long long) self->unlogged);
-    self->log_at = now;
-    self->unlogged = 0;
-    return true;
+    return lograte_ok (&self->lograte, "worker socket complaints");
 }
 
 //  A snippet a worker still runs for an earlier broker or connection: it was recorded `lost`
@@ -351,7 +264,7 @@ s_adopt_orphan (dispatch_t *self, worker_t *w, json_t *entry)
     const char *lang = json_string_value (json_object_get (entry, "lang"));
     if (!json_is_integer (id) || !owner || !sess || !lang)
         return;
-    char key[24], bkey[KEY_MAX];
+    char key[24], bkey[RUNQ_KEY_MAX];
     snprintf (key, sizeof key, "%lld", (long long) json_integer_value (id));
     if (zhashx_lookup (self->running, key))
         return;
@@ -365,10 +278,8 @@ s_adopt_orphan (dispatch_t *self, worker_t *w, json_t *entry)
     job->orphan = true;
     zhashx_insert (self->running, key, job);
     w->running++;
-    s_binding_key (lang, sess, owner, bkey, sizeof bkey);
-    binding_t *b = (binding_t *) zhashx_lookup (self->bindings, bkey);
-    if (b && strcmp (b->worker, w->key) == 0)
-        b->busy = true;
+    runq_key (lang, sess, owner, bkey, sizeof bkey);
+    runq_occupy (self->runq, bkey, w->key);
 }
 
 static void
@@ -402,6 +313,7 @@ s_on_ready (broker_t *broker, zframe_t *routing, const char *key, json_t *msg, c
     w->slots = (int) json_integer_value (json_object_get (msg, "slots"));
     w->last_seen = clock_mono_ms ();
     zhashx_insert (self->workers, key, w);
+    runq_worker_add (self->runq, key);
     //  Re-adopt interpreters the worker still holds, so sessions keep their state.
     size_t i;
     json_t *s;
@@ -409,21 +321,17 @@ s_on_ready (broker_t *broker, zframe_t *routing, const char *key, json_t *msg, c
         const char *owner = json_string_value (json_object_get (s, "owner"));
         const char *sess = json_string_value (json_object_get (s, "session"));
         const char *lang = json_string_value (json_object_get (s, "lang"));
-        char bkey[KEY_MAX];
+        char bkey[RUNQ_KEY_MAX];
         if (!owner || !sess || !lang)
             continue;
-        s_binding_key (lang, sess, owner, bkey, sizeof bkey);
-        if (zhashx_lookup (self->bindings, bkey))
-            continue;
-        binding_t *b = (binding_t *) zmalloc (sizeof (binding_t));
-        b->worker = strdup (key);
-        zhashx_insert (self->bindings, bkey, b);
+        runq_key (lang, sess, owner, bkey, sizeof bkey);
+        runq_adopt (self->runq, bkey, key);
     }
     json_array_foreach (json_object_get (msg, "running"), i, s)
         s_adopt_orphan (self, w, s);
     json_t *data = json_pack ("{s:s, s:i, s:s, s:s}", "worker", name, "slots", w->slots,
                               "sandbox", w->sandbox, "key", principal);
-    store_event (broker->store, 0, "worker_joined", principal, data);
+    backlog_event (broker, 0, "worker_joined", principal, data);
     json_decref (data);
     log_info ("worker %s ready with %d slots (sandbox: %s)", name, w->slots, w->sandbox);
 }
@@ -482,11 +390,9 @@ s_result_fields (json_t *msg)
 static void
 s_release (dispatch_t *self, worker_t *w, job_t *job)
 {
-    char key[KEY_MAX], id[24];
-    s_binding_key (job->lang, job->session, job->owner, key, sizeof key);
-    binding_t *b = (binding_t *) zhashx_lookup (self->bindings, key);
-    if (b)
-        b->busy = false;
+    char key[RUNQ_KEY_MAX], id[24];
+    runq_key (job->lang, job->session, job->owner, key, sizeof key);
+    runq_done (self->runq, key);
     w->running--;
     snprintf (id, sizeof id, "%lld", (long long) job->id);
     zhashx_delete (self->running, id);
@@ -523,7 +429,7 @@ s_on_result (broker_t *broker, worker_t *w, json_t *msg)
             json_object_set_new (fields, "session_reset", json_true ());
             json_object_set_new (fields, "reset_reason", json_string (job->reset_reason));
         }
-        if (state_fire (broker, job->id, "running", EV_FINISH, w->name, fields, NULL) != 0)
+        if (backlog_fire (broker, job->id, "running", EV_FINISH, w->name, fields) != 0)
             log_error ("request %lld: result could not be recorded", (long long) job->id);
         json_decref (fields);
     }
@@ -541,7 +447,7 @@ s_end_unanswered (broker_t *broker, worker_t *w, job_t *job, const char *outcome
         json_t *fields = json_pack ("{s:s, s:b, s:s, s:{s:s, s:s, s:s}}", "outcome", outcome,
                                     "session_reset", 1, "reset_reason", why, "error",
                                     "name", name, "value", why, "traceback", "");
-        if (state_fire (broker, job->id, "running", EV_FINISH, "broker", fields, NULL) != 0)
+        if (backlog_fire (broker, job->id, "running", EV_FINISH, "broker", fields) != 0)
             log_error ("request %lld: its end (%s) could not be recorded", (long long) job->id, name);
         json_decref (fields);
     }
@@ -549,9 +455,9 @@ s_end_unanswered (broker_t *broker, worker_t *w, job_t *job, const char *outcome
                                "session", job->session, "lang", job->lang);
     s_send_worker (broker, w, close);
     json_decref (close);
-    char key[KEY_MAX];
-    s_binding_key (job->lang, job->session, job->owner, key, sizeof key);
-    zhashx_delete (broker->dispatch->bindings, key);
+    char key[RUNQ_KEY_MAX];
+    runq_key (job->lang, job->session, job->owner, key, sizeof key);
+    runq_unbind (broker->dispatch->runq, key);
     s_release (broker->dispatch, w, job);
 }
 
@@ -607,10 +513,10 @@ s_on_closed (broker_t *broker, worker_t *w, json_t *msg)
     const char *session = json_string_value (json_object_get (msg, "session"));
     const char *lang = json_string_value (json_object_get (msg, "lang"));
     const char *reason = json_string_value (json_object_get (msg, "reason"));
-    char key[KEY_MAX], why[160];
-    s_binding_key (lang, session, owner, key, sizeof key);
-    binding_t *b = (binding_t *) zhashx_lookup (broker->dispatch->bindings, key);
-    if (!b || strcmp (b->worker, w->key) != 0)
+    char key[RUNQ_KEY_MAX], why[160];
+    runq_key (lang, session, owner, key, sizeof key);
+    const char *bound = runq_bound (broker->dispatch->runq, key);
+    if (!bound || strcmp (bound, w->key) != 0)
         return;                 //  not a session of ours on that worker: nothing to record
     json_t *code = json_object_get (msg, "exit_code"), *sig = json_object_get (msg, "signal");
     if (sig)
@@ -624,11 +530,11 @@ s_on_closed (broker_t *broker, worker_t *w, json_t *msg)
     json_t *data = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:O?, s:O?}", "principal", owner,
                               "session", session, "lang", lang, "worker", w->name, "reason", why,
                               "exit_code", code, "signal", sig);
-    store_event (broker->store, 0, "session_ended", w->name, data);
+    backlog_event (broker, 0, "session_ended", w->name, data);
     json_decref (data);
     s_session_ended (broker->dispatch, key, why);
-    if (!b->busy)
-        zhashx_delete (broker->dispatch->bindings, key);
+    if (!runq_busy (broker->dispatch->runq, key))
+        runq_unbind (broker->dispatch->runq, key);
 }
 
 void
@@ -725,12 +631,18 @@ json_t *
 dispatch_stats (broker_t *broker)
 {
     dispatch_t *self = broker->dispatch;
-    int slots = 0, busy = 0;
+    int slots = 0;
     for (worker_t *w = (worker_t *) zhashx_first (self->workers); w;
-         w = (worker_t *) zhashx_next (self->workers)) {
+         w = (worker_t *) zhashx_next (self->workers))
         slots += w->slots;
-        busy += w->running;
-    }
-    return json_pack ("{s:i, s:i, s:i, s:i}", "workers", (int) zhashx_size (self->workers),
-                      "slots", slots, "running", busy, "queued", (int) zlistx_size (self->queue));
+    //  Counted as the database has them: a result or a loss that waits to be written is
+    //  still `running` there, an undecided submit still `received`.
+    size_t running = backlog_waiting_from (broker, "running");
+    for (job_t *job = (job_t *) zhashx_first (self->running); job;
+         job = (job_t *) zhashx_next (self->running))
+        running += !job->orphan;
+    return json_pack ("{s:i, s:i, s:I, s:I, s:I}", "workers", (int) zhashx_size (self->workers),
+                      "slots", slots, "running", (json_int_t) running,
+                      "queued", (json_int_t) runq_size (self->runq),
+                      "received", (json_int_t) backlog_waiting_from (broker, "received"));
 }

@@ -25,6 +25,9 @@ void dispatch_worker_message (broker_t *broker, zmsg_t **msg_p);
 //  requests become `lost`, its sessions are placed anew. Nothing if no worker is there.
 void dispatch_drop_worker (broker_t *broker, zframe_t *routing, const char *why);
 
+//  Starts whatever queued work can start now (the store just took writes again).
+void dispatch_pump (broker_t *broker);
+
 //  Sends heartbeats and declares silent workers dead (their running requests become `lost`).
 void dispatch_tick (broker_t *broker);
 

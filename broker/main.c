@@ -3,6 +3,7 @@
     one event loop over the client and worker sockets. */
 #include "broker/broker.h"
 #include "broker/approvals.h"
+#include "broker/backlog.h"
 #include "broker/clients.h"
 #include "broker/decide.h"
 #include "broker/dispatch.h"
@@ -12,6 +13,7 @@
 #include "broker/state.h"
 #include "broker/trust.h"
 #include "common/keys.h"
+#include "common/preflight.h"
 #include "common/proto.h"
 #include "common/util.h"
 #include <errno.h>
@@ -121,7 +123,7 @@ s_recover (broker_t *self)
         return -1;
     json_t *why = json_pack ("{s:s}", "message", "broker restarted while it ran");
     json_array_foreach (ids, i, id)
-        state_fire (self, json_integer_value (id), "running", EV_LOSE, "broker", why, NULL);
+        backlog_fire (self, json_integer_value (id), "running", EV_LOSE, "broker", why);
     json_decref (why);
     json_decref (ids);
     if (store_ids_in_state (self->store, "queued", &ids) != 0)
@@ -148,7 +150,7 @@ s_recover (broker_t *self)
         json_t *row = store_get (self->store, json_integer_value (id));
         json_t *received = store_received_data (self->store, json_integer_value (id));
         if (row)                          //  with the groups the submitter's cert had
-            decide_request (self, row, json_string_value (json_object_get (received, "groups")));
+            backlog_decide (self, row, json_string_value (json_object_get (received, "groups")));
         json_decref (received);
         json_decref (row);
     }
@@ -192,6 +194,12 @@ s_start (broker_t *self)
     keys_path_trusted (self->cfg.dir, path, sizeof path);
     zstr_sendx (self->auth, "CURVE", path, NULL);
     zsock_wait (self->auth);
+    //  SQLite would open unwritable storage read-only and fail later, request by request.
+    if (preflight_storage (self->cfg.db_path, err, sizeof err) != 0) {
+        zcert_destroy (&cert);
+        log_error ("%s", err);
+        return -1;
+    }
     self->store = store_new (self->cfg.db_path, STORE_MANUAL_CHECKPOINT
                              | (self->cfg.sync_full ? STORE_SYNC_FULL : 0));
     if (self->store) {
@@ -203,6 +211,7 @@ s_start (broker_t *self)
         self->checkpointer = checkpointer_new (self->cfg.db_path, 1000);
     if (!self->store || !self->checkpointer || !self->clients || !self->workers)
         return -1;
+    self->backlog = backlog_new ();
     self->dispatch = dispatch_new ();
     self->notify = notify_new ();
     self->outbox = outbox_new ();
@@ -211,6 +220,9 @@ s_start (broker_t *self)
     self->trust = trust_new (path);             //  path: DIR/keys/trusted, as zauth reads it
     if (!self->trust || s_recover (self) != 0)
         return -1;
+    //  From here on a locked database costs the loop at most this per write: the write is
+    //  kept (backlog.c) and tried again, instead of the loop waiting for the lock's holder.
+    store_busy_timeout (self->store, BACKLOG_BUSY_MS);
     //  The CLI finds a local broker through this file (`replgate --dir DIR ...`).
     char endpoint[1100];
     snprintf (endpoint, sizeof endpoint, "%s/endpoint", self->cfg.dir);
@@ -260,7 +272,7 @@ s_loop (broker_t *self)
             decide_reload (self);
         }
         //  Replies waiting for a full pipe are retried every 10 ms.
-        int timeout = notify_timeout (self, outbox_size (self) ? 10 : 100);
+        int timeout = backlog_timeout (self, notify_timeout (self, outbox_size (self) ? 10 : 100));
         if (zmq_poll (items, 2, timeout) == -1) {
             if (zmq_errno () == EINTR)
                 continue;
@@ -283,6 +295,8 @@ s_loop (broker_t *self)
                 break;
             clients_message (self, &msg);
         }
+        if (backlog_tick (self))
+            dispatch_pump (self);
         int64_t now = clock_mono_ms ();
         if (now - last_tick >= 100) {
             last_tick = now;
@@ -294,6 +308,8 @@ s_loop (broker_t *self)
         //  The checkpointer copied the WAL back off this loop; a short pass here catches up
         //  with what we wrote meanwhile, so that our next write starts the WAL over instead
         //  of growing it (a checkpoint that never catches up with the writer never ends).
+        char why[160];
+        backlog_hold (self, checkpointer_failing (self->checkpointer, why, sizeof why) ? why : NULL);
         int64_t done = checkpointer_count (self->checkpointer);
         if (done != checkpoints) {
             checkpoints = done;
@@ -315,6 +331,7 @@ s_stop (broker_t *self)
     outbox_destroy (&self->outbox);
     approvals_destroy (&self->approvals);
     dispatch_destroy (&self->dispatch);
+    backlog_destroy (&self->backlog);
     zsock_destroy (&self->clients);
     zsock_destroy (&self->workers);
     checkpointer_destroy (&self->checkpointer);

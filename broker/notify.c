@@ -25,12 +25,15 @@
 #define SUBS_PASS_MS  20        //  at most one pass per this many ms
 #define SUBS_RETRY_MAX_MS 500   //  longest wait before offering a full pipe events again
 
-typedef struct {
+typedef struct _waiter_t waiter_t;
+struct _waiter_t {
     zframe_t *routing;
     json_t *rid;
     int64_t id;             //  request waited on
     int64_t deadline;       //  monotonic ms
-} waiter_t;
+    void *handle;           //  in notify_t.waits
+    waiter_t *next;         //  the next waiter on the same request
+};
 
 typedef struct {
     zframe_t *routing;      //  the connection: one subscription each
@@ -46,7 +49,10 @@ typedef struct {
 } sub_t;
 
 struct _notify_t {
-    zlistx_t *waits;        //  of waiter_t, long polls
+    //  Long polls, earliest deadline first, and indexed by request: a finished request and
+    //  the next deadline are found without walking every poll (10,000 may wait).
+    zlistx_t *waits;        //  of waiter_t (owned), ordered by deadline
+    zhashx_t *by_id;        //  request id as text -> first waiter_t on it (not owned)
     zlistx_t *subs;         //  of sub_t, subscribers (owned)
     zhashx_t *by_key;       //  routing hex -> sub_t (not owned)
     zhashx_t *per_key;      //  principal -> subscriptions it holds (a count, never 0)
@@ -77,6 +83,13 @@ s_waiter_new (zframe_t *routing, json_t *rid)
     return w;
 }
 
+static int
+s_by_deadline (const void *a, const void *b)
+{
+    int64_t x = ((const waiter_t *) a)->deadline, y = ((const waiter_t *) b)->deadline;
+    return x < y ? -1 : x > y;
+}
+
 static void
 s_sub_destroy (void **item)
 {
@@ -96,6 +109,8 @@ notify_new (void)
 {
     notify_t *self = (notify_t *) zmalloc (sizeof (notify_t));
     self->waits = zlistx_new ();
+    zlistx_set_comparator (self->waits, s_by_deadline);
+    self->by_id = zhashx_new ();
     self->subs = zlistx_new ();
     self->by_key = zhashx_new ();
     self->per_key = zhashx_new ();
@@ -109,6 +124,7 @@ void
 notify_destroy (notify_t **self_p)
 {
     if (*self_p) {
+        zhashx_destroy (&(*self_p)->by_id);
         zlistx_destroy (&(*self_p)->waits);
         zhashx_destroy (&(*self_p)->by_key);
         zhashx_destroy (&(*self_p)->per_key);
@@ -132,26 +148,56 @@ notify_reply_request (broker_t *broker, zframe_t *routing, json_t *rid, int64_t 
 void
 notify_wait (broker_t *broker, zframe_t *routing, json_t *rid, int64_t id, int64_t deadline_ms)
 {
+    notify_t *self = broker->notify;
     waiter_t *w = s_waiter_new (routing, rid);
     w->id = id;
     w->deadline = deadline_ms;
-    zlistx_add_end (broker->notify->waits, w);
+    //  Searched from the end: deadlines mostly arrive in order, so this is O(1) then.
+    w->handle = zlistx_insert (self->waits, w, false);
+    char key[24];
+    snprintf (key, sizeof key, "%lld", (long long) id);
+    w->next = (waiter_t *) zhashx_lookup (self->by_id, key);
+    zhashx_update (self->by_id, key, w);
 }
 
 void
 notify_finished (broker_t *broker, int64_t id)
 {
-    zlistx_t *waits = broker->notify->waits;
-    waiter_t *w = (waiter_t *) zlistx_first (waits);
+    notify_t *self = broker->notify;
+    char key[24];
+    snprintf (key, sizeof key, "%lld", (long long) id);
+    waiter_t *w = (waiter_t *) zhashx_lookup (self->by_id, key);
+    zhashx_delete (self->by_id, key);
     while (w) {
-        void *cursor = zlistx_cursor (waits);
-        waiter_t *next = (waiter_t *) zlistx_next (waits);
-        if (w->id == id) {
-            notify_reply_request (broker, w->routing, w->rid, id);
-            zlistx_delete (waits, cursor);
-        }
+        waiter_t *next = w->next;
+        notify_reply_request (broker, w->routing, w->rid, id);
+        zlistx_delete (self->waits, w->handle);
         w = next;
     }
+}
+
+//  Answers the waiter whose deadline passed (the first of the list) and forgets it.
+static void
+s_expire (broker_t *broker, waiter_t *w)
+{
+    notify_t *self = broker->notify;
+    char key[24];
+    snprintf (key, sizeof key, "%lld", (long long) w->id);
+    waiter_t *first = (waiter_t *) zhashx_lookup (self->by_id, key);
+    if (first == w) {
+        if (w->next)
+            zhashx_update (self->by_id, key, w->next);
+        else
+            zhashx_delete (self->by_id, key);
+    }
+    else
+        for (waiter_t *p = first; p; p = p->next)
+            if (p->next == w) {
+                p->next = w->next;
+                break;
+            }
+    notify_reply_request (broker, w->routing, w->rid, w->id);
+    zlistx_delete (self->waits, w->handle);
 }
 
 //  Subscriptions `principal` holds.
@@ -402,16 +448,9 @@ notify_tick (broker_t *broker)
 {
     notify_t *self = broker->notify;
     int64_t now = clock_mono_ms ();
-    waiter_t *w = (waiter_t *) zlistx_first (self->waits);
-    while (w) {
-        void *cursor = zlistx_cursor (self->waits);
-        waiter_t *next = (waiter_t *) zlistx_next (self->waits);
-        if (w->deadline <= now) {
-            notify_reply_request (broker, w->routing, w->rid, w->id);
-            zlistx_delete (self->waits, cursor);
-        }
-        w = next;
-    }
+    waiter_t *w;
+    while ((w = (waiter_t *) zlistx_first (self->waits)) && w->deadline <= now)
+        s_expire (broker, w);
     //  Subscribers are served from the log at most every SUBS_PASS_MS: queries per pass, not
     //  per event or per subscriber.
     if (zlistx_size (self->subs) == 0 || now - self->last_push < SUBS_PASS_MS)
@@ -425,10 +464,9 @@ notify_timeout (broker_t *broker, int cap)
 {
     int64_t now = clock_mono_ms ();
     int64_t best = cap;
-    for (waiter_t *w = (waiter_t *) zlistx_first (broker->notify->waits); w;
-         w = (waiter_t *) zlistx_next (broker->notify->waits))
-        if (w->deadline - now < best)
-            best = w->deadline - now;
+    waiter_t *w = (waiter_t *) zlistx_first (broker->notify->waits);
+    if (w && w->deadline - now < best)
+        best = w->deadline - now;
     if (zlistx_size (broker->notify->subs) && best > SUBS_PASS_MS)
         best = SUBS_PASS_MS;
     return best < 0 ? 0 : (int) best;

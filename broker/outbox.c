@@ -16,6 +16,7 @@
 struct _outbox_t {
     zhashx_t *peers;        //  routing id in hex -> zlistx_t of zmsg_t (in order)
     size_t waiting;         //  messages in all the lists
+    lograte_t lograte;      //  dropped replies, logged at most once a second
 };
 
 static void
@@ -82,7 +83,7 @@ outbox_send (broker_t *broker, zmsg_t **msg_p)
         *msg_p = NULL;
         self->waiting++;
     }
-    else if (rc != 0)
+    else if (rc != 0 && lograte_ok (&self->lograte, "client replies dropped"))
         log_warn ("client reply dropped: %s", rc < 0 ? "the peer is gone" : "its backlog is full");
     zmsg_destroy (msg_p);
     free (key);

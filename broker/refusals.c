@@ -2,6 +2,7 @@
     `rejected` event a second. Only codes, sizes, counts and the principal are kept: the
     message itself (which may be anything an attacker chose) never reaches the record. */
 #include "broker/refusals.h"
+#include "broker/backlog.h"
 #include "common/check.h"
 #include "common/util.h"
 #include <unistd.h>
@@ -83,6 +84,10 @@ s_count (entry_t *e, const char *code, size_t size)
 static void
 s_record (broker_t *broker, entry_t *e, bool overflow)
 {
+    //  While the database refuses writes the counts go on (bounded, per connection) and are
+    //  recorded once it takes them: a refused flood must not grow a WAL nothing can empty.
+    if (backlog_down (broker))
+        return;
     char first_at[32];
     time_iso8601 (e->first_at, first_at, sizeof first_at);
     json_t *data = json_pack ("{s:s, s:I, s:I, s:I, s:s, s:s}", "code", e->code,
@@ -238,7 +243,8 @@ refusals_test (void)
     char dir[] = "/tmp/replgate-refusals-XXXXXX", path[256];
     CHECK (mkdtemp (dir) != NULL);
     snprintf (path, sizeof path, "%s/t.db", dir);
-    broker_t b = { .store = store_new (path, 0), .refusals = refusals_new () };
+    broker_t b = { .store = store_new (path, 0), .refusals = refusals_new (),
+                   .backlog = backlog_new () };
     CHECK (b.store && b.refusals);
     zframe_t *one = zframe_new ("\0\1\2\3\4", 5), *two = zframe_new ("\0\1\2\3\5", 5);
     //  A burst on one connection: the first is recorded at once, the rest in one event.
@@ -274,6 +280,7 @@ refusals_test (void)
     zframe_destroy (&two);
     refusals_destroy (&b.refusals);
     CHECK (b.refusals == NULL);
+    backlog_destroy (&b.backlog);
     store_destroy (&b.store);
     const char *files[] = { "t.db", "t.db-wal", "t.db-shm" };
     for (size_t i = 0; i < 3; i++) {

@@ -2,6 +2,7 @@
     zauth decides who may connect; this set decides whether an open connection may still
     speak. It is a hash of z85 keys, so the check on every message is one lookup. */
 #include "broker/trust.h"
+#include "broker/backlog.h"
 #include "broker/notify.h"
 #include "common/check.h"
 #include "common/keys.h"
@@ -212,8 +213,7 @@ s_record_gone (broker_t *broker, zhashx_t **gone_p)
         notify_forget_key (broker, key);
         json_t *data = json_pack ("{s:s, s:s, s:s, s:s}", "name", cert->name, "key", key,
                                   "role", cert->role, "reason", "removed from trusted/");
-        if (store_event (broker->store, 0, "revoked", "broker", data) != 0)
-            log_error ("the revocation of %s could not be recorded", cert->name);
+        backlog_event (broker, 0, "revoked", "broker", data);
         json_decref (data);
     }
     zhashx_destroy (gone_p);
@@ -314,11 +314,10 @@ trust_revoke (broker_t *broker, caller_t *c, json_t *msg)
     json_t *data = json_pack ("{s:s, s:s, s:s}", "name", name, "key", zcert_public_txt (cert),
                               "role", role ? role : "");
     log_info ("%s revoked key %s: its open connections are refused", c->principal, name);
-    if (store_event (broker->store, 0, "revoked", c->principal, data) != 0)
-        broker_refuse (broker, c, PROTO_E_INTERNAL, "the key is revoked but the event could not be recorded");
-    else
-        broker_send_client (broker, c->routing, proto_reply_ok (c->rid, json_pack (
-            "{s:s, s:s, s:s}", "revoked", name, "key", zcert_public_txt (cert), "role", role ? role : "")));
+    //  The key is revoked now whatever the database does; its event waits if it must.
+    backlog_event (broker, 0, "revoked", c->principal, data);
+    broker_send_client (broker, c->routing, proto_reply_ok (c->rid, json_pack (
+        "{s:s, s:s, s:s}", "revoked", name, "key", zcert_public_txt (cert), "role", role ? role : "")));
     json_decref (data);
     zcert_destroy (&cert);
 }

@@ -19,6 +19,7 @@ struct _checkpointer_t {
     bool started;               //  the thread runs (only the owner's thread reads it)
     bool stop;                  //  under lock
     int64_t count;              //  under lock
+    char error[160];            //  under lock: why the last checkpoint failed, or ""
 };
 
 static void
@@ -31,6 +32,10 @@ s_checkpoint (checkpointer_t *self)
         log_error ("checkpointer: %s: %s", self->path, sqlite3_errmsg (self->db));
     pthread_mutex_lock (&self->lock);
     self->count += rc == SQLITE_OK;
+    if (rc == SQLITE_OK)
+        self->error[0] = 0;
+    else if (rc != SQLITE_BUSY)
+        snprintf (self->error, sizeof self->error, "%s", sqlite3_errmsg (self->db));
     pthread_mutex_unlock (&self->lock);
 }
 
@@ -113,6 +118,17 @@ checkpointer_destroy (checkpointer_t **self_p)
     free (self->path);
     free (self);
     *self_p = NULL;
+}
+
+bool
+checkpointer_failing (checkpointer_t *self, char *why, size_t size)
+{
+    pthread_mutex_lock (&self->lock);
+    bool failing = self->error[0] != 0;
+    if (failing)
+        snprintf (why, size, "%s", self->error);
+    pthread_mutex_unlock (&self->lock);
+    return failing;
 }
 
 int64_t

@@ -9,6 +9,8 @@
     steady writes the WAL would never restart and would grow without end. */
 #ifndef RG_CHECKPOINTER_H
 #define RG_CHECKPOINTER_H
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct _checkpointer_t checkpointer_t;
@@ -20,6 +22,9 @@ checkpointer_t *checkpointer_new (const char *path, int interval_ms);
 void checkpointer_destroy (checkpointer_t **self_p);
 //  Checkpoints done so far (each ran to completion or found nothing to copy).
 int64_t checkpointer_count (checkpointer_t *self);
+//  True while the last checkpoint failed (not merely busy), with SQLite's words in why: the
+//  main file cannot be written, and every commit from now on grows the WAL.
+bool checkpointer_failing (checkpointer_t *self, char *why, size_t size);
 
 int checkpointer_test (const char *dir);
 #endif

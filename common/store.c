@@ -146,15 +146,39 @@ int
 store_run (store_t *self, sqlite3_stmt *st, const char *what)
 {
     int rc = sqlite3_step (st);
-    if (rc != SQLITE_DONE)
+    if (rc != SQLITE_DONE) {
         log_error ("store: %s: %s", what, sqlite3_errmsg (self->db));
+        store_failed (self, rc);
+    }
     sqlite3_reset (st);
     return rc == SQLITE_DONE ? 0 : -1;
+}
+
+void
+store_failed (store_t *self, int rc)
+{
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE && rc != SQLITE_OK && !self->fault)
+        self->fault = rc;
+}
+
+int
+store_fault (store_t *self)
+{
+    return self->fault;
+}
+
+void
+store_busy_timeout (store_t *self, int ms)
+{
+    int rc = sqlite3_busy_timeout (self->db, ms);
+    if (rc != SQLITE_OK)
+        log_error ("store: busy_timeout on %s: %s", self->path, sqlite3_errstr (rc));
 }
 
 int
 store_begin (store_t *self)
 {
+    self->fault = 0;
     return store_run (self, store_stmt (self, ST_BEGIN), "begin");
 }
 
@@ -165,6 +189,8 @@ store_end (store_t *self, int rc, const char *what)
 {
     if (rc == 0 && store_run (self, store_stmt (self, ST_COMMIT), what) != 0)
         rc = -1;
+    if (rc == 0)
+        self->fault = 0;
     //  Some errors (SQLITE_FULL, IOERR) roll back by themselves; a second one would fail.
     if (rc != 0 && !sqlite3_get_autocommit (self->db))
         store_run (self, store_stmt (self, ST_ROLLBACK), "rollback");
@@ -205,8 +231,10 @@ static int
 s_exec (store_t *self, const char *sql, const char *what)
 {
     char *error = NULL;
-    if (sqlite3_exec (self->db, sql, NULL, NULL, &error) == SQLITE_OK)
+    int rc = sqlite3_exec (self->db, sql, NULL, NULL, &error);
+    if (rc == SQLITE_OK)
         return 0;
+    store_failed (self, rc);
     log_error ("store: %s on %s: %s", what, self->path, error ? error : sqlite3_errmsg (self->db));
     sqlite3_free (error);
     return -1;
@@ -254,6 +282,18 @@ store_checkpoint (store_t *self)
         return -1;
     }
     return frames;
+}
+
+int
+store_probe (store_t *self)
+{
+    if (store_writable (self, "probe") || store_begin (self))
+        return -1;
+    //  Rewriting the version it already has appends page 1 to the WAL and commits: it fails
+    //  the way a real write would (locked, full, read-only) and adds nothing to the record.
+    char sql[48];
+    snprintf (sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
+    return store_end (self, s_exec (self, sql, "probe"), "probe");
 }
 
 static int
@@ -372,8 +412,10 @@ store_head (store_t *self, int64_t *seq, char prev[65])
         else
             memcpy (prev, hash, 65);
     }
-    else if (rc != SQLITE_DONE)
+    else if (rc != SQLITE_DONE) {
         log_error ("store: reading the chain head: %s", sqlite3_errmsg (self->db));
+        store_failed (self, rc);
+    }
     sqlite3_reset (st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }

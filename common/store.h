@@ -82,6 +82,17 @@ store_t *store_new (const char *path, int flags);
 //  number of frames the WAL held, or -1 on error (logged).
 int store_checkpoint (store_t *self);
 
+//  After a write returned -1: SQLite's error code if the database failed it (locked, full,
+//  I/O error, read-only...), 0 if it was refused on its merits (a request not in the state
+//  the caller saw, a bad field). The broker stops taking work on the first kind only.
+int store_fault (store_t *self);
+
+//  One write transaction that records nothing: 0 if the store takes writes now.
+int store_probe (store_t *self);
+
+//  How long a write waits for another connection's lock before failing (SQLITE_BUSY).
+void store_busy_timeout (store_t *self, int ms);
+
 //  Closes the database and NULLs *self_p. Safe on NULL.
 void store_destroy (store_t **self_p);
 

@@ -30,6 +30,8 @@ struct _store_t {
     sqlite3 *db;
     char *path;
     bool readonly;
+    int fault;                  //  SQLite's code for the last step that failed in this
+                                //  transaction (locked, full, I/O...), 0 if none did
     sqlite3_stmt *stmt[ST_COUNT];
     verify_t verify;
     query_t query;
@@ -43,6 +45,10 @@ s_streq (const char *a, const char *b)
 
 //  The current time as ISO-8601 UTC text with milliseconds.
 void store_now (char at[32]);
+
+//  Notes a failed step (rc is SQLite's code) so that store_fault can tell a storage failure
+//  from a logical refusal (a request not in the state the caller saw).
+void store_failed (store_t *self, int rc);
 
 //  Statement helpers (store.c). Binding can only fail on a bug or an oversized value; the
 //  first failure is kept so each call site checks once.

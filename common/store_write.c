@@ -100,8 +100,10 @@ s_find_key (store_t *self, const char *principal, const char *key, int64_t *id)
     int rc = sqlite3_step (b.st);
     if (rc == SQLITE_ROW)
         *id = sqlite3_column_int64 (b.st, 0);
-    else if (rc != SQLITE_DONE)
+    else if (rc != SQLITE_DONE) {
         log_error ("store: looking up idempotency key: %s", sqlite3_errmsg (self->db));
+        store_failed (self, rc);
+    }
     sqlite3_reset (b.st);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
@@ -378,8 +380,10 @@ s_state_is (store_t *self, int64_t id, const char *state)
         return -1;
     int rc = sqlite3_step (b.st);
     bool match = rc == SQLITE_ROW && s_streq ((const char *) sqlite3_column_text (b.st, 0), state);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         log_error ("store: reading request %lld: %s", (long long) id, sqlite3_errmsg (self->db));
+        store_failed (self, rc);
+    }
     else if (!match)
         log_warn ("store: request %lld is not %s", (long long) id, state);
     sqlite3_reset (b.st);

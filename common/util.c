@@ -64,6 +64,21 @@ clock_wall_ms (void)
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+bool
+lograte_ok (lograte_t *self, const char *what)
+{
+    int64_t now = clock_mono_ms ();
+    if (self->at && now - self->at < 1000) {
+        self->swallowed++;
+        return false;
+    }
+    if (self->swallowed)
+        log_warn ("%s: %lld more not logged", what, (long long) self->swallowed);
+    self->at = now;
+    self->swallowed = 0;
+    return true;
+}
+
 void
 time_iso8601 (int64_t wall_ms, char *buf, size_t size)
 {

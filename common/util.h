@@ -13,6 +13,12 @@ void log_info (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 void log_warn (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 void log_error (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 
+//  A complaint that can come in floods (garbage on a socket, replies to a peer that stopped
+//  reading) is logged at most once a second: lograte_ok says whether this one may be, and
+//  first logs how many were swallowed since the last (`what` names them).
+typedef struct { int64_t at; int64_t swallowed; } lograte_t;
+bool lograte_ok (lograte_t *self, const char *what);
+
 //  Monotonic milliseconds (for deadlines) and wall-clock milliseconds since the epoch.
 int64_t clock_mono_ms (void);
 double clock_mono_us (void);

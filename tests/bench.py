@@ -1,12 +1,29 @@
 """tests/bench.py (`make bench`): warm-session round trip through the real broker and worker,
 against a baseline measured in the same run: a fresh `python3 -c` of the same snippet.
-Prints figures and ratios; asserts nothing (timings are not tests)."""
-import os, statistics, subprocess, sys, threading, time
+Then pipelined throughput from one connection at two depths (`inflight`), and ping latency
+while another process holds the database's write lock (`locked_ping`).
+Prints figures and ratios; asserts nothing (timings are not tests).
+
+Environment: BENCH_ONLY (comma-separated parts: warm, sandbox, inflight, locked; default all),
+BENCH_N, BENCH_SANDBOX_N, BENCH_INFLIGHT_DEPTHS (default 64,10000), BENCH_INFLIGHT_N
+(requests per depth, one value or one per depth; default 10000,20000), BENCH_INFLIGHT_SESSIONS
+(default 8), BENCH_INFLIGHT_LIMIT_S (time cap per depth, default 180)."""
+import collections, json, os, sqlite3, statistics, subprocess, sys, threading, time
+import zmq
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Stack
 
 SNIPPET = "x = x + 1 if 'x' in globals() else 1"
 N = int(os.environ.get("BENCH_N", "2000"))
+
+
+def drain(sock):
+    """Every reply waiting on sock, without blocking."""
+    while True:
+        try:
+            yield json.loads(sock.recv(zmq.NOBLOCK))
+        except zmq.Again:
+            return
 
 
 def pct(samples, p):
@@ -55,6 +72,19 @@ def throughput(stack, clients=4, each=500):
 
 
 def main():
+    only = [p.strip() for p in os.environ.get("BENCH_ONLY", "").split(",") if p.strip()]
+    wanted = lambda part: not only or part in only
+    if wanted("warm"):
+        warm_bench()
+    if wanted("sandbox"):
+        sandbox_bench()
+    if wanted("inflight"):
+        inflight_bench()
+    if wanted("locked"):
+        locked_bench()
+
+
+def warm_bench():
     stack = Stack()
     try:
         base = baseline()
@@ -66,8 +96,7 @@ def main():
     print("baseline python3 -c (fresh process): p50 %.2f ms  p99 %.2f ms  (%d runs)" % (b50, pct(base, 99), len(base)))
     print("warm session via broker (round trip): p50 %.3f ms  p99 %.3f ms  (%d runs)" % (w50, w99, len(w)))
     print("throughput, 4 clients x 500 snippets: %.0f snippets/s" % tp)
-    print("ratio baseline/warm at p50: %.1fx faster" % (b50 / w50))
-    sandbox_bench()
+    print("ratio baseline/warm at p50: %.1fx faster" % (b50 / w50), flush=True)
 
 
 def sandbox_bench(runs=int(os.environ.get("BENCH_SANDBOX_N", "100"))):
@@ -127,7 +156,247 @@ def sandbox_bench(runs=int(os.environ.get("BENCH_SANDBOX_N", "100"))):
     if "bwrap" not in out:
         print("bwrap not installed: no baseline (make bench-deps)")
     ws, wn = statistics.median(out["warm sandboxed"]), statistics.median(out["warm --no-sandbox"])
-    print("warm path sandboxed / unsandboxed at p50: %.1f%%" % (100.0 * ws / wn))
+    print("warm path sandboxed / unsandboxed at p50: %.1f%%" % (100.0 * ws / wn), flush=True)
+
+
+def inflight(stack, depth, total, sessions=8, limit_s=180.0):
+    """One connection keeps `depth` submits outstanding (each waits for its terminal state),
+    sending a new one whenever a reply arrives, until `total` have finished or `limit_s` passed.
+    Requests go round-robin over `sessions` sessions, whose interpreters are started first.
+    `busy` refusals are counted and the same request is sent again 5 ms later.
+
+    Steady state is the stretch in which `depth` were outstanding: from completion
+    min(depth, (total - depth) / 5), past the pipeline's start, to completion total - depth, when
+    the last new submit went out (or to the last completion before the time limit)."""
+    c = stack.client()
+    names = ["inflight-%d-%d" % (depth, i) for i in range(sessions)]
+    for name in names:
+        c.run(SNIPPET, session=name)
+    sock = c.sock
+
+    def message(rid):
+        return json.dumps({"op": "submit", "rid": rid, "lang": "python", "code": SNIPPET,
+                           "session": names[rid % sessions], "wait_ms": 600000}).encode()
+
+    sent_at = {}                  # rid -> time of its first send, while outstanding
+    outbound = collections.deque()  # messages to send as soon as the pipe takes them
+    retries = collections.deque()   # (due, rid) after a `busy`
+    finished = []                 # (time, latency s) of each terminal reply, in order
+    busy, refused, unexpected = 0, collections.Counter(), collections.Counter()
+    issued = 0
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    deadline, capped = t0 + limit_s, False
+    while len(finished) < total:
+        now = time.perf_counter()
+        if now >= deadline:
+            capped = True
+            break
+        while issued < total and len(sent_at) < depth:
+            sent_at[issued] = now
+            outbound.append(message(issued))
+            issued += 1
+        while retries and retries[0][0] <= now:
+            outbound.append(message(retries.popleft()[1]))
+        while outbound:
+            try:
+                sock.send(outbound[0], zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            outbound.popleft()
+        wait = 0.1 if not retries else max(0.0, retries[0][0] - now)
+        events = sock.poll(int(wait * 1000) + 1, zmq.POLLIN | (zmq.POLLOUT if outbound else 0))
+        if not events & zmq.POLLIN:
+            continue
+        for r in drain(sock):
+            now = time.perf_counter()
+            rid = r.get("rid")
+            if "op" in r or rid not in sent_at:
+                continue
+            if not r.get("ok"):
+                code = r["error"]["code"]
+                if code == "busy":
+                    busy += 1
+                    retries.append((now + 0.005, rid))
+                    continue
+                refused[code] += 1
+            elif (r.get("state"), r.get("outcome")) != ("done", "ok"):
+                unexpected["%s/%s" % (r.get("state"), r.get("outcome"))] += 1
+            finished.append((now, now - sent_at.pop(rid)))
+    elapsed = time.perf_counter() - t0
+    client_cpu = (time.process_time() - cpu0) / elapsed      # this process: is the client the limit?
+    c.close()
+    out = {"depth": depth, "total": total, "done": len(finished), "elapsed": elapsed, "capped": capped,
+           "client_cpu": client_cpu,
+           "busy": busy, "refused": dict(refused), "unexpected": dict(unexpected), "sessions": sessions}
+    i0 = min(depth, max(0, total - depth) // 5)
+    i1 = min(len(finished), total - depth) - 1
+    out["whole"] = i1 <= i0
+    if out["whole"]:             # no stretch at full depth to speak of: the whole run
+        i0, i1 = 0, len(finished) - 1
+    if i1 > i0:
+        out["rate"] = (i1 - i0) / (finished[i1][0] - finished[i0][0])
+        lat = [l * 1000 for _, l in finished[i0:i1 + 1]]
+        out["window"] = (i0, i1)
+        out["p50"], out["p99"] = statistics.median(lat), pct(lat, 99)
+    return out
+
+
+def inflight_bench():
+    depths = [int(d) for d in os.environ.get("BENCH_INFLIGHT_DEPTHS", "64,10000").split(",")]
+    totals = [int(n) for n in os.environ.get("BENCH_INFLIGHT_N", "10000,20000").split(",")]
+    totals = (totals * len(depths))[:len(depths)] if len(totals) == 1 else totals
+    sessions = int(os.environ.get("BENCH_INFLIGHT_SESSIONS", "8"))
+    limit = float(os.environ.get("BENCH_INFLIGHT_LIMIT_S", "180"))
+    results = []
+    for depth, total in zip(depths, totals):
+        stack = Stack(slots=sessions)        # an interpreter per session: no evictions
+        try:
+            r = inflight(stack, depth, total, sessions=sessions, limit_s=limit)
+        finally:
+            stack.stop()
+        results.append(r)
+        head = "pipelined, one connection, %s in flight, %d sessions:" % (format(depth, ","), sessions)
+        if "rate" not in r:
+            print("%s too few completions to measure (%d of %d in %.1f s)" % (head, r["done"], total, r["elapsed"]))
+            continue
+        print("%s %.0f snippets/s %s (completions %d..%d); submit to reply p50 %.1f ms  p99 %.1f ms"
+              % (head, r["rate"], "over the whole run" if r["whole"] else "steady", r["window"][0] + 1,
+                 r["window"][1] + 1, r["p50"], r["p99"]))
+        print("    %d of %d finished in %.1f s (%.0f/s overall)%s; busy refusals %d (retried), other refusals %s, "
+              "not done/ok %s; bench client used %.0f%% of a core"
+              % (r["done"], total, r["elapsed"], r["done"] / r["elapsed"],
+                 ", stopped at the %.0f s limit" % limit if r["capped"] else "", r["busy"],
+                 r["refused"] or "none", r["unexpected"] or "none", 100 * r["client_cpu"]), flush=True)
+    if len(results) >= 2 and "rate" in results[0] and "rate" in results[-1]:
+        lo, hi = results[0], results[-1]
+        print("%s in flight / %s in flight: %.0f%% (goal >= 90%%)"
+              % (format(hi["depth"], ","), format(lo["depth"], ","), 100.0 * hi["rate"] / lo["rate"]), flush=True)
+
+
+def locked_ping(stack, base_s=6.0, hold_s=6.0, after_s=1.0, period=0.1, probe_at=(0.5, 2.0, 4.0)):
+    """Pings every `period` s from one connection, and submits a snippet at each `probe_at`
+    offset from another, first for `base_s` with nothing else going on (the baseline), then for
+    `hold_s` while another connection holds the database's write lock (BEGIN EXCLUSIVE; in WAL
+    mode readers go on, writers wait), then `after_s` more once it is released. Pings are sent
+    on schedule whether or not earlier ones were answered. Afterwards, reads the record of every
+    probe submit."""
+    pinger, submitter = stack.client(), stack.client()
+    submitter.run(SNIPPET, session="locked")       # the session's interpreter is up
+    con = sqlite3.connect(stack.db, timeout=10, isolation_level=None)
+    pings = {}                  # rid -> [phase, sent, latency s or None]
+    probes = {}                 # rid -> dict(phase, offset, code, sent, reply, latency)
+    plan = []                   # (time offset, action, phase, arg), in order
+    for phase, start, length in (("base", 0.0, base_s), ("locked", base_s, hold_s), ("after", base_s + hold_s, after_s)):
+        plan += [(start + k * period, "ping", phase, None) for k in range(int(round(length / period)))]
+        if phase != "after":
+            plan += [(start + at, "submit", phase, at) for at in probe_at if at < length]
+    plan += [(base_s, "lock", None, None), (base_s + hold_s, "unlock", None, None)]
+    plan.sort(key=lambda p: (p[0], p[1] not in ("lock", "unlock")))
+    poller = zmq.Poller()
+    poller.register(pinger.sock, zmq.POLLIN)
+    poller.register(submitter.sock, zmq.POLLIN)
+    lock_check, lock_at, unlock_at, seq0 = None, None, None, 0
+    t0 = time.perf_counter()
+    end = t0 + base_s + hold_s + after_s + 30.0     # at most 30 s for replies still due
+    nping = 0
+    while time.perf_counter() < end and (plan or any(p[2] is None for p in pings.values())
+                                         or any(p["reply"] is None for p in probes.values())):
+        now = time.perf_counter()
+        while plan and t0 + plan[0][0] <= now:
+            _, action, phase, arg = plan.pop(0)
+            if action == "ping":
+                nping += 1
+                rid = "ping-%d" % nping
+                pings[rid] = [phase, time.perf_counter(), None]
+                pinger.sock.send(json.dumps({"op": "ping", "rid": rid}).encode())
+            elif action == "submit":
+                rid = "probe-%s-%d" % (phase, len(probes))
+                code = "probe_%s_%d = %d" % (phase, len(probes), len(probes))
+                probes[rid] = {"phase": phase, "offset": arg, "code": code, "sent": time.perf_counter(),
+                               "reply": None, "latency": None}
+                submitter.sock.send(json.dumps({"op": "submit", "rid": rid, "lang": "python", "code": code,
+                                                "session": "locked", "wait_ms": 30000}).encode())
+            elif action == "lock":
+                seq0 = con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+                con.execute("BEGIN EXCLUSIVE")
+                con.execute("SELECT count(*) FROM requests").fetchall()
+                lock_at = time.perf_counter() - t0
+                other = sqlite3.connect(stack.db, timeout=0, isolation_level=None)
+                try:
+                    other.execute("BEGIN IMMEDIATE")
+                    other.execute("ROLLBACK")
+                    lock_check = "NOT held (another connection could take the write lock)"
+                except sqlite3.OperationalError as e:
+                    lock_check = "held (another connection: %s)" % e
+                other.close()
+            elif action == "unlock":
+                con.execute("ROLLBACK")
+                unlock_at = time.perf_counter() - t0
+            now = time.perf_counter()
+        wait = (t0 + plan[0][0] - now) if plan else 0.1
+        for sock, _ in poller.poll(max(1, int(wait * 1000))):
+            for r in drain(sock):
+                now = time.perf_counter()
+                rid = r.get("rid")
+                if rid in pings and pings[rid][2] is None:
+                    pings[rid][2] = now - pings[rid][1]
+                elif rid in probes and probes[rid]["reply"] is None:
+                    probes[rid]["reply"], probes[rid]["latency"] = r, now - probes[rid]["sent"]
+    con.close()
+    pinger.close()
+    submitter.close()
+    # The record of each probe, once nothing about them is still moving (or after 15 s).
+    rows, settle = {}, time.time() + 15
+    while True:
+        rows = {code: (rid, state, outcome) for rid, code, state, outcome in
+                stack.sql("SELECT id, code, state, outcome FROM requests WHERE code LIKE 'probe%'")}
+        if time.time() > settle or all(s in ("done", "denied", "cancelled", "expired", "lost")
+                                       for _, s, _ in rows.values()):
+            break
+        time.sleep(0.2)
+    # What the broker recorded about its workers from the lock on (a worker given up for lost).
+    workers = stack.sql("SELECT type, data FROM events WHERE seq > ? AND type LIKE 'worker%' ORDER BY seq", seq0)
+    return {"pings": pings, "probes": probes, "rows": rows, "lock_check": lock_check, "workers": workers,
+            "lock_at": lock_at, "unlock_at": unlock_at, "base_s": base_s, "hold_s": hold_s}
+
+
+def locked_bench():
+    stack = Stack()
+    try:
+        r = locked_ping(stack)
+    finally:
+        stack.stop()
+    print("database write lock held by another process for %.1f s (%s)"
+          % (r["unlock_at"] - r["lock_at"], r["lock_check"]))
+    stats = {}
+    for phase, label in (("base", "before the lock"), ("locked", "while locked"), ("after", "after release")):
+        lat = [p[2] * 1000 for p in r["pings"].values() if p[0] == phase and p[2] is not None]
+        lost = sum(1 for p in r["pings"].values() if p[0] == phase and p[2] is None)
+        if not lat:
+            print("ping %-16s no replies (%d unanswered)" % (label + ":", lost))
+            continue
+        stats[phase] = (statistics.median(lat), max(lat))
+        print("ping every 100 ms, %-16s p50 %8.2f ms  max %8.2f ms  (%d pings%s)"
+              % (label + ":", stats[phase][0], stats[phase][1], len(lat), ", %d unanswered" % lost if lost else ""))
+    if "base" in stats and "locked" in stats:
+        print("ping while locked / before: p50 %.1fx  max %.1fx"
+              % (stats["locked"][0] / stats["base"][0], stats["locked"][1] / stats["base"][1]))
+    for p in sorted(r["probes"].values(), key=lambda p: p["sent"]):
+        reply, row = p["reply"], r["rows"].get(p["code"])
+        if reply is None:
+            got = "no reply"
+        elif reply.get("ok"):
+            got = "ok, id %s %s/%s" % (reply.get("id"), reply.get("state"), reply.get("outcome"))
+        else:
+            got = "refused %s (%s)" % (reply["error"]["code"], reply["error"]["message"])
+        recorded = "recorded: id %d %s/%s" % row if row else "not recorded"
+        consistent = (reply is not None and reply.get("ok") and row and row[0] == reply.get("id")) or \
+                     (reply is not None and not reply.get("ok") and not row)
+        print("submit %-6s +%.1f s: %s after %.0f ms; %s%s"
+              % (p["phase"], p["offset"], got, (p["latency"] or 0) * 1000, recorded,
+                 "" if consistent else "  <-- reply and record disagree"), flush=True)
+    events = ["%s %s" % (t, json.loads(d).get("why") or json.loads(d).get("worker")) for t, d in r["workers"]]
+    print("worker events from the lock on: %s" % (", ".join(events) or "none"), flush=True)
 
 
 if __name__ == "__main__":

@@ -254,6 +254,17 @@ def check(cond, what):
         raise AssertionError(what)
 
 
+def wait_for(pred, timeout=10.0, what="condition"):
+    """Polls pred until it returns something true (returned), or fails the test."""
+    deadline = time.time() + timeout * SLOW
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
 def run_all(label):
     only = sys.argv[1:] if len(sys.argv) > 1 else None
     passed = failed = 0

@@ -29,6 +29,7 @@ int http_test (void);
 int flow_test (void);
 int trust_test (void);
 int refusals_test (void);
+int runq_test (void);
 
 static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "util", util_test },
@@ -54,6 +55,7 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "flow", flow_test },
     { "trust", trust_test },
     { "refusals", refusals_test },
+    { "runq", runq_test },
 };
 
 int

@@ -1,7 +1,7 @@
 """tests/test_slack.py: Slack approvals end to end: a real broker, worker and replgate-approver,
 and the fake Slack of tests/fakeslack.py, all on loopback."""
 import json, os, signal, socket, sqlite3, subprocess, time
-from harness import BIN, SLOW, Stack, check, run_all, test
+from harness import BIN, SLOW, Stack, check, run_all, test, wait_for
 from fakeslack import FakeSlack, sign
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -17,14 +17,7 @@ def free_port():
     return port
 
 
-def wait(pred, timeout=10.0, what="condition"):
-    deadline = time.time() + timeout * SLOW
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
+wait = wait_for
 
 
 class Gate:

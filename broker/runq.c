@@ -1,0 +1,370 @@
+/*  broker/runq.c: queued requests per session, and the ready lists dispatch picks from.
+
+    A session exists here while it is bound to a worker (that worker holds its interpreter)
+    or has queued jobs. Invariant, restored by s_settle after every change: a session waits
+    in exactly one ready list when it has a queued job and is not busy (the list of the
+    worker it is bound to, or `unbound`), and in none otherwise. So finding what can start
+    never scans the queue: with 10,000 requests queued, an event costs what it costs with
+    one (the queue used to be one FIFO rescanned on every event). */
+#include "broker/runq.h"
+
+typedef struct {
+    char *key;
+    zlistx_t *jobs;         //  job_t, FIFO, owned
+    char *worker;           //  key of the worker holding the interpreter, or NULL
+    bool busy;              //  one of its jobs runs
+    zlistx_t *list;         //  the ready list it waits in, or NULL
+    void *handle;           //  its place there
+} session_t;
+
+struct _runq_t {
+    zhashx_t *sessions;     //  key -> session_t
+    zhashx_t *ready;        //  worker key -> zlistx_t of session_t (not owned)
+    zlistx_t *unbound;      //  session_t (not owned) that no worker holds, oldest first
+    zhashx_t *queued;       //  id as text -> job_t (not owned: its session's queue owns it)
+};
+
+job_t *
+job_new (int64_t id, const char *owner, const char *session, const char *lang,
+         const char *code, json_t *limits)
+{
+    job_t *self = (job_t *) zmalloc (sizeof (job_t));
+    self->id = id;
+    self->owner = strdup (owner);
+    self->session = strdup (session);
+    self->lang = strdup (lang);
+    self->code = strdup (code);
+    self->limits = json_is_object (limits) ? json_incref (limits) : NULL;
+    return self;
+}
+
+void
+job_destroy (job_t **self_p)
+{
+    job_t *self = *self_p;
+    if (self) {
+        free (self->owner);
+        free (self->session);
+        free (self->lang);
+        free (self->code);
+        json_decref (self->limits);
+        free (self->worker);
+        free (self->reset_reason);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+void
+runq_key (const char *lang, const char *session, const char *owner, char *buf, size_t size)
+{
+    snprintf (buf, size, "%s\x1f%s\x1f%s", lang, session, owner);
+}
+
+static void
+s_session_destroy (void **item)
+{
+    session_t *s = (session_t *) *item;
+    if (s) {
+        zlistx_destroy (&s->jobs);
+        free (s->key);
+        free (s->worker);
+        free (s);
+        *item = NULL;
+    }
+}
+
+static void
+s_list_destroy (void **item)
+{
+    zlistx_destroy ((zlistx_t **) item);
+}
+
+runq_t *
+runq_new (void)
+{
+    runq_t *self = (runq_t *) zmalloc (sizeof (runq_t));
+    self->sessions = zhashx_new ();
+    zhashx_set_destructor (self->sessions, s_session_destroy);
+    self->ready = zhashx_new ();
+    zhashx_set_destructor (self->ready, s_list_destroy);
+    self->unbound = zlistx_new ();
+    self->queued = zhashx_new ();
+    return self;
+}
+
+void
+runq_destroy (runq_t **self_p)
+{
+    runq_t *self = *self_p;
+    if (self) {
+        zhashx_destroy (&self->queued);
+        zhashx_destroy (&self->ready);          //  the lists own no sessions
+        zlistx_destroy (&self->unbound);
+        zhashx_destroy (&self->sessions);       //  the sessions own the jobs
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+//  Restores the invariant for one session after any change to it; forgets a session that
+//  is neither bound nor has anything queued.
+static void
+s_settle (runq_t *self, session_t *s)
+{
+    zlistx_t *want = NULL;
+    if (s->worker && !zhashx_lookup (self->ready, s->worker))
+        zstr_free (&s->worker);         //  bound to a worker we do not know: it holds nothing
+    if (!s->busy && zlistx_size (s->jobs))
+        want = s->worker ? (zlistx_t *) zhashx_lookup (self->ready, s->worker) : self->unbound;
+    if (s->list != want) {
+        if (s->list)
+            zlistx_detach (s->list, s->handle);
+        s->list = want;
+        s->handle = want ? zlistx_add_end (want, s) : NULL;
+    }
+    if (!s->worker && !s->busy && zlistx_size (s->jobs) == 0)
+        zhashx_delete (self->sessions, s->key);
+}
+
+static session_t *
+s_session (runq_t *self, const char *key, bool create)
+{
+    session_t *s = (session_t *) zhashx_lookup (self->sessions, key);
+    if (!s && create) {
+        s = (session_t *) zmalloc (sizeof (session_t));
+        s->key = strdup (key);
+        s->jobs = zlistx_new ();
+        zlistx_set_destructor (s->jobs, (zlistx_destructor_fn *) job_destroy);
+        zhashx_insert (self->sessions, key, s);
+    }
+    return s;
+}
+
+void
+runq_add (runq_t *self, job_t *job)
+{
+    char key[RUNQ_KEY_MAX], id[24];
+    runq_key (job->lang, job->session, job->owner, key, sizeof key);
+    session_t *s = s_session (self, key, true);
+    job->handle = zlistx_add_end (s->jobs, job);
+    snprintf (id, sizeof id, "%lld", (long long) job->id);
+    zhashx_update (self->queued, id, job);
+    s_settle (self, s);
+}
+
+job_t *
+runq_remove (runq_t *self, int64_t id)
+{
+    char key[RUNQ_KEY_MAX], text[24];
+    snprintf (text, sizeof text, "%lld", (long long) id);
+    job_t *job = (job_t *) zhashx_lookup (self->queued, text);
+    if (!job)
+        return NULL;
+    zhashx_delete (self->queued, text);
+    runq_key (job->lang, job->session, job->owner, key, sizeof key);
+    session_t *s = s_session (self, key, false);
+    zlistx_detach (s->jobs, job->handle);
+    job->handle = NULL;
+    s_settle (self, s);
+    return job;
+}
+
+size_t
+runq_size (runq_t *self)
+{
+    return zhashx_size (self->queued);
+}
+
+const char *
+runq_ready (runq_t *self, const char *worker)
+{
+    zlistx_t *list = worker ? (zlistx_t *) zhashx_lookup (self->ready, worker) : self->unbound;
+    session_t *s = list ? (session_t *) zlistx_first (list) : NULL;
+    return s ? s->key : NULL;
+}
+
+job_t *
+runq_head (runq_t *self, const char *key)
+{
+    session_t *s = s_session (self, key, false);
+    return s ? (job_t *) zlistx_first (s->jobs) : NULL;
+}
+
+job_t *
+runq_start (runq_t *self, const char *key, const char *worker)
+{
+    session_t *s = s_session (self, key, false);
+    job_t *job = s ? (job_t *) zlistx_first (s->jobs) : NULL;
+    if (!job)
+        return NULL;
+    zlistx_detach (s->jobs, job->handle);
+    job->handle = NULL;
+    char id[24];
+    snprintf (id, sizeof id, "%lld", (long long) job->id);
+    zhashx_delete (self->queued, id);
+    if (!s->worker)
+        s->worker = strdup (worker);
+    s->busy = true;
+    s_settle (self, s);
+    return job;
+}
+
+void
+runq_done (runq_t *self, const char *key)
+{
+    session_t *s = s_session (self, key, false);
+    if (s) {
+        s->busy = false;
+        s_settle (self, s);
+    }
+}
+
+const char *
+runq_bound (runq_t *self, const char *key)
+{
+    session_t *s = s_session (self, key, false);
+    return s ? s->worker : NULL;
+}
+
+bool
+runq_busy (runq_t *self, const char *key)
+{
+    session_t *s = s_session (self, key, false);
+    return s && s->busy;
+}
+
+void
+runq_adopt (runq_t *self, const char *key, const char *worker)
+{
+    session_t *s = s_session (self, key, true);
+    if (!s->worker)
+        s->worker = strdup (worker);
+    s_settle (self, s);
+}
+
+void
+runq_occupy (runq_t *self, const char *key, const char *worker)
+{
+    session_t *s = s_session (self, key, false);
+    if (s && s->worker && strcmp (s->worker, worker) == 0) {
+        s->busy = true;
+        s_settle (self, s);
+    }
+}
+
+void
+runq_unbind (runq_t *self, const char *key)
+{
+    session_t *s = s_session (self, key, false);
+    if (s) {
+        zstr_free (&s->worker);
+        s_settle (self, s);
+    }
+}
+
+void
+runq_worker_add (runq_t *self, const char *worker)
+{
+    if (!zhashx_lookup (self->ready, worker))
+        zhashx_insert (self->ready, worker, zlistx_new ());
+}
+
+zlistx_t *
+runq_worker_remove (runq_t *self, const char *worker)
+{
+    zlistx_t *keys = zlistx_new ();
+    zlistx_set_destructor (keys, (zlistx_destructor_fn *) zstr_free);
+    zlistx_t *bound = zlistx_new ();
+    for (session_t *s = (session_t *) zhashx_first (self->sessions); s;
+         s = (session_t *) zhashx_next (self->sessions))
+        if (s->worker && strcmp (s->worker, worker) == 0)
+            zlistx_add_end (bound, s);
+    //  Settled after the walk: settling may forget a session, changing the table walked.
+    for (session_t *s = (session_t *) zlistx_first (bound); s; s = (session_t *) zlistx_next (bound)) {
+        zlistx_add_end (keys, strdup (s->key));
+        zstr_free (&s->worker);
+        s->busy = false;            //  its run, if any, ended with the worker
+        s_settle (self, s);
+    }
+    zlistx_destroy (&bound);
+    zhashx_delete (self->ready, worker);
+    return keys;
+}
+
+//  --------------------------------------------------------------------------------------
+//  Self-test
+
+#include "common/check.h"
+
+static job_t *
+s_job (int64_t id, const char *session, const char *owner)
+{
+    return job_new (id, owner, session, "python", "1", NULL);
+}
+
+int
+runq_test (void)
+{
+    runq_t *q = runq_new ();
+    char a[RUNQ_KEY_MAX], b[RUNQ_KEY_MAX];
+    runq_key ("python", "s", "alice", a, sizeof a);
+    runq_key ("python", "s", "bob", b, sizeof b);
+    CHECK (strcmp (a, b) != 0);
+    for (int64_t id = 1; id <= 3; id++)
+        runq_add (q, s_job (id, "s", id == 2 ? "bob" : "alice"));
+    CHECK (runq_size (q) == 3);
+    //  Nothing bound: the oldest waiting session comes first; a busy session waits.
+    CHECK (runq_ready (q, NULL) && strcmp (runq_ready (q, NULL), a) == 0);
+    runq_worker_add (q, "w1");
+    job_t *job = runq_start (q, a, "w1");
+    CHECK (job && job->id == 1 && runq_busy (q, a) && strcmp (runq_bound (q, a), "w1") == 0);
+    job_destroy (&job);
+    CHECK (strcmp (runq_ready (q, NULL), b) == 0);
+    CHECK (runq_ready (q, "w1") == NULL);       //  alice's session runs: job 3 waits its turn
+    runq_done (q, a);
+    CHECK (runq_ready (q, "w1") && strcmp (runq_ready (q, "w1"), a) == 0);
+    //  Cancelling the queued job takes the session out of the ready list.
+    job = runq_remove (q, 3);
+    CHECK (job && job->id == 3 && runq_size (q) == 1 && runq_ready (q, "w1") == NULL);
+    job_destroy (&job);
+    CHECK (runq_remove (q, 3) == NULL);
+    //  The worker leaves: its sessions are unbound, their queued jobs wait for any worker.
+    runq_add (q, s_job (4, "s", "alice"));
+    CHECK (strcmp (runq_ready (q, "w1"), a) == 0);
+    zlistx_t *keys = runq_worker_remove (q, "w1");
+    CHECK (zlistx_size (keys) == 1 && strcmp ((char *) zlistx_first (keys), a) == 0);
+    zlistx_destroy (&keys);
+    CHECK (runq_bound (q, a) == NULL && runq_ready (q, "w1") == NULL);
+    CHECK (strcmp (runq_ready (q, NULL), b) == 0);
+    job = runq_start (q, b, "w2");              //  no ready list for w2: bound nowhere
+    CHECK (job && job->id == 2 && runq_bound (q, b) == NULL);
+    job_destroy (&job);
+    runq_done (q, b);                           //  bob's session is forgotten: nothing left
+    CHECK (runq_bound (q, b) == NULL && !runq_busy (q, b));
+    //  Adoption: a worker that still holds an interpreter gets that session's jobs.
+    runq_worker_add (q, "w2");
+    runq_adopt (q, a, "w2");
+    CHECK (strcmp (runq_ready (q, "w2"), a) == 0 && runq_ready (q, NULL) == NULL);
+    runq_occupy (q, a, "w2");
+    CHECK (runq_ready (q, "w2") == NULL && runq_busy (q, a));
+    runq_unbind (q, a);
+    runq_done (q, a);
+    CHECK (strcmp (runq_ready (q, NULL), a) == 0);
+    //  Many queued in one session: each start costs the same (no scan), order kept.
+    for (int64_t id = 100; id < 10100; id++)
+        runq_add (q, s_job (id, "s", "alice"));
+    runq_worker_add (q, "w3");
+    int64_t want = 4;
+    bool ordered = true;
+    while ((job = runq_start (q, a, "w3"))) {
+        ordered = ordered && job->id == want;
+        want = want == 4 ? 100 : want + 1;
+        job_destroy (&job);
+        runq_done (q, a);
+    }
+    CHECK (ordered && want == 10100 && runq_size (q) == 0);
+    runq_destroy (&q);
+    CHECK (q == NULL);
+    return 0;
+}
