@@ -54,6 +54,32 @@ s_load_visible (broker_t *broker, caller_t *c, json_t *msg)
     return row;
 }
 
+//  Records a submit and the policy's decision on it in one commit (a group): one commit per
+//  snippet fewer. What was just stored is what the policy reads, so nothing is read back.
+//  The dispatcher waits for the commit, since nothing may run that the record does not
+//  show; if the commit fails, what the decision queued or parked is forgotten again.
+static int
+s_record (broker_t *broker, json_t *req, const char *groups, int64_t *id, bool *duplicate,
+          const char **state)
+{
+    if (store_group_begin (broker->store) != 0)
+        return -1;
+    int rc = store_submit (broker->store, req, id, duplicate);
+    if (rc == 0 && !*duplicate) {
+        json_object_set_new (req, "id", json_integer (*id));
+        *state = backlog_decide (broker, req, groups);
+    }
+    if (store_group_end (broker->store, rc == 0) != 0 || rc != 0) {
+        if (rc == 0 && !*duplicate) {
+            dispatch_unqueue (broker, *id);
+            approvals_forget (broker, *id);
+        }
+        return -1;
+    }
+    dispatch_pump (broker);
+    return 0;
+}
+
 static void
 s_submit (broker_t *broker, caller_t *c, json_t *msg)
 {
@@ -72,20 +98,15 @@ s_submit (broker_t *broker, caller_t *c, json_t *msg)
         json_object_set_new (req, "groups", json_string (c->groups));
     int64_t id = 0;
     bool duplicate = false;
+    const char *state = NULL;
     //  Fail closed: nothing is accepted that the record cannot hold now.
-    if (backlog_down (broker) || store_submit (broker->store, req, &id, &duplicate) != 0) {
+    if (backlog_down (broker) || s_record (broker, req, c->groups, &id, &duplicate, &state) != 0) {
         json_decref (req);
         if (backlog_down (broker) || backlog_check (broker, "recording a submit"))
             backlog_refuse (broker, c, "recording a submit");
         else
             broker_refuse (broker, c, PROTO_E_INTERNAL, "the request could not be recorded");
         return;
-    }
-    //  What was just stored is what the policy reads: no need to read it back.
-    const char *state = NULL;
-    if (!duplicate) {
-        json_object_set_new (req, "id", json_integer (id));
-        state = backlog_decide (broker, req, c->groups);
     }
     json_decref (req);
     json_int_t wait_ms = json_integer_value (json_object_get (msg, "wait_ms"));

@@ -165,6 +165,8 @@ static void
 s_pump (broker_t *broker)
 {
     dispatch_t *self = broker->dispatch;
+    if (store_in_group (broker->store))
+        return;                 //  what queued it is not committed yet: dispatch_pump follows
     const char *key;
     for (worker_t *w = (worker_t *) zhashx_first (self->workers); w;
          w = (worker_t *) zhashx_next (self->workers))

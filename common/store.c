@@ -9,7 +9,9 @@
     1. Every statement is prepared once in store_new and reused; no SQL text is ever built
        from values (the only multi-statement SQL is the fixed migration text).
     2. A write runs BEGIN IMMEDIATE ... COMMIT, so the chain head read inside it cannot move
-       under it; 0 is returned only after COMMIT succeeded, anything else rolls back.
+       under it; 0 is returned only after COMMIT succeeded, anything else rolls back. Inside
+       a group (store_group_begin) a write is a savepoint of the group's transaction instead:
+       it rolls back alone, and is durable only when the group commits.
     3. Exactly one event per transition, of type = the new state; the row update is
        conditional on the state the caller saw (WHERE state = from).
     4. Large texts reach event data only as their sha256. */
@@ -28,6 +30,9 @@ static const char *s_sql[ST_COUNT] = {
     [ST_BEGIN_READ] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT nested",
+    [ST_RELEASE] = "RELEASE nested",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO nested",
     [ST_HEAD] = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
     [ST_EVENT_ADD] = "INSERT INTO events (seq, at, request_id, type, actor, data, prev_hash, hash)"
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -179,14 +184,31 @@ int
 store_begin (store_t *self)
 {
     self->fault = 0;
+    if (self->nested) {             //  inside a group: a savepoint the write can roll back to
+        if (store_run (self, store_stmt (self, ST_SAVEPOINT), "savepoint"))
+            return -1;
+        self->nested++;
+        return 0;
+    }
     return store_run (self, store_stmt (self, ST_BEGIN), "begin");
 }
 
 //  Ends the transaction: COMMIT if rc is 0 (a failed COMMIT becomes a rollback and -1),
-//  otherwise ROLLBACK. Returns rc, or -1 if the commit failed.
+//  otherwise ROLLBACK. Returns rc, or -1 if the commit failed. Inside a group only the
+//  savepoint ends: released, or rolled back to and released.
 int
 store_end (store_t *self, int rc, const char *what)
 {
+    if (self->nested > 1) {
+        self->nested--;
+        if (sqlite3_get_autocommit (self->db))      //  FULL or IOERR ended the whole group
+            return -1;
+        if (rc != 0)
+            store_run (self, store_stmt (self, ST_ROLLBACK_TO), "rollback to");
+        if (store_run (self, store_stmt (self, ST_RELEASE), what) != 0)
+            rc = -1;
+        return rc;
+    }
     if (rc == 0 && store_run (self, store_stmt (self, ST_COMMIT), what) != 0)
         rc = -1;
     if (rc == 0)
@@ -195,6 +217,33 @@ store_end (store_t *self, int rc, const char *what)
     if (rc != 0 && !sqlite3_get_autocommit (self->db))
         store_run (self, store_stmt (self, ST_ROLLBACK), "rollback");
     return rc;
+}
+
+int
+store_group_begin (store_t *self)
+{
+    assert (!self->nested);
+    if (store_begin (self))
+        return -1;
+    self->nested = 1;
+    return 0;
+}
+
+bool
+store_in_group (store_t *self)
+{
+    return self->nested > 0;
+}
+
+int
+store_group_end (store_t *self, bool commit)
+{
+    assert (self->nested == 1);
+    self->nested = 0;
+    if (sqlite3_get_autocommit (self->db))          //  already rolled back by an error
+        return -1;
+    int rc = store_end (self, commit ? 0 : 1, "group");
+    return commit && rc != 0 ? -1 : 0;
 }
 
 int

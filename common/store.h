@@ -87,6 +87,15 @@ int store_checkpoint (store_t *self);
 //  the caller saw, a bad field). The broker stops taking work on the first kind only.
 int store_fault (store_t *self);
 
+//  Groups the writes until store_group_end in one transaction: each write is a savepoint
+//  inside it (a write that fails rolls back alone, as before), and nothing is durable, or
+//  visible to other connections, before store_group_end commits (with commit false: rolls
+//  back). 0 if it did, -1 if the commit failed (then nothing of the group was written).
+//  Groups do not nest.
+int store_group_begin (store_t *self);
+int store_group_end (store_t *self, bool commit);
+bool store_in_group (store_t *self);
+
 //  One write transaction that records nothing: 0 if the store takes writes now.
 int store_probe (store_t *self);
 

@@ -20,7 +20,7 @@
 
 //  Statements, prepared once in store_new (their SQL is in store.c).
 typedef enum {
-    ST_BEGIN, ST_BEGIN_READ, ST_COMMIT, ST_ROLLBACK, ST_HEAD, ST_EVENT_ADD, ST_KEY_FIND,
+    ST_BEGIN, ST_BEGIN_READ, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO, ST_HEAD, ST_EVENT_ADD, ST_KEY_FIND,
     ST_REQUEST_ADD, ST_STATE_GET, ST_STATE_SET, ST_DECISION_SET, ST_WORKER_SET, ST_RESULT_SET,
     ST_APPROVAL_ADD, ST_GET, ST_APPROVALS, ST_IDS, ST_RECEIVED, ST_EVENTS, ST_HISTORY, ST_PRUNE_PICK,
     ST_PRUNE_SET, ST_COUNT
@@ -30,6 +30,8 @@ struct _store_t {
     sqlite3 *db;
     char *path;
     bool readonly;
+    int nested;                 //  writes open inside a group (store_group_begin), +1 while
+                                //  the group is open; 0 outside any
     int fault;                  //  SQLite's code for the last step that failed in this
                                 //  transaction (locked, full, I/O...), 0 if none did
     sqlite3_stmt *stmt[ST_COUNT];

@@ -378,6 +378,38 @@ s_test_cleanup (const char *dir)
     rmdir (dir);
 }
 
+//  A group: its writes are invisible to other connections until it commits, a write that
+//  fails inside it rolls back alone, and a group rolled back leaves nothing.
+static void
+s_test_groups (const char *dir)
+{
+    char path[256], count[32];
+    snprintf (path, sizeof path, "%s/group.db", dir);
+    store_t *store = store_new (path, 0);
+    CHECK (store && !store_in_group (store));
+    CHECK (store_group_begin (store) == 0 && store_in_group (store));
+    int64_t id = s_test_submit (store, "p", "s", "python", "1", NULL);
+    CHECK (id > 0);
+    CHECK (store_transition (store, id, "received", "running", "broker", NULL) == -1);
+    CHECK (store_transition (store, id, "received", "queued", "broker", NULL) == 0);
+    s_raw_text (path, "SELECT count(*) FROM requests", count, sizeof count);
+    CHECK (strcmp (count, "0") == 0);               //  not committed yet
+    CHECK (store_group_end (store, true) == 0 && !store_in_group (store));
+    s_raw_text (path, "SELECT state || count(*) FROM requests", count, sizeof count);
+    CHECK (strcmp (count, "queued1") == 0);
+    s_raw_text (path, "SELECT group_concat (type) FROM events", count, sizeof count);
+    CHECK (strcmp (count, "received,queued") == 0);
+    CHECK (store_group_begin (store) == 0);
+    CHECK (s_test_submit (store, "p", "s", "python", "2", NULL) > 0);
+    CHECK (store_group_end (store, false) == 0);    //  rolled back as asked
+    s_raw_text (path, "SELECT count(*) FROM events", count, sizeof count);
+    CHECK (strcmp (count, "2") == 0);
+    json_t *report = NULL;
+    CHECK (store_verify (store, &report) == 0 && json_is_true (json_object_get (report, "ok")));
+    json_decref (report);
+    store_destroy (&store);
+}
+
 int
 store_test (void)
 {
@@ -404,6 +436,7 @@ store_test (void)
         json_decref (report);
         store_destroy (&store);
     }
+    s_test_groups (dir);
     verify_test (dir);
     checkpointer_test (dir);
     schema_test (dir);
