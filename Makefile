@@ -27,7 +27,7 @@ PROGS     := $(BIN)/replgate-broker $(BIN)/replgate-worker $(BIN)/replgate $(BIN
              $(BIN)/replgate-init \
              $(BIN)/replgate-approver
 
-.PHONY: all deps test asan run bench bench-deps clean check-deps
+.PHONY: all deps test asan run bench bench-deps fuzz fuzz-deps clean check-deps
 all: check-deps $(PROGS)
 
 check-deps:
@@ -93,6 +93,17 @@ asan: deps
 run: deps
 	@$(MAKE) --no-print-directory all
 	$(BIN)/replgate up
+
+# libFuzzer targets for the readers of hostile bytes (client and worker frames, Slack's
+# callbacks, the sandbox claim, the policy): each runs FUZZ_RUNS inputs from its seeds.
+fuzz-deps:
+	@dpkg -s clang >/dev/null 2>&1 || { if [ "$$(id -u)" != 0 ]; then \
+	  echo "replgate: make fuzz needs clang: apt-get install -y clang"; exit 2; fi; \
+	  echo "replgate: installing clang"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang; }
+
+fuzz: deps fuzz-deps
+	@bash tests/fuzz/run.sh
 
 # bubblewrap is only the benchmark's baseline; no test depends on it.
 bench-deps:

@@ -1,21 +1,14 @@
-/*  tests/fuzz_policy.c: libFuzzer target for the policy parser, the JSON position finder and
+/*  tests/fuzz/policy.c: libFuzzer target for the policy parser, the JSON position finder and
     the masker. Every input is parsed as a policy (and, if accepted, used to decide on itself as
-    code and to build masks), walked by jpos, and masked as output.
-    Build and run (not part of `make`; the sources are every .c file of policy/ plus
-    common/util.c):
-      clang -std=gnu11 -g -O1 -I. -fsanitize=fuzzer,address,undefined tests/fuzz_policy.c \
-        $(ls policy/[a-z]*.c) common/util.c -o /tmp/fuzz_policy \
-        $(pkg-config --cflags --libs jansson libpcre2-8 libsodium)
-      mkdir -p /tmp/corpus && cp policy/default.json /tmp/corpus/
-      /tmp/fuzz_policy -max_total_time=120 -max_len=8192 /tmp/corpus */
+    code and to build masks), walked by jpos, and masked as output. Built and run by
+    `make fuzz` (tests/fuzz/run.sh); seed: policy/default.json. */
 #include "policy/jpos.h"
 #include "policy/mask.h"
 #include "policy/policy.h"
+#include "tests/fuzz/common.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 static mask_t *s_mask;
 

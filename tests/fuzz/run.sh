@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# tests/fuzz/run.sh (`make fuzz`): builds each libFuzzer target (clang, with ASan and UBSan)
+# and runs it over FUZZ_RUNS generated inputs, starting from its seeds. New inputs go to a
+# scratch corpus, never into the repository (removed when every target passed, kept when
+# FUZZ_DIR names it). Ends with `fuzz: N passed, N failed`; a crash leaves its input in the
+# scratch directory, which is named in the output.
+set -u
+cd "$(dirname "$0")/../.."
+RUNS=${FUZZ_RUNS:-100000}
+OUT=${FUZZ_DIR:-$(mktemp -d /tmp/replgate-fuzz-XXXXXX)}
+PKGS="libczmq libzmq jansson sqlite3 libsodium libpcre2-8 libseccomp libcurl libmicrohttpd"
+CFLAGS="-std=gnu11 -g -O1 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
+command -v clang >/dev/null || { echo "fuzz: clang is missing (make fuzz-deps)"; exit 2; }
+passed=0; failed=0
+slack_seed() {      # one well-formed callback, URL-encoded as Slack posts it
+    mkdir -p "$1"
+    printf 'payload=%s' "$(python3 -c 'import json, urllib.parse; print(urllib.parse.quote(json.dumps({
+        "type": "block_actions", "team": {"id": "T1"}, "api_app_id": "A1",
+        "user": {"id": "U1", "username": "alice"}, "trigger_id": "1.2.3",
+        "response_url": "https://hooks.slack.com/actions/T1/1/x", "container": {"message_ts": "1.2"},
+        "channel": {"id": "C1"}, "message": {"ts": "1.2"},
+        "actions": [{"action_id": "approve", "block_id": "replgate:42", "value": "42",
+                     "action_ts": "1.3"}]})))')" > "$1/click"
+}
+run() {             # name, sources, seed dirs...
+    local name=$1 src=$2; shift 2
+    local bin=$OUT/$name corpus=$OUT/$name.corpus seeds=() dir
+    mkdir -p "$corpus"
+    for dir in "$@"; do seeds+=("$(realpath "$dir")"); done
+    # shellcheck disable=SC2086
+    if ! clang $CFLAGS tests/fuzz/$name.c $src -o "$bin" $(pkg-config --cflags --libs $PKGS) -lm \
+            2> "$OUT/$name.build"; then
+        echo " * $name: FAILED to build"; cat "$OUT/$name.build"; failed=$((failed + 1)); return
+    fi
+    if (cd "$OUT" && "$bin" -runs="$RUNS" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+            "$corpus" "${seeds[@]}" > "$OUT/$name.log" 2>&1); then
+        echo " * $name: OK ($RUNS runs, $(ls "$corpus" | wc -l) new inputs kept)"
+        passed=$((passed + 1))
+    else
+        echo " * $name: FAILED (see $OUT/$name.log)"; tail -n 40 "$OUT/$name.log"
+        failed=$((failed + 1))
+    fi
+}
+slack_seed "$OUT/slack.seed"
+run client "common/proto.c common/util.c" tests/corpus/frames/client tests/corpus/frames/admin
+run worker "common/proto.c common/util.c" tests/corpus/frames/worker
+run slack "approver/payload.c common/util.c" "$OUT/slack.seed"
+run claim "worker/claim.c common/util.c"
+mkdir -p "$OUT/policy.seed" && cp policy/default.json "$OUT/policy.seed/"
+run policy "$(ls policy/*.c | tr '\n' ' ') common/util.c" "$OUT/policy.seed"
+echo "fuzz: $passed passed, $failed failed"
+if [ "$failed" = 0 ] && [ -z "${FUZZ_DIR:-}" ]; then rm -rf "$OUT"; fi
+[ "$failed" = 0 ]
