@@ -8,6 +8,7 @@
 #include "approver/flow.h"
 #include "approver/slack.h"
 #include "common/check.h"
+#include "common/states.h"
 #include "common/util.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,16 +43,6 @@ flow_destroy (flow_t **self_p)
         free (*self_p);
         *self_p = NULL;
     }
-}
-
-static bool
-s_terminal (const char *state)
-{
-    const char *terminal[] = { "denied", "expired", "cancelled", "done", "lost" };
-    for (size_t i = 0; i < sizeof terminal / sizeof terminal[0]; i++)
-        if (state && strcmp (state, terminal[i]) == 0)
-            return true;
-    return false;
 }
 
 //  What a rendering shows, so an unchanged request is not re-sent: state, approvals, outcome.
@@ -176,7 +167,7 @@ s_follow (flow_t *self, json_t *row)
     char key[128];
     s_render_key (row, key, sizeof key);
     const char *state = json_string_value (json_object_get (row, "state"));
-    bool final = s_terminal (state);
+    bool final = states_is_terminal (state);
     int rev = (int) json_integer_value (json_object_get (rec, "rev")) + 1;
     int rc = 0;
     if (!json_integer_value (json_object_get (rec, "final"))
@@ -206,14 +197,12 @@ s_follow (flow_t *self, json_t *row)
     return rc;
 }
 
+//  Events that can change the message of a request we post about: an approval, or any move
+//  after it was parked.
 static bool
 s_followed (const char *type)
 {
-    const char *types[] = { "approval", "queued", "running", "done", "denied", "expired", "cancelled", "lost" };
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (type && strcmp (type, types[i]) == 0)
-            return true;
-    return false;
+    return (type && strcmp (type, "approval") == 0) || states_follows ("pending_approval", type);
 }
 
 //  Fetches every request of the batch that matters to us: new ones, and known ones that
@@ -427,8 +416,8 @@ flow_delivery_failed (void *arg, json_t *job, const deliver_reply_t *reply)
 int
 flow_test (void)
 {
-    CHECK (s_terminal ("expired") && s_terminal ("done") && !s_terminal ("queued") && !s_terminal (NULL));
     CHECK (s_followed ("approval") && !s_followed ("received") && !s_followed (NULL));
+    CHECK (s_followed ("lost") && s_followed ("queued") && !s_followed ("pending_approval"));
     json_t *row = json_pack ("{s:s, s:[{}], s:s}", "state", "done", "approvals", "outcome", "ok");
     char key[128];
     s_render_key (row, key, sizeof key);

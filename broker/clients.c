@@ -11,6 +11,7 @@
 #include "broker/state.h"
 #include "broker/trust.h"
 #include "common/proto.h"
+#include "common/states.h"
 #include "common/util.h"
 
 void
@@ -110,13 +111,13 @@ s_submit (broker_t *broker, caller_t *c, json_t *msg)
     }
     json_decref (req);
     json_int_t wait_ms = json_integer_value (json_object_get (msg, "wait_ms"));
-    if (state && wait_ms > 0 && !state_is_terminal (state)) {
+    if (state && wait_ms > 0 && !states_is_terminal (state)) {
         notify_wait (broker, c->routing, c->rid, id, clock_mono_ms () + wait_ms);
         return;
     }
     json_t *row = store_get (broker->store, id);
     state = row ? json_string_value (json_object_get (row, "state")) : "received";
-    if (wait_ms > 0 && !state_is_terminal (state))
+    if (wait_ms > 0 && !states_is_terminal (state))
         notify_wait (broker, c->routing, c->rid, id, clock_mono_ms () + wait_ms);
     else if (row) {
         if (duplicate)
@@ -144,7 +145,7 @@ s_await (broker_t *broker, caller_t *c, json_t *msg)
         return;
     json_t *t = json_object_get (msg, "timeout_ms");
     json_int_t timeout = t ? json_integer_value (t) : AWAIT_DEFAULT_MS;
-    if (state_is_terminal (json_string_value (json_object_get (row, "state"))) || timeout == 0)
+    if (states_is_terminal (json_string_value (json_object_get (row, "state"))) || timeout == 0)
         broker_send_client (broker, c->routing, proto_reply_ok (c->rid, row));
     else {
         notify_wait (broker, c->routing, c->rid, json_integer_value (json_object_get (row, "id")),
@@ -164,7 +165,7 @@ s_cancel (broker_t *broker, caller_t *c, json_t *msg)
     const char *state = json_string_value (json_object_get (row, "state"));
     if (strcmp (c->role, "admin") != 0 && strcmp (owner, c->principal) != 0)
         broker_refuse (broker, c, PROTO_E_FORBIDDEN, "only the owner or an admin may cancel");
-    else if (strcmp (state, "queued") != 0 && strcmp (state, "pending_approval") != 0)
+    else if (!state_can_fire (state, EV_CANCEL))
         broker_refuse (broker, c, PROTO_E_BAD_STATE, "only queued or pending requests can be cancelled");
     else if (backlog_down (broker) || state_fire (broker, id, state, EV_CANCEL, c->principal, NULL, NULL) != 0)
         backlog_refuse (broker, c, "cancelling");

@@ -8,6 +8,9 @@
        '----> queued --dispatch--> running --> done
                   '--cancel--> cancelled       '--worker lost / broker restart--> lost
 
+    The states and their edges are common/states.c's; s_table says which event drives each
+    edge, and state_table_test checks that the two tables name the same edges.
+
     Invariants
     1. A request's state changes only through state_fire, which looks the (state, event) pair up
        in s_table; a pair that is not in the table changes nothing and is an error.
@@ -26,6 +29,8 @@
 */
 #include "broker/state.h"
 #include "broker/notify.h"
+#include "common/check.h"
+#include "common/states.h"
 #include "common/util.h"
 
 typedef struct {
@@ -48,23 +53,21 @@ static const transition_t s_table[] = {
     { "running",          EV_LOSE,     "lost" },
 };
 
-bool
-state_is_terminal (const char *state)
-{
-    static const char *terminal[] = { "denied", "expired", "cancelled", "done", "lost" };
-    for (size_t i = 0; i < sizeof terminal / sizeof terminal[0]; i++)
-        if (strcmp (state, terminal[i]) == 0)
-            return true;
-    return false;
-}
+#define TABLE (sizeof s_table / sizeof s_table[0])
 
 static const transition_t *
 s_lookup (const char *from, state_event_t ev)
 {
-    for (size_t i = 0; i < sizeof s_table / sizeof s_table[0]; i++)
+    for (size_t i = 0; i < TABLE; i++)
         if (s_table[i].ev == ev && strcmp (s_table[i].from, from) == 0)
             return &s_table[i];
     return NULL;
+}
+
+bool
+state_can_fire (const char *from, state_event_t ev)
+{
+    return from && s_lookup (from, ev);
 }
 
 int
@@ -78,7 +81,7 @@ state_fire_approval (broker_t *broker, int64_t id, int ev, json_t *approval,
         return -1;
     if (to)
         *to = t ? t->to : "pending_approval";
-    if (t && state_is_terminal (t->to))
+    if (t && states_is_terminal (t->to))
         notify_finished (broker, id);
     return 0;
 }
@@ -96,7 +99,29 @@ state_fire (broker_t *broker, int64_t id, const char *from, state_event_t ev,
     }
     if (to)
         *to = t->to;
-    if (state_is_terminal (t->to))
+    if (states_is_terminal (t->to))
         notify_finished (broker, id);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------------------
+//  Self-test: the events drive exactly the shared edges, each (state, event) at most once.
+
+int
+state_table_test (void)
+{
+    for (size_t i = 0; i < TABLE; i++) {
+        CHECK (states_edge_legal (s_table[i].from, s_table[i].to));
+        CHECK (s_lookup (s_table[i].from, s_table[i].ev) == &s_table[i]);
+    }
+    const char *from, *to;
+    for (size_t e = 0; states_edge (e, &from, &to) == 0; e++) {
+        bool driven = false;
+        for (size_t i = 0; i < TABLE; i++)
+            driven |= strcmp (s_table[i].from, from) == 0 && strcmp (s_table[i].to, to) == 0;
+        CHECK (driven);
+    }
+    CHECK (state_can_fire ("queued", EV_CANCEL) && !state_can_fire ("running", EV_CANCEL));
+    CHECK (!state_can_fire (NULL, EV_CANCEL));
     return 0;
 }

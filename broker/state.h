@@ -28,7 +28,9 @@ int state_fire (broker_t *broker, int64_t id, const char *from, state_event_t ev
 int state_fire_approval (broker_t *broker, int64_t id, int ev, json_t *approval,
                          json_t *fields, const char **to);
 
-//  True for denied, expired, cancelled, done and lost.
-bool state_is_terminal (const char *state);
+//  True if the table moves a request in state `from` on event `ev` (NULL: false).
+bool state_can_fire (const char *from, state_event_t ev);
+
+int state_table_test (void);
 
 #endif

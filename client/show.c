@@ -1,5 +1,6 @@
 /*  client/show.c: how a request is shown on a terminal and which exit code it maps to. */
 #include "client/cli.h"
+#include "common/states.h"
 #include "common/util.h"
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@ cli_exit_code (json_t *row)
     const char *outcome = json_string_value (json_object_get (row, "outcome"));
     if (!state)
         return EXIT_USAGE;
+    if (!states_is_terminal (state))
+        return EXIT_PENDING;
     if (strcmp (state, "done") == 0) {
         if (!outcome || strcmp (outcome, "ok") == 0)
             return EXIT_OK;
@@ -18,11 +21,7 @@ cli_exit_code (json_t *row)
     }
     if (strcmp (state, "denied") == 0)
         return EXIT_DENIED;
-    if (strcmp (state, "expired") == 0 || strcmp (state, "cancelled") == 0)
-        return EXIT_ENDED;
-    if (strcmp (state, "lost") == 0)
-        return EXIT_LOST;
-    return EXIT_PENDING;
+    return strcmp (state, "lost") == 0 ? EXIT_LOST : EXIT_ENDED;    //  expired, cancelled
 }
 
 static void

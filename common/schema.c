@@ -3,6 +3,7 @@
     edited: a change is a new entry, so every database, however old, reaches the same
     schema by the same steps. */
 #include "common/schema.h"
+#include "common/states.h"
 #include "common/store.h"
 #include "common/verify.h"
 #include "common/check.h"
@@ -307,6 +308,65 @@ s_test_slack_user (store_t *store)
     json_decref (a);
 }
 
+//  The CREATE statement of table or view `name` in the database at path; caller frees.
+static char *
+s_test_sql (const char *path, const char *name)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char *sql = NULL;
+    if (sqlite3_open (path, &db) == SQLITE_OK && sqlite3_prepare_v2 (db,
+        "SELECT sql FROM sqlite_master WHERE name = ?1", -1, &st, NULL) == SQLITE_OK
+    &&  sqlite3_bind_text (st, 1, name, -1, SQLITE_STATIC) == SQLITE_OK
+    &&  sqlite3_step (st) == SQLITE_ROW)
+        sql = strdup ((const char *) sqlite3_column_text (st, 0));
+    sqlite3_finalize (st);
+    sqlite3_close (db);
+    return sql;
+}
+
+//  The quoted names of the parenthesized list after `marker` in sql (at most max); the count.
+static size_t
+s_test_list (const char *sql, const char *marker, char names[][32], size_t max)
+{
+    const char *p = sql ? strstr (sql, marker) : NULL;
+    p = p ? strchr (p, '(') : NULL;
+    size_t n = 0;
+    while (p && *p != ')' && n < max) {
+        const char *open = strchr (p, '\''), *close = strchr (p, ')');
+        const char *end = open ? strchr (open + 1, '\'') : NULL;
+        if (!end || !close || open > close)
+            break;
+        snprintf (names[n++], 32, "%.*s", (int) (end - open - 1), open + 1);
+        p = end + 1;
+    }
+    return n;
+}
+
+//  The stored schema spells the states of common/states.c twice: the CHECK on
+//  requests.state and, in the history view, the edges out of received. Released migrations
+//  never change, so rather than built from the table they are checked against it.
+static void
+s_test_states (const char *path)
+{
+    char *requests = s_test_sql (path, "requests"), *history = s_test_sql (path, "history");
+    char names[16][32];
+    size_t n = s_test_list (requests, "CHECK (state IN", names, 16);
+    CHECK (n == states_count ());
+    for (size_t i = 0; i < n; i++)
+        CHECK (strcmp (names[i], states_name (i) ? states_name (i) : "") == 0);
+    size_t out = 0;
+    const char *from, *to;
+    for (size_t e = 0; states_edge (e, &from, &to) == 0; e++)
+        out += strcmp (from, "received") == 0;
+    n = s_test_list (history, "e.type IN", names, 16);
+    CHECK (n == out);
+    for (size_t i = 0; i < n; i++)
+        CHECK (states_edge_legal ("received", names[i]));
+    free (requests);
+    free (history);
+}
+
 int
 schema_test (const char *dir)
 {
@@ -331,6 +391,7 @@ schema_test (const char *dir)
     CHECK (store_raw_exec (path, "UPDATE requests SET review = NULL WHERE id = 2", NULL, 0) == 0);
     CHECK (s_test_verify (store, "requests", 2) == 1);
     store_destroy (&store);
+    s_test_states (path);
     unlink (path);
     return 0;
 }

@@ -12,7 +12,8 @@ const char *schema_migration (int from);
 
 //  Run by store_test: a version 1 database (made here from migration 1 alone, with a request
 //  and its events as version 1 wrote them) upgrades, still verifies, and takes the fields
-//  version 2 added (review, limits, slack_user).
+//  version 2 added (review, limits, slack_user); the states the schema spells are those of
+//  common/states.c.
 int schema_test (const char *dir);
 
 #endif

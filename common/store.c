@@ -44,8 +44,8 @@ static const char *s_sql[ST_COUNT] = {
     [ST_STATE_SET] = "UPDATE requests SET state = ?3,"
                      " queued_at = CASE WHEN ?3 = 'queued' THEN ?4 ELSE queued_at END,"
                      " started_at = CASE WHEN ?3 = 'running' THEN ?4 ELSE started_at END,"
-                     " finished_at = CASE WHEN ?3 IN ('done', 'denied', 'expired', 'cancelled',"
-                     " 'lost') THEN ?4 ELSE finished_at END WHERE id = ?1 AND state = ?2",
+                     " finished_at = CASE WHEN ?5 THEN ?4 ELSE finished_at END"
+                     " WHERE id = ?1 AND state = ?2",
     [ST_DECISION_SET] = "UPDATE requests SET rule = ?2, decision_message = ?3, policy_sha256 = ?4,"
                         " limits = ?5, review = ?6 WHERE id = ?1",
     [ST_WORKER_SET] = "UPDATE requests SET worker = ?2 WHERE id = ?1",

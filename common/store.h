@@ -112,11 +112,9 @@ void store_destroy (store_t **self_p);
 //  code_sha256 via store_get). 0 once committed, -1 on bad input or error.
 int store_submit (store_t *self, json_t *req, int64_t *id, bool *duplicate);
 
-//  True if from -> to is an edge of the request state machine (DESIGN.md, Request states).
-bool store_transition_legal (const char *from, const char *to);
-
-//  Moves request id from `from` to `to` (a legal edge) and appends the event of type `to`,
-//  in one transaction. Sets queued_at / started_at (running) / finished_at (terminal).
+//  Moves request id from `from` to `to` (an edge of common/states.h) and appends the event
+//  of type `to`, in one transaction. Sets queued_at / started_at (running) / finished_at
+//  (terminal).
 //  `fields` (may be NULL, not consumed) sets, by transition:
 //    from received:  rule, decision_message, policy_sha256 (strings); and to queued or
 //                    pending_approval: limits (object, e.g. {"timeout_ms":30000,

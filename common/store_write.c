@@ -2,6 +2,7 @@
     (and the fields each may set), approvals and standalone events, each in one transaction
     on the connection of store.c. Retention is store_prune.c. The contract is store.h. */
 #include "common/store_int.h"
+#include "common/states.h"
 #include "common/util.h"
 #include <assert.h>
 #include <stdio.h>
@@ -40,14 +41,6 @@ static const field_t s_result_fields[] = {
     { "error_name_truncated", F_BOOL, false, 0 }, { "error_value_truncated", F_BOOL, false, 0 },
     { "traceback_truncated", F_BOOL, false, 0 }, { "reset_reason", F_TEXT, false, 0 },
     { "session_cpu_ms", F_REAL, false, 0 },
-};
-
-static const char *s_edges[][2] = {
-    { "received", "pending_approval" }, { "received", "queued" }, { "received", "denied" },
-    { "pending_approval", "queued" }, { "pending_approval", "denied" },
-    { "pending_approval", "expired" }, { "pending_approval", "cancelled" },
-    { "queued", "running" }, { "queued", "cancelled" },
-    { "running", "done" }, { "running", "lost" },
 };
 
 //  --------------------------------------------------------------------------------------
@@ -172,15 +165,6 @@ store_submit (store_t *self, json_t *req, int64_t *id, bool *duplicate)
 //  --------------------------------------------------------------------------------------
 //  Transitions.
 
-bool
-store_transition_legal (const char *from, const char *to)
-{
-    for (size_t i = 0; i < COUNT (s_edges); i++)
-        if (s_streq (from, s_edges[i][0]) && s_streq (to, s_edges[i][1]))
-            return true;
-    return false;
-}
-
 //  A field's value: flat in fields, or for error_* / traceback inside an "error" object
 //  as the worker sends it. NULL if absent or null.
 static json_t *
@@ -297,6 +281,7 @@ s_state_set (store_t *self, int64_t id, const char *from, const char *to, const 
     store_bind_str (&b, 2, from);
     store_bind_str (&b, 3, to);
     store_bind_str (&b, 4, at);
+    store_bind_int (&b, 5, states_is_terminal (to));   //  a terminal state stamps finished_at
     if (store_bound (self, &b, "transition") || store_run (self, b.st, "changing state"))
         return -1;
     if (sqlite3_changes (self->db) == 1)
@@ -333,7 +318,7 @@ s_transit (store_t *self, int64_t id, const char *from, const char *to, const ch
 static int
 s_edge_ok (int64_t id, const char *from, const char *to)
 {
-    if (store_transition_legal (from, to))
+    if (states_edge_legal (from, to))
         return 0;
     log_error ("store: request %lld: %s -> %s is not a transition of the state machine",
                (long long) id, from ? from : "(null)", to ? to : "(null)");
@@ -440,7 +425,7 @@ store_event (store_t *self, int64_t request_id, const char *type, const char *ac
              json_t *data)
 {
     assert (self && type && actor);
-    if (verify_is_state (type) || s_streq (type, "approval") || s_streq (type, "pruned")
+    if (states_is_known (type) || s_streq (type, "approval") || s_streq (type, "pruned")
     ||  (data && !json_is_object (data))) {
         log_error ("store: event '%s': the type is reserved or the data is not an object", type);
         return -1;

@@ -2,6 +2,7 @@
     of the whole database (the chain, then each request against its events, then rows that
     vanished). It only reads; store_read.c holds the read transaction. The form is in store.h. */
 #include "common/verify.h"
+#include "common/states.h"
 #include "common/store.h"
 #include "common/util.h"
 #include <stdarg.h>
@@ -10,10 +11,6 @@
 #include <string.h>
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
-
-static const char *s_states[] = { "received", "pending_approval", "queued", "running", "done",
-                                  "denied", "expired", "cancelled", "lost" };
-static const char *s_terminal[] = { "done", "denied", "expired", "cancelled", "lost" };
 
 //  Columns whose value is fixed by the events (they start null unless an event sets them),
 //  in the order they are compared.
@@ -41,12 +38,6 @@ s_in (const char *name, const char **list, size_t count)
         if (strcmp (name, list[i]) == 0)
             return true;
     return false;
-}
-
-bool
-verify_is_state (const char *type)
-{
-    return s_in (type, s_states, COUNT (s_states));
 }
 
 //  --------------------------------------------------------------------------------------
@@ -268,7 +259,7 @@ s_walk_transition (walk_t *w, const char *type, json_t *data, const char *at)
     //  As ST_STATE_SET stamps them; pending_approval has no stamp of its own.
     const char *stamp = strcmp (type, "queued") == 0 ? "queued_at"
                       : strcmp (type, "running") == 0 ? "started_at"
-                      : strcmp (type, "pending_approval") == 0 ? NULL : "finished_at";
+                      : states_is_terminal (type) ? "finished_at" : NULL;
     if (stamp)
         json_object_set_new (w->expect, stamp, json_string (at));
     snprintf (w->state, sizeof w->state, "%s", type);
@@ -279,7 +270,7 @@ s_walk_transition (walk_t *w, const char *type, json_t *data, const char *at)
 static void
 s_walk_pruned (walk_t *w, int64_t seq, const char *at, json_t *data)
 {
-    if (w->pruned || !s_in (w->state, s_terminal, COUNT (s_terminal))) {
+    if (w->pruned || !states_is_terminal (w->state)) {
         w->bad = s_bad ("events", seq, "request %lld pruned while %s", (long long) w->id,
                         w->pruned ? "already pruned" : w->state);
         return;
@@ -310,11 +301,11 @@ s_walk_event (walk_t *w, int64_t seq, const char *at, const char *type, json_t *
                         received ? "repeats its received event" : "comes before its received");
     else if (received)
         s_walk_received (w, data, at);
-    else if (verify_is_state (type)) {
+    else if (states_is_known (type)) {
         const char *from = json_string_value (json_object_get (data, "from"));
         const char *to = json_string_value (json_object_get (data, "to"));
         if (!from || strcmp (from, w->state) != 0 || !to || strcmp (to, type) != 0
-        ||  !store_transition_legal (from, to))
+        ||  !states_edge_legal (from, to))
             w->bad = s_bad ("events", seq, "transition %s -> %s of request %lld, which was %s",
                             from ? from : "?", to ? to : "?", (long long) w->id, w->state);
         else

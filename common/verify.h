@@ -36,9 +36,6 @@ char *event_data_text (const json_t *data);
 int event_hash (const char *prev_hash, int64_t seq, const char *at, int64_t request_id,
                 const char *type, const char *actor, json_t *data, char hash[65]);
 
-//  True if type is a request state (such events are transitions).
-bool verify_is_state (const char *type);
-
 //  Defined in store_read.c: the current row of stmt as a JSON object keyed by column name. Text
 //  that is not valid UTF-8 (only a hand-edited file has it) becomes null, or with raw the
 //  unchecked bytes (for hashing). Integer 0/1 in *_truncated, session_reset become booleans.

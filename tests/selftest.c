@@ -30,6 +30,8 @@ int flow_test (void);
 int trust_test (void);
 int refusals_test (void);
 int runq_test (void);
+int states_test (void);
+int state_table_test (void);
 
 static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "util", util_test },
@@ -56,6 +58,8 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "trust", trust_test },
     { "refusals", refusals_test },
     { "runq", runq_test },
+    { "states", states_test },
+    { "broker_state", state_table_test },
 };
 
 int
