@@ -8,7 +8,6 @@
     is denied instead of run. */
 #include "broker/approvals.h"
 #include "broker/backlog.h"
-#include "broker/dispatch.h"
 #include "broker/notify.h"
 #include "broker/state.h"
 #include "common/keys.h"
@@ -277,7 +276,6 @@ approvals_decide (broker_t *broker, caller_t *c, json_t *msg, bool approve)
         json_t *fields = json_pack ("{s:s}", "message", "stored code no longer matches what was submitted");
         state_fire (broker, id, "pending_approval", EV_DENY, "broker", fields, NULL);
         json_decref (fields);
-        approvals_forget (broker, id);
         json_decref (row);
         return broker_refuse (broker, c, PROTO_E_BAD_STATE, "hash mismatch: the stored code was altered; denied");
     }
@@ -299,13 +297,5 @@ approvals_decide (broker_t *broker, caller_t *c, json_t *msg, bool approve)
     json_decref (row);
     if (rc != 0)
         return backlog_refuse (broker, c, "recording an approval");
-    if (ev != -1)
-        approvals_forget (broker, id);
-    if (ev == EV_QUORUM) {
-        row = store_get (broker->store, id);
-        if (row)
-            dispatch_enqueue_row (broker, row);
-        json_decref (row);
-    }
     notify_reply_request (broker, c->routing, c->rid, id);
 }

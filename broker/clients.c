@@ -71,10 +71,8 @@ s_record (broker_t *broker, json_t *req, const char *groups, int64_t *id, bool *
         *state = backlog_decide (broker, req, groups);
     }
     if (store_group_end (broker->store, rc == 0) != 0 || rc != 0) {
-        if (rc == 0 && !*duplicate) {
-            dispatch_unqueue (broker, *id);
-            approvals_forget (broker, *id);
-        }
+        if (rc == 0 && !*duplicate)
+            state_unwind (broker, *id);
         return -1;
     }
     dispatch_pump (broker);
@@ -169,11 +167,8 @@ s_cancel (broker_t *broker, caller_t *c, json_t *msg)
         broker_refuse (broker, c, PROTO_E_BAD_STATE, "only queued or pending requests can be cancelled");
     else if (backlog_down (broker) || state_fire (broker, id, state, EV_CANCEL, c->principal, NULL, NULL) != 0)
         backlog_refuse (broker, c, "cancelling");
-    else {
-        dispatch_unqueue (broker, id);
-        approvals_forget (broker, id);
+    else
         notify_reply_request (broker, c->routing, c->rid, id);
-    }
     json_decref (row);
 }
 

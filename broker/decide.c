@@ -2,8 +2,6 @@
     The policy is parsed once at start and on SIGHUP, never per request; a reload builds the
     new policy and masker completely before swapping them in, so a bad file changes nothing. */
 #include "broker/decide.h"
-#include "broker/approvals.h"
-#include "broker/dispatch.h"
 #include "broker/state.h"
 #include "common/util.h"
 #include "policy/mask.h"
@@ -110,14 +108,7 @@ decide_request (broker_t *broker, json_t *row, const char *groups)
     if (ev == EV_REVIEW)
         json_object_set_new (fields, "review", s_review (&d));
     const char *to = "received";
-    if (state_fire (broker, id, "received", ev, "broker", fields, &to) == 0) {
-        json_t *now = store_get (broker->store, id);
-        if (now && ev == EV_ALLOW)
-            dispatch_enqueue_row (broker, now);
-        else if (now && ev == EV_REVIEW)
-            approvals_track (broker, now);
-        json_decref (now);
-    }
+    state_fire (broker, id, "received", ev, "broker", fields, &to);
     json_decref (fields);
     return to;
 }

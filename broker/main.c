@@ -131,7 +131,7 @@ s_recover (broker_t *self)
     json_array_foreach (ids, i, id) {
         json_t *row = store_get (self->store, json_integer_value (id));
         if (row)
-            dispatch_enqueue_row (self, row);
+            state_resume (self, row);
         json_decref (row);
     }
     json_decref (ids);
@@ -140,7 +140,7 @@ s_recover (broker_t *self)
     json_array_foreach (ids, i, id) {     //  parked ones keep their approvals and expiry
         json_t *row = store_get (self->store, json_integer_value (id));
         if (row)
-            approvals_track (self, row);
+            state_resume (self, row);
         json_decref (row);
     }
     json_decref (ids);

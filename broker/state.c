@@ -26,31 +26,49 @@
        the ones some live worker was sent (dispatch.c keeps that map).
     6. After a broker restart, `running` requests become `lost` (their worker's answer can no
        longer be trusted to reach us) and `queued` ones are queued again in id order.
-*/
+    7. What a transition does in memory (the run queue, approval tracking, waiters) is done
+       here, after its commit, from the table's exit and entry actions, and nowhere else; a
+       restart re-enters states through state_resume, a group that failed to commit is
+       undone through state_unwind. */
 #include "broker/state.h"
+#include "broker/approvals.h"
+#include "broker/dispatch.h"
 #include "broker/notify.h"
 #include "common/check.h"
 #include "common/states.h"
 #include "common/util.h"
 
+//  What a transition does in memory once it committed, besides the row and its event.
+//  Exit actions undo what entering `from` did; entry actions prepare `to`.
+enum {
+    X_FORGET  = 1,      //  exit pending_approval: stop tracking its expiry (approvals.c)
+    X_UNQUEUE = 2,      //  exit queued without running: off the run queue (dispatch.c)
+    N_ENQUEUE = 4,      //  enter queued: on the run queue, in its session's order
+    N_TRACK   = 8,      //  enter pending_approval: track its expiry and bound hash
+    N_NOTIFY  = 16,     //  enter a terminal state: answer whoever waits on it (notify.c)
+};
+
 typedef struct {
     const char *from;
     state_event_t ev;
     const char *to;
+    int actions;
 } transition_t;
 
+//  Leaving `queued` by EV_DISPATCH has no exit action: the dispatcher fired it for the job
+//  it is taking off the queue itself.
 static const transition_t s_table[] = {
-    { "received",         EV_ALLOW,    "queued" },
-    { "received",         EV_DENY,     "denied" },
-    { "received",         EV_REVIEW,   "pending_approval" },
-    { "pending_approval", EV_QUORUM,   "queued" },
-    { "pending_approval", EV_DENY,     "denied" },
-    { "pending_approval", EV_EXPIRE,   "expired" },
-    { "pending_approval", EV_CANCEL,   "cancelled" },
-    { "queued",           EV_CANCEL,   "cancelled" },
-    { "queued",           EV_DISPATCH, "running" },
-    { "running",          EV_FINISH,   "done" },
-    { "running",          EV_LOSE,     "lost" },
+    { "received",         EV_ALLOW,    "queued",           N_ENQUEUE },
+    { "received",         EV_DENY,     "denied",           N_NOTIFY },
+    { "received",         EV_REVIEW,   "pending_approval", N_TRACK },
+    { "pending_approval", EV_QUORUM,   "queued",           X_FORGET | N_ENQUEUE },
+    { "pending_approval", EV_DENY,     "denied",           X_FORGET | N_NOTIFY },
+    { "pending_approval", EV_EXPIRE,   "expired",          X_FORGET | N_NOTIFY },
+    { "pending_approval", EV_CANCEL,   "cancelled",        X_FORGET | N_NOTIFY },
+    { "queued",           EV_CANCEL,   "cancelled",        X_UNQUEUE | N_NOTIFY },
+    { "queued",           EV_DISPATCH, "running",          0 },
+    { "running",          EV_FINISH,   "done",             N_NOTIFY },
+    { "running",          EV_LOSE,     "lost",             N_NOTIFY },
 };
 
 #define TABLE (sizeof s_table / sizeof s_table[0])
@@ -62,6 +80,41 @@ s_lookup (const char *from, state_event_t ev)
         if (s_table[i].ev == ev && strcmp (s_table[i].from, from) == 0)
             return &s_table[i];
     return NULL;
+}
+
+//  Runs what the transition does besides the store's part, which committed already.
+static void
+s_act (broker_t *broker, int64_t id, int actions)
+{
+    if (actions & X_FORGET)
+        approvals_forget (broker, id);
+    if (actions & X_UNQUEUE)
+        dispatch_unqueue (broker, id);
+    if (actions & (N_ENQUEUE | N_TRACK)) {
+        json_t *row = store_get (broker->store, id);     //  what the entry needs, as stored
+        if (row)
+            state_resume (broker, row);
+        json_decref (row);
+    }
+    if (actions & N_NOTIFY)
+        notify_finished (broker, id);
+}
+
+void
+state_resume (broker_t *broker, json_t *row)
+{
+    const char *state = json_string_value (json_object_get (row, "state"));
+    if (state && strcmp (state, "queued") == 0)
+        dispatch_enqueue_row (broker, row);
+    else if (state && strcmp (state, "pending_approval") == 0)
+        approvals_track (broker, row);
+}
+
+void
+state_unwind (broker_t *broker, int64_t id)
+{
+    dispatch_unqueue (broker, id);
+    approvals_forget (broker, id);
 }
 
 bool
@@ -81,8 +134,8 @@ state_fire_approval (broker_t *broker, int64_t id, int ev, json_t *approval,
         return -1;
     if (to)
         *to = t ? t->to : "pending_approval";
-    if (t && states_is_terminal (t->to))
-        notify_finished (broker, id);
+    if (t)
+        s_act (broker, id, t->actions);
     return 0;
 }
 
@@ -99,8 +152,7 @@ state_fire (broker_t *broker, int64_t id, const char *from, state_event_t ev,
     }
     if (to)
         *to = t->to;
-    if (states_is_terminal (t->to))
-        notify_finished (broker, id);
+    s_act (broker, id, t->actions);
     return 0;
 }
 
@@ -111,8 +163,16 @@ int
 state_table_test (void)
 {
     for (size_t i = 0; i < TABLE; i++) {
-        CHECK (states_edge_legal (s_table[i].from, s_table[i].to));
-        CHECK (s_lookup (s_table[i].from, s_table[i].ev) == &s_table[i]);
+        const transition_t *t = &s_table[i];
+        CHECK (states_edge_legal (t->from, t->to));
+        CHECK (s_lookup (t->from, t->ev) == t);
+        //  The actions follow the states: whatever enters queued is enqueued, whatever
+        //  leaves pending_approval is forgotten, every terminal state is announced.
+        CHECK (!(t->actions & N_ENQUEUE) == !!strcmp (t->to, "queued"));
+        CHECK (!(t->actions & N_TRACK) == !!strcmp (t->to, "pending_approval"));
+        CHECK (!(t->actions & X_FORGET) == !!strcmp (t->from, "pending_approval"));
+        CHECK (!(t->actions & N_NOTIFY) == !states_is_terminal (t->to));
+        CHECK (!(t->actions & X_UNQUEUE) == (strcmp (t->from, "queued") || t->ev == EV_DISPATCH));
     }
     const char *from, *to;
     for (size_t e = 0; states_edge (e, &from, &to) == 0; e++) {

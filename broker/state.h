@@ -28,6 +28,14 @@ int state_fire (broker_t *broker, int64_t id, const char *from, state_event_t ev
 int state_fire_approval (broker_t *broker, int64_t id, int ev, json_t *approval,
                          json_t *fields, const char **to);
 
+//  Re-enters the state a stored row is in, as after a restart (queued: on the run queue;
+//  pending_approval: its expiry tracked); nothing for other states. `row` is not consumed.
+void state_resume (broker_t *broker, json_t *row);
+
+//  Undoes the entry actions of request id, whose transitions' commit failed after all (a
+//  group rolled back): off the run queue, its expiry no longer tracked.
+void state_unwind (broker_t *broker, int64_t id);
+
 //  True if the table moves a request in state `from` on event `ev` (NULL: false).
 bool state_can_fire (const char *from, state_event_t ev);
 
