@@ -1,5 +1,5 @@
 /*  broker/broker.h: the broker's shared state, owned by broker/main.c and handed by pointer
-    to the modules that work on it (state, dispatch, clients, notify). One thread, one loop:
+    to the modules that work on it (see the layers in README.md's Layout). One thread, one loop:
     nothing here is locked. */
 #ifndef RG_BROKER_H
 #define RG_BROKER_H

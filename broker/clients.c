@@ -75,7 +75,6 @@ s_record (broker_t *broker, json_t *req, const char *groups, int64_t *id, bool *
             state_unwind (broker, *id);
         return -1;
     }
-    dispatch_pump (broker);
     return 0;
 }
 
@@ -172,12 +171,26 @@ s_cancel (broker_t *broker, caller_t *c, json_t *msg)
     json_decref (row);
 }
 
+//  The dispatcher's counts, with the requests as the database has them: a result or a loss
+//  that waits to be written is still `running` there, an undecided submit `received`.
+static json_t *
+s_stats (broker_t *broker)
+{
+    json_t *stats = dispatch_stats (broker);
+    json_int_t running = json_integer_value (json_object_get (stats, "running"));
+    json_object_set_new (stats, "running", json_integer (running + (json_int_t)
+                                                         backlog_waiting_from (broker, "running")));
+    json_object_set_new (stats, "received", json_integer ((json_int_t)
+                                                          backlog_waiting_from (broker, "received")));
+    return stats;
+}
+
 static void
 s_ping (broker_t *broker, caller_t *c, json_t *msg)
 {
     json_t *body = json_pack ("{s:s, s:s, s:s, s:s, s:o, s:o}", "pong", "pong", "version", BROKER_VERSION,
                               "principal", c->principal, "role", c->role,
-                              "stats", dispatch_stats (broker), "store", backlog_stats (broker));
+                              "stats", s_stats (broker), "store", backlog_stats (broker));
     broker_send_client (broker, c->routing, proto_reply_ok (c->rid, body));
 }
 

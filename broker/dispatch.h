@@ -1,37 +1,72 @@
-/*  broker/dispatch.h: workers, the run queue and sticky sessions, keyed by (owner, lang, name). */
+/*  broker/dispatch.h: which worker runs what (see dispatch.c). A service: it keeps the
+    workers' slots, the run queue (runq.c), the running jobs and which worker holds which
+    session, and answers "start X on W"; it never fires a transition or sends a message
+    (workers.c does, on its answers). */
 #ifndef RG_DISPATCH_H
 #define RG_DISPATCH_H
 #include "broker/broker.h"
+#include "broker/runq.h"
+
+//  A connected worker. Owned by dispatch; workers.c fills and reads it.
+typedef struct {
+    char *key;              //  routing id as hex: routing ids change on reconnect
+    zframe_t *routing;
+    char *name;
+    char *sandbox;
+    int slots;
+    int running;
+    int64_t last_seen;      //  monotonic ms of the last message from it
+} worker_t;
 
 dispatch_t *dispatch_new (void);
 void dispatch_destroy (dispatch_t **self_p);
 
-//  Queues a request that is already `queued` in the store, then tries to run what can run.
-//  `limits` (may be NULL, not consumed) are the sandbox limits its policy rule set; they
-//  override the broker's defaults in the `run` sent to the worker.
-void dispatch_enqueue (broker_t *broker, int64_t id, const char *owner, const char *session,
-                       const char *lang, const char *code, json_t *limits);
-
-//  Same, from the request's stored row (which must be `queued`).
+//  Queues a request from its stored row (which must be `queued`): the state machine's entry
+//  action for `queued`. `limits` in the row override the broker's defaults in its `run`.
 void dispatch_enqueue_row (broker_t *broker, json_t *row);
-
 //  Forgets a queued request (after it was cancelled). True if it was in the queue.
 bool dispatch_unqueue (broker_t *broker, int64_t id);
 
-//  Handles one message from the worker socket (takes ownership of msg).
-void dispatch_worker_message (broker_t *broker, zmsg_t **msg_p);
+//  The job to start next and the worker to start it on: first sessions a worker holds, on
+//  that worker while it has a free slot, then sessions no worker holds, on the least loaded
+//  one. NULL if nothing can start. The job stays queued until dispatch_start.
+job_t *dispatch_next (broker_t *broker, worker_t **w);
+//  Takes the job dispatch_next returned off the queue: it runs on w from now on (its
+//  session bound to w and busy), until its deadline (monotonic ms).
+void dispatch_start (broker_t *broker, job_t *job, worker_t *w, int64_t deadline);
 
-//  Declares the worker on this connection lost at once (its key was revoked): its running
-//  requests become `lost`, its sessions are placed anew. Nothing if no worker is there.
-void dispatch_drop_worker (broker_t *broker, zframe_t *routing, const char *why);
+//  The job request id runs as on worker w, or NULL.
+job_t *dispatch_running (broker_t *broker, worker_t *w, int64_t id);
+//  The running jobs past their deadline, on live workers (caller destroys the list only).
+zlistx_t *dispatch_overdue (broker_t *broker, int64_t now);
+//  The job ended: its slot and its session's turn are free; the job is destroyed.
+void dispatch_release (broker_t *broker, worker_t *w, job_t *job);
 
-//  Starts whatever queued work can start now (the store just took writes again).
-void dispatch_pump (broker_t *broker);
+//  The worker holding session key's interpreter, or NULL; whether one of its jobs runs.
+const char *dispatch_bound (broker_t *broker, const char *key);
+bool dispatch_busy (broker_t *broker, const char *key);
+//  The interpreter is gone: the session's next job goes to whichever worker is free.
+void dispatch_unbind (broker_t *broker, const char *key);
+//  Remembers why a session's interpreter ended; the next job of that session takes the note
+//  as its reset_reason.
+void dispatch_session_ended (broker_t *broker, const char *key, const char *why);
 
-//  Sends heartbeats and declares silent workers dead (their running requests become `lost`).
-void dispatch_tick (broker_t *broker);
+//  Workers: by key, by name, joining (slots from its `ready`), and the sessions and runs it
+//  still holds from before (adopted so that sessions keep their state).
+worker_t *dispatch_worker (broker_t *broker, const char *key);
+worker_t *dispatch_worker_named (broker_t *broker, const char *name);
+worker_t *dispatch_worker_add (broker_t *broker, const char *key, zframe_t *routing,
+                               const char *name, const char *sandbox, int slots);
+void dispatch_adopt (broker_t *broker, worker_t *w, json_t *session);
+void dispatch_adopt_orphan (broker_t *broker, worker_t *w, json_t *entry);
+//  A worker left: its sessions are unbound (each noted as ended with `note`), its jobs and
+//  itself forgotten. Returns the ids (as text) of the jobs it ran that still need an end on
+//  record (orphans had theirs); the caller destroys the list.
+zlistx_t *dispatch_worker_remove (broker_t *broker, worker_t *w, const char *note);
+//  Every worker's key (caller destroys the list).
+zlistx_t *dispatch_worker_keys (broker_t *broker);
 
-//  Counts for `ping`: workers, free slots, queued and running requests.
+//  Counts for `ping`: workers, slots, running (not orphans) and queued requests.
 json_t *dispatch_stats (broker_t *broker);
 
 #endif

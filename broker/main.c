@@ -12,6 +12,7 @@
 #include "broker/refusals.h"
 #include "broker/state.h"
 #include "broker/trust.h"
+#include "broker/workers.h"
 #include "common/keys.h"
 #include "common/preflight.h"
 #include "common/proto.h"
@@ -245,7 +246,7 @@ s_worker_trusted (broker_t *self, zmsg_t *msg)
         return true;
     const char *name = body ? zframe_meta (body, "name") : NULL;
     if (zmsg_first (msg))       //  no runs go to it while it waits to be found silent
-        dispatch_drop_worker (self, zmsg_first (msg), "key revoked");
+        workers_drop (self, zmsg_first (msg), "key revoked");
     if (refusals_note (self, zmsg_first (msg), name, PROTO_E_FORBIDDEN, body ? zframe_size (body) : 0))
         log_warn ("worker socket: key %s is not trusted (revoked?), its messages are dropped",
                   name ? name : "?");
@@ -285,7 +286,7 @@ s_loop (broker_t *self)
             if (!msg)
                 break;
             if (s_worker_trusted (self, msg))
-                dispatch_worker_message (self, &msg);
+                workers_message (self, &msg);
             else
                 zmsg_destroy (&msg);
         }
@@ -295,16 +296,18 @@ s_loop (broker_t *self)
                 break;
             clients_message (self, &msg);
         }
-        if (backlog_tick (self))
-            dispatch_pump (self);
+        backlog_tick (self);
         int64_t now = clock_mono_ms ();
         if (now - last_tick >= 100) {
             last_tick = now;
-            dispatch_tick (self);
+            workers_tick (self);
             approvals_tick (self);
             trust_tick (self);
             refusals_tick (self);
         }
+        //  Whatever this pass queued (submits, approvals, results that freed a slot, a
+        //  store that takes writes again) starts now, after its commits.
+        workers_pump (self);
         //  The checkpointer copied the WAL back off this loop; a short pass here catches up
         //  with what we wrote meanwhile, so that our next write starts the WAL over instead
         //  of growing it (a checkpoint that never catches up with the writer never ends).

@@ -23,7 +23,7 @@
        before its transaction committed.
     4. Terminal states (denied, expired, cancelled, done, lost) have no outgoing transitions.
     5. At most one request per (session, lang) is `running`; `running` requests are exactly
-       the ones some live worker was sent (dispatch.c keeps that map).
+       the ones some live worker was sent (dispatch.c keeps that map, workers.c sends).
     6. After a broker restart, `running` requests become `lost` (their worker's answer can no
        longer be trusted to reach us) and `queued` ones are queued again in id order.
     7. What a transition does in memory (the run queue, approval tracking, waiters) is done
