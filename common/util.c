@@ -90,31 +90,43 @@ time_iso8601 (int64_t wall_ms, char *buf, size_t size)
     snprintf (buf, size, "%s.%03dZ", base, (int) (wall_ms % 1000));
 }
 
+//  Parses strictly: sscanf alone would take spaces, signs and short fields ("+26-1-2T3:4:5Z"),
+//  and timegm would quietly roll 2026-02-30 over into March, so the shape is checked first
+//  and the date must come back unchanged from timegm. Times before 1970 are refused, as -1 is
+//  the error. Callers get text from the record, the broker and hand-edited files alike.
 int64_t
 time_parse_iso8601 (const char *text)
 {
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+    for (size_t i = 0; text && i < sizeof shape - 1; i++)
+        if (shape[i] == 'd' ? text[i] < '0' || text[i] > '9' : text[i] != shape[i])
+            return -1;
     struct tm tm = { 0 };
-    int ms = 0, used = 0;
-    if (!text || sscanf (text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                         &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6)
+    if (!text || sscanf (text, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                         &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
         return -1;
-    const char *rest = text + used;
-    if (rest[0] == '.') {
-        int digits = 0;
-        for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++)
-            if (digits < 3)
-                ms = ms * 10 + (*rest - '0');
-        while (digits > 0 && digits < 3) {
-            ms *= 10;
-            digits++;
-        }
+    const char *rest = text + sizeof shape - 1;
+    int ms = 0;
+    if (*rest == '.') {
+        //  Any number of fraction digits (at least one); milliseconds are the first three.
+        size_t digits = strspn (++rest, "0123456789");
+        char frac[4] = "000";
+        memcpy (frac, rest, digits < 3 ? digits : 3);
+        if (digits == 0 || sscanf (frac, "%3d", &ms) != 1)
+            return -1;
+        rest += digits;
     }
     if (strcmp (rest, "Z") != 0)
         return -1;
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
+    struct tm asked = tm;
     time_t secs = timegm (&tm);
-    return secs < 0 ? -1 : (int64_t) secs * 1000 + ms;
+    if (secs < 0 || tm.tm_year != asked.tm_year || tm.tm_mon != asked.tm_mon
+    ||  tm.tm_mday != asked.tm_mday || tm.tm_hour != asked.tm_hour || tm.tm_min != asked.tm_min
+    ||  tm.tm_sec != asked.tm_sec)
+        return -1;
+    return (int64_t) secs * 1000 + ms;
 }
 
 void
@@ -278,6 +290,38 @@ base64_decode (const char *src, size_t len, size_t *out_len)
     return out;
 }
 
+//  The parser gets the record's own text, and whatever a hand-edited file or a peer holds.
+static void
+s_test_iso8601 (void)
+{
+    CHECK (time_parse_iso8601 ("1970-01-01T00:00:00.000Z") == 0);
+    CHECK (time_parse_iso8601 ("1970-01-01T00:00:01.500Z") == 1500);
+    CHECK (time_parse_iso8601 ("2026-11-28T12:00:00.05Z") == 1795867200050);
+    CHECK (time_parse_iso8601 ("2026-11-28T12:00:00.1239Z") == 1795867200123);
+    CHECK (time_parse_iso8601 ("2024-02-29T00:00:00Z") == 1709164800000);
+    CHECK (time_parse_iso8601 ("9999-12-31T23:59:59.999Z") == 253402300799999);
+    const char *bad[] = {
+        NULL, "", "Z", "2026", "2026-11-2", "2026-11-28T12:00:00", "2026-11-28T12:00:00.000",
+        "2026-11-28T12:00:00.Z", "2026-11-28T12:00:00.000Zjunk", "2026-11-28T12:00:00.000z",
+        "2026-11-28t12:00:00Z", "2026-11-28T12:00:00+00:00", " 2026-11-28T12:00:00Z",
+        "+026-11-28T12:00:00Z", "2026-1-28T12:00:00.000Z", "2026-11-28T1:00:00Z",
+        "2026-11-28T12:00:-1Z", "2026-11-28T12:00: 1Z", "2026-13-28T12:00:00.000Z",
+        "2026-00-28T12:00:00Z", "2026-11-00T12:00:00Z", "2026-02-29T12:00:00Z",
+        "2026-04-31T12:00:00Z", "2026-11-28T24:00:00Z", "2026-11-28T12:60:00Z",
+        "2026-11-28T12:00:60Z", "1969-12-31T23:59:59.999Z", "0000-01-01T00:00:00Z",
+        "2026-11-28T12:00:00.-5Z", "2026-11-28T12:00:00.+5Z", "2026-11-28T12:00:00.5 Z",
+        "2026\xef\xbc\x8d" "11-28T12:00:00Z",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK (time_parse_iso8601 (bad[i]) == -1);
+    //  A fraction of any length is read without overflow; the first three digits count.
+    char lots[4096];
+    memcpy (lots, "2026-11-28T12:00:00.", 20);
+    memset (lots + 20, '9', sizeof lots - 22);
+    memcpy (lots + sizeof lots - 2, "Z", 2);
+    CHECK (time_parse_iso8601 (lots) == 1795867200999);
+}
+
 int
 util_test (void)
 {
@@ -313,5 +357,6 @@ util_test (void)
     CHECK (time_parse_iso8601 ("2026-11-28T12:00:00.5Z") == 1795867200500);
     CHECK (time_parse_iso8601 ("2026-11-28 12:00:00") == -1);
     CHECK (time_parse_iso8601 ("yesterday") == -1);
+    s_test_iso8601 ();
     return 0;
 }

@@ -26,7 +26,10 @@ int64_t clock_wall_ms (void);
 //  Formats wall-clock ms as "2026-11-28T12:00:00.123Z" into buf (at least 32 bytes).
 void time_iso8601 (int64_t wall_ms, char *buf, size_t size);
 
-//  Parses what time_iso8601 writes (UTC, optional .mmm, trailing Z) back to wall ms; -1 if bad.
+//  Parses what time_iso8601 writes back to wall ms: exactly "YYYY-MM-DDTHH:MM:SS", an optional
+//  fraction of one or more digits (milliseconds are its first three), then "Z". -1 for NULL,
+//  any other shape, a date or time that does not exist (2026-02-30, 24:00, :60) or one before
+//  1970. The one ISO-8601 reader of the project.
 int64_t time_parse_iso8601 (const char *text);
 
 //  sha256 of data as 64 lower-case hex characters plus NUL into out[65].
