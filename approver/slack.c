@@ -65,17 +65,10 @@ s_take (buf_t *b)
 static size_t
 s_decode (const unsigned char *s, size_t n, uint32_t *cp)
 {
-    size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3
-               : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
-    if (len == 0 || len > n || !utf8_valid ((const char *) s, len)) {
+    size_t len = utf8_decode ((const char *) s, n, cp);
+    if (len == 0)
         *cp = 0xFFFD;
-        return 1;
-    }
-    uint32_t v = len == 1 ? s[0] : len == 2 ? s[0] & 0x1F : len == 3 ? s[0] & 0x0F : s[0] & 0x07;
-    for (size_t i = 1; i < len; i++)
-        v = (v << 6) | (s[i] & 0x3F);
-    *cp = v;
-    return len;
+    return len ? len : 1;
 }
 
 //  Appends the escaped form of cp; returns its width in UTF-16 units (Slack's counting).
@@ -88,14 +81,7 @@ s_emit (buf_t *b, uint32_t cp)
     if ((cp < 0x20 && cp != '\n' && cp != '\t') || cp == 0x7F)
         cp = 0xFFFD;
     char out[4];
-    size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-    if (n == 1) out[0] = (char) cp;
-    else if (n == 2) { out[0] = (char) (0xC0 | (cp >> 6)); out[1] = (char) (0x80 | (cp & 0x3F)); }
-    else if (n == 3) { out[0] = (char) (0xE0 | (cp >> 12)); out[1] = (char) (0x80 | ((cp >> 6) & 0x3F));
-                       out[2] = (char) (0x80 | (cp & 0x3F)); }
-    else { out[0] = (char) (0xF0 | (cp >> 18)); out[1] = (char) (0x80 | ((cp >> 12) & 0x3F));
-           out[2] = (char) (0x80 | ((cp >> 6) & 0x3F)); out[3] = (char) (0x80 | (cp & 0x3F)); }
-    s_put (b, out, n);
+    s_put (b, out, utf8_encode (cp, out));
     return cp >= 0x10000 ? 2 : 1;
 }
 

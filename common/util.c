@@ -147,35 +147,6 @@ random_hex (size_t n, char *out)
     sodium_bin2hex (out, 2 * n + 1, bytes, n);
 }
 
-bool
-utf8_valid (const char *data, size_t size)
-{
-    const unsigned char *s = (const unsigned char *) data;
-    size_t i = 0;
-    while (i < size) {
-        unsigned char c = s[i];
-        size_t len;
-        uint32_t cp;
-        if (c < 0x80) { i++; continue; }
-        else if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-        else return false;
-        if (i + len > size)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)
-        ||  cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += len;
-    }
-    return true;
-}
-
 //  Length of the well-formed sequence at p: 1..4, 0 if ill-formed, -1 if it is a valid
 //  prefix that runs past the end. *prefix gets the length of the longest valid prefix, so
 //  a broken sequence becomes one U+FFFD (Unicode's "maximal subpart" practice).
@@ -212,6 +183,67 @@ s_sequence (const unsigned char *p, size_t avail, size_t *prefix)
         *prefix = (size_t) i + 1;
     }
     return need;
+}
+
+bool
+utf8_valid (const char *data, size_t size)
+{
+    const unsigned char *s = (const unsigned char *) data;
+    size_t prefix;
+    for (size_t i = 0; i < size;) {
+        if (s [i] < 0x80) {
+            i++;                //  most text is ASCII: no call for it
+            continue;
+        }
+        int len = s_sequence (s + i, size - i, &prefix);
+        if (len <= 0)
+            return false;
+        i += (size_t) len;
+    }
+    return true;
+}
+
+size_t
+utf8_decode (const char *data, size_t size, uint32_t *cp)
+{
+    static const unsigned char lead_bits [] = { 0, 0x7F, 0x1F, 0x0F, 0x07 };
+    const unsigned char *s = (const unsigned char *) data;
+    size_t prefix;
+    int len = size ? s_sequence (s, size, &prefix) : 0;
+    if (len <= 0)
+        return 0;
+    uint32_t v = s [0] & lead_bits [len];
+    for (int i = 1; i < len; i++)
+        v = (v << 6) | (s [i] & 0x3F);
+    *cp = v;
+    return (size_t) len;
+}
+
+size_t
+utf8_encode (uint32_t cp, char out [4])
+{
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    if (cp < 0x80) {
+        out [0] = (char) cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out [0] = (char) (0xC0 | cp >> 6);
+        out [1] = (char) (0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out [0] = (char) (0xE0 | cp >> 12);
+        out [1] = (char) (0x80 | (cp >> 6 & 0x3F));
+        out [2] = (char) (0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out [0] = (char) (0xF0 | cp >> 18);
+    out [1] = (char) (0x80 | (cp >> 12 & 0x3F));
+    out [2] = (char) (0x80 | (cp >> 6 & 0x3F));
+    out [3] = (char) (0x80 | (cp & 0x3F));
+    return 4;
 }
 
 size_t
@@ -322,6 +354,63 @@ s_test_iso8601 (void)
     CHECK (time_parse_iso8601 (lots) == 1795867200999);
 }
 
+//  The decoder accepts exactly the UTF-8 forms of the scalar values: every value round-trips,
+//  and every string of up to three bytes (and a sample of four) that decodes is the form of
+//  what it decodes to. Then the hostile cases by name.
+static void
+s_test_utf8 (void)
+{
+    char out[4];
+    uint32_t cp;
+    bool all_round = true;
+    for (uint32_t v = 0; v <= 0x10FFFF; v++) {
+        size_t n = utf8_encode (v, out);
+        bool surrogate = v >= 0xD800 && v <= 0xDFFF;
+        if (surrogate ? n != 0 : (n == 0 || utf8_decode (out, n, &cp) != n || cp != v
+                                  || utf8_decode (out, n - 1, &cp) != 0 || !utf8_valid (out, n)))
+            all_round = false;
+    }
+    CHECK (all_round);
+    CHECK (utf8_encode (0x110000, out) == 0 && utf8_encode (UINT32_MAX, out) == 0);
+    bool only_forms = true;
+    unsigned char s[4];
+    for (uint32_t k = 0; k < 1u << 24; k++) {
+        s[0] = (unsigned char) (k >> 16), s[1] = (unsigned char) (k >> 8), s[2] = (unsigned char) k;
+        size_t n = utf8_decode ((const char *) s, 3, &cp);
+        if (n && (utf8_encode (cp, out) != n || memcmp (out, s, n) != 0))
+            only_forms = false;
+        if (utf8_valid ((const char *) s, 3) != (n == 3 || (n && utf8_valid ((const char *) s + n, 3 - n))))
+            only_forms = false;
+    }
+    static const unsigned char tails[] = { 0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF };
+    for (unsigned lead = 0xF0; lead <= 0xFF; lead++)
+        for (unsigned second = 0; second < 256; second++)
+            for (size_t t = 0; t < sizeof tails * sizeof tails; t++) {
+                s[0] = (unsigned char) lead, s[1] = (unsigned char) second;
+                s[2] = tails[t / sizeof tails], s[3] = tails[t % sizeof tails];
+                size_t n = utf8_decode ((const char *) s, 4, &cp);
+                if (n && (n != 4 || utf8_encode (cp, out) != 4 || memcmp (out, s, 4) != 0))
+                    only_forms = false;
+            }
+    CHECK (only_forms);
+    CHECK (utf8_decode ("", 0, &cp) == 0);
+    CHECK (utf8_decode ("\x80", 1, &cp) == 0);                      //  stray continuation
+    CHECK (utf8_decode ("\xc0\xaf", 2, &cp) == 0);                  //  overlong '/'
+    CHECK (utf8_decode ("\xc1\xbf", 2, &cp) == 0);
+    CHECK (utf8_decode ("\xe0\x80\xaf", 3, &cp) == 0);
+    CHECK (utf8_decode ("\xf0\x80\x80\xaf", 4, &cp) == 0);
+    CHECK (utf8_decode ("\xed\xa0\x80", 3, &cp) == 0);              //  surrogates
+    CHECK (utf8_decode ("\xed\xbf\xbf", 3, &cp) == 0);
+    CHECK (utf8_decode ("\xf4\x90\x80\x80", 4, &cp) == 0);          //  above U+10FFFF
+    CHECK (utf8_decode ("\xf8\x88\x80\x80\x80", 5, &cp) == 0);      //  old five-byte form
+    CHECK (utf8_decode ("\xfe", 1, &cp) == 0 && utf8_decode ("\xff", 1, &cp) == 0);
+    CHECK (utf8_decode ("\xf0\x9f\x98\x80", 3, &cp) == 0);          //  cut short by size
+    CHECK (utf8_decode ("\xe2\x82", 2, &cp) == 0);
+    CHECK (utf8_decode ("\xe2\x82\xac!", 4, &cp) == 3 && cp == 0x20AC);
+    CHECK (utf8_decode ("\xf4\x8f\xbf\xbf", 4, &cp) == 4 && cp == 0x10FFFF);
+    CHECK (utf8_decode ("\0", 1, &cp) == 1 && cp == 0);
+}
+
 int
 util_test (void)
 {
@@ -358,5 +447,6 @@ util_test (void)
     CHECK (time_parse_iso8601 ("2026-11-28 12:00:00") == -1);
     CHECK (time_parse_iso8601 ("yesterday") == -1);
     s_test_iso8601 ();
+    s_test_utf8 ();
     return 0;
 }

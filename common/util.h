@@ -40,6 +40,15 @@ void random_hex (size_t n, char *out);
 //  True if data[0..size) is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
 bool utf8_valid (const char *data, size_t size);
 
+//  The one UTF-8 decoder: the length (1 to 4) of the well-formed sequence at data[0..size)
+//  and its code point in *cp; 0 if there is none there (size 0, a stray continuation byte,
+//  an overlong form, a surrogate, above U+10FFFF, or a sequence cut short by size).
+size_t utf8_decode (const char *data, size_t size, uint32_t *cp);
+
+//  Writes cp as UTF-8 into out and returns its length (1 to 4); 0 for a surrogate or above
+//  U+10FFFF, which have no UTF-8 form.
+size_t utf8_encode (uint32_t cp, char out [4]);
+
 //  Writes src as valid UTF-8 into dst (at most cap bytes, cut at a character boundary) and
 //  returns the length written. An incomplete sequence at the end is dropped when `cut_tail`
 //  (the input was itself cut) and replaced otherwise. *lost is set if anything did not fit.
