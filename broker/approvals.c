@@ -222,14 +222,8 @@ s_intact (broker_t *broker, json_t *row)
     const char *bind = json_string_value (json_object_get (row, "bind_sha256"));
     if (!lang || !session || !code || !bind)
         return false;
-    size_t size = strlen (lang) + strlen (session) + strlen (code) + 2;
-    char *buf = (char *) malloc (size);
-    memcpy (buf, lang, strlen (lang) + 1);
-    memcpy (buf + strlen (lang) + 1, session, strlen (session) + 1);
-    memcpy (buf + strlen (lang) + strlen (session) + 2, code, strlen (code));
     char hash[65];
-    sha256_hex (buf, size, hash);
-    free (buf);
+    bind_sha256 (lang, session, code, json_string_length (json_object_get (row, "code")), hash);
     char key[24];
     snprintf (key, sizeof key, "%lld", (long long) json_integer_value (json_object_get (row, "id")));
     parked_t *p = (parked_t *) zhashx_lookup (broker->approvals->parked, key);

@@ -138,6 +138,21 @@ sha256_hex (const void *data, size_t size, char out[65])
 }
 
 void
+bind_sha256 (const char *lang, const char *session, const char *code, size_t code_len,
+             char out[65])
+{
+    //  Streamed, so no copy of the code is made and nothing can fail.
+    crypto_hash_sha256_state st;
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_init (&st);
+    crypto_hash_sha256_update (&st, (const unsigned char *) lang, strlen (lang) + 1);
+    crypto_hash_sha256_update (&st, (const unsigned char *) session, strlen (session) + 1);
+    crypto_hash_sha256_update (&st, (const unsigned char *) code, code_len);
+    crypto_hash_sha256_final (&st, digest);
+    sodium_bin2hex (out, 65, digest, sizeof digest);
+}
+
+void
 random_hex (size_t n, char *out)
 {
     unsigned char bytes[64];
@@ -417,6 +432,18 @@ util_test (void)
     char hex[65];
     sha256_hex ("abc", 3, hex);
     CHECK (strcmp (hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
+    char bound[65], other[65];
+    bind_sha256 ("python", "s1", "x = 1", 5, bound);
+    sha256_hex ("python\0s1\0x = 1", 15, hex);
+    CHECK (strcmp (bound, hex) == 0);
+    bind_sha256 ("python", "s", "1x = 1", 6, other);        //  the separators keep them apart
+    CHECK (strcmp (bound, other) != 0);
+    bind_sha256 ("python", "s1", "x\0y", 3, bound);          //  the code is bytes, NUL and all
+    sha256_hex ("python\0s1\0x\0y", 13, hex);
+    CHECK (strcmp (bound, hex) == 0);
+    bind_sha256 ("", "", "", 0, bound);
+    sha256_hex ("\0\0", 2, hex);
+    CHECK (strcmp (bound, hex) == 0);
     CHECK (utf8_valid ("plain", 5));
     json_t *fixed = text_display ("a\0b\xff", 4);
     CHECK (fixed && strcmp (json_string_value (fixed), "a\xef\xbf\xbd" "b\xef\xbf\xbd") == 0);
