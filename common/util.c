@@ -201,6 +201,21 @@ s_sequence (const unsigned char *p, size_t avail, size_t *prefix)
 }
 
 bool
+csv_has (const char *list, const char *item, size_t len)
+{
+    while (item && len && list && *list) {
+        list += strspn (list, " ,");
+        size_t span = strcspn (list, ","), trimmed = span;
+        while (trimmed && list[trimmed - 1] == ' ')
+            trimmed--;
+        if (trimmed == len && memcmp (list, item, len) == 0)
+            return true;
+        list += span;
+    }
+    return false;
+}
+
+bool
 utf8_valid (const char *data, size_t size)
 {
     const unsigned char *s = (const unsigned char *) data;
@@ -461,6 +476,13 @@ util_test (void)
     CHECK (!utf8_valid ("\xed\xa0\x80", 3));      //  surrogate
     CHECK (!utf8_valid ("\xf4\x90\x80\x80", 4));  //  above U+10FFFF
     CHECK (!utf8_valid ("\xff", 1));
+    CHECK (csv_has ("ops,sre", "sre", 3) && csv_has ("ops, sre ", "sre", 3) && csv_has (" ,ops,,", "ops", 3));
+    CHECK (csv_has ("a b,c", "a b", 3) && csv_has ("gateway", "gateway", 7));
+    CHECK (!csv_has ("not-gateway", "gateway", 7) && !csv_has ("gateways", "gateway", 7));
+    CHECK (!csv_has ("gateway", "gate", 4) && !csv_has ("ops,sre", "ops,sre", 7));
+    CHECK (!csv_has ("a,,b", "", 0) && !csv_has ("", "", 0) && !csv_has (" , ", "", 0));
+    CHECK (!csv_has (NULL, "ops", 3) && !csv_has ("ops", NULL, 0) && !csv_has ("", "ops", 3));
+    CHECK (!csv_has ("ops", " ops", 4) && !csv_has ("Ops", "ops", 3));
     char id[33];
     random_hex (16, id);
     CHECK (strlen (id) == 32);

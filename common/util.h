@@ -42,6 +42,11 @@ void bind_sha256 (const char *lang, const char *session, const char *code, size_
 //  n random bytes written as 2n hex characters plus NUL into out (size >= 2n+1).
 void random_hex (size_t n, char *out);
 
+//  True if the comma-separated list (a key's groups, "ops, sre") holds item[0..len): items
+//  are compared whole, spaces around them do not count, and an empty item matches nothing.
+//  The one group matcher: the policy, approvals and the broker's gateway checks use it.
+bool csv_has (const char *list, const char *item, size_t len);
+
 //  True if data[0..size) is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
 bool utf8_valid (const char *data, size_t size);
 
