@@ -1,6 +1,7 @@
 /*  common/util.c: logging, clocks, sha256 (libsodium), random hex and UTF-8 validation. */
 #include "common/util.h"
 #include "common/check.h"
+#include <errno.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -127,6 +128,21 @@ time_parse_iso8601 (const char *text)
     ||  tm.tm_sec != asked.tm_sec)
         return -1;
     return (int64_t) secs * 1000 + ms;
+}
+
+int
+decimal_parse (const char *text, size_t max_digits, int64_t min, int64_t max, int64_t *out)
+{
+    size_t digits = text ? strspn (text, "0123456789") : 0;
+    if (digits == 0 || digits > max_digits || text[digits] != '\0')
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll (text, &end, 10);
+    if (errno != 0 || end != text + digits || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
 }
 
 void
@@ -483,6 +499,19 @@ util_test (void)
     CHECK (!csv_has ("a,,b", "", 0) && !csv_has ("", "", 0) && !csv_has (" , ", "", 0));
     CHECK (!csv_has (NULL, "ops", 3) && !csv_has ("ops", NULL, 0) && !csv_has ("", "ops", 3));
     CHECK (!csv_has ("ops", " ops", 4) && !csv_has ("Ops", "ops", 3));
+    int64_t v = -1;
+    CHECK (decimal_parse ("42", 18, 1, INT64_MAX, &v) == 0 && v == 42);
+    CHECK (decimal_parse ("0042", 18, 1, INT64_MAX, &v) == 0 && v == 42);
+    CHECK (decimal_parse ("9223372036854775807", 19, 0, INT64_MAX, &v) == 0 && v == INT64_MAX);
+    v = -1;
+    const char *not_numbers[] = { NULL, "", " 42", "42 ", "+42", "-42", "4 2", "0x42", "42\n",
+                                  "\xd9\xa4", "1e3", "9223372036854775808", "99999999999999999999" };
+    for (size_t i = 0; i < sizeof not_numbers / sizeof not_numbers[0]; i++)
+        CHECK (decimal_parse (not_numbers[i], 20, 0, INT64_MAX, &v) == -1);
+    CHECK (decimal_parse ("0", 18, 1, INT64_MAX, &v) == -1);                      //  below min
+    CHECK (decimal_parse ("1000", 18, 0, 999, &v) == -1);                         //  above max
+    CHECK (decimal_parse ("1234567890123", 12, 0, INT64_MAX, &v) == -1);          //  too many digits
+    CHECK (v == -1);                                                              //  untouched
     char id[33];
     random_hex (16, id);
     CHECK (strlen (id) == 32);

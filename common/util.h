@@ -32,6 +32,11 @@ void time_iso8601 (int64_t wall_ms, char *buf, size_t size);
 //  1970. The one ISO-8601 reader of the project.
 int64_t time_parse_iso8601 (const char *text);
 
+//  text as a plain decimal number: 1 to max_digits ASCII digits and nothing else (no sign,
+//  no spaces, which strtoll alone would take), whose value lies in [min, max]. 0 with *out
+//  set, or -1 (NULL, empty, anything else, out of range).
+int decimal_parse (const char *text, size_t max_digits, int64_t min, int64_t max, int64_t *out);
+
 //  sha256 of data as 64 lower-case hex characters plus NUL into out[65].
 void sha256_hex (const void *data, size_t size, char out[65]);
 //  What an approval is bound to: sha256_hex (lang || 0x00 || session || 0x00 || code), see
