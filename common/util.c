@@ -1,4 +1,6 @@
-/*  common/util.c: logging, clocks, sha256 (libsodium), random hex and UTF-8 validation. */
+/*  common/util.c: logging, clocks, ISO-8601 times, decimal numbers, group lists, sha256 and
+    the bind hash (libsodium), random hex, UTF-8 (the one decoder, encoder, validator and
+    repair) and base64. Each is the project's only copy: callers do not roll their own. */
 #include "common/util.h"
 #include "common/check.h"
 #include <errno.h>

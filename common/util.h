@@ -1,4 +1,5 @@
-/*  common/util.h: small shared helpers: logging, clocks, hashing, UTF-8 checks, random ids.
+/*  common/util.h: small shared helpers: logging, clocks, ISO-8601 times, decimal numbers,
+    group lists, hashing, UTF-8, base64, random ids.
     Nothing here allocates unless its comment says the caller owns the result. */
 #ifndef RG_UTIL_H
 #define RG_UTIL_H
