@@ -4,7 +4,6 @@
 #include "approver/deliver.h"
 #include "common/check.h"
 #include "common/util.h"
-#include <ctype.h>
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,18 +87,23 @@ s_on_header (char *data, size_t size, size_t n, void *arg)
     deliver_reply_t *reply = (deliver_reply_t *) arg;
     size_t len = size * n;
     if (len > 12 && strncasecmp (data, "Retry-After:", 12) == 0) {
-        const char *p = data + 12;
-        while (p < data + len && (*p == ' ' || *p == '\t'))
-            p++;
-        int64_t v = 0;
-        int digits = 0;
-        while (p < data + len && isdigit ((unsigned char) *p) && digits < 7) {
-            v = v * 10 + (*p++ - '0');
-            digits++;
+        //  The value without the spaces around it and the line end, as a C string.
+        char value[32];
+        size_t from = 12, to = len;
+        while (from < to && (data[from] == ' ' || data[from] == '\t'))
+            from++;
+        while (to > from && (data[to - 1] == ' ' || data[to - 1] == '\t' || data[to - 1] == '\r'
+                             || data[to - 1] == '\n'))
+            to--;
+        int64_t s;
+        //  Seconds; a wait of more than 115 days is as good as never. An HTTP-date is not
+        //  worth parsing: the 1 s default applies, as for anything else.
+        if (to - from < sizeof value) {
+            memcpy (value, data + from, to - from);
+            value[to - from] = 0;
+            if (decimal_parse (value, 18, 0, INT64_MAX, &s) == 0)
+                reply->retry_after_ms = (s < 9999999 ? s : 9999999) * 1000;
         }
-        //  An HTTP-date instead of seconds is not worth parsing: the 1 s default applies.
-        if (digits)
-            reply->retry_after_ms = v * 1000;
     }
     return len;
 }
@@ -290,9 +294,22 @@ deliver_test (void)
     CHECK (strcmp (red, "https://hooks.slack.com/…Xy9z") == 0);
     //  Parsing of Retry-After, and a real refused connection judged as retryable.
     deliver_reply_t h = { .retry_after_ms = -1 };
-    char line[] = "Retry-After: 7\r\n";
-    s_on_header (line, 1, strlen (line), &h);
-    CHECK (h.retry_after_ms == 7000);
+    const struct { const char *line; int64_t ms; } retry[] = {
+        { "Retry-After: 7\r\n", 7000 }, { "retry-after:\t30 \r\n", 30000 }, { "Retry-After:0\r\n", 0 },
+        { "Retry-After: 99999999999\r\n", 9999999000 }, { "Retry-After: 9999999999999999999\r\n", -1 },
+        { "Retry-After: Wed, 21 Oct 2026 07:28:00 GMT\r\n", -1 }, { "Retry-After: -5\r\n", -1 },
+        { "Retry-After: 5s\r\n", -1 }, { "Retry-After: 1 2\r\n", -1 }, { "Retry-After: \r\n", -1 },
+        { "Retry-After: 000000000000000000000000000000000001\r\n", -1 }, { "Retry-Afterwards: 7\r\n", -1 },
+    };
+    for (size_t i = 0; i < sizeof retry / sizeof retry[0]; i++) {
+        deliver_reply_t one = { .retry_after_ms = -1 };
+        char line[64];
+        size_t n = strlen (retry[i].line);
+        memcpy (line, retry[i].line, n);            //  not NUL-terminated, as curl hands it
+        memset (line + n, '9', sizeof line - n);
+        s_on_header (line, 1, n, &one);
+        CHECK (one.retry_after_ms == retry[i].ms);
+    }
     deliver_t *d = deliver_new (NULL, 2000);
     CHECK (d && deliver_post (d, "http://127.0.0.1:1/x", "{}", &h) == -1 && deliver_judge (&h, true) == DELIVER_RETRY);
     CHECK (deliver_post (d, "file:///etc/passwd", "{}", &h) == -1);

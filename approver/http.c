@@ -3,6 +3,7 @@
     but the click queue, guarded by a mutex and signalled through an eventfd. */
 #include "approver/http.h"
 #include "approver/sign.h"
+#include "common/buf.h"
 #include "common/check.h"
 #include "common/util.h"
 #include <arpa/inet.h>
@@ -37,8 +38,7 @@ struct _http_t {
 
 //  One request's body as it arrives.
 typedef struct {
-    char *data;
-    size_t size;
+    buf_t bytes;
     size_t dropped;                 //  bytes over the cap, read and thrown away
     unsigned int refuse;            //  status to answer once the body is read (404, 405)
 } body_t;
@@ -105,15 +105,15 @@ s_finish (http_t *self, struct MHD_Connection *conn, body_t *body)
 {
     const char *ts = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "X-Slack-Request-Timestamp");
     const char *sig = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "X-Slack-Signature");
-    sign_result_t verdict = sign_verify (self->secret, ts, sig, body->data, body->size, (int64_t) time (NULL));
+    sign_result_t verdict = sign_verify (self->secret, ts, sig, body->bytes.data, body->bytes.len, (int64_t) time (NULL));
     if (verdict != SIGN_OK) {
         __atomic_add_fetch (&self->stats.unsigned_, 1, __ATOMIC_RELAXED);
-        log_warn ("http: refused a callback (%zu bytes): %s", body->size, sign_result_str (verdict));
+        log_warn ("http: refused a callback (%zu bytes): %s", body->bytes.len, sign_result_str (verdict));
         return s_reply (conn, MHD_HTTP_UNAUTHORIZED, sign_result_str (verdict));
     }
     click_t click;
     char err[128];
-    if (payload_parse (body->data, body->size, &click, err, sizeof err)) {
+    if (payload_parse (body->bytes.data, body->bytes.len, &click, err, sizeof err)) {
         __atomic_add_fetch (&self->stats.bad_payload, 1, __ATOMIC_RELAXED);
         log_warn ("http: signed callback with an unusable payload: %s", err);
         return s_reply (conn, MHD_HTTP_BAD_REQUEST, err);
@@ -162,18 +162,13 @@ s_handler (void *cls, struct MHD_Connection *conn, const char *url, const char *
     if (*upload_size) {
         //  Over the cap, the rest is read and dropped so the client gets its 413 (a response
         //  cannot be queued mid-upload); far over it, the connection is simply cut.
-        if (body->dropped || body->size + *upload_size > self->max_body) {
+        if (body->dropped || body->bytes.len + *upload_size > self->max_body) {
             body->dropped += *upload_size;
             *upload_size = 0;
             return body->dropped > 16 * self->max_body ? MHD_NO : MHD_YES;
         }
-        char *grown = (char *) realloc (body->data, body->size + *upload_size + 1);
-        if (!grown)
+        if (buf_append (&body->bytes, upload, *upload_size))
             return MHD_NO;
-        body->data = grown;
-        memcpy (body->data + body->size, upload, *upload_size);
-        body->size += *upload_size;
-        body->data[body->size] = 0;
         *upload_size = 0;
         return MHD_YES;
     }
@@ -181,7 +176,7 @@ s_handler (void *cls, struct MHD_Connection *conn, const char *url, const char *
         return s_reply (conn, body->refuse, body->refuse == MHD_HTTP_NOT_FOUND ? "not found" : "POST only");
     if (body->dropped) {
         __atomic_add_fetch (&self->stats.too_large, 1, __ATOMIC_RELAXED);
-        log_warn ("http: refused a %zu-byte callback (cap %zu)", body->size + body->dropped, self->max_body);
+        log_warn ("http: refused a %zu-byte callback (cap %zu)", body->bytes.len + body->dropped, self->max_body);
         return s_reply (conn, MHD_HTTP_CONTENT_TOO_LARGE, "body too large");
     }
     return s_finish (self, conn, body);
@@ -192,7 +187,7 @@ s_completed (void *cls, struct MHD_Connection *conn, void **ctx, enum MHD_Reques
 {
     body_t *body = (body_t *) *ctx;
     if (body) {
-        free (body->data);
+        buf_free (&body->bytes);
         free (body);
         *ctx = NULL;
     }

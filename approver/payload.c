@@ -4,49 +4,47 @@
 #include "approver/payload.h"
 #include "common/check.h"
 #include "common/util.h"
+#include <ctype.h>
+#include <curl/curl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int
-s_hex (char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 //  Decodes [p, end) into a fresh buffer; NULL on a truncated or non-hex escape.
 static char *
 s_unescape (const char *p, const char *end, size_t *out_size)
 {
-    char *out = (char *) malloc ((size_t) (end - p) + 1);
-    if (!out)
-        return NULL;
-    size_t n = 0;
-    while (p < end) {
-        if (*p == '%') {
-            if (end - p >= 3) {
-                int hi = s_hex (p[1]);
-                int lo = s_hex (p[2]);
-                if (hi >= 0 && lo >= 0) {
-                    out[n++] = (char) (hi * 16 + lo);
-                    p += 3;
-                    continue;
-                }
-            }
-            free (out);
+    size_t size = (size_t) (end - p);
+    if (size > INT_MAX)
+        return NULL;            //  curl takes the length as an int
+    //  curl_easy_unescape passes a bad escape through as it stands; Slack never sends one,
+    //  so a body with one is refused rather than guessed at.
+    for (const char *q = p; (q = memchr (q, '%', (size_t) (end - q))); q++)
+        if (end - q < 3 || !isxdigit ((unsigned char) q [1]) || !isxdigit ((unsigned char) q [2]))
             return NULL;
-        }
-        out[n++] = *p == '+' ? ' ' : *p;
-        p++;
+    //  In a form '+' is a space, which curl does not know; a real '+' comes as %2B, so the
+    //  spaces are put back before the escapes are decoded.
+    char *text = (char *) malloc (size + 1);
+    if (!text)
+        return NULL;
+    for (size_t i = 0; i < size; i++)
+        text [i] = p [i] == '+' ? ' ' : p [i];
+    text [size] = 0;
+    //  No handle: curl uses one only to convert characters on platforms that are not ASCII.
+    //  (A length of 0 means strlen to curl, which is 0 here too.)
+    int n = 0;
+    char *decoded = curl_easy_unescape (NULL, text, (int) size, &n);
+    if (!decoded) {
+        free (text);
+        return NULL;
     }
-    out[n] = 0;
+    memcpy (text, decoded, (size_t) n + 1);          //  decoding never makes it longer
+    curl_free (decoded);
     if (out_size)
-        *out_size = n;
-    return out;
+        *out_size = (size_t) n;
+    return text;
 }
 
 char *
@@ -95,23 +93,6 @@ s_copy (json_t *obj, const char *path, char *buf, size_t size, bool required)
     return 0;
 }
 
-//  A request id: 1 to 18 decimal digits.
-static int
-s_parse_id (const char *text, int64_t *id)
-{
-    size_t len = strlen (text);
-    if (len == 0 || len > 18)
-        return -1;
-    int64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] < '0' || text[i] > '9')
-            return -1;
-        v = v * 10 + (text[i] - '0');
-    }
-    *id = v;
-    return v > 0 ? 0 : -1;
-}
-
 #define FAIL(...) do { snprintf (err, err_size, __VA_ARGS__); goto done; } while (0)
 
 static int
@@ -137,7 +118,8 @@ s_parse_action (json_t *root, click_t *click, char *err, size_t err_size)
     }
     //  block_id is "approval:<id>:<rev>"; the value must name the same request.
     char prefix[48];
-    if (s_parse_id (value, &click->request_id)) {
+    //  A request id: 1 to 18 decimal digits.
+    if (decimal_parse (value, 18, 1, INT64_MAX, &click->request_id)) {
         snprintf (err, err_size, "button value is not a request id");
         return -1;
     }
@@ -192,22 +174,16 @@ done:
 static int
 s_parse_json (const char *json, click_t *click)
 {
-    char *enc = (char *) malloc (strlen (json) * 3 + 16);
-    strcpy (enc, "payload=");
-    char *o = enc + 8;
-    for (const char *p = json; *p; p++) {
-        unsigned char c = (unsigned char) *p;
-        if (c == ' ')
-            *o++ = '+';
-        else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-            *o++ = (char) c;
-        else
-            o += sprintf (o, "%%%02X", c);
+    char *escaped = curl_easy_escape (NULL, json, (int) strlen (json));
+    char *enc = escaped ? (char *) malloc (strlen (escaped) + 9) : NULL;
+    int rc = -1;
+    if (enc) {
+        char err[128];
+        sprintf (enc, "payload=%s", escaped);
+        rc = payload_parse (enc, strlen (enc), click, err, sizeof err);
     }
-    *o = 0;
-    char err[128];
-    int rc = payload_parse (enc, strlen (enc), click, err, sizeof err);
     free (enc);
+    curl_free (escaped);
     return rc;
 }
 
@@ -221,6 +197,16 @@ payload_test (void)
     CHECK (payload_form_field ("payload=%zz", 11, "payload", NULL) == NULL);
     CHECK (payload_form_field ("payload=%4", 10, "payload", NULL) == NULL);
     CHECK (payload_form_field ("payloadx=1", 10, "payload", NULL) == NULL);
+    CHECK (payload_form_field ("payload=%", 9, "payload", NULL) == NULL);
+    CHECK (payload_form_field ("payload=%%41", 12, "payload", NULL) == NULL);
+    CHECK (payload_form_field ("payload=a%4G", 12, "payload", NULL) == NULL);
+    CHECK (payload_form_field ("payload=ab%41", 12, "payload", NULL) == NULL);  //  cut by size
+    v = payload_form_field ("x=%zz&payload=%2B+%2b%41%c3%A9%00z&y=%", 34, "payload", &n);
+    CHECK (v && n == 8 && memcmp (v, "+ +A\xc3\xa9\0z", 9) == 0);          //  NUL kept, counted
+    free (v);
+    v = payload_form_field ("payload=a\0b+c", 13, "payload", &n);            //  a raw NUL too
+    CHECK (v && n == 5 && memcmp (v, "a\0b c", 6) == 0);
+    free (v);
     v = payload_form_field ("payload=", 8, "payload", &n);
     CHECK (v && n == 0);
     free (v);

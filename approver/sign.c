@@ -4,6 +4,7 @@
     time so a forger learns nothing from how long a rejection takes. */
 #include "approver/sign.h"
 #include "common/check.h"
+#include "common/util.h"
 #include <ctype.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -27,23 +28,6 @@ sign_compute (const char *secret, const char *timestamp, const void *body, size_
     sodium_memzero (&st, sizeof st);
 }
 
-//  A Unix time in seconds: 1 to 12 decimal digits, nothing else (no sign, no spaces).
-static int
-s_parse_ts (const char *text, int64_t *ts)
-{
-    size_t len = strlen (text);
-    if (len == 0 || len > 12)
-        return -1;
-    int64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (!isdigit ((unsigned char) text[i]))
-            return -1;
-        v = v * 10 + (text[i] - '0');
-    }
-    *ts = v;
-    return 0;
-}
-
 sign_result_t
 sign_verify (const char *secret, const char *timestamp, const char *signature,
              const void *body, size_t size, int64_t now_s)
@@ -51,7 +35,7 @@ sign_verify (const char *secret, const char *timestamp, const char *signature,
     if (!timestamp || !signature || !*timestamp || !*signature)
         return SIGN_MISSING;
     int64_t ts;
-    if (s_parse_ts (timestamp, &ts))
+    if (decimal_parse (timestamp, 12, 0, INT64_MAX, &ts))   //  seconds: no sign, no spaces
         return SIGN_BAD_TIMESTAMP;
     if (ts > now_s + SIGN_WINDOW_S || ts < now_s - SIGN_WINDOW_S)
         return SIGN_STALE;
@@ -103,6 +87,11 @@ sign_test (void)
     CHECK (sign_verify (secret, "-1531420618", want, body, n, 1531420618) == SIGN_BAD_TIMESTAMP);
     CHECK (sign_verify (secret, "1531420618 ", want, body, n, 1531420618) == SIGN_BAD_TIMESTAMP);
     CHECK (sign_verify (secret, "99999999999999999999", want, body, n, 1531420618) == SIGN_BAD_TIMESTAMP);
+    const char *bad_ts[] = { "+1531420618", " 1531420618", "1531420618\n", "0x5b47a0ca", "1531420618.5",
+                             "0001531420618", "1e9", "\xd9\xa1" };
+    for (size_t i = 0; i < sizeof bad_ts / sizeof bad_ts[0]; i++)
+        CHECK (sign_verify (secret, bad_ts[i], want, body, n, 1531420618) == SIGN_BAD_TIMESTAMP);
+    CHECK (sign_verify (secret, "001531420618", want, body, n, 1531420618) == SIGN_MISMATCH);
     CHECK (sign_verify (secret, ts, "v1=a2114d57", body, n, 1531420618) == SIGN_BAD_FORMAT);
     //  One flipped bit anywhere: body, secret, timestamp, signature.
     CHECK (sign_verify (secret, ts, want, body, n - 1, 1531420618) == SIGN_MISMATCH);

@@ -41,8 +41,5 @@ json_t *slack_ephemeral (const char *text);
 //  caller frees. Exposed for the flow's logs and the self-test.
 char *slack_status_line (json_t *row, json_t *slack_ids);
 
-//  Parses "2026-11-28T12:10:00.000Z" to ms since the epoch; -1 if malformed. Pure.
-int64_t slack_parse_time (const char *iso);
-
 int slack_test (void);
 #endif

@@ -3,6 +3,7 @@
     mean a duplicate Slack message. */
 #include "approver/state.h"
 #include "common/check.h"
+#include "common/store.h"
 #include "common/util.h"
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -87,19 +88,16 @@ s_query (state_t *self, const char *sql, const char *types, ...)
     if (!st)
         return NULL;
     json_t *rows = json_array ();
-    int rc;
-    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
-        json_t *row = json_object ();
-        for (int c = 0; c < sqlite3_column_count (st); c++) {
-            int type = sqlite3_column_type (st, c);
-            json_t *v = type == SQLITE_INTEGER ? json_integer (sqlite3_column_int64 (st, c))
-                      : type == SQLITE_NULL ? json_null ()
-                      : json_string ((const char *) sqlite3_column_text (st, c));
-            json_object_set_new (row, sqlite3_column_name (st, c), v ? v : json_null ());
+    int rc = SQLITE_DONE;
+    while (rows && (rc = sqlite3_step (st)) == SQLITE_ROW)
+        if (json_array_append_new (rows, store_row_json (st, false))) {
+            json_decref (rows);
+            rows = NULL;
         }
-        json_array_append_new (rows, row);
-    }
     sqlite3_finalize (st);
+    if (!rows)
+        log_error ("state: %.60s: out of memory", sql);
+    else
     if (rc != SQLITE_DONE) {
         log_error ("state: %.60s: %s", sql, sqlite3_errmsg (self->db));
         json_decref (rows);

@@ -130,16 +130,6 @@ approvals_pending (broker_t *broker, caller_t *c, json_t *msg)
                         "requests", rows, "more", more, "after", last)));
 }
 
-static bool
-s_in_list (const char *list, const char *item)
-{
-    size_t n = strlen (item);
-    for (const char *p = list; p && (p = strstr (p, item)); p += n)
-        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
-            return true;
-    return false;
-}
-
 //  Who decides: the caller, or the human a gateway speaks for. Fills principal and groups
 //  (strings owned by the caller's buffers); NULL and *why on refusal.
 static const char *
@@ -154,7 +144,7 @@ s_decider (broker_t *broker, caller_t *c, json_t *msg, char *groups, size_t size
         snprintf (groups, size, "%s", c->groups ? c->groups : "");
         return c->principal;
     }
-    if (strcmp (c->role, "approver") != 0 || !s_in_list (c->groups, "gateway")) {
+    if (strcmp (c->role, "approver") != 0 || !csv_has (c->groups, "gateway", 7)) {
         *why = "on_behalf_of is accepted only from a gateway key";
         return NULL;
     }
@@ -188,7 +178,7 @@ s_allowed (json_t *row, const char *who, const char *groups)
         if (json_is_string (v) && strcmp (json_string_value (v), who) == 0)
             return true;
     json_array_foreach (wanted, i, v)
-        if (json_is_string (v) && s_in_list (groups, json_string_value (v)))
+        if (json_is_string (v) && csv_has (groups, json_string_value (v), json_string_length (v)))
             return true;
     return false;
 }
@@ -221,14 +211,8 @@ s_intact (broker_t *broker, json_t *row)
     const char *bind = json_string_value (json_object_get (row, "bind_sha256"));
     if (!lang || !session || !code || !bind)
         return false;
-    size_t size = strlen (lang) + strlen (session) + strlen (code) + 2;
-    char *buf = (char *) malloc (size);
-    memcpy (buf, lang, strlen (lang) + 1);
-    memcpy (buf + strlen (lang) + 1, session, strlen (session) + 1);
-    memcpy (buf + strlen (lang) + strlen (session) + 2, code, strlen (code));
     char hash[65];
-    sha256_hex (buf, size, hash);
-    free (buf);
+    bind_sha256 (lang, session, code, json_string_length (json_object_get (row, "code")), hash);
     char key[24];
     snprintf (key, sizeof key, "%lld", (long long) json_integer_value (json_object_get (row, "id")));
     parked_t *p = (parked_t *) zhashx_lookup (broker->approvals->parked, key);

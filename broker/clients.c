@@ -228,7 +228,7 @@ s_deny (broker_t *broker, caller_t *c, json_t *msg)
 static void
 s_report (broker_t *broker, caller_t *c, json_t *msg)
 {
-    bool gateway = strcmp (c->role, "approver") == 0 && c->groups && strstr (c->groups, "gateway");
+    bool gateway = strcmp (c->role, "approver") == 0 && csv_has (c->groups, "gateway", 7);
     if (!gateway && strcmp (c->role, "admin") != 0) {
         broker_refuse (broker, c, PROTO_E_FORBIDDEN, "only gateway and admin keys report events");
         return;

@@ -62,8 +62,6 @@ json_t *cli_filters (cli_t *cli);
 //  A time argument as ISO-8601 UTC text: given as such (a prefix like 2026-11-28 is fine),
 //  or relative to now as N followed by s, m, h or d ("30d": 30 days ago). -1 if neither.
 int cli_time (const char *text, char out[32]);
-//  Milliseconds since the epoch of an ISO-8601 UTC time as the store writes it; -1 if not.
-int64_t cli_time_ms (const char *iso);
 
 int cmd_history (cli_t *cli);
 int cmd_verify (cli_t *cli);

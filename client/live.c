@@ -1,6 +1,7 @@
 /*  client/live.c: the subcommands that talk to a running broker: submit, status, wait,
     cancel, ping. */
 #include "client/cli.h"
+#include "common/buf.h"
 #include "common/keys.h"
 #include "common/util.h"
 #include <errno.h>
@@ -9,21 +10,28 @@
 //  Long polls are cut into slices so a dead broker is noticed within one slice.
 #define SLICE_MS 25000
 
+//  All of in as a string (the caller frees); NULL with errno set if it cannot be read.
 static char *
 s_read_file (FILE *in)
 {
-    size_t size = 0, cap = 4096;
-    char *buf = (char *) malloc (cap);
-    size_t n;
-    while ((n = fread (buf + size, 1, cap - size - 1, in)) > 0) {
-        size += n;
-        if (cap - size < 2) {
-            cap *= 2;
-            buf = (char *) realloc (buf, cap);
+    buf_t b = { 0 };
+    size_t n = 0;
+    do {
+        if (buf_reserve (&b, 64 * 1024)) {
+            buf_free (&b);
+            errno = ENOMEM;
+            return NULL;
         }
+        n = fread (b.data + b.len, 1, b.alloc - b.len - 1, in);
+        b.len += n;
+    } while (n > 0);
+    if (ferror (in)) {
+        int error = errno;
+        buf_free (&b);
+        errno = error;
+        return NULL;
     }
-    buf[size] = 0;
-    return buf;
+    return buf_take (&b);
 }
 
 conn_t *
@@ -172,6 +180,12 @@ cmd_submit (cli_t *cli)
         code = strcmp (cli->argv[0], "-") == 0 ? s_read_file (stdin) : strdup (cli->argv[0]);
     else {
         fprintf (stderr, "replgate submit: give the code as one argument, -f FILE, or - for stdin\n");
+        return EXIT_USAGE;
+    }
+    if (!code) {
+        //  A directory opens but does not read: never submit an empty snippet for it.
+        fprintf (stderr, "replgate submit: cannot read %s: %s\n", cli->file ? cli->file : "stdin",
+                 strerror (errno));
         return EXIT_USAGE;
     }
     conn_t *conn = cli_connect (cli, "agent");

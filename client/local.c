@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <unistd.h>
 
 store_t *
@@ -21,19 +20,6 @@ cli_open_store (cli_t *cli, int flags)
         fprintf (stderr, "replgate %s: cannot open %s%s\n", cli->cmd, path,
                  flags & STORE_READONLY ? " read-only" : "");
     return store;
-}
-
-int64_t
-cli_time_ms (const char *iso)
-{
-    struct tm tm = { 0 };
-    int ms = 0;
-    if (!iso || sscanf (iso, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon,
-                        &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6)
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (int64_t) timegm (&tm) * 1000 + ms;
 }
 
 int

@@ -4,6 +4,7 @@
     was stored). Real gaps are kept, capped, and scaled by --speed; --cast writes the same
     text as an asciinema v2 recording instead. Reads only: works with the broker stopped. */
 #include "client/cli.h"
+#include "common/util.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,8 +163,8 @@ s_play (json_t *row, void *arg)
     }
     char header[1024];
     s_header (row, header, sizeof header);
-    int64_t submitted = cli_time_ms (s_str (row, "submitted_at"));
-    int64_t finished = cli_time_ms (s_str (row, "finished_at"));
+    int64_t submitted = time_parse_iso8601 (s_str (row, "submitted_at"));
+    int64_t finished = time_parse_iso8601 (s_str (row, "finished_at"));
     s_emit (self, submitted, self->rows > 1 ? "\n" : "");
     s_emit (self, submitted, header);
     char *code = s_prompted (row);

@@ -62,6 +62,7 @@
 #ifndef RG_STORE_H
 #define RG_STORE_H
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -158,6 +159,15 @@ int store_event (store_t *self, int64_t request_id, const char *type, const char
 //  via, on_behalf_of, slack_user, decision, reason, at}] in order, and "approvers" / "denied_by" ("bob, carol for U123" or null) as
 //  in the history view. Caller owns it; NULL if absent or on error.
 json_t *store_get (store_t *self, int64_t id);
+
+//  The current row of any SQLite statement as a JSON object keyed by column name: the one
+//  "row as JSON" of the project (the store's readers, verify, the approver's own state).
+//  NULL as null, integers and reals as numbers; 0/1 in *_truncated and session_reset as
+//  booleans; review and limits parsed as objects. Text that is not valid UTF-8 without NUL,
+//  and BLOBs, are shown with U+FFFD and given byte for byte as <name>_base64 (a BLOB). With
+//  raw, every text is the unchecked bytes and nothing is parsed (verify hashes them). Caller
+//  owns it; NULL out of memory. Defined in store_read.c.
+json_t *store_row_json (sqlite3_stmt *stmt, bool raw);
 
 //  *ids = a new array of the ids in `state`, ascending (start-up recovery). 0 or -1.
 int store_ids_in_state (store_t *self, const char *state, json_t **ids);

@@ -362,6 +362,43 @@ s_test_canonical (void)
     json_decref (data);
 }
 
+//  store_row_json on every kind of value SQLite can hand it, from any statement.
+static void
+s_test_row_json (void)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    const char *sql = "SELECT 7 AS i, 2.5 AS r, NULL AS n, 'caf\xc3\xa9' AS t, X'FF00' AS b,"
+                      " CAST (X'61C3' AS TEXT) AS cut, 'a' || char (0) || 'b' AS nul,"
+                      " 1 AS stdout_truncated, 2 AS stderr_truncated, 0 AS session_reset,"
+                      " '{\"q\":2}' AS review, 'nope' AS limits, 9223372036854775807 AS big";
+    CHECK (sqlite3_open (":memory:", &db) == SQLITE_OK
+           && sqlite3_prepare_v2 (db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step (st) == SQLITE_ROW);
+    json_t *row = store_row_json (st, false);
+    CHECK (row && json_integer_value (json_object_get (row, "i")) == 7);
+    CHECK (json_real_value (json_object_get (row, "r")) == 2.5 && json_is_null (json_object_get (row, "n")));
+    CHECK (s_streq (json_string_value (json_object_get (row, "t")), "caf\xc3\xa9"));
+    CHECK (s_streq (json_string_value (json_object_get (row, "b")), "\xef\xbf\xbd\xef\xbf\xbd"));
+    CHECK (s_streq (json_string_value (json_object_get (row, "b_base64")), "/wA="));
+    CHECK (s_streq (json_string_value (json_object_get (row, "cut")), "a\xef\xbf\xbd"));  //  cut UTF-8
+    CHECK (s_streq (json_string_value (json_object_get (row, "nul")), "a\xef\xbf\xbd" "b"));
+    CHECK (json_is_true (json_object_get (row, "stdout_truncated")));
+    CHECK (json_integer_value (json_object_get (row, "stderr_truncated")) == 2);   //  not a boolean
+    CHECK (json_is_false (json_object_get (row, "session_reset")));
+    CHECK (json_integer_value (json_object_get (json_object_get (row, "review"), "q")) == 2);
+    CHECK (json_is_null (json_object_get (row, "limits")));                        //  not JSON
+    CHECK (json_integer_value (json_object_get (row, "big")) == INT64_MAX);
+    json_decref (row);
+    row = store_row_json (st, true);                //  raw: the bytes, nothing parsed
+    json_t *nul = json_object_get (row, "nul");
+    CHECK (row && json_string_length (nul) == 3 && memcmp (json_string_value (nul), "a\0b", 3) == 0);
+    CHECK (json_string_length (json_object_get (row, "cut")) == 2 && !json_object_get (row, "b_base64"));
+    CHECK (s_streq (json_string_value (json_object_get (row, "review")), "{\"q\":2}"));
+    json_decref (row);
+    sqlite3_finalize (st);
+    sqlite3_close (db);
+}
+
 static void
 s_test_cleanup (const char *dir)
 {
@@ -417,6 +454,7 @@ store_test (void)
     CHECK (mkdtemp (dir) != NULL);
     s_test_open (dir);
     s_test_canonical ();
+    s_test_row_json ();
     char path[256];
     snprintf (path, sizeof path, "%s/test.db", dir);
     store_t *store = store_new (path, 0);

@@ -65,22 +65,6 @@ s_optional_ok (json_t *req, const char *key)
     return false;
 }
 
-//  sha256 (lang || 0x00 || session || 0x00 || code): what approvals are bound to.
-static int
-s_bind_sha (const char *lang, const char *session, json_t *code, char out[65])
-{
-    size_t ll = strlen (lang), sl = strlen (session), cl = json_string_length (code);
-    char *buf = (char *) malloc (ll + sl + cl + 2);
-    if (!buf)
-        return -1;
-    memcpy (buf, lang, ll + 1);
-    memcpy (buf + ll + 1, session, sl + 1);
-    memcpy (buf + ll + sl + 2, json_string_value (code), cl);
-    sha256_hex (buf, ll + sl + cl + 2, out);
-    free (buf);
-    return 0;
-}
-
 //  Looks (principal, key) up. 1 found (*id set), 0 not, -1 error.
 static int
 s_find_key (store_t *self, const char *principal, const char *key, int64_t *id)
@@ -137,7 +121,8 @@ store_submit (store_t *self, json_t *req, int64_t *id, bool *duplicate)
         return -1;
     char code_sha[65], bind_sha[65], at[32];
     sha256_hex (json_string_value (code), json_string_length (code), code_sha);
-    if (s_bind_sha (lang, session, code, bind_sha) || store_begin (self))
+    bind_sha256 (lang, session, json_string_value (code), json_string_length (code), bind_sha);
+    if (store_begin (self))
         return -1;
     int rc = key ? s_find_key (self, principal, key, id) : 0;
     if (rc == 1) {                  //  a retry: the first submission stands, nothing is written

@@ -1,6 +1,9 @@
-/*  common/util.c: logging, clocks, sha256 (libsodium), random hex and UTF-8 validation. */
+/*  common/util.c: logging, clocks, ISO-8601 times, decimal numbers, group lists, sha256 and
+    the bind hash (libsodium), random hex, UTF-8 (the one decoder, encoder, validator and
+    repair) and base64. Each is the project's only copy: callers do not roll their own. */
 #include "common/util.h"
 #include "common/check.h"
+#include <errno.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -90,31 +93,58 @@ time_iso8601 (int64_t wall_ms, char *buf, size_t size)
     snprintf (buf, size, "%s.%03dZ", base, (int) (wall_ms % 1000));
 }
 
+//  Parses strictly: sscanf alone would take spaces, signs and short fields ("+26-1-2T3:4:5Z"),
+//  and timegm would quietly roll 2026-02-30 over into March, so the shape is checked first
+//  and the date must come back unchanged from timegm. Times before 1970 are refused, as -1 is
+//  the error. Callers get text from the record, the broker and hand-edited files alike.
 int64_t
 time_parse_iso8601 (const char *text)
 {
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+    for (size_t i = 0; text && i < sizeof shape - 1; i++)
+        if (shape[i] == 'd' ? text[i] < '0' || text[i] > '9' : text[i] != shape[i])
+            return -1;
     struct tm tm = { 0 };
-    int ms = 0, used = 0;
-    if (!text || sscanf (text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                         &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6)
+    if (!text || sscanf (text, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                         &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
         return -1;
-    const char *rest = text + used;
-    if (rest[0] == '.') {
-        int digits = 0;
-        for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++)
-            if (digits < 3)
-                ms = ms * 10 + (*rest - '0');
-        while (digits > 0 && digits < 3) {
-            ms *= 10;
-            digits++;
-        }
+    const char *rest = text + sizeof shape - 1;
+    int ms = 0;
+    if (*rest == '.') {
+        //  Any number of fraction digits (at least one); milliseconds are the first three.
+        size_t digits = strspn (++rest, "0123456789");
+        char frac[4] = "000";
+        memcpy (frac, rest, digits < 3 ? digits : 3);
+        if (digits == 0 || sscanf (frac, "%3d", &ms) != 1)
+            return -1;
+        rest += digits;
     }
     if (strcmp (rest, "Z") != 0)
         return -1;
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
+    struct tm asked = tm;
     time_t secs = timegm (&tm);
-    return secs < 0 ? -1 : (int64_t) secs * 1000 + ms;
+    if (secs < 0 || tm.tm_year != asked.tm_year || tm.tm_mon != asked.tm_mon
+    ||  tm.tm_mday != asked.tm_mday || tm.tm_hour != asked.tm_hour || tm.tm_min != asked.tm_min
+    ||  tm.tm_sec != asked.tm_sec)
+        return -1;
+    return (int64_t) secs * 1000 + ms;
+}
+
+int
+decimal_parse (const char *text, size_t max_digits, int64_t min, int64_t max, int64_t *out)
+{
+    size_t digits = text ? strspn (text, "0123456789") : 0;
+    if (digits == 0 || digits > max_digits || text[digits] != '\0')
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll (text, &end, 10);
+    if (errno != 0 || end != text + digits || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
 }
 
 void
@@ -126,6 +156,21 @@ sha256_hex (const void *data, size_t size, char out[65])
 }
 
 void
+bind_sha256 (const char *lang, const char *session, const char *code, size_t code_len,
+             char out[65])
+{
+    //  Streamed, so no copy of the code is made and nothing can fail.
+    crypto_hash_sha256_state st;
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_init (&st);
+    crypto_hash_sha256_update (&st, (const unsigned char *) lang, strlen (lang) + 1);
+    crypto_hash_sha256_update (&st, (const unsigned char *) session, strlen (session) + 1);
+    crypto_hash_sha256_update (&st, (const unsigned char *) code, code_len);
+    crypto_hash_sha256_final (&st, digest);
+    sodium_bin2hex (out, 65, digest, sizeof digest);
+}
+
+void
 random_hex (size_t n, char *out)
 {
     unsigned char bytes[64];
@@ -133,35 +178,6 @@ random_hex (size_t n, char *out)
         n = sizeof bytes;
     randombytes_buf (bytes, n);
     sodium_bin2hex (out, 2 * n + 1, bytes, n);
-}
-
-bool
-utf8_valid (const char *data, size_t size)
-{
-    const unsigned char *s = (const unsigned char *) data;
-    size_t i = 0;
-    while (i < size) {
-        unsigned char c = s[i];
-        size_t len;
-        uint32_t cp;
-        if (c < 0x80) { i++; continue; }
-        else if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-        else return false;
-        if (i + len > size)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)
-        ||  cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += len;
-    }
-    return true;
 }
 
 //  Length of the well-formed sequence at p: 1..4, 0 if ill-formed, -1 if it is a valid
@@ -200,6 +216,82 @@ s_sequence (const unsigned char *p, size_t avail, size_t *prefix)
         *prefix = (size_t) i + 1;
     }
     return need;
+}
+
+bool
+csv_has (const char *list, const char *item, size_t len)
+{
+    while (item && len && list && *list) {
+        list += strspn (list, " ,");
+        size_t span = strcspn (list, ","), trimmed = span;
+        while (trimmed && list[trimmed - 1] == ' ')
+            trimmed--;
+        if (trimmed == len && memcmp (list, item, len) == 0)
+            return true;
+        list += span;
+    }
+    return false;
+}
+
+bool
+utf8_valid (const char *data, size_t size)
+{
+    const unsigned char *s = (const unsigned char *) data;
+    size_t prefix;
+    for (size_t i = 0; i < size;) {
+        if (s [i] < 0x80) {
+            i++;                //  most text is ASCII: no call for it
+            continue;
+        }
+        int len = s_sequence (s + i, size - i, &prefix);
+        if (len <= 0)
+            return false;
+        i += (size_t) len;
+    }
+    return true;
+}
+
+size_t
+utf8_decode (const char *data, size_t size, uint32_t *cp)
+{
+    static const unsigned char lead_bits [] = { 0, 0x7F, 0x1F, 0x0F, 0x07 };
+    const unsigned char *s = (const unsigned char *) data;
+    size_t prefix;
+    int len = size ? s_sequence (s, size, &prefix) : 0;
+    if (len <= 0)
+        return 0;
+    uint32_t v = s [0] & lead_bits [len];
+    for (int i = 1; i < len; i++)
+        v = (v << 6) | (s [i] & 0x3F);
+    *cp = v;
+    return (size_t) len;
+}
+
+size_t
+utf8_encode (uint32_t cp, char out [4])
+{
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    if (cp < 0x80) {
+        out [0] = (char) cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out [0] = (char) (0xC0 | cp >> 6);
+        out [1] = (char) (0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out [0] = (char) (0xE0 | cp >> 12);
+        out [1] = (char) (0x80 | (cp >> 6 & 0x3F));
+        out [2] = (char) (0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out [0] = (char) (0xF0 | cp >> 18);
+    out [1] = (char) (0x80 | (cp >> 12 & 0x3F));
+    out [2] = (char) (0x80 | (cp >> 6 & 0x3F));
+    out [3] = (char) (0x80 | (cp & 0x3F));
+    return 4;
 }
 
 size_t
@@ -278,12 +370,113 @@ base64_decode (const char *src, size_t len, size_t *out_len)
     return out;
 }
 
+//  The parser gets the record's own text, and whatever a hand-edited file or a peer holds.
+static void
+s_test_iso8601 (void)
+{
+    CHECK (time_parse_iso8601 ("1970-01-01T00:00:00.000Z") == 0);
+    CHECK (time_parse_iso8601 ("1970-01-01T00:00:01.500Z") == 1500);
+    CHECK (time_parse_iso8601 ("2026-11-28T12:00:00.05Z") == 1795867200050);
+    CHECK (time_parse_iso8601 ("2026-11-28T12:00:00.1239Z") == 1795867200123);
+    CHECK (time_parse_iso8601 ("2024-02-29T00:00:00Z") == 1709164800000);
+    CHECK (time_parse_iso8601 ("9999-12-31T23:59:59.999Z") == 253402300799999);
+    const char *bad[] = {
+        NULL, "", "Z", "2026", "2026-11-2", "2026-11-28T12:00:00", "2026-11-28T12:00:00.000",
+        "2026-11-28T12:00:00.Z", "2026-11-28T12:00:00.000Zjunk", "2026-11-28T12:00:00.000z",
+        "2026-11-28t12:00:00Z", "2026-11-28T12:00:00+00:00", " 2026-11-28T12:00:00Z",
+        "+026-11-28T12:00:00Z", "2026-1-28T12:00:00.000Z", "2026-11-28T1:00:00Z",
+        "2026-11-28T12:00:-1Z", "2026-11-28T12:00: 1Z", "2026-13-28T12:00:00.000Z",
+        "2026-00-28T12:00:00Z", "2026-11-00T12:00:00Z", "2026-02-29T12:00:00Z",
+        "2026-04-31T12:00:00Z", "2026-11-28T24:00:00Z", "2026-11-28T12:60:00Z",
+        "2026-11-28T12:00:60Z", "1969-12-31T23:59:59.999Z", "0000-01-01T00:00:00Z",
+        "2026-11-28T12:00:00.-5Z", "2026-11-28T12:00:00.+5Z", "2026-11-28T12:00:00.5 Z",
+        "2026\xef\xbc\x8d" "11-28T12:00:00Z",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK (time_parse_iso8601 (bad[i]) == -1);
+    //  A fraction of any length is read without overflow; the first three digits count.
+    char lots[4096];
+    memcpy (lots, "2026-11-28T12:00:00.", 20);
+    memset (lots + 20, '9', sizeof lots - 22);
+    memcpy (lots + sizeof lots - 2, "Z", 2);
+    CHECK (time_parse_iso8601 (lots) == 1795867200999);
+}
+
+//  The decoder accepts exactly the UTF-8 forms of the scalar values: every value round-trips,
+//  and every string of up to three bytes (and a sample of four) that decodes is the form of
+//  what it decodes to. Then the hostile cases by name.
+static void
+s_test_utf8 (void)
+{
+    char out[4];
+    uint32_t cp;
+    bool all_round = true;
+    for (uint32_t v = 0; v <= 0x10FFFF; v++) {
+        size_t n = utf8_encode (v, out);
+        bool surrogate = v >= 0xD800 && v <= 0xDFFF;
+        if (surrogate ? n != 0 : (n == 0 || utf8_decode (out, n, &cp) != n || cp != v
+                                  || utf8_decode (out, n - 1, &cp) != 0 || !utf8_valid (out, n)))
+            all_round = false;
+    }
+    CHECK (all_round);
+    CHECK (utf8_encode (0x110000, out) == 0 && utf8_encode (UINT32_MAX, out) == 0);
+    bool only_forms = true;
+    unsigned char s[4];
+    for (uint32_t k = 0; k < 1u << 24; k++) {
+        s[0] = (unsigned char) (k >> 16), s[1] = (unsigned char) (k >> 8), s[2] = (unsigned char) k;
+        size_t n = utf8_decode ((const char *) s, 3, &cp);
+        if (n && (utf8_encode (cp, out) != n || memcmp (out, s, n) != 0))
+            only_forms = false;
+        if (utf8_valid ((const char *) s, 3) != (n == 3 || (n && utf8_valid ((const char *) s + n, 3 - n))))
+            only_forms = false;
+    }
+    static const unsigned char tails[] = { 0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF };
+    for (unsigned lead = 0xF0; lead <= 0xFF; lead++)
+        for (unsigned second = 0; second < 256; second++)
+            for (size_t t = 0; t < sizeof tails * sizeof tails; t++) {
+                s[0] = (unsigned char) lead, s[1] = (unsigned char) second;
+                s[2] = tails[t / sizeof tails], s[3] = tails[t % sizeof tails];
+                size_t n = utf8_decode ((const char *) s, 4, &cp);
+                if (n && (n != 4 || utf8_encode (cp, out) != 4 || memcmp (out, s, 4) != 0))
+                    only_forms = false;
+            }
+    CHECK (only_forms);
+    CHECK (utf8_decode ("", 0, &cp) == 0);
+    CHECK (utf8_decode ("\x80", 1, &cp) == 0);                      //  stray continuation
+    CHECK (utf8_decode ("\xc0\xaf", 2, &cp) == 0);                  //  overlong '/'
+    CHECK (utf8_decode ("\xc1\xbf", 2, &cp) == 0);
+    CHECK (utf8_decode ("\xe0\x80\xaf", 3, &cp) == 0);
+    CHECK (utf8_decode ("\xf0\x80\x80\xaf", 4, &cp) == 0);
+    CHECK (utf8_decode ("\xed\xa0\x80", 3, &cp) == 0);              //  surrogates
+    CHECK (utf8_decode ("\xed\xbf\xbf", 3, &cp) == 0);
+    CHECK (utf8_decode ("\xf4\x90\x80\x80", 4, &cp) == 0);          //  above U+10FFFF
+    CHECK (utf8_decode ("\xf8\x88\x80\x80\x80", 5, &cp) == 0);      //  old five-byte form
+    CHECK (utf8_decode ("\xfe", 1, &cp) == 0 && utf8_decode ("\xff", 1, &cp) == 0);
+    CHECK (utf8_decode ("\xf0\x9f\x98\x80", 3, &cp) == 0);          //  cut short by size
+    CHECK (utf8_decode ("\xe2\x82", 2, &cp) == 0);
+    CHECK (utf8_decode ("\xe2\x82\xac!", 4, &cp) == 3 && cp == 0x20AC);
+    CHECK (utf8_decode ("\xf4\x8f\xbf\xbf", 4, &cp) == 4 && cp == 0x10FFFF);
+    CHECK (utf8_decode ("\0", 1, &cp) == 1 && cp == 0);
+}
+
 int
 util_test (void)
 {
     char hex[65];
     sha256_hex ("abc", 3, hex);
     CHECK (strcmp (hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
+    char bound[65], other[65];
+    bind_sha256 ("python", "s1", "x = 1", 5, bound);
+    sha256_hex ("python\0s1\0x = 1", 15, hex);
+    CHECK (strcmp (bound, hex) == 0);
+    bind_sha256 ("python", "s", "1x = 1", 6, other);        //  the separators keep them apart
+    CHECK (strcmp (bound, other) != 0);
+    bind_sha256 ("python", "s1", "x\0y", 3, bound);          //  the code is bytes, NUL and all
+    sha256_hex ("python\0s1\0x\0y", 13, hex);
+    CHECK (strcmp (bound, hex) == 0);
+    bind_sha256 ("", "", "", 0, bound);
+    sha256_hex ("\0\0", 2, hex);
+    CHECK (strcmp (bound, hex) == 0);
     CHECK (utf8_valid ("plain", 5));
     json_t *fixed = text_display ("a\0b\xff", 4);
     CHECK (fixed && strcmp (json_string_value (fixed), "a\xef\xbf\xbd" "b\xef\xbf\xbd") == 0);
@@ -301,6 +494,26 @@ util_test (void)
     CHECK (!utf8_valid ("\xed\xa0\x80", 3));      //  surrogate
     CHECK (!utf8_valid ("\xf4\x90\x80\x80", 4));  //  above U+10FFFF
     CHECK (!utf8_valid ("\xff", 1));
+    CHECK (csv_has ("ops,sre", "sre", 3) && csv_has ("ops, sre ", "sre", 3) && csv_has (" ,ops,,", "ops", 3));
+    CHECK (csv_has ("a b,c", "a b", 3) && csv_has ("gateway", "gateway", 7));
+    CHECK (!csv_has ("not-gateway", "gateway", 7) && !csv_has ("gateways", "gateway", 7));
+    CHECK (!csv_has ("gateway", "gate", 4) && !csv_has ("ops,sre", "ops,sre", 7));
+    CHECK (!csv_has ("a,,b", "", 0) && !csv_has ("", "", 0) && !csv_has (" , ", "", 0));
+    CHECK (!csv_has (NULL, "ops", 3) && !csv_has ("ops", NULL, 0) && !csv_has ("", "ops", 3));
+    CHECK (!csv_has ("ops", " ops", 4) && !csv_has ("Ops", "ops", 3));
+    int64_t v = -1;
+    CHECK (decimal_parse ("42", 18, 1, INT64_MAX, &v) == 0 && v == 42);
+    CHECK (decimal_parse ("0042", 18, 1, INT64_MAX, &v) == 0 && v == 42);
+    CHECK (decimal_parse ("9223372036854775807", 19, 0, INT64_MAX, &v) == 0 && v == INT64_MAX);
+    v = -1;
+    const char *not_numbers[] = { NULL, "", " 42", "42 ", "+42", "-42", "4 2", "0x42", "42\n",
+                                  "\xd9\xa4", "1e3", "9223372036854775808", "99999999999999999999" };
+    for (size_t i = 0; i < sizeof not_numbers / sizeof not_numbers[0]; i++)
+        CHECK (decimal_parse (not_numbers[i], 20, 0, INT64_MAX, &v) == -1);
+    CHECK (decimal_parse ("0", 18, 1, INT64_MAX, &v) == -1);                      //  below min
+    CHECK (decimal_parse ("1000", 18, 0, 999, &v) == -1);                         //  above max
+    CHECK (decimal_parse ("1234567890123", 12, 0, INT64_MAX, &v) == -1);          //  too many digits
+    CHECK (v == -1);                                                              //  untouched
     char id[33];
     random_hex (16, id);
     CHECK (strlen (id) == 32);
@@ -313,5 +526,7 @@ util_test (void)
     CHECK (time_parse_iso8601 ("2026-11-28T12:00:00.5Z") == 1795867200500);
     CHECK (time_parse_iso8601 ("2026-11-28 12:00:00") == -1);
     CHECK (time_parse_iso8601 ("yesterday") == -1);
+    s_test_iso8601 ();
+    s_test_utf8 ();
     return 0;
 }

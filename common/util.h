@@ -1,4 +1,5 @@
-/*  common/util.h: small shared helpers: logging, clocks, hashing, UTF-8 checks, random ids.
+/*  common/util.h: small shared helpers: logging, clocks, ISO-8601 times, decimal numbers,
+    group lists, hashing, UTF-8, base64, random ids.
     Nothing here allocates unless its comment says the caller owns the result. */
 #ifndef RG_UTIL_H
 #define RG_UTIL_H
@@ -26,16 +27,43 @@ int64_t clock_wall_ms (void);
 //  Formats wall-clock ms as "2026-11-28T12:00:00.123Z" into buf (at least 32 bytes).
 void time_iso8601 (int64_t wall_ms, char *buf, size_t size);
 
-//  Parses what time_iso8601 writes (UTC, optional .mmm, trailing Z) back to wall ms; -1 if bad.
+//  Parses what time_iso8601 writes back to wall ms: exactly "YYYY-MM-DDTHH:MM:SS", an optional
+//  fraction of one or more digits (milliseconds are its first three), then "Z". -1 for NULL,
+//  any other shape, a date or time that does not exist (2026-02-30, 24:00, :60) or one before
+//  1970. The one ISO-8601 reader of the project.
 int64_t time_parse_iso8601 (const char *text);
+
+//  text as a plain decimal number: 1 to max_digits ASCII digits and nothing else (no sign,
+//  no spaces, which strtoll alone would take), whose value lies in [min, max]. 0 with *out
+//  set, or -1 (NULL, empty, anything else, out of range).
+int decimal_parse (const char *text, size_t max_digits, int64_t min, int64_t max, int64_t *out);
 
 //  sha256 of data as 64 lower-case hex characters plus NUL into out[65].
 void sha256_hex (const void *data, size_t size, char out[65]);
+//  What an approval is bound to: sha256_hex (lang || 0x00 || session || 0x00 || code), see
+//  common/store.h. The store records it at submission; the broker checks the stored bytes
+//  still hash to it before anything runs.
+void bind_sha256 (const char *lang, const char *session, const char *code, size_t code_len,
+                  char out[65]);
 //  n random bytes written as 2n hex characters plus NUL into out (size >= 2n+1).
 void random_hex (size_t n, char *out);
 
+//  True if the comma-separated list (a key's groups, "ops, sre") holds item[0..len): items
+//  are compared whole, spaces around them do not count, and an empty item matches nothing.
+//  The one group matcher: the policy, approvals and the broker's gateway checks use it.
+bool csv_has (const char *list, const char *item, size_t len);
+
 //  True if data[0..size) is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
 bool utf8_valid (const char *data, size_t size);
+
+//  The one UTF-8 decoder: the length (1 to 4) of the well-formed sequence at data[0..size)
+//  and its code point in *cp; 0 if there is none there (size 0, a stray continuation byte,
+//  an overlong form, a surrogate, above U+10FFFF, or a sequence cut short by size).
+size_t utf8_decode (const char *data, size_t size, uint32_t *cp);
+
+//  Writes cp as UTF-8 into out and returns its length (1 to 4); 0 for a surrogate or above
+//  U+10FFFF, which have no UTF-8 form.
+size_t utf8_encode (uint32_t cp, char out [4]);
 
 //  Writes src as valid UTF-8 into dst (at most cap bytes, cut at a character boundary) and
 //  returns the length written. An incomplete sequence at the end is dropped when `cut_tail`

@@ -36,11 +36,6 @@ char *event_data_text (const json_t *data);
 int event_hash (const char *prev_hash, int64_t seq, const char *at, int64_t request_id,
                 const char *type, const char *actor, json_t *data, char hash[65]);
 
-//  Defined in store_read.c: the current row of stmt as a JSON object keyed by column name. Text
-//  that is not valid UTF-8 (only a hand-edited file has it) becomes null, or with raw the
-//  unchecked bytes (for hashing). Integer 0/1 in *_truncated, session_reset become booleans.
-json_t *store_row_json (sqlite3_stmt *stmt, bool raw);
-
 //  Test helper in store_test.c: runs sql on a connection of its own, as an outsider would; the
 //  sqlite result code, and the error text into error (may be NULL).
 int store_raw_exec (const char *path, const char *sql, char *error, size_t size);

@@ -4,6 +4,7 @@
     linear pass and no recursion. It trusts nothing: malformed text just yields -1. */
 #include "policy/jpos.h"
 #include "common/check.h"
+#include "common/util.h"
 #include <string.h>
 
 //  --------------------------------------------------------------------------
@@ -36,28 +37,6 @@ s_hex4 (const char *s, size_t n, size_t i, unsigned *out)
     return 0;
 }
 
-static size_t
-s_utf8 (unsigned cp, unsigned char out[4])
-{
-    if (cp < 0x80) { out[0] = (unsigned char) cp; return 1; }
-    if (cp < 0x800) {
-        out[0] = (unsigned char) (0xC0 | cp >> 6);
-        out[1] = (unsigned char) (0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (unsigned char) (0xE0 | cp >> 12);
-        out[1] = (unsigned char) (0x80 | (cp >> 6 & 0x3F));
-        out[2] = (unsigned char) (0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (unsigned char) (0xF0 | cp >> 18);
-    out[1] = (unsigned char) (0x80 | (cp >> 12 & 0x3F));
-    out[2] = (unsigned char) (0x80 | (cp >> 6 & 0x3F));
-    out[3] = (unsigned char) (0x80 | (cp & 0x3F));
-    return 4;
-}
-
 //  Decodes a \u escape at s[*i] == '\\' (with a following surrogate half if any).
 static int
 s_unicode (const char *s, size_t n, size_t *i, unsigned char out[4], size_t *len)
@@ -76,7 +55,7 @@ s_unicode (const char *s, size_t n, size_t *i, unsigned char out[4], size_t *len
     else
     if (cp >= 0xDC00 && cp <= 0xDFFF)
         return -1;
-    *len = s_utf8 (cp, out);
+    *len = utf8_encode (cp, (char *) out);
     return 0;
 }
 

@@ -3,6 +3,7 @@
     Applying is policy/mask_apply.c; the built-in table is policy/mask_builtins.c. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "policy/mask_int.h"
+#include "common/util.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,29 +208,6 @@ s_add_form (detector_t *det, const char *form, size_t n)
     return 0;
 }
 
-//  The code point of the UTF-8 sequence at s[0..n), and its length; 0 if it is not valid
-//  UTF-8 (overlong, surrogate, cut short), and then the forms that need characters are
-//  left out: the bytes themselves are still masked.
-static size_t
-s_utf8_next (const unsigned char *s, size_t n, uint32_t *cp)
-{
-    size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2
-               : s[0] >= 0xE0 && s[0] <= 0xEF ? 3 : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
-    static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
-    if (len == 0 || len > n)
-        return 0;
-    uint32_t c = len == 1 ? s[0] : s[0] & (0x7F >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        c = c << 6 | (s[i] & 0x3F);
-    }
-    if (c < min[len] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-        return 0;
-    *cp = c;
-    return len;
-}
-
 //  A form is built in a buffer of 8 bytes per byte of the value: the widest escape is
 //  6 bytes for one (\u0001, '"'"' is 5).
 typedef struct {
@@ -318,7 +296,7 @@ s_add_json_form (detector_t *det, const char *value, size_t n, int flags)
         if (c >= 0x20 && (c < 0x7F || !(flags & JSON_ASCII)))
             f.buf[f.len++] = (char) c;
         else
-        if ((ok = (len = s_utf8_next ((const unsigned char *) value + i, n - i, &cp)) > 0)) {
+        if ((ok = (len = utf8_decode (value + i, n - i, &cp)) > 0)) {
             if (cp >= 0x10000) {                //  a UTF-16 surrogate pair
                 s_form_put (&f, hex, 0xD800 + ((cp - 0x10000) >> 10));
                 cp = 0xDC00 + ((cp - 0x10000) & 0x3FF);
@@ -369,7 +347,7 @@ s_add_py_form (detector_t *det, const char *value, size_t n, int flags)
         if (c < 0x80 || (flags & PY_BYTES))
             s_form_put (&f, "\\x%02x", c);
         else
-        if (!(ok = (len = s_utf8_next ((const unsigned char *) value + i, n - i, &cp)) > 0))
+        if (!(ok = (len = utf8_decode (value + i, n - i, &cp)) > 0))
             ;
         else
         if (!(flags & PY_ASCII) && s_py_printable (cp))

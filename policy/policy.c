@@ -2,6 +2,7 @@
     closed, match limits fail to review. It also owns the policy's accessors, approver
     checks, the decision as JSON and `explain`. Loading is policy/load.c. */
 #include "policy/policy_int.h"
+#include "common/util.h"
 #include <string.h>
 
 const char *const policy_action_names[] = { "allow", "deny", "review" };
@@ -68,15 +69,10 @@ s_groups_meet (json_t *list, const char *const *groups, const char *csv)
                 return true;
         return false;
     }
-    while (csv && *csv) {
-        csv += strspn (csv, " ,");
-        size_t len = strcspn (csv, ",");
-        size_t trimmed = len;
-        while (trimmed && csv[trimmed - 1] == ' ')
-            trimmed--;
-        if (trimmed && s_list_has (list, csv, trimmed))
+    for (size_t i = 0; i < json_array_size (list); i++) {
+        json_t *item = json_array_get (list, i);
+        if (csv_has (csv, json_string_value (item), json_string_length (item)))
             return true;
-        csv += len;
     }
     return false;
 }

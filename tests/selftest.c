@@ -7,6 +7,7 @@
 #include <string.h>
 
 //  Self-tests, declared here so the table needs no headers of its own.
+int buf_test (void);
 int store_test (void);
 int proto_test (void);
 int session_test (void);
@@ -35,6 +36,7 @@ int state_table_test (void);
 
 static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "util", util_test },
+    { "buf", buf_test },
     { "store", store_test },
     { "proto", proto_test },
     { "session", session_test },

@@ -22,7 +22,8 @@ def stack():
     s = Stack(policy=REVIEW)
     for name, role, groups in [("alice", "approver", "sre"), ("carol", "approver", ""),
                                ("dave", "approver", ""), ("bob", "agent", ""),
-                               ("opsbot", "agent", "ops"), ("gw", "approver", "gateway")]:
+                               ("opsbot", "agent", "ops"), ("gw", "approver", "gateway"),
+                               ("erin", "approver", "ops, sre"), ("mallory", "approver", "not-a-gateway")]:
         args = ["keygen", name, "--role", role] + (["--groups", groups] if groups else [])
         p = s.cli(*args)
         check(p.returncode == 0, p.stderr)
@@ -68,6 +69,13 @@ def identity_is_from_the_key():
         r = gw.call("report", id=parked["id"], type="delivery_failed", detail={"http_status": 404})
         check(r["ok"], r)
         check(s.sql("select actor from events where type = 'delivery_failed'") == [("gw",)], "report not recorded")
+        # groups are matched whole: "not-a-gateway" is no gateway
+        mallory = s.client("mallory")
+        r = mallory.call("report", id=parked["id"], type="delivery_failed", detail={"http_status": 404})
+        check(not r["ok"] and r["error"]["code"] == "forbidden", ("a group that contains 'gateway'", r))
+        r = mallory.call("approve", id=parked["id"], on_behalf_of="alice")
+        check(not r["ok"] and r["error"]["code"] == "forbidden", r)
+        mallory.close()
         # a revoked key: its cert leaves the trusted directory, new connections get nothing
         bob = s.client("bob")
         check(bob.call("ping")["ok"], "bob before revocation")
@@ -187,6 +195,12 @@ def quorum_self_approval_and_deny_rules():
         check(not c["ok"] and c["error"]["code"] == "forbidden", c)
         a = alice.call("approve", id=r["id"])
         check(a["ok"] and a["state"] != "pending_approval", a)
+        # groups as keygen took them, with a space after the comma, match as the policy reads them
+        r = admin.call("submit", lang="python", code="'SRE_ONLY erin'", session="q", wait_ms=0)
+        erin = s.client("erin")
+        e = erin.call("approve", id=r["id"])
+        check(e["ok"] and e["state"] != "pending_approval", ("erin is in sre", e))
+        erin.close()
         # CLI: pending lists, approve approves
         r = admin.call("submit", lang="python", code="'NEEDS_TWO cli'", session="q", wait_ms=0)
         p = s.cli("pending", "--key", s.key("alice"))

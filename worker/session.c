@@ -19,6 +19,7 @@
 #include "worker/procstat.h"
 #include "worker/result.h"
 #include "worker/spawn.h"
+#include "common/buf.h"
 #include "common/util.h"
 #include "pydriver_py.h"
 #include "shdriver_sh.h"
@@ -44,11 +45,6 @@
 typedef enum { S_IDLE, S_RUNNING, S_INTERRUPTING, S_DONE } s_state_t;
 
 
-typedef struct {
-    char *data;
-    size_t len, off, alloc;
-} s_bytes_t;
-
 struct _session_t {
     char *owner;                //  the principal whose session this is
     char *name;
@@ -69,8 +65,9 @@ struct _session_t {
     long long cpu_start;        //  clock ticks at start, -1 unknown
     int64_t execution_count;    //  snippets sent to this interpreter
     char marker [MARKER_BYTES * 2 + 1];
-    s_bytes_t command;          //  bytes still to write on fd 3
-    s_bytes_t replies;          //  bytes read from fd 4
+    buf_t command;              //  bytes for fd 3, written up to command_off
+    size_t command_off;
+    buf_t replies;              //  bytes read from fd 4
     outbuf_t *out;
     outbuf_t *err;
     json_t *reply;              //  the driver's answer (python) once it came
@@ -81,27 +78,6 @@ struct _session_t {
 };
 
 static void s_finish (session_t *self, result_end_t end, const char *why);
-
-//  --------------------------------------------------------------------------
-//  Growable bytes.
-
-static int
-s_bytes_reserve (s_bytes_t *b, size_t more)
-{
-    if (b->len + more <= b->alloc)
-        return 0;
-    size_t want = b->alloc ? b->alloc : 4096;
-    while (want < b->len + more)
-        want *= 2;
-    char *grown = realloc (b->data, want);
-    if (!grown) {
-        log_error ("session: out of memory for %zu bytes", want);
-        return -1;
-    }
-    b->data = grown;
-    b->alloc = want;
-    return 0;
-}
 
 //  --------------------------------------------------------------------------
 //  The interpreter's life: spawn, reap, kill.
@@ -243,8 +219,8 @@ session_destroy (session_t **self_p)
     outbuf_destroy (&self->err);
     json_decref (self->reply);
     json_decref (self->result);
-    free (self->command.data);
-    free (self->replies.data);
+    buf_free (&self->command);
+    buf_free (&self->replies);
     free (self->name);
     free (self->owner);
     free (self);
@@ -289,20 +265,21 @@ session_alive (session_t *self)
 static int
 s_queue_command (session_t *self, const char *code, size_t size)
 {
-    s_bytes_t *cmd = &self->command;
-    cmd->len = cmd->off = 0;
-    if (s_bytes_reserve (cmd, size + 32) < 0)
-        return -1;
+    buf_t *cmd = &self->command;
+    cmd->len = self->command_off = 0;
+    int rc;
     if (self->python) {
         uint32_t n = (uint32_t) size;
         unsigned char head [4] = { n >> 24, n >> 16, n >> 8, n };
-        memcpy (cmd->data, head, 4);
-        cmd->len = 4;
+        rc = buf_append (cmd, head, 4);
     }
     else
-        cmd->len = (size_t) sprintf (cmd->data, "%zu", size) + 1;   //  with its NUL
-    memcpy (cmd->data + cmd->len, code, size);
-    cmd->len += size;
+        rc = buf_appendf (cmd, "%zu", size) || buf_append (cmd, "", 1);     //  with its NUL
+    if (rc || buf_append (cmd, code, size)) {
+        log_error ("session: out of memory for a %zu-byte snippet", size);
+        cmd->len = 0;
+        return -1;
+    }
     return 0;
 }
 
@@ -311,35 +288,33 @@ s_queue_command (session_t *self, const char *code, size_t size)
 static void
 s_queue_fence (session_t *self)
 {
-    s_bytes_t *cmd = &self->command;
+    buf_t *cmd = &self->command;
     random_hex (MARKER_BYTES, self->marker);
-    cmd->len = cmd->off = 0;
-    if (s_bytes_reserve (cmd, sizeof self->marker + 4) < 0)
+    cmd->len = self->command_off = 0;
+    if ((self->python && buf_append (cmd, "\xff\xff\xff\xff", 4))
+    ||  buf_append (cmd, self->marker, self->python ? sizeof self->marker - 1 : sizeof self->marker)) {
+        log_error ("session: out of memory for the fence");
+        cmd->len = 0;
         return;                 //  no fence, no echo: the deadline ends the snippet
-    if (self->python) {
-        memset (cmd->data, 0xff, 4);
-        cmd->len = 4;
     }
-    memcpy (cmd->data + cmd->len, self->marker, sizeof self->marker);
-    cmd->len += self->python ? sizeof self->marker - 1 : sizeof self->marker;
     self->fenced = true;
 }
 
 static void
 s_flush_command (session_t *self)
 {
-    s_bytes_t *cmd = &self->command;
-    while (cmd->off < cmd->len && self->fds.cmd >= 0) {
-        ssize_t n = write (self->fds.cmd, cmd->data + cmd->off, cmd->len - cmd->off);
+    buf_t *cmd = &self->command;
+    while (self->command_off < cmd->len && self->fds.cmd >= 0) {
+        ssize_t n = write (self->fds.cmd, cmd->data + self->command_off, cmd->len - self->command_off);
         if (n > 0)
-            cmd->off += (size_t) n;
+            self->command_off += (size_t) n;
         else
         if (n < 0 && errno == EINTR)
             continue;
         else {
             if (n < 0 && errno != EAGAIN) {
                 //  EPIPE: the interpreter is going away; its exit ends the snippet.
-                cmd->off = cmd->len;
+                self->command_off = cmd->len;
                 s_close_fd (&self->fds.cmd);
             }
             return;
@@ -407,7 +382,7 @@ session_fds (session_t *self, int *fds, short *events, int max)
             fds [n] = in [i];
             events [n++] = POLLIN;
         }
-    if (self->fds.cmd >= 0 && self->command.off < self->command.len && n < max) {
+    if (self->fds.cmd >= 0 && self->command_off < self->command.len && n < max) {
         fds [n] = self->fds.cmd;
         events [n++] = POLLOUT;
     }
@@ -445,10 +420,12 @@ static int
 s_read_replies (session_t *self)
 {
     while (self->fds.res >= 0) {
-        if (s_bytes_reserve (&self->replies, 4096) < 0)
+        buf_t *r = &self->replies;
+        if (buf_reserve (r, 4096) < 0) {
+            log_error ("session: out of memory reading replies");
             return -1;
-        s_bytes_t *r = &self->replies;
-        ssize_t n = read (self->fds.res, r->data + r->len, r->alloc - r->len);
+        }
+        ssize_t n = read (self->fds.res, r->data + r->len, r->alloc - r->len - 1);
         if (n > 0)
             r->len += (size_t) n;
         else
@@ -467,19 +444,12 @@ s_read_replies (session_t *self)
 //  What the driver's pipe held: a reply, the fence's echo, nothing complete yet, or garbage.
 typedef enum { GOT_GARBAGE = -1, GOT_NOTHING = 0, GOT_REPLY, GOT_ECHO } s_got_t;
 
-static void
-s_consume (s_bytes_t *r, size_t n)
-{
-    memmove (r->data, r->data + n, r->len - n);
-    r->len -= n;
-}
-
 //  One python frame: 4-byte length and a JSON object (kept in self->reply, replacing an
 //  earlier one), or 0xffffffff and the echoed nonce.
 static s_got_t
 s_parse_python (session_t *self)
 {
-    s_bytes_t *r = &self->replies;
+    buf_t *r = &self->replies;
     if (r->len < 4)
         return GOT_NOTHING;
     const unsigned char *p = (const unsigned char *) r->data;
@@ -489,7 +459,7 @@ s_parse_python (session_t *self)
         if (r->len < 4 + mlen)
             return GOT_NOTHING;
         bool match = self->fenced && memcmp (r->data + 4, self->marker, mlen) == 0;
-        s_consume (r, 4 + mlen);
+        buf_consume (r, 4 + mlen);
         return match ? GOT_ECHO : GOT_GARBAGE;
     }
     if (size > REPLY_MAX)
@@ -498,7 +468,7 @@ s_parse_python (session_t *self)
         return GOT_NOTHING;
     json_error_t error;
     json_t *reply = json_loadb (r->data + 4, size, JSON_ALLOW_NUL, &error);
-    s_consume (r, size + 4);
+    buf_consume (r, size + 4);
     if (!json_is_object (reply)) {
         log_error ("session %s: bad driver reply: %s", self->name, error.text);
         json_decref (reply);
@@ -514,7 +484,7 @@ s_parse_python (session_t *self)
 static s_got_t
 s_parse_shell (session_t *self)
 {
-    s_bytes_t *r = &self->replies;
+    buf_t *r = &self->replies;
     size_t mlen = MARKER_BYTES * 2;
     char *nl;
     while ((nl = memchr (r->data, '\n', r->len))) {
@@ -530,7 +500,7 @@ s_parse_shell (session_t *self)
             got = GOT_ECHO;
         else
             log_warn ("session %s: ignored a line on the status pipe", self->name);
-        s_consume (r, n + 1);
+        buf_consume (r, n + 1);
         if (got != GOT_NOTHING)
             return got;
     }
