@@ -1,40 +1,61 @@
-/*  client/conn.c: the client side of the broker protocol. */
+/*  client/conn.c: the client side of the broker protocol, on libzmq alone: a context and a
+    socket of its own, so a command that reaches the broker loads libzmq and not czmq with
+    its own dependencies and start-up (the CLI loads even libzmq only then: client/lazy.c). */
 #include "client/conn.h"
 #include "common/util.h"
 
 struct _conn_t {
-    zsock_t *sock;
+    void *ctx;
+    void *sock;
     int64_t next_rid;
     char prefix[17];        //  random per connection, so rids of two CLIs never collide
 };
 
+static int
+s_key (void *sock, int option, const char *z85)
+{
+    //  Z85 text of 40 characters; libzmq decodes it and refuses anything else.
+    return z85 && strlen (z85) == 40 ? zmq_setsockopt (sock, option, z85, 40) : -1;
+}
+
 conn_t *
-conn_new (const char *endpoint, zcert_t *cert, zcert_t *server)
+conn_new_z85 (const char *endpoint, const char *public_key, const char *secret_key,
+              const char *server_key)
 {
     conn_t *self = (conn_t *) zmalloc (sizeof (conn_t));
-    self->sock = zsock_new (ZMQ_DEALER);
-    if (!self->sock) {
-        free (self);
-        return NULL;
-    }
-    zsock_set_linger (self->sock, 0);
-    zcert_apply (cert, self->sock);
-    zsock_set_curve_serverkey (self->sock, zcert_public_txt (server));
-    if (zsock_connect (self->sock, "%s", endpoint) != 0) {
-        zsock_destroy (&self->sock);
-        free (self);
+    int linger = 0;
+    self->ctx = zmq_ctx_new ();
+    self->sock = self->ctx ? zmq_socket (self->ctx, ZMQ_DEALER) : NULL;
+    if (!self->sock
+    ||  zmq_setsockopt (self->sock, ZMQ_LINGER, &linger, sizeof linger) != 0
+    ||  s_key (self->sock, ZMQ_CURVE_PUBLICKEY, public_key) != 0
+    ||  s_key (self->sock, ZMQ_CURVE_SECRETKEY, secret_key) != 0
+    ||  s_key (self->sock, ZMQ_CURVE_SERVERKEY, server_key) != 0
+    ||  zmq_connect (self->sock, endpoint) != 0) {
+        conn_destroy (&self);
         return NULL;
     }
     random_hex (8, self->prefix);
     return self;
 }
 
+conn_t *
+conn_new (const char *endpoint, zcert_t *cert, zcert_t *server)
+{
+    return conn_new_z85 (endpoint, zcert_public_txt (cert), zcert_secret_txt (cert),
+                         zcert_public_txt (server));
+}
+
 void
 conn_destroy (conn_t **self_p)
 {
-    if (*self_p) {
-        zsock_destroy (&(*self_p)->sock);
-        free (*self_p);
+    conn_t *self = *self_p;
+    if (self) {
+        if (self->sock)
+            zmq_close (self->sock);
+        if (self->ctx)
+            zmq_ctx_term (self->ctx);
+        free (self);
         *self_p = NULL;
     }
 }
@@ -42,15 +63,15 @@ conn_destroy (conn_t **self_p)
 json_t *
 conn_recv (conn_t *self, int timeout_ms)
 {
-    zpoller_t *poller = zpoller_new (self->sock, NULL);
+    zmq_pollitem_t item = { self->sock, 0, ZMQ_POLLIN, 0 };
+    if (zmq_poll (&item, 1, timeout_ms) != 1)
+        return NULL;                //  timeout, or a signal
+    zmq_msg_t frame;
+    zmq_msg_init (&frame);
     json_t *msg = NULL;
-    if (zpoller_wait (poller, timeout_ms) == self->sock) {
-        char *text = zstr_recv (self->sock);
-        if (text)
-            msg = json_loads (text, 0, NULL);
-        zstr_free (&text);
-    }
-    zpoller_destroy (&poller);
+    if (zmq_msg_recv (&frame, self->sock, ZMQ_DONTWAIT) >= 0)
+        msg = json_loadb ((const char *) zmq_msg_data (&frame), zmq_msg_size (&frame), 0, NULL);
+    zmq_msg_close (&frame);
     return msg;
 }
 
@@ -61,9 +82,9 @@ conn_call (conn_t *self, json_t *req, int timeout_ms)
     snprintf (rid, sizeof rid, "%s-%lld", self->prefix, (long long) ++self->next_rid);
     json_object_set_new (req, "rid", json_string (rid));
     char *text = json_dumps (req, JSON_COMPACT);
-    int rc = zstr_send (self->sock, text);
+    int rc = text ? zmq_send (self->sock, text, strlen (text), 0) : -1;
     free (text);
-    if (rc != 0)
+    if (rc < 0)
         return NULL;
     int64_t deadline = clock_mono_ms () + timeout_ms;
     while (clock_mono_ms () < deadline) {

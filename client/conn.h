@@ -1,5 +1,5 @@
 /*  client/conn.h: a CURVE-authenticated DEALER connection to the broker with request/reply
-    matching by `rid`. Used by the CLI; one connection, one caller thread. */
+    matching by `rid`. Used by the CLI and the approver; one connection, one caller thread. */
 #ifndef RG_CONN_H
 #define RG_CONN_H
 #include <czmq.h>
@@ -7,8 +7,14 @@
 
 typedef struct _conn_t conn_t;
 
-//  Connects to endpoint with the client pair `cert` and the broker's public `server` cert
-//  (neither is taken over). Returns NULL if the socket cannot be made.
+//  Connects to endpoint with the client's Z85 public and secret keys and the broker's Z85
+//  public key (40 characters each). Returns NULL if the socket cannot be made or a key is
+//  not Z85. Makes no czmq call, so the CLI reaches the broker without loading czmq.
+conn_t *conn_new_z85 (const char *endpoint, const char *public_key, const char *secret_key,
+                      const char *server_key);
+
+//  The same with the client pair `cert` and the broker's public `server` cert (neither is
+//  taken over).
 conn_t *conn_new (const char *endpoint, zcert_t *cert, zcert_t *server);
 void conn_destroy (conn_t **self_p);
 

@@ -1,0 +1,98 @@
+/*  client/lazy.c: libzmq and czmq for `replgate`, loaded by the first call that needs them.
+    The CLI does not link them: with what they link in turn (libstdc++, Kerberos, systemd,
+    PGM, ...) they were 24 of its 32 shared libraries and most of its start-up time, and only
+    the commands that reach the broker (libzmq, client/conn.c) or make keys (czmq, through
+    common/keys.c) call them. Each function those objects call is defined here under its
+    own name, with the type its header declares (the compiler checks), and hands over to the
+    library's own, which dlsym finds on the first call. A function missing here is an
+    undefined reference when bin/replgate links, never a failure at run time. */
+#include <czmq.h>
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+//  The sonames of the Debian packages libzmq5 and libczmq4 that the Makefile builds against.
+#define ZMQ_SO "libzmq.so.5"
+#define CZMQ_SO "libczmq.so.4"
+
+//  A library that cannot be loaded ends the command, as it would have ended at start if it
+//  were linked: a forwarded call has no way to fail that its caller would expect.
+static void *
+s_resolve (const char *library, const char *name)
+{
+    void *handle = dlopen (library, RTLD_LAZY | RTLD_LOCAL);
+    void *fn = handle ? dlsym (handle, name) : NULL;
+    if (!fn) {
+        fprintf (stderr, "replgate: %s\n", dlerror ());
+        exit (127);
+    }
+    return fn;
+}
+
+#define FORWARD(library, type, name, params, args) \
+    type name params { \
+        static __typeof__ (name) *real; \
+        if (!real) \
+            real = (__typeof__ (name) *) s_resolve (library, #name); \
+        return real args; \
+    }
+#define FORWARD_VOID(library, name, params, args) \
+    void name params { \
+        static __typeof__ (name) *real; \
+        if (!real) \
+            real = (__typeof__ (name) *) s_resolve (library, #name); \
+        real args; \
+    }
+
+//  client/conn.c
+FORWARD (ZMQ_SO, void *, zmq_ctx_new, (void), ())
+FORWARD (ZMQ_SO, int, zmq_ctx_term, (void *context), (context))
+FORWARD (ZMQ_SO, void *, zmq_socket, (void *context, int type), (context, type))
+FORWARD (ZMQ_SO, int, zmq_close, (void *s), (s))
+FORWARD (ZMQ_SO, int, zmq_setsockopt, (void *s, int option, const void *value, size_t size),
+         (s, option, value, size))
+FORWARD (ZMQ_SO, int, zmq_connect, (void *s, const char *addr), (s, addr))
+FORWARD (ZMQ_SO, int, zmq_send, (void *s, const void *buf, size_t len, int flags),
+         (s, buf, len, flags))
+FORWARD (ZMQ_SO, int, zmq_poll, (zmq_pollitem_t *items, int nitems, long timeout),
+         (items, nitems, timeout))
+FORWARD (ZMQ_SO, int, zmq_msg_init, (zmq_msg_t *msg), (msg))
+FORWARD (ZMQ_SO, int, zmq_msg_recv, (zmq_msg_t *msg, void *s, int flags), (msg, s, flags))
+FORWARD (ZMQ_SO, void *, zmq_msg_data, (zmq_msg_t *msg), (msg))
+FORWARD (ZMQ_SO, size_t, zmq_msg_size, (const zmq_msg_t *msg), (msg))
+FORWARD (ZMQ_SO, int, zmq_msg_close, (zmq_msg_t *msg), (msg))
+FORWARD (CZMQ_SO, const char *, zcert_public_txt, (zcert_t *self), (self))
+FORWARD (CZMQ_SO, const char *, zcert_secret_txt, (zcert_t *self), (self))
+
+//  common/keys.c (keygen and up make keys with czmq; the rest it links is not called here)
+FORWARD (CZMQ_SO, zcert_t *, zcert_new, (void), ())
+FORWARD_VOID (CZMQ_SO, zcert_destroy, (zcert_t **self_p), (self_p))
+FORWARD (CZMQ_SO, zcert_t *, zcert_load, (const char *filename), (filename))
+FORWARD (CZMQ_SO, int, zcert_save, (zcert_t *self, const char *filename), (self, filename))
+FORWARD (CZMQ_SO, int, zcert_save_public, (zcert_t *self, const char *filename),
+         (self, filename))
+FORWARD_VOID (CZMQ_SO, zcert_apply, (zcert_t *self, void *socket), (self, socket))
+FORWARD_VOID (CZMQ_SO, zsock_set_curve_serverkey, (void *self, const char *key), (self, key))
+FORWARD (CZMQ_SO, bool, zsys_file_exists, (const char *filename), (filename))
+
+//  A variadic call cannot be handed on as such: the value is formatted here.
+void
+zcert_set_meta (zcert_t *self, const char *name, const char *format, ...)
+{
+    static __typeof__ (zcert_set_meta) *real;
+    if (!real)
+        real = (__typeof__ (zcert_set_meta) *) s_resolve (CZMQ_SO, "zcert_set_meta");
+    va_list args, again;
+    va_start (args, format);
+    va_copy (again, args);
+    int size = vsnprintf (NULL, 0, format, args);
+    char *value = size >= 0 ? (char *) malloc ((size_t) size + 1) : NULL;
+    if (value) {
+        vsnprintf (value, (size_t) size + 1, format, again);
+        real (self, name, "%s", value);
+    }
+    free (value);
+    va_end (again);
+    va_end (args);
+}
