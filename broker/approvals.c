@@ -7,9 +7,6 @@
     distinct approvers. A request whose stored code no longer hashes to what was submitted
     is denied instead of run. */
 #include "broker/approvals.h"
-#include "broker/backlog.h"
-#include "broker/notify.h"
-#include "broker/state.h"
 #include "common/keys.h"
 #include "common/proto.h"
 #include "common/util.h"
@@ -21,7 +18,6 @@ typedef struct {
 
 struct _approvals_t {
     zhashx_t *parked;           //  id as text -> parked_t
-    int64_t last_tick;
 };
 
 approvals_t *
@@ -64,26 +60,23 @@ approvals_forget (broker_t *broker, int64_t id)
     zhashx_delete (broker->approvals->parked, key);
 }
 
-void
-approvals_tick (broker_t *broker)
+zlistx_t *
+approvals_due (broker_t *broker)
 {
     approvals_t *self = broker->approvals;
     int64_t now = clock_wall_ms ();
-    if (now - self->last_tick < 200)
-        return;
-    self->last_tick = now;
+    zlistx_t *due = zlistx_new ();
+    zlistx_set_destructor (due, (zlistx_destructor_fn *) zstr_free);
     zlistx_t *keys = zhashx_keys (self->parked);
     for (char *key = (char *) zlistx_first (keys); key; key = (char *) zlistx_next (keys)) {
         parked_t *p = (parked_t *) zhashx_lookup (self->parked, key);
-        if (p->expires == 0 || p->expires > now)
-            continue;
-        json_t *fields = json_pack ("{s:s}", "message", "no quorum within the time to live");
-        if (backlog_fire (broker, atoll (key), "pending_approval", EV_EXPIRE, "broker", fields) != 0)
-            log_warn ("request %s: could not expire (no longer pending?)", key);
-        json_decref (fields);
-        zhashx_delete (self->parked, key);
+        if (p->expires && p->expires <= now) {
+            zlistx_add_end (due, strdup (key));
+            zhashx_delete (self->parked, key);
+        }
     }
     zlistx_destroy (&keys);
+    return due;
 }
 
 void
@@ -219,67 +212,63 @@ s_intact (broker_t *broker, json_t *row)
     return strcmp (hash, bind) == 0 && (!p || strcmp (p->bind, hash) == 0);
 }
 
-void
-approvals_decide (broker_t *broker, caller_t *c, json_t *msg, bool approve)
+int
+approvals_vet (broker_t *broker, caller_t *c, json_t *msg, bool approve, verdict_t *v,
+               const char **code, const char **why)
 {
-    const char *why = NULL;
+    memset (v, 0, sizeof *v);
     char groups[512];
-    const char *who = s_decider (broker, c, msg, groups, sizeof groups, &why);
+    *why = NULL;
+    *code = PROTO_E_FORBIDDEN;
+    const char *who = s_decider (broker, c, msg, groups, sizeof groups, why);
     if (!who)
-        return broker_refuse (broker, c, PROTO_E_FORBIDDEN, why);
+        return -1;
     const char *reason = json_string_value (json_object_get (msg, "reason"));
-    if (!approve && (!reason || !*reason))
-        return broker_refuse (broker, c, PROTO_E_MISSING, "a deny needs a reason");
-    int64_t id = json_integer_value (json_object_get (msg, "id"));
-    json_t *row = store_get (broker->store, id);
+    if (!approve && (!reason || !*reason)) {
+        *code = PROTO_E_MISSING;
+        *why = "a deny needs a reason";
+        return -1;
+    }
+    json_t *row = store_get (broker->store, json_integer_value (json_object_get (msg, "id")));
     bool decided = false;
     int approvals = row ? s_count (row, who, &decided) : 0;
     json_int_t quorum = row ? json_integer_value (json_object_get (json_object_get (row, "review"), "quorum")) : 0;
-    const char *code = PROTO_E_FORBIDDEN;
     if (!row) {
-        why = "no such request";
-        code = PROTO_E_NOT_FOUND;
+        *why = "no such request";
+        *code = PROTO_E_NOT_FOUND;
     }
     else if (strcmp (json_string_value (json_object_get (row, "state")), "pending_approval") != 0) {
-        why = "the request is not pending approval";
-        code = PROTO_E_BAD_STATE;
+        *why = "the request is not pending approval";
+        *code = PROTO_E_BAD_STATE;
     }
     else if (strcmp (json_string_value (json_object_get (row, "principal")), who) == 0)
-        why = "nobody approves or denies what they submitted";
+        *why = "nobody approves or denies what they submitted";
     else if (!s_allowed (row, who, groups))
-        why = "the rule does not list you among its approvers";
+        *why = "the rule does not list you among its approvers";
     else if (decided) {
-        why = "you already decided on this request";
-        code = PROTO_E_DUPLICATE;
+        *why = "you already decided on this request";
+        *code = PROTO_E_DUPLICATE;
     }
-    if (why) {
-        json_decref (row);
-        return broker_refuse (broker, c, code, why);
+    else if (!s_intact (broker, row)) {
+        v->tampered = v->deny = true;
+        v->message = "stored code no longer matches what was submitted";
     }
-    if (!s_intact (broker, row)) {
-        json_t *fields = json_pack ("{s:s}", "message", "stored code no longer matches what was submitted");
-        state_fire (broker, id, "pending_approval", EV_DENY, "broker", fields, NULL);
-        json_decref (fields);
-        json_decref (row);
-        return broker_refuse (broker, c, PROTO_E_BAD_STATE, "hash mismatch: the stored code was altered; denied");
-    }
-    json_t *approval = json_pack ("{s:s, s:s, s:s}", "approver", who,
-                                  "via", json_object_get (msg, "slack_user") ? "slack" : "cli",
-                                  "decision", approve ? "approve" : "deny");
-    if (reason)
-        json_object_set_new (approval, "reason", json_string (reason));
-    if (json_object_get (msg, "on_behalf_of"))
-        json_object_set_new (approval, "on_behalf_of", json_string (c->principal));
-    if (json_object_get (msg, "slack_user"))
-        json_object_set (approval, "slack_user", json_object_get (msg, "slack_user"));
-    int ev = !approve ? EV_DENY : approvals + 1 >= (quorum > 0 ? quorum : 1) ? EV_QUORUM : -1;
-    json_t *fields = !approve ? json_pack ("{s:s}", "message", reason) : NULL;
-    const char *to = NULL;
-    int rc = backlog_down (broker) ? -1 : state_fire_approval (broker, id, ev, approval, fields, &to);
-    json_decref (approval);
-    json_decref (fields);
     json_decref (row);
-    if (rc != 0)
-        return backlog_refuse (broker, c, "recording an approval");
-    notify_reply_request (broker, c->routing, c->rid, id);
+    if (*why)
+        return -1;
+    if (v->tampered)
+        return 0;
+    v->approval = json_pack ("{s:s, s:s, s:s}", "approver", who,
+                             "via", json_object_get (msg, "slack_user") ? "slack" : "cli",
+                             "decision", approve ? "approve" : "deny");
+    if (reason)
+        json_object_set_new (v->approval, "reason", json_string (reason));
+    if (json_object_get (msg, "on_behalf_of"))
+        json_object_set_new (v->approval, "on_behalf_of", json_string (c->principal));
+    if (json_object_get (msg, "slack_user"))
+        json_object_set (v->approval, "slack_user", json_object_get (msg, "slack_user"));
+    v->deny = !approve;
+    v->message = reason;
+    v->quorum = approve && approvals + 1 >= (quorum > 0 ? quorum : 1);
+    return 0;
 }

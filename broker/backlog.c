@@ -149,11 +149,25 @@ backlog_fire (broker_t *broker, int64_t id, const char *from, state_event_t ev,
     return 0;
 }
 
+//  Applies the policy's decision to a `received` request: the state it moved to, or
+//  "received" if the transition failed.
+static const char *
+s_decide (broker_t *broker, json_t *row, const char *groups)
+{
+    json_t *fields = NULL;
+    state_event_t ev = decide_policy (broker, row, groups, &fields);
+    const char *to = "received";
+    state_fire (broker, json_integer_value (json_object_get (row, "id")), "received", ev,
+                "broker", fields, &to);
+    json_decref (fields);
+    return to;
+}
+
 const char *
 backlog_decide (broker_t *broker, json_t *row, const char *groups)
 {
     if (!backlog_down (broker)) {
-        const char *to = decide_request (broker, row, groups);
+        const char *to = s_decide (broker, row, groups);
         if (strcmp (to, "received") != 0 || !backlog_check (broker, "recording a decision"))
             return to;
     }
@@ -205,7 +219,7 @@ s_write (broker_t *broker, entry_t *e)
     else if (e->kind == B_EVENT)
         rc = store_event (broker->store, e->id, e->type, e->actor, e->data);
     else
-        rc = strcmp (decide_request (broker, e->data, e->actor), "received") == 0 ? -1 : 0;
+        rc = strcmp (s_decide (broker, e->data, e->actor), "received") == 0 ? -1 : 0;
     return rc == 0 || !store_fault (broker->store) ? 0 : -1;
 }
 

@@ -211,16 +211,41 @@ s_pending (broker_t *broker, caller_t *c, json_t *msg)
     approvals_pending (broker, c, msg);
 }
 
+//  An approve or deny, vetted by approvals.c, fired here: the decider's approval and, when it
+//  decides the request, the transition, in one commit.
+static void
+s_decide (broker_t *broker, caller_t *c, json_t *msg, bool approve)
+{
+    verdict_t v;
+    const char *code, *why;
+    if (approvals_vet (broker, c, msg, approve, &v, &code, &why) != 0)
+        return broker_refuse (broker, c, code, why);
+    int64_t id = json_integer_value (json_object_get (msg, "id"));
+    json_t *fields = v.deny ? json_pack ("{s:s}", "message", v.message) : NULL;
+    if (v.tampered) {
+        state_fire (broker, id, "pending_approval", EV_DENY, "broker", fields, NULL);
+        json_decref (fields);
+        return broker_refuse (broker, c, PROTO_E_BAD_STATE, "hash mismatch: the stored code was altered; denied");
+    }
+    int ev = v.deny ? EV_DENY : v.quorum ? EV_QUORUM : -1;
+    int rc = backlog_down (broker) ? -1 : state_fire_approval (broker, id, ev, v.approval, fields, NULL);
+    json_decref (v.approval);
+    json_decref (fields);
+    if (rc != 0)
+        return backlog_refuse (broker, c, "recording an approval");
+    notify_reply_request (broker, c->routing, c->rid, id);
+}
+
 static void
 s_approve (broker_t *broker, caller_t *c, json_t *msg)
 {
-    approvals_decide (broker, c, msg, true);
+    s_decide (broker, c, msg, true);
 }
 
 static void
 s_deny (broker_t *broker, caller_t *c, json_t *msg)
 {
-    approvals_decide (broker, c, msg, false);
+    s_decide (broker, c, msg, false);
 }
 
 //  A gateway's own account of something the record should hold, e.g. a Slack message that

@@ -2,7 +2,6 @@
     The policy is parsed once at start and on SIGHUP, never per request; a reload builds the
     new policy and masker completely before swapping them in, so a bad file changes nothing. */
 #include "broker/decide.h"
-#include "broker/state.h"
 #include "common/util.h"
 #include "policy/mask.h"
 #include "policy/policy.h"
@@ -86,10 +85,9 @@ s_review (const policy_decision_t *d)
     return review;
 }
 
-const char *
-decide_request (broker_t *broker, json_t *row, const char *groups)
+state_event_t
+decide_policy (broker_t *broker, json_t *row, const char *groups, json_t **fields_p)
 {
-    int64_t id = json_integer_value (json_object_get (row, "id"));
     policy_input_t in = {
         .lang = json_string_value (json_object_get (row, "lang")),
         .principal = json_string_value (json_object_get (row, "principal")),
@@ -107,10 +105,8 @@ decide_request (broker_t *broker, json_t *row, const char *groups)
     state_event_t ev = d.action == POLICY_ALLOW ? EV_ALLOW : d.action == POLICY_DENY ? EV_DENY : EV_REVIEW;
     if (ev == EV_REVIEW)
         json_object_set_new (fields, "review", s_review (&d));
-    const char *to = "received";
-    state_fire (broker, id, "received", ev, "broker", fields, &to);
-    json_decref (fields);
-    return to;
+    *fields_p = fields;
+    return ev;
 }
 
 //  The worker masked its named secrets already; this masks the built-in detectors and the

@@ -2,6 +2,7 @@
 #ifndef RG_DECIDE_H
 #define RG_DECIDE_H
 #include "broker/broker.h"
+#include "broker/state.h"
 
 //  Loads the policy file (broker->cfg.policy_path) and builds the masker. -1 if the file is
 //  bad (the error names file:line:col) or missing.
@@ -12,10 +13,11 @@ void decide_stop (broker_t *broker);
 //  either way the outcome is recorded as a `policy_reloaded` / `policy_rejected` event.
 void decide_reload (broker_t *broker);
 
-//  Moves a `received` request on by the policy: denied, pending_approval or queued (and
-//  dispatched). `row` has the stored request's id, principal, role, session, lang and
-//  code. Returns the state it moved to, or "received" if the transition failed.
-const char *decide_request (broker_t *broker, json_t *row, const char *groups);
+//  The policy's decision on a `received` request: the event that applies it (EV_ALLOW,
+//  EV_DENY or EV_REVIEW) and in *fields what that transition records (the caller owns
+//  it). `row` has the stored request's principal, role, session, lang and code; groups are
+//  the submitter's cert's. Changes nothing: the caller fires the event.
+state_event_t decide_policy (broker_t *broker, json_t *row, const char *groups, json_t **fields);
 
 //  Masks the text fields of a worker result in place (stdout, stderr, value, error.value,
 //  error.traceback) before anything stores or returns them.

@@ -90,8 +90,9 @@ bool
 dispatch_unqueue (broker_t *broker, int64_t id)
 {
     job_t *job = runq_remove (broker->dispatch->runq, id);
+    bool found = job != NULL;
     job_destroy (&job);
-    return job != NULL;
+    return found;
 }
 
 //  The worker with a free slot and the fewest running requests, or NULL.

@@ -69,4 +69,6 @@ zlistx_t *dispatch_worker_keys (broker_t *broker);
 //  Counts for `ping`: workers, slots, running (not orphans) and queued requests.
 json_t *dispatch_stats (broker_t *broker);
 
+int dispatch_test (void);
+
 #endif

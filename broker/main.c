@@ -253,6 +253,19 @@ s_worker_trusted (broker_t *self, zmsg_t *msg)
     return false;
 }
 
+//  Parked requests whose time to live ran out expire (kept in order if the store is down).
+static void
+s_expire_approvals (broker_t *self)
+{
+    zlistx_t *due = approvals_due (self);
+    json_t *fields = json_pack ("{s:s}", "message", "no quorum within the time to live");
+    for (char *id = (char *) zlistx_first (due); id; id = (char *) zlistx_next (due))
+        if (backlog_fire (self, atoll (id), "pending_approval", EV_EXPIRE, "broker", fields) != 0)
+            log_warn ("request %s: could not expire (no longer pending?)", id);
+    json_decref (fields);
+    zlistx_destroy (&due);
+}
+
 static volatile sig_atomic_t s_reload = 0;
 static void s_on_hup (int sig) { (void) sig; s_reload = 1; }
 
@@ -301,7 +314,7 @@ s_loop (broker_t *self)
         if (now - last_tick >= 100) {
             last_tick = now;
             workers_tick (self);
-            approvals_tick (self);
+            s_expire_approvals (self);
             trust_tick (self);
             refusals_tick (self);
         }

@@ -31,6 +31,7 @@ int flow_test (void);
 int trust_test (void);
 int refusals_test (void);
 int runq_test (void);
+int dispatch_test (void);
 int states_test (void);
 int state_table_test (void);
 
@@ -60,6 +61,7 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "trust", trust_test },
     { "refusals", refusals_test },
     { "runq", runq_test },
+    { "dispatch", dispatch_test },
     { "states", states_test },
     { "broker_state", state_table_test },
 };
