@@ -36,4 +36,6 @@ typedef struct {
 int approvals_vet (broker_t *broker, caller_t *c, json_t *msg, bool approve, verdict_t *v,
                    const char **code, const char **why);
 
+int approvals_test (void);
+
 #endif

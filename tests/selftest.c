@@ -32,6 +32,7 @@ int trust_test (void);
 int refusals_test (void);
 int runq_test (void);
 int dispatch_test (void);
+int approvals_test (void);
 int states_test (void);
 int state_table_test (void);
 
@@ -62,6 +63,7 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "refusals", refusals_test },
     { "runq", runq_test },
     { "dispatch", dispatch_test },
+    { "approvals", approvals_test },
     { "states", states_test },
     { "broker_state", state_table_test },
 };
