@@ -77,7 +77,7 @@ $(BIN)/replgate-broker: $(call obj,broker/main.c $(BROKER) $(UTIL) common/keys.c
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,libczmq libzmq jansson sqlite3 libsodium libpcre2-8)
 # No store, SQLite or policy engine: the worker only masks secrets out of results.
-$(BIN)/replgate-worker: $(call obj,worker/main.c $(WORKER) $(UTIL) $(MASK) $(REDACT))
+$(BIN)/replgate-worker: $(call obj,worker/main.c $(WORKER) $(UTIL) common/proto.c $(MASK) $(REDACT))
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,libczmq libzmq jansson libsodium libpcre2-8 libseccomp)
 # No libzmq or czmq: client/lazy.c loads them when a command first calls them.

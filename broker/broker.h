@@ -10,8 +10,6 @@
 #include "common/store.h"
 
 #define BROKER_VERSION       "0.1.0"
-#define HEARTBEAT_MS         1000
-#define PEER_DEAD_MS         3000
 #define RUN_GRACE_MS         2000   //  past a run's own limit, the broker ends it itself
 #define AWAIT_DEFAULT_MS     30000
 

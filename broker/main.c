@@ -26,7 +26,6 @@
 
 //  Frames above this are cut off by libzmq (the connection drops); below it the protocol
 //  answers `too_large` itself, so a client learns why.
-#define MAX_WIRE_MSG  (64 * 1024 * 1024)
 //  libzmq checks its limit against the CURVE MESSAGE command that carries a frame: the frame
 //  plus "\x07MESSAGE", an 8-byte nonce, a flags byte and a 16-byte tag.
 #define CURVE_OVERHEAD 33
@@ -97,7 +96,7 @@ s_bind (const char *endpoint, zcert_t *cert)
     if (!sock)
         return NULL;
     zsock_set_router_mandatory (sock, 1);
-    zsock_set_maxmsgsize (sock, MAX_WIRE_MSG + CURVE_OVERHEAD);
+    zsock_set_maxmsgsize (sock, PROTO_MAX_WIRE + CURVE_OVERHEAD);
     zsock_set_sndtimeo (sock, 0);
     zsock_set_rcvtimeo (sock, 0);        //  the loop polls; a read never waits
     zsock_set_linger (sock, 0);

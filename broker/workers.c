@@ -3,7 +3,7 @@
     between snippets (`session_closed`), and heartbeat. This module turns each into
     transitions through state.c (or backlog.c while the database refuses writes), asks
     dispatch.c what to start and sends the `run`s, and judges liveness: a worker is dead
-    when *it* was silent for PEER_DEAD_MS, not when the broker was busy; a run its live
+    when *it* was silent for PROTO_SILENCE_MS, not when the broker was busy; a run its live
     worker never answers ends at its limit plus RUN_GRACE_MS by the broker's clock. */
 #include "broker/workers.h"
 #include "broker/backlog.h"
@@ -57,18 +57,16 @@ s_start (broker_t *broker, worker_t *w, job_t *job)
             dispatch_unqueue (broker, job->id);         //  cancelled meanwhile
         return false;
     }
-    json_t *run = json_pack ("{s:s, s:I, s:s, s:s, s:s, s:s, s:{s:i, s:i}}",
-                             "op", "run", "id", (json_int_t) job->id, "owner", job->owner,
-                             "session", job->session, "lang", job->lang, "code", job->code,
-                             "limits",
-                             "timeout_ms", broker->cfg.timeout_ms,
-                             "output_bytes", broker->cfg.output_bytes);
+    json_t *limits = json_pack ("{s:i, s:i}", "timeout_ms", broker->cfg.timeout_ms,
+                                "output_bytes", broker->cfg.output_bytes);
     if (json_is_object (job->limits))
-        json_object_update (json_object_get (run, "limits"), job->limits);
+        json_object_update (limits, job->limits);
+    json_t *run = proto_run (job->id, job->owner, job->session, job->lang, job->code, limits);
     s_send_worker (broker, w->routing, w->name, run);
-    json_t *timeout = json_object_get (json_object_get (run, "limits"), "timeout_ms");
+    json_t *timeout = json_object_get (limits, "timeout_ms");
     dispatch_start (broker, job, w, clock_mono_ms () + json_integer_value (timeout) + RUN_GRACE_MS);
     json_decref (run);
+    json_decref (limits);
     return true;
 }
 
@@ -121,8 +119,7 @@ s_end_unanswered (broker_t *broker, worker_t *w, job_t *job, const char *outcome
             log_error ("request %lld: its end (%s) could not be recorded", (long long) job->id, name);
         json_decref (fields);
     }
-    json_t *close = json_pack ("{s:s, s:s, s:s, s:s}", "op", "close", "owner", job->owner,
-                               "session", job->session, "lang", job->lang);
+    json_t *close = proto_close (job->owner, job->session, job->lang);
     s_send_worker (broker, w->routing, w->name, close);
     json_decref (close);
     char key[RUNQ_KEY_MAX];
@@ -152,13 +149,13 @@ s_on_ready (broker_t *broker, zframe_t *routing, const char *key, json_t *msg, c
     const char *name = json_string_value (json_object_get (msg, "name"));
     //  A name in use by a live connection is refused: a second worker (or a stale copy) must
     //  not evict the one that holds the sessions. A worker that really reconnected finds its
-    //  old connection silent within PEER_DEAD_MS, and is then asked to announce itself again.
+    //  old connection silent within PROTO_SILENCE_MS, and is then asked to announce itself again.
     //  Once the old connection is silent, whatever it ran can no longer be answered.
     worker_t *old = dispatch_worker_named (broker, name);
     if (!old)
         old = dispatch_worker (broker, key);
     if (old) {
-        if (strcmp (old->key, key) != 0 && clock_mono_ms () - old->last_seen <= PEER_DEAD_MS) {
+        if (strcmp (old->key, key) != 0 && clock_mono_ms () - old->last_seen <= PROTO_SILENCE_MS) {
             if (s_may_log ())
                 log_warn ("worker %s: a second connection announced the name of a live "
                           "worker; refused", name);
@@ -361,7 +358,7 @@ workers_message (broker_t *broker, zmsg_t **msg_p)
     else if (!w) {
         //  A connection we do not know (its ready was refused, or came before our restart):
         //  ask it to announce itself.
-        json_t *ask = json_pack ("{s:s}", "op", "announce");
+        json_t *ask = proto_announce ();
         s_send_worker (broker, routing, principal, ask);
         json_decref (ask);
     }
@@ -393,17 +390,17 @@ void
 workers_tick (broker_t *broker)
 {
     int64_t now = clock_mono_ms ();
-    bool beat = now - s_last_heartbeat >= HEARTBEAT_MS;
+    bool beat = now - s_last_heartbeat >= PROTO_HEARTBEAT_MS;
     if (beat)
         s_last_heartbeat = now;
-    json_t *hb = json_pack ("{s:s}", "op", "heartbeat");
+    json_t *hb = proto_heartbeat ();
     //  A worker is dead when it was silent, not when we were busy: while messages wait on the
     //  socket (our loop was stalled by a slow write), nobody is judged.
     bool unread = zsock_events (broker->workers) & ZMQ_POLLIN;
     zlistx_t *keys = dispatch_worker_keys (broker);
     for (char *k = (char *) zlistx_first (keys); k; k = (char *) zlistx_next (keys)) {
         worker_t *w = dispatch_worker (broker, k);
-        if (now - w->last_seen > PEER_DEAD_MS && !unread)
+        if (now - w->last_seen > PROTO_SILENCE_MS && !unread)
             s_worker_lost (broker, w, "silent for 3 s");
         else if (beat)
             s_send_worker (broker, w->routing, w->name, hb);

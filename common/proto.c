@@ -93,6 +93,20 @@ static const shape_t s_worker_shapes[] = {
     { NULL, { END } }
 };
 
+//  What the broker sends a worker: each message proto_run, proto_close, proto_heartbeat and
+//  proto_announce build must pass (proto_test checks it).
+static const shape_t s_broker_shapes[] = {
+    { "run", { OP, ID, { "owner", F_STR, true, PROTO_MAX_KEY, NULL },
+        { "session", F_STR, true, PROTO_MAX_SESSION, NULL }, { "lang", F_STR, true, 0, s_langs },
+        { "code", F_STR, true, PROTO_MAX_FRAME, NULL }, { "limits", F_OBJ, true, 0, NULL }, END } },
+    { "close", { OP, { "owner", F_STR, true, PROTO_MAX_KEY, NULL },
+        { "session", F_STR, true, PROTO_MAX_SESSION, NULL }, { "lang", F_STR, true, 0, s_langs },
+        END } },
+    { "heartbeat", { OP, END } },
+    { "announce", { OP, END } },
+    { NULL, { END } }
+};
+
 static void
 s_fail (proto_error_t *err, const char *code, const char *fmt, const char *arg)
 {
@@ -267,6 +281,74 @@ proto_parse_worker (const void *data, size_t size, json_t **msg, proto_error_t *
 }
 
 int
+proto_parse_broker (const void *data, size_t size, json_t **msg, proto_error_t *err)
+{
+    return s_parse (s_broker_shapes, data, size, PROTO_MAX_WIRE, 0, msg, NULL, err);
+}
+
+//  --------------------------------------------------------------------------------------
+//  The worker link's messages, built in one place so that each end sends what the other's
+//  reader takes.
+
+json_t *
+proto_run (int64_t id, const char *owner, const char *session, const char *lang,
+           const char *code, json_t *limits)
+{
+    return json_pack ("{s:s, s:I, s:s, s:s, s:s, s:s, s:O}", "op", "run", "id", (json_int_t) id,
+                      "owner", owner, "session", session, "lang", lang, "code", code,
+                      "limits", limits);
+}
+
+json_t *
+proto_close (const char *owner, const char *session, const char *lang)
+{
+    return json_pack ("{s:s, s:s, s:s, s:s}", "op", "close", "owner", owner, "session", session,
+                      "lang", lang);
+}
+
+json_t *
+proto_heartbeat (void)
+{
+    return json_pack ("{s:s}", "op", "heartbeat");
+}
+
+json_t *
+proto_announce (void)
+{
+    return json_pack ("{s:s}", "op", "announce");
+}
+
+json_t *
+proto_ready (const char *name, int slots, const char *sandbox, json_t *sessions, json_t *running)
+{
+    return json_pack ("{s:s, s:s, s:[s,s], s:i, s:s, s:o, s:o}", "op", "ready", "name", name,
+                      "languages", "python", "shell", "slots", slots, "sandbox", sandbox,
+                      "sessions", sessions, "running", running);
+}
+
+json_t *
+proto_held (const char *owner, const char *session, const char *lang, int64_t running_id)
+{
+    json_t *held = json_pack ("{s:s, s:s, s:s}", "owner", owner, "session", session, "lang", lang);
+    if (held && running_id > 0)
+        json_object_set_new (held, "id", json_integer (running_id));
+    return held;
+}
+
+json_t *
+proto_session_closed (const char *owner, const char *session, const char *lang,
+                      const char *reason, int exit_code, int signal)
+{
+    json_t *msg = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "op", "session_closed", "owner", owner,
+                             "session", session, "lang", lang, "reason", reason);
+    if (msg && signal > 0)
+        json_object_set_new (msg, "signal", json_integer (signal));
+    else if (msg && exit_code >= 0)
+        json_object_set_new (msg, "exit_code", json_integer (exit_code));
+    return msg;
+}
+
+int
 proto_session_valid (const char *name)
 {
     size_t n = name ? strlen (name) : 0;
@@ -331,9 +413,53 @@ s_code_of (const char *text)
     return err.code;
 }
 
+//  0 if msg (consumed), serialized, passes the reader (the broker's for a worker's message,
+//  the worker's for the broker's); the reader's code otherwise.
+static const char *
+s_round_trip (json_t *msg, bool to_worker)
+{
+    char *text = json_dumps (msg, JSON_COMPACT);
+    json_decref (msg);
+    json_t *back = NULL;
+    proto_error_t err = { "ok", "" };
+    int rc = to_worker ? proto_parse_broker (text, strlen (text), &back, &err)
+                       : proto_parse_worker (text, strlen (text), &back, &err);
+    json_decref (back);
+    free (text);
+    return rc == 0 ? "ok" : err.code;
+}
+
+//  Each end sends what the other end's reader takes, and the worker's reader refuses what
+//  the broker never sends.
+static void
+s_test_link (void)
+{
+    json_t *limits = json_pack ("{s:i, s:i}", "timeout_ms", 1000, "output_bytes", 4096);
+    CHECK (strcmp (s_round_trip (proto_run (7, "alice", "s1", "python", "1", limits), true), "ok") == 0);
+    json_decref (limits);
+    CHECK (strcmp (s_round_trip (proto_close ("alice", "s1", "shell"), true), "ok") == 0);
+    CHECK (strcmp (s_round_trip (proto_heartbeat (), true), "ok") == 0);
+    CHECK (strcmp (s_round_trip (proto_announce (), true), "ok") == 0);
+    CHECK (strcmp (s_round_trip (proto_heartbeat (), false), "ok") == 0);
+    json_t *held = json_pack ("[o]", proto_held ("alice", "s1", "python", 0));
+    json_t *running = json_pack ("[o]", proto_held ("alice", "s2", "shell", 9));
+    CHECK (strcmp (s_round_trip (proto_ready ("w1", 4, "namespaces", held, running), false), "ok") == 0);
+    CHECK (strcmp (s_round_trip (proto_session_closed ("alice", "s1", "python", "exited", 1, 0),
+                                 false), "ok") == 0);
+    CHECK (strcmp (s_round_trip (proto_session_closed ("alice", "s1", "python", "exited", -1, 9),
+                                 false), "ok") == 0);
+    CHECK (strcmp (s_round_trip (json_pack ("{s:s}", "op", "exec"), true), PROTO_E_UNKNOWN_OP) == 0);
+    CHECK (strcmp (s_round_trip (json_pack ("{s:s, s:i}", "op", "heartbeat", "x", 1), true),
+                   PROTO_E_UNKNOWN_KEY) == 0);
+    CHECK (strcmp (s_round_trip (json_pack ("{s:s, s:i, s:s, s:s, s:s, s:{}}", "op", "run", "id", 1,
+                                            "owner", "a", "session", "s", "lang", "python", "limits"),
+                                 true), PROTO_E_MISSING) == 0);
+}
+
 int
 proto_test (void)
 {
+    s_test_link ();
     CHECK (strcmp (s_code_of ("{\"op\":\"ping\"}"), "ok") == 0);
     CHECK (strcmp (s_code_of ("{\"op\":\"submit\",\"rid\":\"a\",\"lang\":\"python\",\"code\":\"1\","
                               "\"session\":\"s1\"}"), "ok") == 0);

@@ -1,10 +1,21 @@
-/*  common/proto.h: the client protocol codec. A pure, allocation-owning parser from one
-    ZeroMQ frame to a validated JSON request, and builders for replies. It never asserts on
-    input: every defect maps to one stable error code (see PROTO_E_*), which clients may test. */
+/*  common/proto.h: the wire protocol, both sockets, both directions: the readers (pure,
+    allocation-owning parsers from one ZeroMQ frame to a validated JSON message, for what
+    clients send the broker, what workers send the broker and what the broker sends
+    workers), the builders of replies and of the worker link's messages, and the constants
+    both ends of a link share. A reader never asserts on input: every defect maps to one
+    stable error code (see PROTO_E_*), which clients may test. */
 #ifndef RG_PROTO_H
 #define RG_PROTO_H
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
+
+//  The worker link: each end heartbeats every PROTO_HEARTBEAT_MS and holds the other dead
+//  after PROTO_SILENCE_MS without a message. No frame on any socket may exceed
+//  PROTO_MAX_WIRE: libzmq cuts off a peer that sends more.
+#define PROTO_HEARTBEAT_MS 1000
+#define PROTO_SILENCE_MS   3000
+#define PROTO_MAX_WIRE     (64 * 1024 * 1024)
 
 //  Largest client frame the broker reads; bigger ones get `too_large`.
 #define PROTO_MAX_FRAME   (1024 * 1024)
@@ -59,6 +70,29 @@ char *proto_reply_error (json_t *rid, const char *code, const char *message);
 
 //  True if name is a valid session name: 1..128 of [A-Za-z0-9._:-].
 int proto_session_valid (const char *name);
+
+//  Same contract for frames the broker sends a worker (`run`, `close`, `heartbeat`,
+//  `announce`): the worker's reader.
+int proto_parse_broker (const void *data, size_t size, json_t **msg, proto_error_t *err);
+
+//  The worker link's messages (the caller owns each; NULL only when out of memory).
+//  Broker to worker: a run of `code` in the session (owner, session, lang) with its final
+//  limits (not consumed); the end of a session's interpreter; heartbeat; announce (asks an
+//  unknown connection for its `ready`).
+json_t *proto_run (int64_t id, const char *owner, const char *session, const char *lang,
+                   const char *code, json_t *limits);
+json_t *proto_close (const char *owner, const char *session, const char *lang);
+json_t *proto_heartbeat (void);
+json_t *proto_announce (void);
+//  Worker to broker: `ready` with the sessions it holds and the runs it still has (arrays
+//  of proto_held, consumed), and the end of an interpreter between snippets (`exit_code`
+//  when >= 0 and no signal, `signal` when > 0). Results are built by the session that ran
+//  them (worker/result.c) and read by proto_parse_worker.
+json_t *proto_ready (const char *name, int slots, const char *sandbox, json_t *sessions,
+                     json_t *running);
+json_t *proto_held (const char *owner, const char *session, const char *lang, int64_t running_id);
+json_t *proto_session_closed (const char *owner, const char *session, const char *lang,
+                              const char *reason, int exit_code, int signal);
 
 int proto_test (void);
 #endif

@@ -1,10 +1,10 @@
 /*  worker/link.c: the DEALER connection to the broker, its heartbeats and reconnects. */
 #include "worker/link.h"
+#include "common/proto.h"
 #include "common/util.h"
 #include <assert.h>
 #include <errno.h>
 
-#define MAX_FRAME (64 << 20)    //  a peer that sends more is cut off by libzmq
 
 struct _link_t {
     char *endpoint;
@@ -26,7 +26,7 @@ s_connect (link_t *self)
     zcert_apply (self->cert, sock);
     zsock_set_curve_serverkey (sock, self->server_key);
     zsock_set_linger (sock, 0);
-    zsock_set_maxmsgsize (sock, MAX_FRAME);
+    zsock_set_maxmsgsize (sock, PROTO_MAX_WIRE);
     if (zsock_connect (sock, "%s", self->endpoint) < 0) {
         log_error ("link: connect %s: %s", self->endpoint, zmq_strerror (zmq_errno ()));
         zsock_destroy (&sock);
@@ -49,7 +49,7 @@ link_new (const char *endpoint, zcert_t *cert, const char *server_key)
         return NULL;
     }
     self->heard = clock_mono_ms ();
-    self->next_beat = self->heard + LINK_HEARTBEAT_MS;
+    self->next_beat = self->heard + PROTO_HEARTBEAT_MS;
     return self;
 }
 
@@ -119,15 +119,15 @@ link_recv (link_t *self, json_t **msg_p)
     }
     self->heard = clock_mono_ms ();     //  anything from the broker proves it is alive
     bool multi = zmq_msg_more (&msg);
-    json_error_t error;
-    *msg_p = multi ? NULL : json_loadb (zmq_msg_data (&msg), zmq_msg_size (&msg), 0, &error);
+    proto_error_t error = { PROTO_E_BAD_FRAMES, "more than one frame" };
+    *msg_p = NULL;
+    if (!multi)
+        proto_parse_broker (zmq_msg_data (&msg), zmq_msg_size (&msg), msg_p, &error);
     s_drop_rest (handle, &msg);
     zmq_msg_close (&msg);
-    if (!json_is_object (*msg_p)) {
-        log_error ("link: ignored a bad message from the broker: %s",
-                   multi ? "more than one frame" : *msg_p ? "not an object" : error.text);
-        json_decref (*msg_p);
-        *msg_p = NULL;
+    if (!*msg_p) {
+        log_error ("link: ignored a bad message from the broker (%s: %s)", error.code,
+                   error.message);
         return -1;
     }
     return 1;
@@ -136,7 +136,7 @@ link_recv (link_t *self, json_t **msg_p)
 int64_t
 link_deadline_ms (link_t *self)
 {
-    int64_t silence = self->heard + LINK_SILENCE_MS;
+    int64_t silence = self->heard + PROTO_SILENCE_MS;
     return self->next_beat < silence ? self->next_beat : silence;
 }
 
@@ -145,7 +145,7 @@ link_tick (link_t *self)
 {
     int64_t now = clock_mono_ms ();
     int reconnected = 0;
-    if (now >= self->heard + LINK_SILENCE_MS) {
+    if (now >= self->heard + PROTO_SILENCE_MS) {
         log_warn ("link: broker %s silent for %d ms; reconnecting", self->endpoint,
                   (int) (now - self->heard));
         zsock_t *sock = s_connect (self);
@@ -158,12 +158,12 @@ link_tick (link_t *self)
     }
     //  After a reconnect the caller's `ready` must come first; it counts as a beat.
     if (reconnected)
-        self->next_beat = now + LINK_HEARTBEAT_MS;
+        self->next_beat = now + PROTO_HEARTBEAT_MS;
     else
     if (now >= self->next_beat) {
-        json_t *beat = json_pack ("{s:s}", "op", "heartbeat");
+        json_t *beat = proto_heartbeat ();
         link_send (self, &beat);
-        self->next_beat = now + LINK_HEARTBEAT_MS;
+        self->next_beat = now + PROTO_HEARTBEAT_MS;
     }
     return reconnected;
 }

@@ -6,8 +6,6 @@
 #include <czmq.h>
 #include <jansson.h>
 
-#define LINK_HEARTBEAT_MS 1000
-#define LINK_SILENCE_MS 3000
 
 typedef struct _link_t link_t;
 
@@ -29,7 +27,7 @@ int link_recv (link_t *self, json_t **msg_p);
 //  Monotonic ms when link_tick() must next run.
 int64_t link_deadline_ms (link_t *self);
 
-//  Sends a heartbeat when due and reconnects after LINK_SILENCE_MS of silence. Returns 1
+//  Sends a heartbeat when due and reconnects after PROTO_SILENCE_MS of silence. Returns 1
 //  when it made a new socket (send `ready` now), else 0.
 int link_tick (link_t *self);
 

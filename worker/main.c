@@ -7,6 +7,7 @@
 #include "worker/secrets.h"
 #include "worker/session.h"
 #include "worker/spawn.h"
+#include "common/proto.h"
 #include "common/util.h"
 #include <czmq.h>
 #include <getopt.h>
@@ -269,35 +270,26 @@ s_send_ready (s_worker_t *w)
     for (size_t i = 0; i < pool_slots (w->pool); i++) {
         session_t *s = pool_at (w->pool, i);
         if (s && session_alive (s))
-            json_array_append_new (sessions, json_pack ("{s:s, s:s, s:s}", "owner",
-                                   session_owner (s), "session", session_name (s),
-                                   "lang", session_lang (s)));
+            json_array_append_new (sessions, proto_held (session_owner (s), session_name (s),
+                                                         session_lang (s), 0));
         if (s && session_busy (s))
-            json_array_append_new (running, json_pack ("{s:I, s:s, s:s, s:s}",
-                                   "id", (json_int_t) session_running_id (s),
-                                   "owner", session_owner (s),
-                                   "session", session_name (s), "lang", session_lang (s)));
+            json_array_append_new (running, proto_held (session_owner (s), session_name (s),
+                                                        session_lang (s), session_running_id (s)));
     }
-    json_t *msg = json_pack ("{s:s, s:s, s:[s,s], s:I, s:s, s:o, s:o}", "op", "ready",
-                             "name", w->args.name, "languages", "python", "shell",
-                             "slots", (json_int_t) w->args.slots,
-                             "sandbox", spawn_sandbox_name (), "sessions", sessions,
-                             "running", running);
+    json_t *msg = proto_ready (w->args.name, (int) w->args.slots, spawn_sandbox_name (),
+                               sessions, running);
     link_send (w->link, &msg);
 }
 
 static void
 s_send_closed (s_worker_t *w, session_t *s, const char *reason)
 {
-    json_t *msg = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "op", "session_closed",
-                             "owner", session_owner (s), "session", session_name (s),
-                             "lang", session_lang (s), "reason", reason);
     //  A death between snippets goes on the record with how the interpreter ended.
     int status = session_exit_status (s);
-    if (strcmp (reason, "exited") == 0 && WIFSIGNALED (status))
-        json_object_set_new (msg, "signal", json_integer (WTERMSIG (status)));
-    else if (strcmp (reason, "exited") == 0 && WIFEXITED (status))
-        json_object_set_new (msg, "exit_code", json_integer (WEXITSTATUS (status)));
+    bool exited = strcmp (reason, "exited") == 0;
+    json_t *msg = proto_session_closed (session_owner (s), session_name (s), session_lang (s),
+                                        reason, exited && WIFEXITED (status) ? WEXITSTATUS (status) : -1,
+                                        exited && WIFSIGNALED (status) ? WTERMSIG (status) : 0);
     link_send (w->link, &msg);
 }
 

@@ -1,6 +1,8 @@
-/*  tests/fuzz/worker.c: libFuzzer target for the reader of worker frames (proto_parse_worker):
-    a result, ready, heartbeat or session_closed that parses has a string op; anything else
-    fails with an error code. Seeds: tests/corpus/frames/worker. */
+/*  tests/fuzz/worker.c: libFuzzer target for both readers of the worker link: what a worker
+    sends the broker (proto_parse_worker: ready, heartbeat, result, session_closed) and what
+    the broker sends a worker (proto_parse_broker: run, close, heartbeat, announce). A frame
+    that parses has a string op; anything else fails with an error code. Seeds:
+    tests/corpus/frames/worker. */
 #include "common/proto.h"
 #include "tests/fuzz/common.h"
 #include <jansson.h>
@@ -12,6 +14,14 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     json_t *msg = NULL;
     proto_error_t err;
     if (proto_parse_worker (data, size, &msg, &err) == 0) {
+        if (!json_is_string (json_object_get (msg, "op")))
+            abort ();
+        json_decref (msg);
+    }
+    else if (!err.code || !*err.code)
+        abort ();
+    msg = NULL;
+    if (proto_parse_broker (data, size, &msg, &err) == 0) {
         if (!json_is_string (json_object_get (msg, "op")))
             abort ();
         json_decref (msg);
