@@ -18,16 +18,17 @@ CFLAGS    := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wmissing-proto
 LDFLAGS   := $(SAN) -Wl,--as-needed
 libs       = $(shell pkg-config --libs $(1) 2>/dev/null) -lm
 
-COMMON    := $(wildcard common/*.c) $(wildcard policy/*.c)
+COMMON    := $(wildcard common/*.c) $(wildcard store/*.c) $(wildcard policy/*.c)
 BROKER    := $(filter-out broker/main.c,$(wildcard broker/*.c))
 WORKER    := $(filter-out worker/main.c worker/init.c,$(wildcard worker/*.c))
 # client/lazy.c stands in for libzmq and czmq in `replgate` alone (see there).
 CLIENT    := $(filter-out client/main.c client/lazy.c,$(wildcard client/*.c))
 APPROVER  := $(filter-out approver/main.c,$(wildcard approver/*.c))
-# The shared modules, by what they need. store_test.c and verify_test.c are part of the
-# store (schema.c calls store_raw_exec, which lives with the tests).
-STORE     := $(addprefix common/,store.c store_read.c store_row.c store_write.c store_prune.c schema.c \
-               query.c verify.c checkpointer.c store_test.c verify_test.c)
+# The shared modules, by what they need. The store's *_test.c files are part of the
+# store (store_test.c runs the others, and defines store_raw_exec, which they call).
+STORE     := $(addprefix store/,store.c store_read.c store_row.c store_write.c store_prune.c schema.c \
+               query.c verify.c checkpointer.c store_test.c verify_test.c schema_test.c \
+               query_test.c checkpointer_test.c)
 POLICY    := $(addprefix policy/,policy.c load.c reader.c jpos.c)
 MASK      := $(addprefix policy/,mask.c mask_builtins.c)
 REDACT    := $(addprefix policy/,mask_apply.c redact.c)
@@ -85,7 +86,7 @@ $(BIN)/replgate: $(call obj,client/main.c client/lazy.c $(CLIENT) $(UTIL) common
                    $(STORE) $(POLICY) $(MASK))
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,jansson sqlite3 libsodium libpcre2-8)
-$(BIN)/replgate-approver: $(call obj,approver/main.c $(APPROVER) client/conn.c $(UTIL) common/store_row.c \
+$(BIN)/replgate-approver: $(call obj,approver/main.c $(APPROVER) client/conn.c $(UTIL) store/store_row.c \
                             common/keys.c)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,libczmq libzmq jansson sqlite3 libsodium libcurl libmicrohttpd)

@@ -3,7 +3,7 @@
     mean a duplicate Slack message. */
 #include "approver/state.h"
 #include "common/check.h"
-#include "common/store.h"
+#include "store/store.h"
 #include "common/util.h"
 #include <sqlite3.h>
 #include <stdarg.h>

@@ -6,8 +6,8 @@
 #include <czmq.h>
 #include <jansson.h>
 #include <stdbool.h>
-#include "common/checkpointer.h"
-#include "common/store.h"
+#include "store/checkpointer.h"
+#include "store/store.h"
 
 #define BROKER_VERSION       "0.1.0"
 #define RUN_GRACE_MS         2000   //  past a run's own limit, the broker ends it itself

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "client/conn.h"
-#include "common/store.h"
+#include "store/store.h"
 
 //  Exit codes of submit/wait (DESIGN.md).
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_DENIED = 3, EXIT_PENDING = 4,

@@ -41,7 +41,7 @@ int decimal_parse (const char *text, size_t max_digits, int64_t min, int64_t max
 //  sha256 of data as 64 lower-case hex characters plus NUL into out[65].
 void sha256_hex (const void *data, size_t size, char out[65]);
 //  What an approval is bound to: sha256_hex (lang || 0x00 || session || 0x00 || code), see
-//  common/store.h. The store records it at submission; the broker checks the stored bytes
+//  store/store.h. The store records it at submission; the broker checks the stored bytes
 //  still hash to it before anything runs.
 void bind_sha256 (const char *lang, const char *session, const char *code, size_t code_len,
                   char out[65]);

@@ -1,7 +1,7 @@
-/*  common/store_write.c: the writes of a request's life: submissions, state transitions
+/*  store/store_write.c: the writes of a request's life: submissions, state transitions
     (and the fields each may set), approvals and standalone events, each in one transaction
     on the connection of store.c. Retention is store_prune.c. The contract is store.h. */
-#include "common/store_int.h"
+#include "store/store_int.h"
 #include "common/states.h"
 #include "common/util.h"
 #include <assert.h>

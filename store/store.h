@@ -1,4 +1,4 @@
-/*  common/store.h: the SQLite record of replgate: requests, approvals and the hash-chained,
+/*  store/store.h: the SQLite record of replgate: requests, approvals and the hash-chained,
     append-only event log. The broker is the only writer; the CLI opens the file read-only.
 
     Every write is one transaction (BEGIN IMMEDIATE ... COMMIT) that changes rows and appends

@@ -1,9 +1,9 @@
-/*  common/verify.c: the canonical form and hash of an event, and store_verify's re-checking
+/*  store/verify.c: the canonical form and hash of an event, and store_verify's re-checking
     of the whole database (the chain, then each request against its events, then rows that
     vanished). It only reads; store_read.c holds the read transaction. The form is in store.h. */
-#include "common/verify.h"
+#include "store/verify.h"
 #include "common/states.h"
-#include "common/store.h"
+#include "store/store.h"
 #include "common/util.h"
 #include <stdarg.h>
 #include <stdio.h>

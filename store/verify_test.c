@@ -1,7 +1,7 @@
-/*  common/verify_test.c: verify.c's self-test. An attacker with write access to the file
+/*  store/verify_test.c: verify.c's self-test. An attacker with write access to the file
     drops the triggers and edits rows; each edit is caught and the first bad row named. */
-#include "common/verify.h"
-#include "common/store.h"
+#include "store/verify.h"
+#include "store/store.h"
 #include "common/check.h"
 #include "common/util.h"
 #include <stdio.h>

@@ -1,8 +1,8 @@
-/*  common/query.h: internal to the store module: the streaming reads behind store_each and
+/*  store/query.h: internal to the store module: the streaming reads behind store_each and
     store_each_event. store.c owns the connection; store_read.c holds the read transaction. */
 #ifndef RG_QUERY_H
 #define RG_QUERY_H
-#include "common/store.h"
+#include "store/store.h"
 #include <sqlite3.h>
 
 typedef struct {
@@ -19,7 +19,7 @@ void query_finalize (query_t *self);
 int query_each (query_t *self, sqlite3 *db, bool events, json_t *filters, store_each_fn *fn,
                 void *arg);
 
-//  Run by store_test: filters select exactly their rows, and fn can stop a walk.
+//  In query_test.c, run by store_test: filters select exactly their rows, and fn can stop a walk.
 int query_test (const char *dir);
 
 #endif

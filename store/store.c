@@ -1,4 +1,4 @@
-/*  common/store.c: the SQLite connection of replgate: opening it (pragmas, migrations from
+/*  store/store.c: the SQLite connection of replgate: opening it (pragmas, migrations from
     schema.c, every statement prepared), the statement and transaction helpers the rest of the
     store module shares (store_int.h), and the appending of hash-chained events. The writes
     are in store_write.c and store_prune.c, the reads in store_read.c; verify.c owns the
@@ -15,7 +15,7 @@
     3. Exactly one event per transition, of type = the new state; the row update is
        conditional on the state the caller saw (WHERE state = from).
     4. Large texts reach event data only as their sha256. */
-#include "common/store_int.h"
+#include "store/store_int.h"
 #include "common/util.h"
 #include <assert.h>
 #include <stdio.h>

@@ -1,8 +1,8 @@
-/*  common/store_row.c: one SQLite row as a JSON object keyed by column name, the way every
+/*  store/store_row.c: one SQLite row as a JSON object keyed by column name, the way every
     reader of replgate's tables shows it (store.h, store_row_json). Apart from the store so
     that a program with a database of its own (the approver) reads rows the same way without
     linking the store. */
-#include "common/store_int.h"
+#include "store/store_int.h"
 #include "common/util.h"
 #include <stdio.h>
 #include <stdlib.h>

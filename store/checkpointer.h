@@ -1,4 +1,4 @@
-/*  common/checkpointer.h: copies a WAL database's committed frames back into the main file
+/*  store/checkpointer.h: copies a WAL database's committed frames back into the main file
     from a thread of its own, on its own connection. The broker's writes never wait for it:
     in WAL mode a checkpoint runs beside the writer, and a checkpoint's copying and fsync
     (tens of milliseconds under load) would otherwise stall every request once a second.
@@ -26,5 +26,6 @@ int64_t checkpointer_count (checkpointer_t *self);
 //  main file cannot be written, and every commit from now on grows the WAL.
 bool checkpointer_failing (checkpointer_t *self, char *why, size_t size);
 
+//  In checkpointer_test.c, run by store_test.
 int checkpointer_test (const char *dir);
 #endif

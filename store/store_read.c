@@ -1,7 +1,7 @@
-/*  common/store_read.c: the reads of the store: lists of rows, store_get, history, the
+/*  store/store_read.c: the reads of the store: lists of rows, store_get, history, the
     event log, and the streaming walks (over query.c) and store_verify (over verify.c), each
     of those two in one read snapshot. */
-#include "common/store_int.h"
+#include "store/store_int.h"
 #include "common/util.h"
 #include <assert.h>
 #include <stdio.h>

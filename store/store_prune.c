@@ -1,6 +1,6 @@
-/*  common/store_prune.c: retention: store_prune blanks the bodies of old finished requests
+/*  store/store_prune.c: retention: store_prune blanks the bodies of old finished requests
     in batches of their own transactions, recording what it removed as `pruned` events. */
-#include "common/store_int.h"
+#include "store/store_int.h"
 #include "common/util.h"
 #include <stdlib.h>
 #include <assert.h>

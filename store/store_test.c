@@ -1,7 +1,8 @@
-/*  common/store_test.c: store_test, the store module's self-test, on real files in a
-    temporary directory; it also runs verify_test, schema_test and query_test. */
-#include "common/store_int.h"
-#include "common/checkpointer.h"
+/*  store/store_test.c: store_test, the store module's self-test, on real files in a
+    temporary directory; it also runs verify_test, checkpointer_test, schema_test
+    and query_test. */
+#include "store/store_int.h"
+#include "store/checkpointer.h"
 #include "common/check.h"
 #include "common/util.h"
 #include <dirent.h>

@@ -1,4 +1,4 @@
-/*  common/verify.h: internal to the store module (store*.c, verify.c); nothing else includes it.
+/*  store/verify.h: internal to the store module (store*.c, verify*.c, query.c, schema_test.c).
     verify.c owns the canonical form of an event, its hash, and the re-verification of the
     whole database; store.c owns the connection, store_write.c and store_prune.c every write. */
 #ifndef RG_VERIFY_H
@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "common/store.h"
+#include "store/store.h"
 
 #define VERIFY_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 
@@ -43,6 +43,6 @@ int store_raw_exec (const char *path, const char *sql, char *error, size_t size)
 //  Self-tests only: the data of the store's last event (caller owns it).
 json_t *store_test_last_data (store_t *store);
 
-//  Defined in verify.c, run by store_test: tampering with a closed file is caught.
+//  Defined in verify_test.c, run by store_test: tampering with a closed file is caught.
 int verify_test (const char *dir);
 #endif

@@ -1,4 +1,4 @@
-/*  common/schema.h: internal to the store module: the SQL that creates and migrates the
+/*  store/schema.h: internal to the store module: the SQL that creates and migrates the
     database. store.c runs it; the schema itself is documented in store.h. */
 #ifndef RG_SCHEMA_H
 #define RG_SCHEMA_H
@@ -10,10 +10,10 @@ int schema_version (void);
 //  ends by setting user_version. NULL if out of range.
 const char *schema_migration (int from);
 
-//  Run by store_test: a version 1 database (made here from migration 1 alone, with a request
-//  and its events as version 1 wrote them) upgrades, still verifies, and takes the fields
-//  version 2 added (review, limits, slack_user); the states the schema spells are those of
-//  common/states.c.
+//  In schema_test.c, run by store_test: a version 1 database (made there from migration 1
+//  alone, with a request and its events as version 1 wrote them) upgrades, still verifies,
+//  and takes the fields version 2 added (review, limits, slack_user); the states the schema
+//  spells are those of common/states.c.
 int schema_test (const char *dir);
 
 #endif

@@ -1,13 +1,13 @@
-/*  common/store_int.h: internal to the store module (store.c, store_write.c, store_prune.c,
+/*  store/store_int.h: internal to the store module (store.c, store_write.c, store_prune.c,
     store_read.c, store_test.c); nothing else includes it. The connection, its prepared
     statements and the helpers every part of the store shares: binding, stepping,
     transactions, rows as JSON and appending to the chain. The public contract is store.h. */
 #ifndef RG_STORE_INT_H
 #define RG_STORE_INT_H
-#include "common/store.h"
-#include "common/verify.h"
-#include "common/query.h"
-#include "common/schema.h"
+#include "store/store.h"
+#include "store/verify.h"
+#include "store/query.h"
+#include "store/schema.h"
 #include <jansson.h>
 #include <sqlite3.h>
 #include <stdbool.h>
