@@ -5,9 +5,9 @@
 #include "common/check.h"
 #include "common/keys.h"
 #include "common/proto.h"
-#include "common/store.h"
+#include "store/store.h"
 #include "common/util.h"
-#include "common/verify.h"
+#include "store/verify.h"
 #include <unistd.h>
 
 #define FUTURE "2999-01-01T00:00:00.000Z"
