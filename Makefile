@@ -124,11 +124,17 @@ fuzz-deps:
 fuzz: deps fuzz-deps
 	@bash tests/fuzz/run.sh
 
-# bubblewrap is only the benchmark's baseline; no test depends on it.
+# The benchmark's baselines, and nothing else: bubblewrap (sandbox start) and a Jupyter kernel
+# (python3-ipykernel, python3-jupyter-client: the kernel round trip). No test depends on them.
+BENCH_DEBS := bubblewrap python3-ipykernel python3-jupyter-client
 bench-deps:
-	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } || \
-	  echo "replgate: bubblewrap missing; the bench skips its baseline (apt-get install bubblewrap)"
+	@missing=""; for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "replgate: the bench skips the baselines of missing packages:$$missing"; \
+	  echo "  run as root: apt-get install -y$$missing"; exit 0; fi; \
+	echo "replgate: installing$$missing (bench baselines)"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends$$missing || \
+	  echo "replgate: could not install$$missing; the bench skips their baselines"
 
 bench: deps bench-deps
 	@$(MAKE) --no-print-directory all

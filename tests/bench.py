@@ -1,17 +1,23 @@
 """tests/bench.py (`make bench`): warm-session round trip through the real broker and worker,
-against a baseline measured in the same run: a fresh `python3 -c` of the same snippet.
-Then pipelined throughput from one connection at two depths (`inflight`), and ping latency
-while another process holds the database's write lock (`locked_ping`).
+side by side in one run with its baselines: a fresh `python3 -c` of the same snippet, a Jupyter
+kernel's execute round trip (python3-ipykernel, python3-jupyter-client: `make bench-deps`) and the
+CLI's `replgate submit`. Then throughput with 16 sessions on 32 slots (`sessions`), broker memory
+with 10,000 requests pending (`rss`), and issue 12's goals as ratios of those figures. Then session
+starts and the sandbox's cost (`sandbox`), pipelined throughput from one connection at two depths
+(`inflight`), and ping latency while another process holds the database's write lock (`locked`).
 Prints figures and ratios; asserts nothing (timings are not tests).
 
-Environment: BENCH_ONLY (comma-separated parts: warm, sandbox, inflight, locked; default all),
-BENCH_N, BENCH_SANDBOX_N, BENCH_INFLIGHT_DEPTHS (default 64,10000), BENCH_INFLIGHT_N
-(requests per depth, one value or one per depth; default 10000,20000), BENCH_INFLIGHT_SESSIONS
-(default 8), BENCH_INFLIGHT_LIMIT_S (time cap per depth, default 180)."""
+Environment: BENCH_ONLY (comma-separated parts: warm, jupyter, cli, sessions, rss, sandbox,
+inflight, locked; default all; warm, jupyter and cli share one interleaved run), BENCH_N (warm
+snippets, default 2000), BENCH_JUPYTER_N (default 1000), BENCH_CLI_N (default 100),
+BENCH_SESSIONS_N (default 20000), BENCH_SESSIONS_DEPTH (in flight, default 64),
+BENCH_SESSIONS_CONNS (default 4), BENCH_SANDBOX_N, BENCH_INFLIGHT_DEPTHS (default 64,10000),
+BENCH_INFLIGHT_N (requests per depth, one value or one per depth; default 10000,20000),
+BENCH_INFLIGHT_SESSIONS (default 8), BENCH_INFLIGHT_LIMIT_S (time cap per depth, default 180)."""
 import collections, json, os, sqlite3, statistics, subprocess, sys, threading, time
 import zmq
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Stack
+from harness import BIN, Stack
 
 SNIPPET = "x = x + 1 if 'x' in globals() else 1"
 N = int(os.environ.get("BENCH_N", "2000"))
@@ -40,16 +46,17 @@ def baseline(runs=60):
     return out
 
 
-def warm(stack):
-    c = stack.client()
+def warm(stack, n=None, client=None):
+    c = client or stack.client()
     c.run(SNIPPET, session="bench")
     out = []
-    for _ in range(N):
+    for _ in range(N if n is None else n):
         t0 = time.perf_counter()
         r = c.call("submit", lang="python", code=SNIPPET, session="bench", wait_ms=10000)
         out.append((time.perf_counter() - t0) * 1000)
         assert r["ok"] and r["outcome"] == "ok", r
-    c.close()
+    if not client:
+        c.close()
     return out
 
 
@@ -71,11 +78,66 @@ def throughput(stack, clients=4, each=500):
     return sum(done) / (time.perf_counter() - t0)
 
 
+def jupyter_kernel():
+    """A Jupyter kernel (ipykernel) and a blocking client connected to it, or None with the reason
+    when python3-ipykernel or python3-jupyter-client is missing (make bench-deps)."""
+    try:
+        from jupyter_client.manager import KernelManager
+    except ImportError as e:
+        return None, "jupyter_client not importable (%s): make bench-deps" % e
+    km = KernelManager(kernel_name="python3")
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")   # quiets debugpy's start-up warning
+    try:
+        km.start_kernel(stderr=subprocess.DEVNULL)
+    except Exception as e:       # no kernel spec: ipykernel missing
+        return None, "no Jupyter kernel (%s): make bench-deps" % e
+    kc = km.blocking_client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=60)
+    return (km, kc), None
+
+
+def jupyter_once(kc):
+    """One execute_request of SNIPPET: (ms to its execute_reply, ms until the reply and the
+    kernel's idle status have both arrived, as execute_interactive waits)."""
+    t0 = time.perf_counter()
+    msg_id = kc.execute(SNIPPET)
+    reply_ms = idle_ms = None
+    while reply_ms is None:
+        m = kc.get_shell_msg(timeout=10)
+        if m["parent_header"].get("msg_id") == msg_id:
+            reply_ms = (time.perf_counter() - t0) * 1000
+            assert m["content"]["status"] == "ok", m["content"]
+    while idle_ms is None:
+        m = kc.get_iopub_msg(timeout=10)
+        if (m["parent_header"].get("msg_id") == msg_id and m["msg_type"] == "status"
+                and m["content"]["execution_state"] == "idle"):
+            idle_ms = (time.perf_counter() - t0) * 1000
+    return reply_ms, idle_ms
+
+
+def cli_once(stack, session="cli"):
+    """One `replgate submit` of SNIPPET against the stack, whole process, in ms."""
+    cmd = [os.path.join(BIN, "replgate"), "submit", "--dir", stack.dir, "-s", session, SNIPPET]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ms = (time.perf_counter() - t0) * 1000
+    assert r.returncode == 0, r.stderr
+    return ms
+
+
 def main():
     only = [p.strip() for p in os.environ.get("BENCH_ONLY", "").split(",") if p.strip()]
     wanted = lambda part: not only or part in only
-    if wanted("warm"):
-        warm_bench()
+    figures = {}
+    if any(wanted(p) for p in ("warm", "jupyter", "cli")):
+        warm_bench(figures, wanted)
+    if wanted("sessions"):
+        sessions_bench(figures)
+    if wanted("rss"):
+        rss_bench(figures)
+    if figures:
+        goals(figures)
     if wanted("sandbox"):
         sandbox_bench()
     if wanted("inflight"):
@@ -84,19 +146,220 @@ def main():
         locked_bench()
 
 
-def warm_bench():
+def warm_bench(figures, wanted):
+    """The warm snippet through broker and worker, `python3 -c`, a Jupyter kernel's execute
+    round trip and the CLI's `submit`, interleaved in ROUNDS rounds so that a neighbour's load
+    falls on all of them alike. Then 4 clients x 500 snippets, one at a time each."""
+    rounds = 10
+    nj = int(os.environ.get("BENCH_JUPYTER_N", "1000")) if wanted("jupyter") else 0
+    ncli = int(os.environ.get("BENCH_CLI_N", "100")) if wanted("cli") else 0
+    nw = N if wanted("warm") else 0
+    nbase = 60 if wanted("warm") or wanted("cli") else 0
+    kernel, why = jupyter_kernel() if nj else (None, None)
     stack = Stack()
+    w, base, jr, ji, cli = [], [], [], [], []
+    warm_cpu = {}                # process kind -> CPU seconds used during the warm loops
     try:
-        base = baseline()
-        w = warm(stack)
-        tp = throughput(stack)
+        c = stack.client()
+        c.run(SNIPPET, session="bench")
+        if kernel:
+            for _ in range(20):
+                jupyter_once(kernel[1])
+        if ncli:
+            cli_once(stack)      # the CLI session's interpreter is up, its pages are cached
+        for r in range(rounds):
+            part = lambda n: n // rounds + (1 if r < n % rounds else 0)
+            a, cpu0 = tree_cpu(stack), time.process_time()
+            w += warm(stack, part(nw), client=c)
+            b = tree_cpu(stack)
+            for k in b:
+                warm_cpu[k] = warm_cpu.get(k, 0.0) + b[k] - a.get(k, 0.0)
+            warm_cpu["bench client"] = warm_cpu.get("bench client", 0.0) + time.process_time() - cpu0
+            if kernel:
+                for _ in range(part(nj)):
+                    a, b = jupyter_once(kernel[1])
+                    jr.append(a)
+                    ji.append(b)
+            base += baseline(part(nbase))
+            cli += [cli_once(stack) for _ in range(part(ncli))]
+        c.close()
+        # The snippet inside its interpreter, as the worker timed it: the rest of the round
+        # trip is the broker, the worker and the hops between them.
+        inside = [r[0] for r in stack.sql("SELECT wall_ms FROM requests WHERE session = 'bench'")]
+        tp = throughput(stack) if wanted("warm") else None
     finally:
         stack.stop()
-    b50, w50, w99 = statistics.median(base), statistics.median(w), pct(w, 99)
-    print("baseline python3 -c (fresh process): p50 %.2f ms  p99 %.2f ms  (%d runs)" % (b50, pct(base, 99), len(base)))
-    print("warm session via broker (round trip): p50 %.3f ms  p99 %.3f ms  (%d runs)" % (w50, w99, len(w)))
-    print("throughput, 4 clients x 500 snippets: %.0f snippets/s" % tp)
-    print("ratio baseline/warm at p50: %.1fx faster" % (b50 / w50), flush=True)
+        if kernel:
+            kernel[1].stop_channels()
+            kernel[0].shutdown_kernel(now=True)
+    if base:
+        figures["python3 -c"] = statistics.median(base)
+        print("baseline python3 -c (fresh process): p50 %.2f ms  p99 %.2f ms  (%d runs)"
+              % (statistics.median(base), pct(base, 99), len(base)))
+    if w:
+        figures["warm"] = statistics.median(w)
+        print("warm session via broker (round trip): p50 %.3f ms  p99 %.3f ms  (%d runs); "
+              "of which in the interpreter (wall_ms) p50 %.3f ms"
+              % (statistics.median(w), pct(w, 99), len(w), statistics.median(inside)))
+        print("    CPU per warm snippet, one at a time: %s (the rest of the round trip is waiting: wake-ups, "
+              "other processes)" % ", ".join("%s %.0f us" % (k, v / len(w) * 1e6) for k, v in
+                                              sorted(warm_cpu.items(), key=lambda kv: -kv[1])))
+    if jr:
+        figures["jupyter"] = statistics.median(jr)
+        print("Jupyter kernel, execute_request to execute_reply: p50 %.3f ms  p99 %.3f ms  (%d runs)"
+              % (statistics.median(jr), pct(jr, 99), len(jr)))
+        print("Jupyter kernel, to reply and idle status:         p50 %.3f ms  p99 %.3f ms"
+              % (statistics.median(ji), pct(ji, 99)))
+    elif nj:
+        print("Jupyter kernel round trip not measured: %s" % why)
+    if cli:
+        figures["cli"] = statistics.median(cli)
+        print("CLI `replgate submit` (whole process):  p50 %.2f ms  p99 %.2f ms  (%d runs)"
+              % (statistics.median(cli), pct(cli, 99), len(cli)))
+    if tp is not None:
+        print("throughput, 4 clients x 500 snippets, one at a time each: %.0f snippets/s" % tp)
+    if base and w:
+        print("ratio baseline/warm at p50: %.1fx faster" % (statistics.median(base) / statistics.median(w)))
+    sys.stdout.flush()
+
+
+def sessions_bench(figures):
+    """Throughput with 16 sessions on one worker of 32 slots: 4 connections keep 64 snippets in
+    flight between them (4 a session), pipelined as in `inflight`."""
+    sessions = 16
+    depth = int(os.environ.get("BENCH_SESSIONS_DEPTH", "64"))
+    total = int(os.environ.get("BENCH_SESSIONS_N", "20000"))
+    conns = int(os.environ.get("BENCH_SESSIONS_CONNS", "4"))
+    stack = Stack(slots=32)
+    try:
+        before = tree_cpu(stack)
+        r = inflight(stack, depth, total, sessions=sessions, limit_s=120.0, conns=conns)
+        after = tree_cpu(stack)
+    finally:
+        stack.stop()
+    report_inflight(r, "throughput, %d sessions on 32 slots, %d connections, %d in flight:"
+                    % (sessions, conns, depth), 120.0)
+    if "rate" in r:
+        figures["sessions16"] = r["rate"]
+    if r["done"]:
+        used = {k: after[k] - before.get(k, 0) for k in after}
+        used["bench client"] = r["client_cpu"] * r["elapsed"]
+        print("    CPU per snippet over the run (2 cores give %.0f us): %s" % (
+            os.cpu_count() * r["elapsed"] / r["done"] * 1e6,
+            ", ".join("%s %.0f us" % (k, v / r["done"] * 1e6) for k, v in
+                      sorted(used.items(), key=lambda kv: -kv[1]))), flush=True)
+
+
+def tree_cpu(stack):
+    """CPU seconds used so far (all threads, from /proc/PID/task/*/schedstat, in ns) by the broker,
+    and by the worker's processes by kind: the worker itself (parent and unprivileged child), and
+    the sessions (each interpreter with the .init that holds its sandbox). Processes that ended
+    are not counted."""
+    def run_s(pid):
+        total = 0
+        try:
+            for tid in os.listdir("/proc/%d/task" % pid):
+                total += int(open("/proc/%d/task/%s/schedstat" % (pid, tid)).read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+        return total / 1e9
+    parent = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                stat = open("/proc/%s/stat" % pid).read()
+            except OSError:
+                continue
+            parent[int(pid)] = (stat[stat.index("(") + 1:stat.rindex(")")], int(stat[stat.rindex(")") + 2:].split()[1]))
+    out = {"broker": run_s(stack.broker.pid)}
+    roots = {p.pid for p in stack.workers}
+    for pid, (comm, ppid) in parent.items():
+        p = ppid
+        while p > 1 and p not in roots and p in parent:
+            p = parent[p][1]
+        if pid in roots or p in roots:
+            kind = "worker" if comm.startswith("replgate-work") else "sessions"
+            out[kind] = out.get(kind, 0.0) + run_s(pid)
+    return out
+
+
+REVIEW_ALL = {"version": 1, "rules": [{"name": "review-all", "action": "review", "ttl_s": 86400}]}
+
+
+def vm_kib(pid, field):
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def park(stack, n, state, session, conns=4, timeout=300.0):
+    """Sends n submits of distinct code over `conns` connections, each waiting up to an hour for
+    its terminal state (so the broker also holds n long polls), and returns once the database
+    has n requests in `state`. Returns the connections (close them after measuring)."""
+    cs = [stack.client() for _ in range(conns)]
+    for i in range(n):
+        cs[i % conns].sock.send(json.dumps({"op": "submit", "rid": i, "lang": "python",
+                                            "code": "x%d = %d" % (i, i), "session": session(i),
+                                            "wait_ms": 3600000}).encode())
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for c in cs:
+            for r in drain(c.sock):
+                assert r.get("ok"), r
+        if stack.sql("SELECT count(*) FROM requests WHERE state = ?", state)[0][0] >= n:
+            return cs
+        time.sleep(0.2)
+    raise RuntimeError("fewer than %d requests reached %s" % (n, state))
+
+
+def rss_bench(figures, n=10000):
+    """Broker resident memory (VmRSS, and its peak VmHWM, from /proc/PID/status) with n requests
+    pending, two ways: parked in pending_approval by a policy that reviews everything (no worker),
+    and queued in one session behind a snippet that sleeps on a 1-slot worker. In both, every
+    submit's long poll is held too."""
+    for label, kw, session, state in (
+            ("parked in pending_approval (review-all policy, no worker)", dict(workers=0, policy=REVIEW_ALL),
+             lambda i: "rss-%d" % (i % 100), "pending_approval"),
+            ("queued in one session behind a sleeping snippet", dict(slots=1), lambda i: "rss", "queued")):
+        stack = Stack(**kw)
+        cs = []
+        try:
+            if state == "queued":
+                c = stack.client()
+                c.sock.send(json.dumps({"op": "submit", "rid": "sleeper", "lang": "python",
+                                        "code": "import time; time.sleep(3600)", "session": "rss",
+                                        "wait_ms": 0}).encode())
+                c.recv(10)
+                c.close()
+            idle = vm_kib(stack.broker.pid, "VmRSS")
+            t0 = time.perf_counter()
+            cs = park(stack, n, state, session)
+            took = time.perf_counter() - t0
+            rss, hwm = vm_kib(stack.broker.pid, "VmRSS"), vm_kib(stack.broker.pid, "VmHWM")
+        finally:
+            for c in cs:
+                c.close()
+            stack.stop()
+        print("broker RSS, %s requests %s: %.1f MiB (peak %.1f MiB; %.1f MiB before; %.0f submits/s to park them)"
+              % (format(n, ","), label, rss / 1024, hwm / 1024, idle / 1024, n / took), flush=True)
+        figures.setdefault("rss", []).append((label, rss / 1024, hwm / 1024))
+
+
+def goals(f):
+    """Issue 12's goals, as ratios of figures measured in this run."""
+    print("goals (figures from this run):")
+    if "warm" in f and "jupyter" in f:
+        print("  warm / Jupyter at p50: %.1fx faster (goal >= 12x)" % (f["jupyter"] / f["warm"]))
+    if "sessions16" in f:
+        print("  16 sessions on 32 slots: %.0f snippets/s (goal >= 6,000/s: %.2f of it)"
+              % (f["sessions16"], f["sessions16"] / 6000))
+    if "cli" in f and "python3 -c" in f:
+        print("  CLI round trip / python3 -c at p50: %.2f (goal <= 0.33; python3 -c takes %.1fx as long)"
+              % (f["cli"] / f["python3 -c"], f["python3 -c"] / f["cli"]))
+    for label, rss, hwm in f.get("rss", []):
+        print("  broker RSS, 10,000 requests %s: %.1f MiB, peak %.1f MiB (goal < 30 MiB)" % (label, rss, hwm))
+    sys.stdout.flush()
 
 
 def sandbox_bench(runs=int(os.environ.get("BENCH_SANDBOX_N", "100"))):
@@ -159,27 +422,30 @@ def sandbox_bench(runs=int(os.environ.get("BENCH_SANDBOX_N", "100"))):
     print("warm path sandboxed / unsandboxed at p50: %.1f%%" % (100.0 * ws / wn), flush=True)
 
 
-def inflight(stack, depth, total, sessions=8, limit_s=180.0):
-    """One connection keeps `depth` submits outstanding (each waits for its terminal state),
-    sending a new one whenever a reply arrives, until `total` have finished or `limit_s` passed.
-    Requests go round-robin over `sessions` sessions, whose interpreters are started first.
-    `busy` refusals are counted and the same request is sent again 5 ms later.
+def inflight(stack, depth, total, sessions=8, limit_s=180.0, conns=1):
+    """`conns` connections (one by default) keep `depth` submits outstanding between them (each
+    waits for its terminal state), sending a new one whenever a reply arrives, until `total` have
+    finished or `limit_s` passed. Requests go round-robin over `sessions` sessions, whose
+    interpreters are started first; request n goes on connection n % conns (so a session keeps its
+    connection when conns divides sessions). `busy` refusals are counted and the same request is
+    sent again 5 ms later.
 
     Steady state is the stretch in which `depth` were outstanding: from completion
     min(depth, (total - depth) / 5), past the pipeline's start, to completion total - depth, when
     the last new submit went out (or to the last completion before the time limit)."""
-    c = stack.client()
+    cs = [stack.client() for _ in range(conns)]
     names = ["inflight-%d-%d" % (depth, i) for i in range(sessions)]
     for name in names:
-        c.run(SNIPPET, session=name)
-    sock = c.sock
+        cs[0].run(SNIPPET, session=name)
+    socks = [c.sock for c in cs]
+    poller = zmq.Poller()
 
     def message(rid):
         return json.dumps({"op": "submit", "rid": rid, "lang": "python", "code": SNIPPET,
                            "session": names[rid % sessions], "wait_ms": 600000}).encode()
 
     sent_at = {}                  # rid -> time of its first send, while outstanding
-    outbound = collections.deque()  # messages to send as soon as the pipe takes them
+    outbound = [collections.deque() for _ in socks]  # per connection: to send when its pipe takes them
     retries = collections.deque()   # (due, rid) after a `busy`
     finished = []                 # (time, latency s) of each terminal reply, in order
     busy, refused, unexpected = 0, collections.Counter(), collections.Counter()
@@ -193,21 +459,22 @@ def inflight(stack, depth, total, sessions=8, limit_s=180.0):
             break
         while issued < total and len(sent_at) < depth:
             sent_at[issued] = now
-            outbound.append(message(issued))
+            outbound[issued % conns].append(message(issued))
             issued += 1
         while retries and retries[0][0] <= now:
-            outbound.append(message(retries.popleft()[1]))
-        while outbound:
-            try:
-                sock.send(outbound[0], zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            outbound.popleft()
+            rid = retries.popleft()[1]
+            outbound[rid % conns].append(message(rid))
+        for sock, out in zip(socks, outbound):
+            while out:
+                try:
+                    sock.send(out[0], zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                out.popleft()
+            poller.register(sock, zmq.POLLIN | (zmq.POLLOUT if out else 0))
         wait = 0.1 if not retries else max(0.0, retries[0][0] - now)
-        events = sock.poll(int(wait * 1000) + 1, zmq.POLLIN | (zmq.POLLOUT if outbound else 0))
-        if not events & zmq.POLLIN:
-            continue
-        for r in drain(sock):
+        ready = [sock for sock, ev in poller.poll(int(wait * 1000) + 1) if ev & zmq.POLLIN]
+        for r in (r for sock in ready for r in drain(sock)):
             now = time.perf_counter()
             rid = r.get("rid")
             if "op" in r or rid not in sent_at:
@@ -224,9 +491,10 @@ def inflight(stack, depth, total, sessions=8, limit_s=180.0):
             finished.append((now, now - sent_at.pop(rid)))
     elapsed = time.perf_counter() - t0
     client_cpu = (time.process_time() - cpu0) / elapsed      # this process: is the client the limit?
-    c.close()
+    for c in cs:
+        c.close()
     out = {"depth": depth, "total": total, "done": len(finished), "elapsed": elapsed, "capped": capped,
-           "client_cpu": client_cpu,
+           "client_cpu": client_cpu, "conns": conns,
            "busy": busy, "refused": dict(refused), "unexpected": dict(unexpected), "sessions": sessions}
     i0 = min(depth, max(0, total - depth) // 5)
     i1 = min(len(finished), total - depth) - 1
@@ -239,6 +507,20 @@ def inflight(stack, depth, total, sessions=8, limit_s=180.0):
         out["window"] = (i0, i1)
         out["p50"], out["p99"] = statistics.median(lat), pct(lat, 99)
     return out
+
+
+def report_inflight(r, head, limit):
+    if "rate" not in r:
+        print("%s too few completions to measure (%d of %d in %.1f s)" % (head, r["done"], r["total"], r["elapsed"]))
+        return
+    print("%s %.0f snippets/s %s (completions %d..%d); submit to reply p50 %.1f ms  p99 %.1f ms"
+          % (head, r["rate"], "over the whole run" if r["whole"] else "steady", r["window"][0] + 1,
+             r["window"][1] + 1, r["p50"], r["p99"]))
+    print("    %d of %d finished in %.1f s (%.0f/s overall)%s; busy refusals %d (retried), other refusals %s, "
+          "not done/ok %s; bench client used %.0f%% of a core"
+          % (r["done"], r["total"], r["elapsed"], r["done"] / r["elapsed"],
+             ", stopped at the %.0f s limit" % limit if r["capped"] else "", r["busy"],
+             r["refused"] or "none", r["unexpected"] or "none", 100 * r["client_cpu"]), flush=True)
 
 
 def inflight_bench():
@@ -255,18 +537,8 @@ def inflight_bench():
         finally:
             stack.stop()
         results.append(r)
-        head = "pipelined, one connection, %s in flight, %d sessions:" % (format(depth, ","), sessions)
-        if "rate" not in r:
-            print("%s too few completions to measure (%d of %d in %.1f s)" % (head, r["done"], total, r["elapsed"]))
-            continue
-        print("%s %.0f snippets/s %s (completions %d..%d); submit to reply p50 %.1f ms  p99 %.1f ms"
-              % (head, r["rate"], "over the whole run" if r["whole"] else "steady", r["window"][0] + 1,
-                 r["window"][1] + 1, r["p50"], r["p99"]))
-        print("    %d of %d finished in %.1f s (%.0f/s overall)%s; busy refusals %d (retried), other refusals %s, "
-              "not done/ok %s; bench client used %.0f%% of a core"
-              % (r["done"], total, r["elapsed"], r["done"] / r["elapsed"],
-                 ", stopped at the %.0f s limit" % limit if r["capped"] else "", r["busy"],
-                 r["refused"] or "none", r["unexpected"] or "none", 100 * r["client_cpu"]), flush=True)
+        report_inflight(r, "pipelined, one connection, %s in flight, %d sessions:"
+                        % (format(depth, ","), sessions), limit)
     if len(results) >= 2 and "rate" in results[0] and "rate" in results[-1]:
         lo, hi = results[0], results[-1]
         print("%s in flight / %s in flight: %.0f%% (goal >= 90%%)"
