@@ -18,6 +18,7 @@
     of the store and changes nothing here. */
 #include "broker/backlog.h"
 #include "broker/decide.h"
+#include "broker/notify.h"
 #include "common/proto.h"
 #include "common/util.h"
 #include <sqlite3.h>
@@ -36,6 +37,7 @@ typedef struct {
 
 struct _backlog_t {
     zlistx_t *entries;      //  entry_t, oldest first
+    zlistx_t *journal;      //  entry_t: the writes of the open group, should it roll back
     bool down;
     char error[160];        //  why, while down
     char hold[200];         //  a reason to stay down that only its cause can end, or ""
@@ -63,6 +65,8 @@ backlog_new (void)
     backlog_t *self = (backlog_t *) zmalloc (sizeof (backlog_t));
     self->entries = zlistx_new ();
     zlistx_set_destructor (self->entries, s_entry_destroy);
+    self->journal = zlistx_new ();
+    zlistx_set_destructor (self->journal, s_entry_destroy);
     return self;
 }
 
@@ -75,6 +79,7 @@ backlog_destroy (backlog_t **self_p)
             log_error ("stopping with %zu writes the database never took (see the log above)",
                        zlistx_size (self->entries));
         zlistx_destroy (&self->entries);
+        zlistx_destroy (&self->journal);
         free (self);
         *self_p = NULL;
     }
@@ -122,22 +127,9 @@ backlog_check (broker_t *broker, const char *what)
     return true;
 }
 
-static void
-s_keep (backlog_t *self, entry_t *e)
+static entry_t *
+s_fire_entry (int64_t id, const char *from, state_event_t ev, const char *actor, json_t *fields)
 {
-    zlistx_add_end (self->entries, e);
-}
-
-int
-backlog_fire (broker_t *broker, int64_t id, const char *from, state_event_t ev,
-              const char *actor, json_t *fields)
-{
-    if (!backlog_down (broker)) {
-        if (state_fire (broker, id, from, ev, actor, fields, NULL) == 0)
-            return 0;
-        if (!backlog_check (broker, "recording a transition"))
-            return -1;
-    }
     entry_t *e = (entry_t *) zmalloc (sizeof (entry_t));
     e->kind = B_FIRE;
     e->id = id;
@@ -145,8 +137,74 @@ backlog_fire (broker_t *broker, int64_t id, const char *from, state_event_t ev,
     e->ev = ev;
     e->actor = strdup (actor);
     e->data = fields ? json_deep_copy (fields) : NULL;
-    s_keep (broker->backlog, e);
+    return e;
+}
+
+static entry_t *
+s_event_entry (int64_t id, const char *type, const char *actor, json_t *data)
+{
+    entry_t *e = (entry_t *) zmalloc (sizeof (entry_t));
+    e->kind = B_EVENT;
+    e->id = id;
+    e->type = strdup (type);
+    e->actor = strdup (actor);
+    e->data = data ? json_deep_copy (data) : NULL;
+    return e;
+}
+
+//  A write that succeeded inside a group is journaled: if the group rolls back, it is kept.
+static void
+s_written (broker_t *broker, entry_t *e)
+{
+    if (store_in_group (broker->store))
+        zlistx_add_end (broker->backlog->journal, e);
+    else
+        s_entry_destroy ((void **) &e);
+}
+
+int
+backlog_fire (broker_t *broker, int64_t id, const char *from, state_event_t ev,
+              const char *actor, json_t *fields)
+{
+    if (!backlog_down (broker)) {
+        if (state_fire (broker, id, from, ev, actor, fields, NULL) == 0) {
+            if (store_in_group (broker->store))
+                s_written (broker, s_fire_entry (id, from, ev, actor, fields));
+            return 0;
+        }
+        if (!backlog_check (broker, "recording a transition"))
+            return -1;
+    }
+    zlistx_add_end (broker->backlog->entries, s_fire_entry (id, from, ev, actor, fields));
     return 0;
+}
+
+bool
+backlog_group_begin (broker_t *broker)
+{
+    return !backlog_down (broker) && store_group_begin (broker->store) == 0;
+}
+
+void
+backlog_group_end (broker_t *broker)
+{
+    backlog_t *self = broker->backlog;
+    bool committed = store_group_end (broker->store, true) == 0;
+    if (!committed) {
+        //  Nothing of the group was written: its writes are kept, before anything that
+        //  failed inside it, and written again in order once the store takes them.
+        if (!backlog_check (broker, "committing a group")) {
+            self->down = true;              //  no SQLite code to name: still, nothing was written
+            self->last_try = clock_mono_ms ();
+            self->retry_ms = 10;
+            snprintf (self->error, sizeof self->error, "committing a group failed");
+            time_iso8601 (clock_wall_ms (), self->since, sizeof self->since);
+        }
+        while (zlistx_last (self->journal))
+            zlistx_add_start (self->entries, zlistx_detach_cur (self->journal));
+    }
+    zlistx_purge (self->journal);
+    notify_release (broker, committed);
 }
 
 //  Applies the policy's decision to a `received` request: the state it moved to, or
@@ -176,7 +234,7 @@ backlog_decide (broker_t *broker, json_t *row, const char *groups)
     e->id = json_integer_value (json_object_get (row, "id"));
     e->actor = groups ? strdup (groups) : NULL;
     e->data = json_deep_copy (row);
-    s_keep (broker->backlog, e);
+    zlistx_add_end (broker->backlog->entries, e);
     return "received";
 }
 
@@ -185,17 +243,15 @@ backlog_event (broker_t *broker, int64_t request_id, const char *type, const cha
                json_t *data)
 {
     if (!backlog_down (broker)) {
-        if (store_event (broker->store, request_id, type, actor, data) == 0
-        ||  !backlog_check (broker, "appending an event"))
+        if (store_event (broker->store, request_id, type, actor, data) == 0) {
+            if (store_in_group (broker->store))
+                s_written (broker, s_event_entry (request_id, type, actor, data));
+            return;
+        }
+        if (!backlog_check (broker, "appending an event"))
             return;
     }
-    entry_t *e = (entry_t *) zmalloc (sizeof (entry_t));
-    e->kind = B_EVENT;
-    e->id = request_id;
-    e->type = strdup (type);
-    e->actor = strdup (actor);
-    e->data = data ? json_deep_copy (data) : NULL;
-    s_keep (broker->backlog, e);
+    zlistx_add_end (broker->backlog->entries, s_event_entry (request_id, type, actor, data));
 }
 
 void

@@ -24,6 +24,13 @@ bool backlog_check (broker_t *broker, const char *what);
 int backlog_fire (broker_t *broker, int64_t id, const char *from, state_event_t ev,
                   const char *actor, json_t *fields);
 
+//  Groups the writes of what follows (a pass over the worker socket) in one commit: true if
+//  a group was opened (not while the store is down). backlog_group_end commits it; if the
+//  commit fails, every write of the group is kept here, in order, as if each had failed,
+//  and the answers to long polls it would have given wait for them (notify_release).
+bool backlog_group_begin (broker_t *broker);
+void backlog_group_end (broker_t *broker);
+
 //  Decides request `row` (its stored columns, not consumed) now or once the store is back:
 //  the decision is written before anything else happens to it. Returns the state it is in.
 const char *backlog_decide (broker_t *broker, json_t *row, const char *groups);

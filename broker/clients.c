@@ -70,7 +70,9 @@ s_record (broker_t *broker, json_t *req, const char *groups, int64_t *id, bool *
         json_object_set_new (req, "id", json_integer (*id));
         *state = backlog_decide (broker, req, groups);
     }
-    if (store_group_end (broker->store, rc == 0) != 0 || rc != 0) {
+    bool committed = store_group_end (broker->store, rc == 0) == 0 && rc == 0;
+    notify_release (broker, committed);
+    if (!committed) {
         if (rc == 0 && !*duplicate)
             state_unwind (broker, *id);
         return -1;

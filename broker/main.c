@@ -293,14 +293,21 @@ s_loop (broker_t *self)
             break;
         }
         //  Workers first: results free slots that queued client requests are waiting for.
-        for (int n = 0; n < 64 && (items[1].revents & ZMQ_POLLIN); n++) {
-            zmsg_t *msg = zmsg_recv (self->workers);
-            if (!msg)
-                break;
-            if (s_worker_trusted (self, msg))
-                workers_message (self, &msg);
-            else
-                zmsg_destroy (&msg);
+        //  What they bring is written in one commit (a group): a burst of results costs one
+        //  commit, not one each, and nobody hears of any before it committed.
+        if (items[1].revents & ZMQ_POLLIN) {
+            bool grouped = backlog_group_begin (self);
+            for (int n = 0; n < 64; n++) {
+                zmsg_t *msg = zmsg_recv (self->workers);
+                if (!msg)
+                    break;
+                if (s_worker_trusted (self, msg))
+                    workers_message (self, &msg);
+                else
+                    zmsg_destroy (&msg);
+            }
+            if (grouped)
+                backlog_group_end (self);
         }
         for (int n = 0; n < 64 && (items[0].revents & ZMQ_POLLIN); n++) {
             zmsg_t *msg = zmsg_recv (self->clients);

@@ -53,6 +53,7 @@ struct _notify_t {
     //  the next deadline are found without walking every poll (10,000 may wait).
     zlistx_t *waits;        //  of waiter_t (owned), ordered by deadline
     zhashx_t *by_id;        //  request id as text -> first waiter_t on it (not owned)
+    zlistx_t *held;         //  ids (as text) that ended inside an uncommitted group
     zlistx_t *subs;         //  of sub_t, subscribers (owned)
     zhashx_t *by_key;       //  routing hex -> sub_t (not owned)
     zhashx_t *per_key;      //  principal -> subscriptions it holds (a count, never 0)
@@ -111,6 +112,8 @@ notify_new (void)
     self->waits = zlistx_new ();
     zlistx_set_comparator (self->waits, s_by_deadline);
     self->by_id = zhashx_new ();
+    self->held = zlistx_new ();
+    zlistx_set_destructor (self->held, (zlistx_destructor_fn *) zstr_free);
     self->subs = zlistx_new ();
     self->by_key = zhashx_new ();
     self->per_key = zhashx_new ();
@@ -125,6 +128,7 @@ notify_destroy (notify_t **self_p)
 {
     if (*self_p) {
         zhashx_destroy (&(*self_p)->by_id);
+        zlistx_destroy (&(*self_p)->held);
         zlistx_destroy (&(*self_p)->waits);
         zhashx_destroy (&(*self_p)->by_key);
         zhashx_destroy (&(*self_p)->per_key);
@@ -166,6 +170,10 @@ notify_finished (broker_t *broker, int64_t id)
     notify_t *self = broker->notify;
     char key[24];
     snprintf (key, sizeof key, "%lld", (long long) id);
+    if (store_in_group (broker->store)) {       //  not committed yet: nobody is told
+        zlistx_add_end (self->held, strdup (key));
+        return;
+    }
     waiter_t *w = (waiter_t *) zhashx_lookup (self->by_id, key);
     zhashx_delete (self->by_id, key);
     while (w) {
@@ -174,6 +182,19 @@ notify_finished (broker_t *broker, int64_t id)
         zlistx_delete (self->waits, w->handle);
         w = next;
     }
+}
+
+void
+notify_release (broker_t *broker, bool committed)
+{
+    zlistx_t *held = broker->notify->held;
+    if (!zlistx_size (held))
+        return;
+    broker->notify->held = zlistx_new ();
+    zlistx_set_destructor (broker->notify->held, (zlistx_destructor_fn *) zstr_free);
+    for (char *id = (char *) zlistx_first (held); committed && id; id = (char *) zlistx_next (held))
+        notify_finished (broker, atoll (id));
+    zlistx_destroy (&held);
 }
 
 //  Answers the waiter whose deadline passed (the first of the list) and forgets it.

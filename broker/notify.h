@@ -11,8 +11,13 @@ void notify_destroy (notify_t **self_p);
 //  terminal state, or as it is at `deadline_ms` (monotonic). Copies routing and rid.
 void notify_wait (broker_t *broker, zframe_t *routing, json_t *rid, int64_t id, int64_t deadline_ms);
 
-//  Answers every long poll on `id` with the request as it is now.
+//  Answers every long poll on `id` with the request as it is now. Inside an uncommitted store
+//  group the answer waits for notify_release: nobody hears of what may yet roll back.
 void notify_finished (broker_t *broker, int64_t id);
+
+//  The group ended: answers what ended inside it (committed), or forgets it (rolled back;
+//  whatever writes it again answers then).
+void notify_release (broker_t *broker, bool committed);
 
 //  Subscribes the caller's connection to the events with seq > since, pushed as
 //  {"op":"event",...}: all of them to approver and admin keys, to any other key only those of

@@ -97,8 +97,8 @@ s_record (broker_t *broker, entry_t *e, bool overflow)
     if (overflow)
         json_object_set_new (data, "overflow", json_true ());
     //  The overflow entry speaks for many connections: the broker is its actor.
-    if (store_event (broker->store, 0, "rejected", overflow ? "broker" : e->principal, data) != 0)
-        log_error ("%lld refusals from %s could not be recorded", (long long) e->count, e->principal);
+    //  Written now, or kept in order if this write finds the store down (backlog.c).
+    backlog_event (broker, 0, "rejected", overflow ? "broker" : e->principal, data);
     json_decref (data);
     e->count = e->bytes = 0;
     e->code = NULL;

@@ -183,14 +183,26 @@ store_busy_timeout (store_t *self, int ms)
 int
 store_begin (store_t *self)
 {
-    self->fault = 0;
-    if (self->nested) {             //  inside a group: a savepoint the write can roll back to
-        if (store_run (self, store_stmt (self, ST_SAVEPOINT), "savepoint"))
-            return -1;
-        self->nested++;
-        return 0;
+    if (self->group_open && sqlite3_get_autocommit (self->db)) {
+        //  An error (FULL, IOERR) rolled the whole group back: a savepoint now would start a
+        //  transaction of its own outside it. Nothing more is written until the group ends.
+        self->fault = self->fault ? self->fault : SQLITE_ABORT;
+        return -1;
     }
-    return store_run (self, store_stmt (self, ST_BEGIN), "begin");
+    self->fault = 0;
+    if (!self->nested)
+        return store_run (self, store_stmt (self, ST_BEGIN), "begin");
+    //  Inside a group: its transaction opens with its first write (a group with nothing
+    //  to write never takes the write lock), and each write is a savepoint in it.
+    if (!self->group_open) {
+        if (store_run (self, store_stmt (self, ST_BEGIN), "begin"))
+            return -1;
+        self->group_open = true;
+    }
+    if (store_run (self, store_stmt (self, ST_SAVEPOINT), "savepoint"))
+        return -1;
+    self->nested++;
+    return 0;
 }
 
 //  Ends the transaction: COMMIT if rc is 0 (a failed COMMIT becomes a rollback and -1),
@@ -223,9 +235,8 @@ int
 store_group_begin (store_t *self)
 {
     assert (!self->nested);
-    if (store_begin (self))
-        return -1;
     self->nested = 1;
+    self->group_open = false;
     return 0;
 }
 
@@ -240,6 +251,9 @@ store_group_end (store_t *self, bool commit)
 {
     assert (self->nested == 1);
     self->nested = 0;
+    if (!self->group_open)
+        return 0;                                   //  nothing was written
+    self->group_open = false;
     if (sqlite3_get_autocommit (self->db))          //  already rolled back by an error
         return -1;
     int rc = store_end (self, commit ? 0 : 1, "group");

@@ -91,8 +91,10 @@ int store_fault (store_t *self);
 //  Groups the writes until store_group_end in one transaction: each write is a savepoint
 //  inside it (a write that fails rolls back alone, as before), and nothing is durable, or
 //  visible to other connections, before store_group_end commits (with commit false: rolls
-//  back). 0 if it did, -1 if the commit failed (then nothing of the group was written).
-//  Groups do not nest.
+//  back). The transaction begins with the group's first write: a group that writes nothing
+//  never takes the write lock. store_group_begin cannot fail (0); store_group_end returns 0
+//  if it did what was asked, -1 if the commit failed (then nothing of the group was
+//  written). Groups do not nest.
 int store_group_begin (store_t *self);
 int store_group_end (store_t *self, bool commit);
 bool store_in_group (store_t *self);

@@ -32,6 +32,7 @@ struct _store_t {
     bool readonly;
     int nested;                 //  writes open inside a group (store_group_begin), +1 while
                                 //  the group is open; 0 outside any
+    bool group_open;            //  the group's transaction began (with its first write)
     int fault;                  //  SQLite's code for the last step that failed in this
                                 //  transaction (locked, full, I/O...), 0 if none did
     sqlite3_stmt *stmt[ST_COUNT];

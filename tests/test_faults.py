@@ -206,6 +206,42 @@ def a_refused_result_is_kept_and_written_later():
         check(not s.stop(), "sanitizer report")
 
 
+# A commit that fails although every statement in it succeeded: a deferred foreign key that a
+# trigger breaks when the `done` event is appended. SQLite checks it only at the outermost
+# COMMIT, so it fails the group the worker's result was written in, not the write itself.
+FAIL_COMMIT = ("CREATE TABLE inject (r INTEGER REFERENCES requests (id) DEFERRABLE INITIALLY DEFERRED);"
+               "CREATE TRIGGER inject_commit AFTER INSERT ON events WHEN NEW.type = 'done' "
+               "BEGIN INSERT INTO inject VALUES (-1); END;")
+
+
+@test
+def a_group_whose_commit_fails_keeps_its_writes():
+    """Results arrive in a group that fails to commit: nobody is told `done`, ping and the
+    database agree the run is still running, and the result is written once commits work."""
+    s = Stack(worker_args=UID)
+    try:
+        c = s.client()
+        check(c.run("1", session="grp")["outcome"] == "ok", "warm up")
+        con = sqlite3.connect(s.db, timeout=10)
+        con.executescript(FAIL_COMMIT)
+        con.close()
+        r = c.call("submit", lang="python", code="print('grouped')", session="grp", wait_ms=1500)
+        check(r["ok"] and r["state"] == "running", ("answered before its commit", r))
+        p = agree(c, s)
+        check(p["stats"]["running"] == 1 and p["store"]["waiting"] >= 1, p)
+        check("committing a group" in p["store"]["error"], ("the result was not written in a group", p))
+        s.sql("DROP TRIGGER inject_commit")
+        s.sql("DROP TABLE inject")
+        r = c.call("await", id=r["id"], timeout_ms=10000, timeout=15)
+        check(r["state"] == "done" and r["stdout"] == "grouped\n", r)
+        wait_for(lambda: c.call("ping")["store"]["writable"], what="writable again")
+        agree(c, s)
+        check(c.run("print('next')", session="grp")["stdout"] == "next\n", "next run")
+        c.close()
+    finally:
+        check(not s.stop(), "sanitizer report")
+
+
 @test
 def a_refused_decision_is_made_later():
     """The submit is recorded but its decision cannot be: it is acknowledged as `received`,
