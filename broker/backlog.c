@@ -136,7 +136,7 @@ s_fire_entry (int64_t id, const char *from, state_event_t ev, const char *actor,
     e->from = from;
     e->ev = ev;
     e->actor = strdup (actor);
-    e->data = fields ? json_deep_copy (fields) : NULL;
+    e->data = fields ? json_incref (fields) : NULL;     //  a result's outputs are not copied
     return e;
 }
 
@@ -148,7 +148,7 @@ s_event_entry (int64_t id, const char *type, const char *actor, json_t *data)
     e->id = id;
     e->type = strdup (type);
     e->actor = strdup (actor);
-    e->data = data ? json_deep_copy (data) : NULL;
+    e->data = data ? json_incref (data) : NULL;
     return e;
 }
 

@@ -19,8 +19,9 @@ bool backlog_down (broker_t *broker);
 bool backlog_check (broker_t *broker, const char *what);
 
 //  Fires a transition now or, while the store is down (or if this write finds it down),
-//  keeps it to fire later, in order. `fields` is not consumed. 0 if it fired or waits;
-//  -1 if the store refused it on its merits (the request was not in `from`).
+//  keeps it to fire later, in order. `fields` is not consumed, and must not change after the
+//  call: the backlog may keep a reference. 0 if it fired or waits; -1 if the store refused
+//  it on its merits (the request was not in `from`).
 int backlog_fire (broker_t *broker, int64_t id, const char *from, state_event_t ev,
                   const char *actor, json_t *fields);
 
@@ -36,7 +37,7 @@ void backlog_group_end (broker_t *broker);
 const char *backlog_decide (broker_t *broker, json_t *row, const char *groups);
 
 //  Appends an event that belongs to no transition (worker_joined, session_ended...), now or
-//  once the store is back. `data` is not consumed.
+//  once the store is back. `data` is not consumed and must not change after the call.
 void backlog_event (broker_t *broker, int64_t request_id, const char *type, const char *actor,
                     json_t *data);
 
