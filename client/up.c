@@ -107,8 +107,14 @@ cmd_up (cli_t *cli)
     snprintf (slots, sizeof slots, "%d", cli->slots > 0 ? cli->slots : 4);
     keys_path_private (cli->dir, "worker", key, sizeof key);
     keys_path_broker (cli->dir, server, sizeof server);
-    signal (SIGINT, s_on_signal);
-    signal (SIGTERM, s_on_signal);
+    //  Without SA_RESTART: the wait below must return on a signal sent to this process alone
+    //  (kill -INT), not only on Ctrl-C, which reaches the children too.
+    struct sigaction sa = { .sa_handler = s_on_signal };
+    sigemptyset (&sa.sa_mask);
+    if (sigaction (SIGINT, &sa, NULL) != 0 || sigaction (SIGTERM, &sa, NULL) != 0) {
+        fprintf (stderr, "replgate up: cannot catch signals: %s\n", strerror (errno));
+        return 1;
+    }
     char *bargv[] = { broker, "--dir", (char *) cli->dir, "--clients", clients, "--workers", workers, NULL };
     char *wargv[] = { worker, "--broker", workers, "--key", key, "--server-key", server,
                       "--slots", slots, "--name", "local", NULL };

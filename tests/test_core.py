@@ -1,6 +1,6 @@
 """tests/test_core.py: the core pipeline end to end: real broker, real worker, real SQLite."""
 import json, os, signal, sqlite3, subprocess, threading, time
-from harness import Stack, check, run_all, test, wait_for, SLOW
+from harness import BIN, Stack, check, free_port_pair, run_all, test, wait_for, SLOW
 
 S = None   # a shared stack for the tests that do not kill anything
 
@@ -472,6 +472,29 @@ def disk_full_fails_closed():
         if s:
             check(not s.stop(), "sanitizer report")
         subprocess.run(["umount", "-l", mnt])
+
+
+@test
+def up_stops_on_a_signal_to_itself_alone():
+    """`kill -INT` to `replgate up` (not to its group, as Ctrl-C does) stops the stack: the
+    wait for the children must not restart after the signal."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="replgate-up-")
+    port = free_port_pair()
+    p = subprocess.Popen([os.path.join(BIN, "replgate"), "up", "--dir", d, "--port", str(port)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True, env=dict(os.environ, ZSYS_SIGHANDLER="false"))
+    try:
+        cli = [os.path.join(BIN, "replgate"), "ping", "--dir", d]
+        wait_for(lambda: subprocess.run(cli, capture_output=True).returncode == 0, 15, "up answering")
+        os.kill(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=10 * SLOW)
+        check("replgate up: stopped" in err, err)
+        check(subprocess.run(cli, capture_output=True).returncode != 0, "the broker still answers")
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
 
 
 if __name__ == "__main__":
