@@ -8,18 +8,21 @@
 #include <string.h>
 
 #define MIN_ALLOC 256
+//  No buffer of ours holds more (frames stop at 64 MiB, outputs at 16 MiB): a bigger request
+//  is a hostile length, refused before the allocator sees it.
+#define MAX_ALLOC ((size_t) 1 << 32)
 
 int
 buf_reserve (buf_t *self, size_t more)
 {
-    if (more >= SIZE_MAX - self->len)
-        return -1;              //  len + more + 1 would wrap
+    if (self->len >= MAX_ALLOC || more >= MAX_ALLOC - self->len)
+        return -1;              //  len + more + 1 would pass the cap (or wrap)
     size_t need = self->len + more + 1;
     if (self->data && need <= self->alloc)
         return 0;
     size_t want = self->alloc > MIN_ALLOC ? self->alloc : MIN_ALLOC;
     while (want < need)
-        want = want > SIZE_MAX / 2 ? need : want * 2;
+        want = want > MAX_ALLOC / 2 ? need : want * 2;
     char *grown = (char *) realloc (self->data, want);
     if (!grown)
         return -1;
