@@ -31,6 +31,17 @@ def until_down(c):
                     what="the store reported not writable")
 
 
+def lift(s, c, r, drop, stdout):
+    """Removes the injected fault (SQL statements `drop`), then the request r must end `done`
+    with stdout, and ping and the database agree again."""
+    for stmt in drop:
+        s.sql(stmt)
+    r = c.call("await", id=r["id"], timeout_ms=10000, timeout=15)
+    check(r["state"] == "done" and r["stdout"] == stdout, r)
+    wait_for(lambda: c.call("ping")["store"]["writable"], what="writable again")
+    agree(c, s)
+
+
 def pipeline(c, n, code, session):
     rids = []
     for i in range(n):
@@ -175,10 +186,7 @@ def a_refused_start_leaves_the_request_queued_until_it_commits():
         p = until_down(c)
         check("running" not in str(states(s)) and p["stats"]["queued"] == 1, (p, states(s)))
         agree(c, s)
-        s.sql("DROP TRIGGER inject_fault")
-        r = c.call("await", id=r["id"], timeout_ms=10000, timeout=15)
-        check(r["state"] == "done" and r["stdout"] == "late\n", r)
-        agree(c, s)
+        lift(s, c, r, ["DROP TRIGGER inject_fault"], "late\n")
         c.close()
     finally:
         check(not s.stop(), "sanitizer report")
@@ -195,11 +203,7 @@ def a_refused_result_is_kept_and_written_later():
         check(r["ok"] and r["state"] == "running", r)
         p = agree(c, s)
         check(p["stats"]["running"] == 1 and p["store"]["waiting"] >= 1, p)
-        s.sql("DROP TRIGGER inject_fault")
-        r = c.call("await", id=r["id"], timeout_ms=10000, timeout=15)
-        check(r["state"] == "done" and r["stdout"] == "kept\n", r)
-        wait_for(lambda: c.call("ping")["store"]["writable"], what="writable again")
-        agree(c, s)
+        lift(s, c, r, ["DROP TRIGGER inject_fault"], "kept\n")
         check(c.run("print('next')", session="inj")["stdout"] == "next\n", "next run")
         c.close()
     finally:
@@ -230,12 +234,7 @@ def a_group_whose_commit_fails_keeps_its_writes():
         p = agree(c, s)
         check(p["stats"]["running"] == 1 and p["store"]["waiting"] >= 1, p)
         check("committing a group" in p["store"]["error"], ("the result was not written in a group", p))
-        s.sql("DROP TRIGGER inject_commit")
-        s.sql("DROP TABLE inject")
-        r = c.call("await", id=r["id"], timeout_ms=10000, timeout=15)
-        check(r["state"] == "done" and r["stdout"] == "grouped\n", r)
-        wait_for(lambda: c.call("ping")["store"]["writable"], what="writable again")
-        agree(c, s)
+        lift(s, c, r, ["DROP TRIGGER inject_commit", "DROP TABLE inject"], "grouped\n")
         check(c.run("print('next')", session="grp")["stdout"] == "next\n", "next run")
         c.close()
     finally:
@@ -257,10 +256,7 @@ def a_refused_decision_is_made_later():
         check(p["stats"]["received"] == 1 and not p["store"]["writable"], p)
         r2 = c.call("submit", lang="python", code="1", session="dec")
         check(not r2["ok"] and r2["error"]["code"] == "busy", r2)
-        s.sql("DROP TRIGGER inject_fault")
-        r = c.call("await", id=r["id"], timeout_ms=10000, timeout=15)
-        check(r["state"] == "done" and r["stdout"] == "decided\n", r)
-        agree(c, s)
+        lift(s, c, r, ["DROP TRIGGER inject_fault"], "decided\n")
         c.close()
     finally:
         check(not s.stop(), "sanitizer report")
