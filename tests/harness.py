@@ -113,6 +113,13 @@ class Client:
         self.sock.close()
 
 
+def default_uid(args):
+    """A worker without --uid-base takes REPLGATE_TEST_UID_BASE when set, so that two checkouts can run
+    their suites side by side without their sandboxes sharing host uids."""
+    base = os.environ.get("REPLGATE_TEST_UID_BASE")
+    return [] if base is None or "--uid-base" in args else ["--uid-base", base]
+
+
 class Stack:
     """A broker and (optionally) a worker on fresh ports and a fresh state directory."""
 
@@ -182,7 +189,7 @@ class Stack:
         p = subprocess.Popen(
             [os.path.join(BIN, "replgate-worker"), "--broker", self.workers_ep, "--key", self.key("worker"),
              "--server-key", os.path.join(self.dir, "keys", "broker.cert"), "--name", name,
-             "--slots", str(self.slots)] + self.worker_args + list(extra),
+             "--slots", str(self.slots)] + default_uid(self.worker_args + list(extra)) + self.worker_args + list(extra),
             stdout=subprocess.DEVNULL, stderr=self._log("worker-" + name), env=env)
         self.workers.append(p)
         return p
