@@ -22,6 +22,7 @@ typedef struct _outbox_t outbox_t;
 typedef struct _trust_t trust_t;
 typedef struct _refusals_t refusals_t;
 typedef struct _backlog_t backlog_t;
+typedef struct _prune_t prune_t;
 
 typedef struct {
     char *dir;                  //  state directory (keys, database)
@@ -50,6 +51,7 @@ typedef struct {
     trust_t *trust;             //  keys trusted now: checked on every message of open connections
     refusals_t *refusals;       //  refused messages, counted per connection until recorded
     backlog_t *backlog;         //  writes the database refused, kept in order until it takes them
+    prune_t *prune;             //  the retention run under way, if any
 } broker_t;
 
 //  The caller of a client operation, read from the authenticated connection.

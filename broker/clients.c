@@ -7,6 +7,7 @@
 #include "broker/dispatch.h"
 #include "broker/notify.h"
 #include "broker/outbox.h"
+#include "broker/prune.h"
 #include "broker/refusals.h"
 #include "broker/state.h"
 #include "broker/trust.h"
@@ -284,7 +285,7 @@ static const struct { const char *op; op_fn *fn; } s_ops[] = {
     { "submit", s_submit }, { "status", s_status }, { "result", s_status }, { "await", s_await },
     { "cancel", s_cancel }, { "subscribe", s_subscribe }, { "ping", s_ping }, { "report", s_report },
     { "pending", s_pending }, { "approve", s_approve }, { "deny", s_deny },
-    { "revoke", trust_revoke },
+    { "revoke", trust_revoke }, { "prune", prune_start },
 };
 
 //  Counts a refused message toward its connection's next `rejected` event: its code and

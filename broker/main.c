@@ -9,6 +9,7 @@
 #include "broker/dispatch.h"
 #include "broker/notify.h"
 #include "broker/outbox.h"
+#include "broker/prune.h"
 #include "broker/refusals.h"
 #include "broker/state.h"
 #include "broker/trust.h"
@@ -217,6 +218,7 @@ s_start (broker_t *self)
     self->outbox = outbox_new ();
     self->approvals = approvals_new ();
     self->refusals = refusals_new ();
+    self->prune = prune_new ();
     self->trust = trust_new (path);             //  path: DIR/keys/trusted, as zauth reads it
     if (!self->trust || s_recover (self) != 0)
         return -1;
@@ -289,7 +291,8 @@ s_loop (broker_t *self)
             decide_reload (self);
         }
         //  Replies waiting for a full pipe are retried every 10 ms.
-        int timeout = backlog_timeout (self, notify_timeout (self, outbox_size (self) ? 10 : 100));
+        int timeout = prune_busy (self) ? 0
+                    : backlog_timeout (self, notify_timeout (self, outbox_size (self) ? 10 : 100));
         if (zmq_poll (items, 2, timeout) == -1) {
             if (zmq_errno () == EINTR)
                 continue;
@@ -320,6 +323,7 @@ s_loop (broker_t *self)
             clients_message (self, &msg);
         }
         backlog_tick (self);
+        prune_step (self);
         int64_t now = clock_mono_ms ();
         if (now - last_tick >= 100) {
             last_tick = now;
@@ -352,6 +356,7 @@ s_stop (broker_t *self)
     if (self->store)
         refusals_flush (self);          //  counts still in their window are recorded too
     refusals_destroy (&self->refusals);
+    prune_destroy (&self->prune);
     trust_destroy (&self->trust);
     notify_destroy (&self->notify);
     outbox_destroy (&self->outbox);

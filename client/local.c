@@ -239,7 +239,7 @@ cmd_history (cli_t *cli)
 }
 
 //  --------------------------------------------------------------------------------------
-//  verify and prune.
+//  verify.
 
 static const char *
 s_str (json_t *object, const char *key)
@@ -295,37 +295,4 @@ cmd_verify (cli_t *cli)
         s_verify_text (report, rc);
     json_decref (report);
     return rc == 0 ? 0 : rc == 1 ? 1 : EXIT_USAGE;
-}
-
-int
-cmd_prune (cli_t *cli)
-{
-    char before[32];
-    if (!cli->before || cli_time (cli->before, before) != 0) {
-        fprintf (stderr, "replgate prune: --before T is required: a time as 2026-11-28 or an "
-                 "age like 90d\n");
-        return EXIT_USAGE;
-    }
-    store_t *store = cli_open_store (cli, 0);
-    if (!store)
-        return EXIT_USAGE;
-    const char *user = getenv ("USER");
-    char actor[128];
-    snprintf (actor, sizeof actor, "cli:%s", user ? user : "unknown");
-    int64_t count = 0;
-    int rc = store_prune (store, before, actor, &count);
-    store_destroy (&store);
-    if (cli->json) {
-        json_t *out = json_pack ("{s:b, s:I, s:s}", "ok", rc == 0, "pruned", (json_int_t) count,
-                                 "before", before);
-        char *text = out ? json_dumps (out, JSON_COMPACT) : NULL;
-        printf ("%s\n", text ? text : "{}");
-        free (text);
-        json_decref (out);
-    }
-    else
-        printf ("%s%lld request%s finished before %s pruned (code and outputs removed, hashes "
-                "kept)\n", rc == 0 ? "" : "error: only ", (long long) count, count == 1 ? "" : "s",
-                before);
-    return rc == 0 ? 0 : EXIT_USAGE;
 }

@@ -39,7 +39,7 @@ static const command_t s_commands[] = {
     { "export", cmd_export, "dir format events principal session state since until",
       "export --format csv|json|jsonl [--events] [--principal P] [--session S] [--state S]\n"
       "         [--since T] [--until T]" },
-    { "prune", cmd_prune, "dir json before", "prune --before T [--json]" },
+    { "prune", cmd_prune, CONN "before", "prune --before T [--json]   (admin key; the broker prunes)" },
     { "keygen", cmd_keygen, "dir role groups", "keygen NAME --role agent|approver|worker|admin [--groups a,b]" },
     { "up", cmd_up, "dir port slots", "up [--dir DIR] [--port N] [--slots N]" },
 };

@@ -60,6 +60,7 @@ static const shape_t s_client_shapes[] = {
     { "report", { OP, RID, { "id", F_INT, false, 0, NULL },
         { "type", F_STR, true, 0, s_report_types }, { "detail", F_OBJ, false, 0, NULL }, END } },
     { "revoke", { OP, RID, { "name", F_STR, true, 128, NULL }, END } },
+    { "prune", { OP, RID, { "before", F_STR, true, 64, NULL }, END } },
     { NULL, { END } }
 };
 
@@ -482,6 +483,9 @@ proto_test (void)
     CHECK (strcmp (s_code_of ("{\"op\":\"revoke\",\"name\":\"bob\"}"), "ok") == 0);
     CHECK (strcmp (s_code_of ("{\"op\":\"revoke\",\"name\":5}"), PROTO_E_BAD_TYPE) == 0);
     CHECK (strcmp (s_code_of ("{\"op\":\"revoke\"}"), PROTO_E_MISSING) == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"prune\",\"before\":\"2026-11-28T00:00:00.000Z\"}"), "ok") == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"prune\",\"before\":1}"), PROTO_E_BAD_TYPE) == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"prune\",\"before\":\"x\",\"actor\":\"me\"}"), PROTO_E_UNKNOWN_KEY) == 0);
 
     //  The rid survives a failed parse so the error reply can echo it.
     proto_error_t err;

@@ -1,5 +1,8 @@
 /*  store/store.h: the SQLite record of replgate: requests, approvals and the hash-chained,
-    append-only event log. The broker is the only writer; the CLI opens the file read-only.
+    append-only event log. The broker is the only writer (retention too: the `prune` op, whose
+    actor is the admin key that asked); the CLI and the approver open the file read-only, and no
+    command of replgate writes to it any other way, so every actor on the chain is a key the
+    broker authenticated, or the broker itself.
 
     Every write is one transaction (BEGIN IMMEDIATE ... COMMIT) that changes rows and appends
     events; a write function returns 0 only after COMMIT succeeded, and on any failure rolls
@@ -214,7 +217,12 @@ int store_each_event (store_t *self, json_t *filters, store_each_fn *fn, void *a
 //  EVENT DATA above). Hashes stay in the row and in the events, so the chain still verifies
 //  and still commits to what was removed. Works in batches of its own transactions so the
 //  broker's writes interleave. *count = requests pruned. 0, or -1 (what was committed stays).
+//  store_prune_batch does one batch of at most STORE_PRUNE_BATCH requests in one transaction
+//  (*count < STORE_PRUNE_BATCH: nothing is left to prune): the broker runs one per pass of its
+//  loop, so a prune of years holds the loop for one batch at a time.
+#define STORE_PRUNE_BATCH 200
 int store_prune (store_t *self, const char *before, const char *actor, int64_t *count);
+int store_prune_batch (store_t *self, const char *before, const char *actor, int64_t *count);
 
 //  Re-verifies everything in one read snapshot (works while the broker writes):
 //  1. the chain, in seq order: seq contiguous from 1, prev_hash = previous hash, data in

@@ -1,23 +1,22 @@
-/*  store/store_prune.c: retention: store_prune blanks the bodies of old finished requests
-    in batches of their own transactions, recording what it removed as `pruned` events. */
+/*  store/store_prune.c: retention: blanks the bodies of old finished requests in batches of
+    their own transactions, recording what it removed as `pruned` events. The broker runs it
+    (the `prune` op), one batch per pass of its loop; it is the database's only writer. */
 #include "store/store_int.h"
 #include "common/util.h"
 #include <stdlib.h>
 #include <assert.h>
 #include <stdio.h>
 
-#define PRUNE_BATCH 200         //  requests per transaction: the broker waits at most one batch
-
 static const char *s_bodies[] = { "code", "stdout", "stderr", "value", "traceback" };
 
-//  Up to PRUNE_BATCH prunable requests as [{id, <body>_sha256...}], hashed from what is
+//  Up to STORE_PRUNE_BATCH prunable requests as [{id, <body>_sha256...}], hashed from what is
 //  there now. Collected first, so the UPDATEs never run under the open SELECT.
 static json_t *
 s_prune_pick (store_t *self, const char *before)
 {
     binder_t b = { store_stmt (self, ST_PRUNE_PICK), SQLITE_OK };
     store_bind_str (&b, 1, before);
-    store_bind_int (&b, 2, PRUNE_BATCH);
+    store_bind_int (&b, 2, STORE_PRUNE_BATCH);
     json_t *rows = store_bound (self, &b, "prune") ? NULL : store_rows (self, b.st, "picking requests");
     size_t i;
     json_t *row;
@@ -81,17 +80,25 @@ s_prune_batch (store_t *self, const char *before, const char *actor, int64_t *n)
 }
 
 int
-store_prune (store_t *self, const char *before, const char *actor, int64_t *count)
+store_prune_batch (store_t *self, const char *before, const char *actor, int64_t *count)
 {
     assert (self && before && actor && count);
     *count = 0;
     if (store_writable (self, "prune"))
         return -1;
+    return s_prune_batch (self, before, actor, count);
+}
+
+int
+store_prune (store_t *self, const char *before, const char *actor, int64_t *count)
+{
+    assert (self && before && actor && count);
+    *count = 0;
     int64_t n = 0;
     int rc = 0;
     do {
-        rc = s_prune_batch (self, before, actor, &n);
+        rc = store_prune_batch (self, before, actor, &n);
         *count += n;
-    } while (rc == 0 && n == PRUNE_BATCH);
+    } while (rc == 0 && n == STORE_PRUNE_BATCH);
     return rc;
 }

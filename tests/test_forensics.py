@@ -1,7 +1,7 @@
 """tests/test_forensics.py: the record alone answers who ran what, when, with what result and who
 allowed it: replay, export, history, verify (with a saved head) and prune, against a real broker
 and worker, with the broker stopped and while it runs under load."""
-import csv, hashlib, io, json, os, shutil, sqlite3, subprocess, tempfile, threading, time
+import csv, datetime, hashlib, io, json, os, shutil, sqlite3, subprocess, tempfile, threading, time
 from harness import Stack, check, run_all, test, SLOW
 
 S = None   # one recorded investigation shared by the read-only tests
@@ -29,6 +29,12 @@ def shared():
         a.run("'admin was here'", session="adm")
         a.close()
     return S
+
+
+def just_after(iso):
+    """The store's time one millisecond after iso."""
+    t = datetime.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ") + datetime.timedelta(milliseconds=1)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (t.microsecond // 1000)
 
 
 def cli_ok(s, *args):
@@ -362,8 +368,11 @@ def prune_keeps_the_chain_verifiable_and_checked():
         new = c.run("print('new')", session="ret")["id"]
         c.close()
         time.sleep(0.01)
-        p = cli_ok(s, "prune", "--before", cut + "1")     # just after the 3rd finished
+        p = cli_ok(s, "prune", "--before", just_after(cut))     # just after the 3rd finished
         check("3 requests" in p.stdout, p.stdout)
+        # the broker pruned, in the name of the admin key that asked: one writer, a key as actor
+        check(s.sql("select distinct actor from events where type = 'pruned'") == [("admin",)],
+              s.sql("select actor from events where type = 'pruned'"))
         rows = dict((r[0], r[1:]) for r in s.sql("select id, code, stdout, pruned_at, code_sha256 from requests"))
         check(all(rows[i][0] == "" and rows[i][1] is None and rows[i][2] and len(rows[i][3]) == 64 for i in old), rows)
         check(rows[new][0] == "print('new')" and rows[new][2] is None, rows[new])
@@ -393,6 +402,22 @@ def prune_keeps_the_chain_verifiable_and_checked():
                 shutil.rmtree(d)
         p = s.cli("prune")
         check(p.returncode == 2 and "--before" in p.stderr, p.stderr)
+        # an agent key may not prune; the broker refuses it and changes nothing
+        pruned = "select count(*) from events where type = 'pruned'"
+        events = s.sql(pruned)[0][0]
+        p = s.cli("prune", "--before", "2999-01-01", "--key", s.key("agent"))
+        check(p.returncode == 3 and "forbidden" in p.stderr, (p.returncode, p.stderr))
+        check(s.sql(pruned)[0][0] == events, "nothing pruned")
+        # the op checks its time itself: a caller that is not the CLI gets bad_value
+        a = s.client("admin")
+        for before, code in (("2999-01-01", "bad_value"), ("yesterday", "bad_value"), (7, "bad_type"),
+                             ("2026-02-30T00:00:00.000Z", "bad_value"), (None, "missing_field")):
+            r = a.call("prune", **({} if before is None else {"before": before}))
+            check(r and not r["ok"] and r["error"]["code"] == code, (before, r))
+        r = a.call("prune", before="2999-01-01T00:00:00Z")
+        check(r and r["ok"] and r["pruned"] == 0 and r["before"] == "2999-01-01T00:00:00.000Z", r)
+        a.close()
+        check(s.sql(pruned)[0][0] == events, "nothing pruned")
     finally:
         check(not s.stop(), "sanitizer report")
 
@@ -414,8 +439,9 @@ def readers_never_block_the_writer_under_load():
                 t0 = time.time()
                 r = c.call("submit", lang="python", code="%d + %d" % (n, i), session="load-%d" % n,
                            wait_ms=10000, timeout=20)
-                # While prune holds the write lock the broker records nothing and says `busy`
-                # at once (it never waits for the lock): a client retries.
+                # Were another process to hold the write lock, the broker would record nothing
+                # and say `busy` at once: a client retries. Prune is the broker's own now, so
+                # no reader or prune below takes the lock from it.
                 while r and not r["ok"] and r["error"]["code"] == "busy":
                     busy.append(r)
                     time.sleep(0.01)
@@ -440,11 +466,12 @@ def readers_never_block_the_writer_under_load():
                 p = s.cli(*args)
                 check(p.returncode == 0, (args, p.stdout[-500:], p.stderr[-500:]))
                 readers += 1
-            cli_ok(s, "prune", "--before", "2999-01-01")     # a second writer, in short batches
+            cli_ok(s, "prune", "--before", "2999-01-01")     # the broker prunes between its work
         stop.set()
         for t in threads:
             t.join(30)
         check(not errors, errors[:3])
+        check(not busy, ("a second writer held the lock", len(busy)))
         loaded = sorted(latencies[len(baseline):])
         check(len(loaded) > 50 and readers > 10, (len(loaded), readers))
         p95 = loaded[int(len(loaded) * 0.95)]
@@ -468,8 +495,12 @@ def everything_works_with_the_broker_stopped():
     check_tampering(s)
     head = json.loads(cli_ok(s, "verify", "--json").stdout)["head"]
     cli_ok(s, "verify", "--since-head", head)
-    cli_ok(s, "prune", "--before", "2999-01-01")
-    check(json.loads(cli_ok(s, "verify", "--json", "--since-head", head).stdout)["ok"], "after prune")
+    # prune is the broker's: with it stopped nothing is pruned, and the CLI says why
+    before = s.sql("select count(*) from events")[0][0]
+    p = s.cli("prune", "--before", "2999-01-01")
+    check(p.returncode == 7 and "no answer from the broker" in p.stderr, (p.returncode, p.stderr))
+    check(s.sql("select count(*) from events")[0][0] == before, "nothing written")
+    check(json.loads(cli_ok(s, "verify", "--json", "--since-head", head).stdout)["ok"], "still verifies")
 
 
 if __name__ == "__main__":

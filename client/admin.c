@@ -1,0 +1,120 @@
+/*  client/admin.c: the admin key's operations, done by the broker: `replgate revoke NAME`
+    (the broker moves the key's cert out of trusted/ and refuses its open connections from
+    then on) and `replgate prune --before T` (retention; the broker is the database's only
+    writer, so the CLI asks it rather than writing itself). */
+#include "client/cli.h"
+#include "common/util.h"
+#include <string.h>
+
+//  Exit code for a refusal: the broker said no (forbidden) or knows no such key: 3, like a
+//  denied request; a malformed name: 2.
+static int
+s_refused (cli_t *cli, json_t *reply)
+{
+    json_t *error = json_object_get (reply, "error");
+    const char *code = json_string_value (json_object_get (error, "code"));
+    if (cli->json) {
+        char *text = json_dumps (reply, JSON_COMPACT);
+        printf ("%s\n", text);
+        free (text);
+    }
+    else
+        fprintf (stderr, "replgate %s: %s: %s\n", cli->cmd, code ? code : "?",
+                 json_string_value (json_object_get (error, "message")));
+    if (code && (strcmp (code, "forbidden") == 0 || strcmp (code, "not_found") == 0))
+        return EXIT_DENIED;
+    return code && strcmp (code, "internal") == 0 ? EXIT_FAILED : EXIT_USAGE;
+}
+
+//  Sends req (consumed) with the admin key and waits up to timeout_ms. The reply, or NULL
+//  with *rc set (and said on stderr) when there is none.
+static json_t *
+s_call (cli_t *cli, json_t *req, int timeout_ms, int *rc)
+{
+    conn_t *conn = cli_connect (cli, "admin");
+    json_t *reply = conn ? conn_call (conn, req, timeout_ms) : NULL;
+    if (conn && !reply)
+        fprintf (stderr, "replgate: no answer from the broker within %d ms "
+                 "(is it running? is your key trusted?)\n", timeout_ms);
+    conn_destroy (&conn);
+    json_decref (req);
+    *rc = EXIT_UNREACHABLE;
+    return reply;
+}
+
+//  The reply as JSON on stdout, without ok and rid (--json).
+static void
+s_print_json (json_t *reply)
+{
+    json_object_del (reply, "ok");
+    json_object_del (reply, "rid");
+    char *text = json_dumps (reply, JSON_COMPACT);
+    printf ("%s\n", text);
+    free (text);
+}
+
+int
+cmd_revoke (cli_t *cli)
+{
+    if (cli->argc != 1 || !*cli->argv[0]) {
+        fprintf (stderr, "replgate revoke: expects one key NAME (DIR/keys/trusted/NAME.cert)\n");
+        return EXIT_USAGE;
+    }
+    int rc;
+    json_t *reply = s_call (cli, json_pack ("{s:s, s:s}", "op", "revoke", "name", cli->argv[0]),
+                            5000, &rc);
+    if (!reply)
+        return rc;
+    rc = EXIT_OK;
+    if (!json_is_true (json_object_get (reply, "ok")))
+        rc = s_refused (cli, reply);
+    else if (cli->json)
+        s_print_json (reply);
+    else
+        printf ("revoked %s (role %s, key %s): its cert is now in keys/revoked/, "
+                "its open connections are refused\n", cli->argv[0],
+                json_string_value (json_object_get (reply, "role")),
+                json_string_value (json_object_get (reply, "key")));
+    json_decref (reply);
+    return rc;
+}
+
+//  How long `prune` waits for the broker's answer: it prunes in batches between its other
+//  work, about a millisecond per request on a small machine.
+#define PRUNE_WAIT_MS (30 * 60 * 1000)
+
+int
+cmd_prune (cli_t *cli)
+{
+    char before[32];
+    if (!cli->before || cli_time (cli->before, before) != 0) {
+        fprintf (stderr, "replgate prune: --before T is required: a time as 2026-11-28 or an "
+                 "age like 90d\n");
+        return EXIT_USAGE;
+    }
+    if (strlen (before) == 10)          //  a day: from its midnight (UTC), as the store writes times
+        snprintf (before + 10, sizeof before - 10, "T00:00:00.000Z");
+    //  A ping first, so that a broker that is down or does not know the key is said within
+    //  seconds rather than after the long wait a real prune may need.
+    int rc;
+    json_t *reply = s_call (cli, json_pack ("{s:s}", "op", "ping"), 5000, &rc);
+    if (!reply)
+        return rc;
+    json_decref (reply);
+    reply = s_call (cli, json_pack ("{s:s, s:s}", "op", "prune", "before", before), PRUNE_WAIT_MS, &rc);
+    if (!reply)
+        return rc;
+    rc = EXIT_OK;
+    if (!json_is_true (json_object_get (reply, "ok")))
+        rc = s_refused (cli, reply);
+    else if (cli->json)
+        s_print_json (reply);
+    else {
+        json_int_t n = json_integer_value (json_object_get (reply, "pruned"));
+        printf ("%lld request%s finished before %s pruned (code and outputs removed, hashes "
+                "kept)\n", (long long) n, n == 1 ? "" : "s",
+                json_string_value (json_object_get (reply, "before")));
+    }
+    json_decref (reply);
+    return rc;
+}
