@@ -81,6 +81,20 @@ s_record (broker_t *broker, json_t *req, const char *groups, int64_t *id, bool *
     return 0;
 }
 
+//  True if the submit `msg` names the snippet of stored request `row`: the same lang, session
+//  and code, compared through the bind hash (which pruning keeps).
+static bool
+s_same_snippet (json_t *row, json_t *msg)
+{
+    json_t *code = json_object_get (msg, "code");
+    char sha[65];
+    bind_sha256 (json_string_value (json_object_get (msg, "lang")),
+                 json_string_value (json_object_get (msg, "session")), json_string_value (code),
+                 json_string_length (code), sha);
+    const char *stored = json_string_value (json_object_get (row, "bind_sha256"));
+    return stored && strcmp (stored, sha) == 0;
+}
+
 static void
 s_submit (broker_t *broker, caller_t *c, json_t *msg)
 {
@@ -116,6 +130,14 @@ s_submit (broker_t *broker, caller_t *c, json_t *msg)
         return;
     }
     json_t *row = store_get (broker->store, id);
+    if (row && duplicate && !s_same_snippet (row, msg)) {
+        //  A key names one snippet: answering with another's result would tell the agent
+        //  that code ran which never did.
+        json_decref (row);
+        broker_refuse (broker, c, PROTO_E_CONFLICT, "this idempotency key was used for another "
+                       "snippet (a different code, lang or session); use a new key");
+        return;
+    }
     state = row ? json_string_value (json_object_get (row, "state")) : "received";
     if (wait_ms > 0 && !states_is_terminal (state))
         notify_wait (broker, c->routing, c->rid, id, clock_mono_ms () + wait_ms);

@@ -73,10 +73,16 @@ cli_print_request (cli_t *cli, json_t *row)
     const char *state = json_string_value (json_object_get (row, "state"));
     long long id = (long long) json_integer_value (json_object_get (row, "id"));
     if (!state || strcmp (state, "done") != 0) {
+        bool denied = state && strcmp (state, "denied") == 0;
         const char *msg = json_string_value (json_object_get (row, "decision_message"));
-        fprintf (stderr, "request %lld: %s%s%s\n", id, state ? state : "?",
-                 msg && state && strcmp (state, "denied") == 0 ? ": " : "",
-                 msg && state && strcmp (state, "denied") == 0 ? msg : "");
+        const char *by = json_string_value (json_object_get (row, "denied_by"));
+        const char *why = json_string_value (json_object_get (row, "deny_reason"));
+        fprintf (stderr, "request %lld: %s%s%s", id, state ? state : "?",
+                 msg && denied ? ": " : "", msg && denied ? msg : "");
+        //  A human's reason is what the agent most needs to hear: what to change.
+        if (denied && by)
+            fprintf (stderr, "%sdenied by %s: %s", msg ? "; " : ": ", by, why ? why : "(no reason)");
+        fprintf (stderr, "\n");
         return;
     }
     fflush (stdout);

@@ -46,6 +46,7 @@
 #define PROTO_E_BAD_FRAMES  "bad_frames"
 #define PROTO_E_DUPLICATE   "duplicate"
 #define PROTO_E_BUSY        "busy"
+#define PROTO_E_CONFLICT    "conflict"      //  an idempotency key reused for another snippet
 #define PROTO_E_TOO_MANY    "too_many"      //  a bounded table (subscriptions) is full; retry later
 
 typedef struct {

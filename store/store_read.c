@@ -50,6 +50,18 @@ s_deciders (json_t *approvals, const char *decision)
     return used ? json_string (text) : json_null ();
 }
 
+//  What the human who denied wrote (one deny ends the request, so there is at most one).
+static json_t *
+s_deny_reason (json_t *approvals)
+{
+    size_t i;
+    json_t *a;
+    json_array_foreach (approvals, i, a)
+        if (s_streq (json_string_value (json_object_get (a, "decision")), "deny"))
+            return json_incref (json_object_get (a, "reason"));
+    return json_null ();
+}
+
 json_t *
 store_get (store_t *self, int64_t id)
 {
@@ -72,6 +84,7 @@ store_get (store_t *self, int64_t id)
     }
     json_object_set_new (row, "approvers", s_deciders (approvals, "approve"));
     json_object_set_new (row, "denied_by", s_deciders (approvals, "deny"));
+    json_object_set_new (row, "deny_reason", s_deny_reason (approvals));
     return row;
 }
 

@@ -199,6 +199,17 @@ def idempotency_key_returns_the_same_request():
     a = c.run("import random; random.random()", session="idem", key="once")
     b = c.run("import random; random.random()", session="idem", key="once")
     check(a["id"] == b["id"] and a["value"] == b["value"] and b.get("duplicate") is True, (a, b))
+    # a key names one snippet: reused for other code, another session or language it is refused
+    for change in ({"code": "2 + 2"}, {"session": "idem2"}, {"lang": "shell", "code": "import random; random.random()"}):
+        fields = dict(lang="python", code="import random; random.random()", session="idem", key="once")
+        fields.update(change)
+        r = c.call("submit", wait_ms=5000, **fields)
+        check(r and not r["ok"] and r["error"]["code"] == "conflict", (change, r))
+    # another principal's key of the same name is its own
+    o = shared().client("admin")
+    r = o.run("1 + 1", session="idem", key="once")
+    check(r["id"] != a["id"] and r["value"] == "2" and "duplicate" not in r, r)
+    o.close()
     c.close()
 
 

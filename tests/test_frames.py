@@ -19,7 +19,7 @@ MAX_FRAME = 1024 * 1024         # README: too_large above 1 MiB
 MAX_WIRE = 64 * 1024 * 1024     # README: above 64 MiB the connection is dropped
 CODES = {"bad_json", "not_object", "bad_utf8", "too_large", "bad_frames", "unknown_op",
          "unknown_key", "missing_field", "bad_type", "bad_value", "forbidden", "not_found",
-         "bad_state", "duplicate", "too_many", "busy", "internal"}
+         "bad_state", "duplicate", "too_many", "busy", "internal", "conflict"}
 # What a `rejected` event may hold (README, "Protocol"): codes, sizes, counts, who and when.
 REJECTED_KEYS = {"code", "size", "count", "bytes", "principal", "first_at", "overflow"}
 # Texts the broker's error messages are made of: none may reach the record.

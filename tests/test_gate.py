@@ -189,6 +189,15 @@ def quorum_self_approval_and_deny_rules():
         check(not a["ok"] and a["error"]["code"] == "bad_state", a)
         p = s.cli("wait", str(r["id"]), "--key", s.key("admin"))
         check(p.returncode == 3, p.returncode)
+        # the human's reason reaches the submitter: top-level in the JSON, and in what the CLI says
+        st = admin.call("status", id=r["id"])
+        check(st["deny_reason"] == "not today" and st["denied_by"] == "dave", st)
+        for cmd in (["wait", str(r["id"])], ["status", str(r["id"])]):
+            p = s.cli(*cmd, "--key", s.key("admin"))
+            check("denied by dave: not today" in p.stderr, (cmd, p.stderr))
+            p = s.cli(*cmd, "--key", s.key("admin"), "--json")
+            check(json.loads(p.stdout)["deny_reason"] == "not today", (cmd, p.stdout))
+        check(admin.call("status", id=rid)["deny_reason"] is None, "an approved request has none")
         # a rule's approver list is enforced: only group sre may decide
         r = admin.call("submit", lang="python", code="'SRE_ONLY'", session="q", wait_ms=0)
         c = carol.call("approve", id=r["id"])
