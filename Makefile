@@ -4,7 +4,7 @@
 PKGS      := libczmq libzmq jansson sqlite3 libsodium libpcre2-8 libseccomp libcurl libmicrohttpd
 DEBS      := build-essential pkg-config libczmq-dev libzmq3-dev libjansson-dev libsqlite3-dev \
              libsodium-dev libpcre2-dev libseccomp-dev python3 python3-zmq sqlite3 bash procps \
-             libcurl4-openssl-dev libmicrohttpd-dev
+             libcurl4-openssl-dev libmicrohttpd-dev libunistring-dev
 B         ?= build
 BIN       ?= bin
 OPT       ?= -O2
@@ -29,7 +29,9 @@ APPROVER  := $(filter-out approver/main.c,$(wildcard approver/*.c))
 STORE     := $(addprefix store/,store.c store_read.c store_row.c store_write.c store_prune.c schema.c \
                query.c verify.c checkpointer.c store_test.c verify_test.c schema_test.c \
                query_test.c checkpointer_test.c)
-POLICY    := $(addprefix policy/,policy.c load.c reader.c jpos.c)
+POLICY    := $(addprefix policy/,policy.c load.c reader.c jpos.c nfkc.c)
+# libunistring (NFKC, policy/nfkc.c) has no pkg-config file: every link of $(POLICY) adds it.
+POLICY_LIBS := -lunistring
 MASK      := $(addprefix policy/,mask.c mask_builtins.c)
 REDACT    := $(addprefix policy/,mask_apply.c redact.c)
 # What every program may call: helpers, growable buffers, the table of request states.
@@ -76,7 +78,7 @@ $(B)/gen/%_sh.h: worker/%.sh tests/cstring.sh
 $(BIN)/replgate-broker: $(call obj,broker/main.c $(BROKER) $(UTIL) common/keys.c \
                           common/proto.c common/preflight.c $(STORE) $(POLICY) $(MASK) $(REDACT))
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,libczmq libzmq jansson sqlite3 libsodium libpcre2-8)
+	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,libczmq libzmq jansson sqlite3 libsodium libpcre2-8) $(POLICY_LIBS)
 # No store, SQLite or policy engine: the worker only masks secrets out of results.
 $(BIN)/replgate-worker: $(call obj,worker/main.c $(WORKER) $(UTIL) common/proto.c $(MASK) $(REDACT))
 	@mkdir -p $(BIN)
@@ -85,7 +87,7 @@ $(BIN)/replgate-worker: $(call obj,worker/main.c $(WORKER) $(UTIL) common/proto.
 $(BIN)/replgate: $(call obj,client/main.c client/lazy.c $(CLIENT) $(UTIL) common/keys.c \
                    $(STORE) $(POLICY) $(MASK))
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,jansson sqlite3 libsodium libpcre2-8)
+	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,jansson sqlite3 libsodium libpcre2-8) $(POLICY_LIBS)
 $(BIN)/replgate-approver: $(call obj,approver/main.c $(APPROVER) client/conn.c $(UTIL) store/store_row.c \
                             common/keys.c)
 	@mkdir -p $(BIN)
@@ -96,7 +98,7 @@ $(BIN)/replgate-init: worker/init.c
 	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -static $< -o $@
 $(BIN)/replgate-selftest: $(call obj,tests/selftest.c $(BROKER) $(WORKER) $(CLIENT) $(APPROVER) $(COMMON))
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,$(PKGS))
+	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,$(PKGS)) $(POLICY_LIBS)
 
 test: deps
 	@$(MAKE) --no-print-directory all

@@ -332,6 +332,18 @@ s_prepare_matching (policy_t *self)
     self->jit = pcre2_jit_stack_create (32 * 1024, POLICY_JIT_STACK, NULL);
     if (!self->empty || !self->mctx || !self->md)
         return -1;
+    //  Composed once here so that a decision's message, like all of it, is the policy's.
+    for (size_t i = 0; i < self->nrules; i++) {
+        rule_t *r = &self->rules[i];
+        const char *note = "matched after NFKC normalisation";
+        size_t size = (r->message ? strlen (r->message) + 3 : 0) + strlen (note) + 1;
+        if (!(r->nfkc_message = malloc (size)))
+            return -1;
+        if (r->message)
+            snprintf (r->nfkc_message, size, "%s (%s)", r->message, note);
+        else
+            snprintf (r->nfkc_message, size, "%s", note);
+    }
     pcre2_set_match_limit (self->mctx, POLICY_MATCH_LIMIT);
     pcre2_set_depth_limit (self->mctx, POLICY_DEPTH_LIMIT);
     pcre2_set_heap_limit (self->mctx, POLICY_HEAP_LIMIT);
@@ -414,6 +426,7 @@ policy_destroy (policy_t **self_p)
         json_decref (r->appr_groups);
         pcre2_code_free (r->session_re);
         pcre2_code_free (r->code_re);
+        free (r->nfkc_message);
     }
     free (self->rules);
     json_decref (self->empty);

@@ -58,12 +58,27 @@
     dimensions (lang, principal, role, groups) are checked first; then session, then code. If
     any dimension definitely fails, the rule does not match (its limits are moot). If none
     fails but a pattern could not finish (match limit, depth, heap, JIT stack or any other
-    PCRE2 error), the rule is "undetermined" and evaluation STOPS there with a review
-    decision whatever the rule's action: rule = that rule, limit_hit = true, message saying
-    so; quorum, ttl_s, approvers, webhook and limits are the rule's own when it is a review
-    rule, otherwise the file's defaults with any approver and no limits. Evaluation does not
-    continue to later rules because first-match-wins could have stopped at this rule, and a
-    later allow must never be reached that way.
+    PCRE2 error), the rule is "undetermined" and evaluation STOPS there: at a deny rule the
+    decision is deny (what is never allowed stays denied), at any other rule it is review;
+    rule = that rule, limit_hit = true, message naming the limit. A review takes the rule's
+    quorum, ttl_s, approvers, webhook and limits when it is a review rule, otherwise the
+    file's defaults with any approver and no limits. Evaluation does not continue to later
+    rules because first-match-wins could have stopped at this rule, and a later allow must
+    never be reached that way.
+
+    COMPATIBILITY CHARACTERS (the code is matched in two forms, the stricter decision wins)
+
+    Python reads identifiers in NFKC, so `import \uFF53ocket` (a full-width s) imports socket
+    and no rule on "socket" would see it. The rules are evaluated on the code as written and,
+    separately, on its NFKC normalisation (libunistring), each with first match wins and the
+    limits above; the decision is the stricter of the two: deny > review > allow. On a tie
+    the decision on the code as written stands. When the normalised form decides, normalised
+    is true and the message says "matched after NFKC normalisation" (or names the limit hit
+    "after NFKC normalisation"). Only the code is normalised (session and the other
+    dimensions are not). Pure ASCII code, and code already in NFKC, is matched once: NFKC
+    leaves it unchanged. A raw deny is final without normalising. Bytes that are not valid
+    UTF-8 are normalised as U+FFFD. If the code cannot be normalised (out of memory), an
+    allow becomes a review with the file's defaults.
 
     Patterns are a tripwire, not a boundary: the sandbox is the boundary.
 
@@ -107,6 +122,7 @@ typedef struct {
     json_t *limits;                     //  allow/review: sandbox limits object, or NULL
     const char *webhook;                //  review: announce URL, or NULL
     bool limit_hit;                     //  a pattern hit its match limit (see above)
+    bool normalised;                    //  decided on the code's NFKC form (see above)
     const char *policy_sha256;          //  the policy that decided
 } policy_decision_t;
 
@@ -135,7 +151,7 @@ int policy_decide (policy_t *self, const policy_input_t *in, policy_decision_t *
 bool policy_may_approve (const policy_decision_t *d, const char *principal, const char *groups);
 
 //  The decision as a JSON object (action, rule, rule_index, message, quorum, ttl_s, approvers,
-//  limits, webhook, limit_hit, policy_sha256). Caller owns the result.
+//  limits, webhook, limit_hit, normalised, policy_sha256). Caller owns the result.
 json_t *policy_decision_json (const policy_decision_t *d);
 
 //  For `replgate policy explain`: policy_decide() as JSON plus "rule_source" (the matching

@@ -27,6 +27,7 @@ typedef struct {
     json_t *source;                     //  the rule object as parsed (borrowed from root)
     policy_action_t action;
     const char *message;
+    char *nfkc_message;                 //  owned: message noting a match on the NFKC form
     json_t *langs, *principals, *roles, *groups;     //  owned arrays, NULL = any
     pcre2_code *session_re, *code_re;
     int quorum, ttl_s;

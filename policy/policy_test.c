@@ -1,7 +1,8 @@
 /*  policy/policy_test.c: policy_test, the policy engine's self-test: matching on every
-    dimension, match limits, outputs, parse errors with their positions, the shipped
-    default.json and deterministic mutations of it. */
+    dimension, match limits, the NFKC form of the code, outputs, parse errors with their
+    positions, the shipped default.json and deterministic mutations of it. */
 #include "policy/policy_int.h"
+#include "policy/nfkc.h"
 #include "common/check.h"
 #include "common/util.h"
 #include <stdint.h>
@@ -36,6 +37,18 @@ static const char *s_test_policy =
     "  ]\n"
     "}\n";
 
+//  A policy the test needs: a refusal fails the check and says why.
+static policy_t *
+s_parse (const char *text, const char *name)
+{
+    char err[512];
+    policy_t *p = policy_parse (text, strlen (text), name, err, sizeof err);
+    CHECK (p != NULL);
+    if (!p)
+        fprintf (stderr, "policy: %s\n", err);
+    return p;
+}
+
 static policy_decision_t
 s_decide (policy_t *p, const char *lang, const char *principal, const char *role,
           const char *groups_csv, const char *session, const char *code)
@@ -57,6 +70,12 @@ s_is (const policy_decision_t *d, policy_action_t action, const char *rule)
         fprintf (stderr, "policy: got %s by %s, want %s by %s\n", d->action_name,
                  d->rule ? d->rule : "(none)", policy_action_names[action], rule ? rule : "(none)");
     return ok;
+}
+
+static bool
+s_says (const policy_decision_t *d, const char *message)
+{
+    return d->message && strcmp (d->message, message) == 0;
 }
 
 static void
@@ -111,8 +130,10 @@ s_test_limits (policy_t *p)
     CHECK (s_is (&d, POLICY_REVIEW, "hostile") && d.limit_hit);
     CHECK (d.quorum == 2 && d.ttl_s == 120 && d.limits == NULL && d.webhook == NULL);
     CHECK (json_array_size (d.approver_principals) == 0 && strstr (d.message, "match limit"));
-    d = s_decide (p, "python", "bob", "agent", "", "fuzzd-1", hostile);
-    CHECK (s_is (&d, POLICY_REVIEW, "hostile-deny") && d.limit_hit);
+    d = s_decide (p, "python", "bob", "agent", "", "fuzzd-1", hostile);     //  never-allowed stays denied
+    CHECK (s_is (&d, POLICY_DENY, "hostile-deny") && d.limit_hit && !d.normalised);
+    CHECK (s_says (&d, "a deny rule's pattern hit its match limit on this snippet: denied"));
+    CHECK (d.quorum == 0 && d.limits == NULL && d.approver_principals == NULL);
     d = s_decide (p, "python", "bob", "agent", "", "fuzzr-1", hostile);
     CHECK (s_is (&d, POLICY_REVIEW, "hostile-review") && d.limit_hit && d.quorum == 3);
     CHECK (d.ttl_s == 60 && json_array_size (d.approver_groups) == 1);
@@ -133,6 +154,103 @@ s_test_limits (policy_t *p)
     //  Invalid UTF-8 in the code is never an error (it just does not match).
     d = s_decide (p, "shell", "bob", "agent", "", "s1", "curl \xff\xfe x");
     CHECK (s_is (&d, POLICY_REVIEW, "network") && !d.limit_hit);
+}
+
+//  Rules that see the code as written and as NFKC folds it (what Python imports).
+static const char *s_nfkc_policy =
+    "{ \"version\": 1, \"rules\": [\n"
+    "  { \"name\": \"fullwidth-ok\", \"match\": { \"code\": \"\uff53ocket\" }, \"action\": \"allow\" },\n"
+    "  { \"name\": \"kill\", \"match\": { \"code\": \"rmtree\" }, \"action\": \"deny\", \"message\": \"no rmtree\" },\n"
+    "  { \"name\": \"net\", \"match\": { \"code\": \"\\\\bsocket\\\\b\" }, \"action\": \"review\", \"quorum\": 2 },\n"
+    "  { \"name\": \"lenient\", \"match\": { \"code\": \"\uff2c\uff25\uff2e\" }, \"action\": \"review\" },\n"
+    "  { \"name\": \"strict\", \"match\": { \"code\": \"LEN\" }, \"action\": \"review\", \"quorum\": 3 },\n"
+    "  { \"name\": \"bomb\", \"match\": { \"session\": \"^fuzzd-\", \"code\": \"(a+)+$\" },\n"
+    "    \"action\": \"deny\", \"message\": \"no\" },\n"
+    "  { \"name\": \"rest\", \"action\": \"allow\" } ] }\n";
+
+static void
+s_test_nfkc_order (void)
+{
+    policy_t *p = s_parse (s_nfkc_policy, "nfkc.json");
+    if (!p)
+        return;
+    //  A review on the NFKC form beats the allow the code as written gets.
+    policy_decision_t d = s_decide (p, "python", "a", "agent", "", "s1", "import \uff53ocket");
+    CHECK (s_is (&d, POLICY_REVIEW, "net") && d.normalised && d.quorum == 2 && !d.limit_hit);
+    CHECK (s_says (&d, "matched after NFKC normalisation"));
+    //  A deny on the NFKC form beats a review on the code as written.
+    d = s_decide (p, "python", "a", "agent", "", "s1", "import socket; shutil.\uff52mtree(x)");
+    CHECK (s_is (&d, POLICY_DENY, "kill") && d.normalised);
+    CHECK (s_says (&d, "no rmtree (matched after NFKC normalisation)"));
+    d = s_decide (p, "python", "a", "agent", "", "s1", "shutil.rmtree(x) # \uff2c\uff25\uff2e");
+    CHECK (s_is (&d, POLICY_DENY, "kill") && !d.normalised && s_says (&d, "no rmtree"));
+    //  A tie keeps the decision on the code as written, and its rule.
+    d = s_decide (p, "python", "a", "agent", "", "s1", "'\uff2c\uff25\uff2e'");
+    CHECK (s_is (&d, POLICY_REVIEW, "lenient") && !d.normalised && d.message == NULL);
+    //  A limit hit on the NFKC form at a deny rule denies (the full-width a's match nothing).
+    size_t n = 20000;
+    char *hostile = malloc (n * 3 + 2);
+    for (size_t i = 0; i < n; i++)
+        memcpy (hostile + i * 3, "\uff41", 3);
+    strcpy (hostile + n * 3, "!");
+    d = s_decide (p, "python", "a", "agent", "", "fuzzd-1", hostile);
+    CHECK (s_is (&d, POLICY_DENY, "bomb") && d.limit_hit && d.normalised);
+    CHECK (s_says (&d, "a deny rule's pattern hit its match limit on this snippet after "
+                       "NFKC normalisation: denied"));
+    free (hostile);
+    //  Code in NFKC already, or ASCII, is decided once: the second form is the same.
+    d = s_decide (p, "python", "a", "agent", "", "s1", "print('caf\u00e9 \u00e0 \u4e2d')");
+    CHECK (s_is (&d, POLICY_ALLOW, "rest") && !d.normalised);
+    char *folded = (char *) "x";
+    size_t folded_len = 7;
+    CHECK (nfkc_fold ("import socket", 13, &folded, &folded_len) == 0 && !folded && !folded_len);
+    CHECK (nfkc_fold ("caf\u00e9", 5, &folded, &folded_len) == 0 && !folded);
+    CHECK (nfkc_fold ("cafe\u0301 \ufb01", 10, &folded, &folded_len) == 0 && folded);
+    CHECK (folded && folded_len == 8 && memcmp (folded, "caf\u00e9 fi", 8) == 0);
+    free (folded);
+    //  Invalid UTF-8 folds as U+FFFD; the valid text around it is still normalised.
+    CHECK (nfkc_fold ("\xff\uff41\xc3", 5, &folded, &folded_len) == 0 && folded);
+    CHECK (folded && folded_len == 7 && memcmp (folded, "\ufffda\ufffd", 7) == 0);
+    free (folded);
+    d = s_decide (p, "python", "a", "agent", "", "s1", "\xff import \uff53ocket \xfe");
+    CHECK (s_is (&d, POLICY_REVIEW, "net") && d.normalised);
+    d = s_decide (p, "python", "a", "agent", "", "s1", "print(1) \xff\xfe");
+    CHECK (s_is (&d, POLICY_ALLOW, "rest") && !d.normalised);
+    policy_destroy (&p);
+}
+
+//  The shipped policy against compatibility spellings: full-width, ligatures, mathematical
+//  alphabets, in Python and shell. Each is caught only on the NFKC form, and says so.
+static void
+s_test_nfkc_default (policy_t *p)
+{
+    const char *cases[][4] = {
+        { "python", "import \uff53ocket", "review", "network" },
+        { "python", "import \U0001d42c\U0001d428\U0001d41c\U0001d424\U0001d41e\U0001d42d",   //  bold
+          "review", "network" },
+        { "python", "import shutil\nshutil.\uff52mtree('/')", "deny", "deny-rmtree-root" },
+        { "python", "open('/root/.aws/con\ufb01g').read()", "review", "credentials" },
+        { "python", "import \U0001d5cc\U0001d5ce\U0001d5bb\U0001d5c9\U0001d5cb"        //  sans-serif
+                    "\U0001d5c8\U0001d5bc\U0001d5be\U0001d5cc\U0001d5cc", "review", "process-spawn" },
+        { "shell", "\uff52m -rf /", "deny", "deny-rm-root" },
+        { "shell", "\uff43url https://example.com", "review", "network" } };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        policy_decision_t d = s_decide (p, cases[i][0], "agent-1", "agent", "", "s1", cases[i][1]);
+        bool ok = strcmp (d.action_name, cases[i][2]) == 0 && d.rule && strcmp (d.rule, cases[i][3]) == 0
+                  && d.normalised && !d.limit_hit && d.message
+                  && strstr (d.message, "(matched after NFKC normalisation)");
+        CHECK (ok);
+        if (!ok)
+            fprintf (stderr, "policy: default.json on %s: %s: %s by %s\n", cases[i][0], cases[i][1],
+                     d.action_name, d.rule ? d.rule : "(none)");
+    }
+    policy_input_t in = { .lang = "python", .principal = "a", .role = "agent", .session = "s1",
+                          .code = "import \uff53ocket" };
+    json_t *ex = policy_explain (p, &in);
+    CHECK (ex && json_is_true (json_object_get (ex, "normalised")));
+    const char *message = json_string_value (json_object_get (ex, "message"));
+    CHECK (message && strcmp (message, "uses the network (matched after NFKC normalisation)") == 0);
+    json_decref (ex);
 }
 
 static void
@@ -160,6 +278,7 @@ s_test_outputs (policy_t *p)
     CHECK (json_integer_value (json_object_get (json_object_get (ex, "limits"), "timeout_ms")) == 5000);
     CHECK (strcmp (json_string_value (json_object_get (ex, "policy_sha256")), policy_sha256 (p)) == 0);
     CHECK (json_is_false (json_object_get (ex, "limit_hit")));
+    CHECK (json_is_false (json_object_get (ex, "normalised")));
     json_decref (ex);
     in.role = "agent";
     in.code = "ls";
@@ -415,18 +534,16 @@ int
 policy_test (void)
 {
     char err[512];
-    policy_t *p = policy_parse (s_test_policy, strlen (s_test_policy), "test.json", err, sizeof err);
-    CHECK (p != NULL);
-    if (!p) {
-        fprintf (stderr, "policy: %s\n", err);
+    policy_t *p = s_parse (s_test_policy, "test.json");
+    if (!p)
         return -1;
-    }
     char sha[65];
     sha256_hex (s_test_policy, strlen (s_test_policy), sha);
     CHECK (strcmp (policy_sha256 (p), sha) == 0);
     s_test_dimensions (p);
     s_test_limits (p);
     s_test_outputs (p);
+    s_test_nfkc_order ();
     policy_destroy (&p);
     CHECK (p == NULL);
     policy_destroy (&p);
@@ -443,6 +560,7 @@ policy_test (void)
         sha256_hex (text, size, sha);
         CHECK (strcmp (policy_sha256 (p), sha) == 0);
         s_test_default_routes (p);
+        s_test_nfkc_default (p);
         s_test_mutations (text, size);
     }
     policy_destroy (&p);

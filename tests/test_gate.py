@@ -436,5 +436,37 @@ def worker_secrets_reach_snippets_but_never_the_record():
         done(s)
 
 
+@test
+def compatibility_spellings_and_match_limits_never_slip_through():
+    s = Stack(policy=None)                      # the shipped default policy
+    try:
+        agent = s.client("agent")
+        r = agent.run("1 + 1", session="u")
+        check(r["state"] == "done" and r["value"] == "2", r)    # the worker runs what is allowed
+        # Python imports socket for a full-width s; the rules see the code's NFKC form too
+        r = agent.call("submit", lang="python", code="import \uff53ocket", session="u", wait_ms=0)
+        check(r["state"] == "pending_approval" and r["rule"] == "network", r)
+        check("matched after NFKC normalisation" in r["decision_message"], r["decision_message"])
+        r = agent.call("submit", lang="python", code="import shutil\nshutil.\uff52mtree('/')",
+                       session="u", wait_ms=0)
+        check(r["state"] == "denied" and r["rule"] == "deny-rmtree-root", r)
+        check("matched after NFKC normalisation" in r["decision_message"], r["decision_message"])
+        check(s.sql("select count(*) from requests where started_at is not null")[0][0] == 1, "a snippet ran")
+        # a deny rule whose pattern hits its match limit denies, it does not go to review
+        s.write_policy({"version": 1, "rules": [
+            {"name": "bomb", "match": {"code": "(a+)+$"}, "action": "deny", "message": "no"},
+            {"name": "rest", "action": "allow"}]})
+        s.reload_policy()
+        deadline = time.time() + 5 * SLOW
+        while not s.sql("select count(*) from events where type = 'policy_reloaded'")[0][0]:
+            check(time.time() < deadline, "policy not reloaded")
+            time.sleep(0.05)
+        r = agent.call("submit", lang="python", code="'" + "a" * 5000 + "!'", session="u", wait_ms=0)
+        check(r["state"] == "denied" and r["rule"] == "bomb" and "match limit" in r["decision_message"], r)
+        agent.close()
+    finally:
+        done(s)
+
+
 if __name__ == "__main__":
     raise SystemExit(run_all("gate"))

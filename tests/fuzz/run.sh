@@ -9,6 +9,7 @@ cd "$(dirname "$0")/../.."
 RUNS=${FUZZ_RUNS:-100000}
 OUT=${FUZZ_DIR:-$(mktemp -d /tmp/replgate-fuzz-XXXXXX)}
 PKGS="libczmq libzmq jansson sqlite3 libsodium libpcre2-8 libseccomp libcurl libmicrohttpd"
+# libunistring (the policy's NFKC, policy/nfkc.c) has no pkg-config file: linked by name below.
 CFLAGS="-std=gnu11 -g -O1 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
 command -v clang >/dev/null || { echo "fuzz: clang is missing (make fuzz-deps)"; exit 2; }
 passed=0; failed=0
@@ -28,7 +29,7 @@ run() {             # name, sources, seed dirs...
     mkdir -p "$corpus"
     for dir in "$@"; do seeds+=("$(realpath "$dir")"); done
     # shellcheck disable=SC2086
-    if ! clang $CFLAGS tests/fuzz/$name.c $src -o "$bin" $(pkg-config --cflags --libs $PKGS) -lm \
+    if ! clang $CFLAGS tests/fuzz/$name.c $src -o "$bin" $(pkg-config --cflags --libs $PKGS) -lm -lunistring \
             2> "$OUT/$name.build"; then
         echo " * $name: FAILED to build"; cat "$OUT/$name.build"; failed=$((failed + 1)); return
     fi
