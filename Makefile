@@ -33,7 +33,7 @@ POLICY    := $(addprefix policy/,policy.c load.c reader.c jpos.c nfkc.c)
 # libunistring (NFKC, policy/nfkc.c) has no pkg-config file: every link of $(POLICY) adds it.
 POLICY_LIBS := -lunistring
 MASK      := $(addprefix policy/,mask.c mask_builtins.c)
-REDACT    := $(addprefix policy/,mask_apply.c redact.c)
+REDACT    := $(addprefix policy/,mask_apply.c mask_stream.c redact.c)
 # What every program may call: helpers, growable buffers, the table of request states.
 UTIL      := $(addprefix common/,util.c buf.c states.c)
 obj        = $(patsubst %.c,$(B)/%.o,$(1))

@@ -36,7 +36,7 @@ s_compile (const char *pattern, pcre2_code **re, size_t *erroffset, char *err, s
             *erroffset = off;
         return -1;
     }
-    pcre2_jit_compile (*re, PCRE2_JIT_COMPLETE);     //  falls back to the interpreter
+    pcre2_jit_compile (*re, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);  //  else the interpreter
     return 0;
 }
 

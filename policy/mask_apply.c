@@ -107,10 +107,9 @@ s_scan_forms (const detector_t *det, size_t d, const char *text, size_t len, spa
     }
 }
 
-//  A text cut short by an output limit may end inside a secret: the longest start of one of
-//  its forms that the text ends with is masked too.
-static void
-s_scan_cut (const detector_t *det, size_t d, const char *text, size_t len, spans_t *spans)
+//  The length of the longest start of one of an exact secret's forms that text ends with.
+static size_t
+s_cut_length (const detector_t *det, const char *text, size_t len)
 {
     size_t best = 0;
     for (size_t f = 0; f < det->nforms; f++) {
@@ -127,7 +126,15 @@ s_scan_cut (const detector_t *det, size_t d, const char *text, size_t len, spans
             }
         }
     }
-    s_span_add (spans, len - best, len, det->rank, d);
+    return best;
+}
+
+//  A text cut short by an output limit may end inside a secret: the longest start of one of
+//  its forms that the text ends with is masked too.
+static void
+s_scan_cut (const detector_t *det, size_t d, const char *text, size_t len, spans_t *spans)
+{
+    s_span_add (spans, len - s_cut_length (det, text, len), len, det->rank, d);
 }
 
 static int
@@ -314,4 +321,71 @@ char *
 mask_apply_cut (mask_t *self, const char *text, size_t len, size_t *out_len, int *count)
 {
     return s_apply (self, text, len, true, out_len, count);
+}
+
+//  --------------------------------------------------------------------------
+//  Streams: where a text that more bytes will follow can be cut.
+
+//  The earliest start of a match of det that the bytes to come could still complete or
+//  lengthen (PCRE2's hard partial matching), or len. Complete hits go to spans. A pattern
+//  over its match limits holds back from where it failed: fail closed.
+static size_t
+s_partial_start (mask_t *self, size_t d, const char *text, size_t len, spans_t *spans)
+{
+    const detector_t *det = &self->dets[d];
+    for (size_t offset = 0; offset <= len; ) {
+        int rc = pcre2_match (det->re, (PCRE2_SPTR) text, len, offset, PCRE2_PARTIAL_HARD,
+                              det->md, self->mctx);
+        if (rc == PCRE2_ERROR_NOMATCH)
+            return len;
+        if (rc == PCRE2_ERROR_PARTIAL)
+            return pcre2_get_ovector_pointer (det->md)[0];
+        if (rc < 0)
+            return offset;
+        offset = s_take_match (det, d, text, len, rc, spans);
+    }
+    return len;
+}
+
+size_t
+mask_release_point (mask_t *self, const char *text, size_t len)
+{
+    if (!self || !text)
+        return 0;
+    size_t point = len;
+    spans_t spans = { NULL, 0, 0, false };
+    for (size_t d = 0; d < self->ndets; d++) {
+        size_t start = self->dets[d].re ? s_partial_start (self, d, text, len, &spans)
+                                        : len - s_cut_length (&self->dets[d], text, len);
+        point = start < point ? start : point;
+        if (!self->dets[d].re)
+            s_scan_forms (&self->dets[d], d, text, len, &spans);
+    }
+    //  A complete hit across the point would be cut in two: the point moves to its start,
+    //  until no hit crosses it.
+    for (bool moved = true; moved && !spans.failed; ) {
+        moved = false;
+        for (size_t i = 0; i < spans.size; i++)
+            if (spans.items[i].start < point && spans.items[i].end > point) {
+                point = spans.items[i].start;
+                moved = true;
+            }
+    }
+    if (spans.failed)
+        point = 0;
+    free (spans.items);
+    //  Never inside a UTF-8 character: both halves stay valid text. At the end, a lead byte
+    //  whose character is not complete yet waits for the rest.
+    if (point == len)
+        for (size_t k = 1; k <= 3 && k <= len; k++) {
+            unsigned char c = (unsigned char) text[len - k];
+            size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+            if (c < 0x80 || c >= 0xC0) {
+                point = need > k ? len - k : len;
+                break;
+            }
+        }
+    for (int k = 0; k < 3 && point > 0 && point < len && ((unsigned char) text[point] & 0xC0) == 0x80; k++)
+        point--;
+    return point;
 }

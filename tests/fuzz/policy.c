@@ -1,9 +1,11 @@
 /*  tests/fuzz/policy.c: libFuzzer target for the policy parser, the JSON position finder and
     the masker. Every input is parsed as a policy (and, if accepted, used to decide on itself as
-    code and to build masks), walked by jpos, and masked as output. Built and run by
+    code and to build masks), walked by jpos, and masked as output, whole and streamed in
+    chunks, which must give the same bytes. Built and run by
     `make fuzz` (tests/fuzz/run.sh); seed: policy/default.json. */
 #include "policy/jpos.h"
 #include "policy/mask.h"
+#include "policy/mask_stream.h"
 #include "policy/policy.h"
 #include "tests/fuzz/common.h"
 #include <stdint.h>
@@ -29,6 +31,36 @@ s_decide_on_itself (policy_t *policy, const char *text, size_t size)
     if (mask && policy_add_masks (policy, mask, err, sizeof err) == 0)
         free (mask_apply (mask, text, size, NULL, NULL));
     mask_destroy (&mask);
+}
+
+//  Streamed in chunks (sizes from the input's bytes) the text masks as it does whole, as long
+//  as no match outgrows the hold-back bound.
+static void
+s_stream_matches (const char *text, size_t size, const char *whole, size_t whole_len)
+{
+    mask_stream_t *stream = mask_stream_new (s_mask, 1 << 20);
+    char *joined = calloc (1, 1);
+    size_t joined_len = 0;
+    for (size_t at = 0, i = 0; stream && joined && at <= size; i++) {
+        size_t step = 1 + (size ? (unsigned char) text[i % size] % 64 : 0), n = 0;
+        step = at + step < size ? step : size - at;
+        bool last = at + step >= size;
+        char *out = mask_stream_feed (stream, text + at, step, last, &n);
+        char *grown = out ? realloc (joined, joined_len + n + 1) : NULL;
+        if (grown) {
+            memcpy (grown + joined_len, out, n);
+            joined = grown;
+            joined_len += n;
+        }
+        free (out);
+        if (last || !grown)
+            break;
+        at += step;
+    }
+    if (joined && whole && (joined_len != whole_len || memcmp (joined, whole, whole_len) != 0))
+        abort ();
+    free (joined);
+    mask_stream_destroy (&stream);
 }
 
 int
@@ -60,6 +92,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 
     size_t out_len;
     int count;
-    free (mask_apply (s_mask, text, size, &out_len, &count));
+    char *whole = mask_apply (s_mask, text, size, &out_len, &count);
+    s_stream_matches (text, size, whole, out_len);
+    free (whole);
     return 0;
 }

@@ -48,7 +48,7 @@ run worker "common/proto.c common/util.c" tests/corpus/frames/worker
 run slack "approver/payload.c common/util.c" "$OUT/slack.seed"
 run claim "worker/claim.c common/util.c"
 mkdir -p "$OUT/policy.seed" && cp policy/default.json "$OUT/policy.seed/"
-run policy "$(ls policy/*.c | tr '\n' ' ') common/util.c" "$OUT/policy.seed"
+run policy "$(ls policy/*.c | tr '\n' ' ') common/util.c common/buf.c" "$OUT/policy.seed"
 echo "fuzz: $passed passed, $failed failed"
 if [ "$failed" = 0 ] && [ -z "${FUZZ_DIR:-}" ]; then rm -rf "$OUT"; fi
 [ "$failed" = 0 ]
