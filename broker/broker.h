@@ -23,6 +23,7 @@ typedef struct _trust_t trust_t;
 typedef struct _refusals_t refusals_t;
 typedef struct _backlog_t backlog_t;
 typedef struct _prune_t prune_t;
+typedef struct _stream_t stream_t;
 
 typedef struct {
     char *dir;                  //  state directory (keys, database)
@@ -32,6 +33,7 @@ typedef struct {
     char *policy_path;          //  the policy file (default DIR/policy.json)
     bool sync_full;             //  fsync every commit (power-loss durable) instead of WAL NORMAL
     int timeout_ms;             //  default per-snippet wall-clock limit sent to workers
+    int max_timeout_ms;         //  the most a submit may ask where its rule sets no timeout_ms
     int output_bytes;           //  default per-stream output cap sent to workers
 } broker_config_t;
 
@@ -52,6 +54,7 @@ typedef struct {
     refusals_t *refusals;       //  refused messages, counted per connection until recorded
     backlog_t *backlog;         //  writes the database refused, kept in order until it takes them
     prune_t *prune;             //  the retention run under way, if any
+    stream_t *stream;           //  submitters that want their output as it comes
 } broker_t;
 
 //  The caller of a client operation, read from the authenticated connection.

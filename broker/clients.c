@@ -3,6 +3,7 @@
 #include "broker/clients.h"
 #include "broker/approvals.h"
 #include "broker/backlog.h"
+#include "broker/control.h"
 #include "broker/decide.h"
 #include "broker/dispatch.h"
 #include "broker/notify.h"
@@ -10,6 +11,7 @@
 #include "broker/prune.h"
 #include "broker/refusals.h"
 #include "broker/state.h"
+#include "broker/stream.h"
 #include "broker/trust.h"
 #include "common/proto.h"
 #include "common/states.h"
@@ -95,6 +97,24 @@ s_same_snippet (json_t *row, json_t *msg)
     return stored && strcmp (stored, sha) == 0;
 }
 
+//  A run timeout above what the matching rule (or the broker) allows is refused before
+//  anything is recorded; one within it goes into the request for the decision to apply.
+static bool
+s_timeout_refused (broker_t *broker, caller_t *c, json_t *req, json_t *timeout)
+{
+    char rule[128];
+    int64_t max = decide_max_timeout (broker, req, c->groups, rule, sizeof rule);
+    if (json_integer_value (timeout) < 1 || json_integer_value (timeout) > max) {
+        char why[256];
+        snprintf (why, sizeof why, "timeout_ms must be 1 to %lld here (the maximum of %s%s)",
+                  (long long) max, *rule ? "rule " : "this broker", rule);
+        broker_refuse (broker, c, PROTO_E_BAD_VALUE, why);
+        return true;
+    }
+    json_object_set (req, "timeout_ms", timeout);
+    return false;
+}
+
 static void
 s_submit (broker_t *broker, caller_t *c, json_t *msg)
 {
@@ -111,6 +131,11 @@ s_submit (broker_t *broker, caller_t *c, json_t *msg)
         json_object_set (req, "key", json_object_get (msg, "key"));
     if (c->groups && *c->groups)
         json_object_set_new (req, "groups", json_string (c->groups));
+    json_t *timeout = json_object_get (msg, "timeout_ms");
+    if (timeout && s_timeout_refused (broker, c, req, timeout)) {
+        json_decref (req);
+        return;
+    }
     int64_t id = 0;
     bool duplicate = false;
     const char *state = NULL;
@@ -124,6 +149,9 @@ s_submit (broker_t *broker, caller_t *c, json_t *msg)
         return;
     }
     json_decref (req);
+    if (json_is_true (json_object_get (msg, "stream")) && !duplicate && state
+    &&  !states_is_terminal (state))
+        stream_open (broker, id, c->routing);
     json_int_t wait_ms = json_integer_value (json_object_get (msg, "wait_ms"));
     if (state && wait_ms > 0 && !states_is_terminal (state)) {
         notify_wait (broker, c->routing, c->rid, id, clock_mono_ms () + wait_ms);
@@ -308,6 +336,8 @@ static const struct { const char *op; op_fn *fn; } s_ops[] = {
     { "cancel", s_cancel }, { "subscribe", s_subscribe }, { "ping", s_ping }, { "report", s_report },
     { "pending", s_pending }, { "approve", s_approve }, { "deny", s_deny },
     { "revoke", trust_revoke }, { "prune", prune_start },
+    { "interrupt", control_interrupt }, { "sessions", control_sessions },
+    { "reset", control_reset }, { "close", control_close },
 };
 
 //  Counts a refused message toward its connection's next `rejected` event: its code and

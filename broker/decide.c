@@ -100,13 +100,36 @@ decide_policy (broker_t *broker, json_t *row, const char *groups, json_t **field
     json_t *fields = json_pack ("{s:s, s:s}", "policy_sha256", policy_sha256 (broker->policy),
                                 "decision_message", d.message ? d.message : d.action_name);
     json_object_set_new (fields, "rule", d.rule ? json_string (d.rule) : json_null ());
-    if (d.limits && d.action != POLICY_DENY)
-        json_object_set (fields, "limits", d.limits);
+    json_t *asked = json_object_get (row, "timeout_ms");
+    if (d.action != POLICY_DENY && (d.limits || asked)) {
+        //  The run's limits: the rule's, with the timeout the submit asked for (checked
+        //  against the rule's own by decide_max_timeout before anything was recorded).
+        json_t *limits = d.limits ? json_copy (d.limits) : json_object ();
+        if (json_is_integer (asked))
+            json_object_set (limits, "timeout_ms", asked);
+        json_object_set_new (fields, "limits", limits);
+    }
     state_event_t ev = d.action == POLICY_ALLOW ? EV_ALLOW : d.action == POLICY_DENY ? EV_DENY : EV_REVIEW;
     if (ev == EV_REVIEW)
         json_object_set_new (fields, "review", s_review (&d));
     *fields_p = fields;
     return ev;
+}
+
+int64_t
+decide_max_timeout (broker_t *broker, json_t *row, const char *groups, char *rule, size_t size)
+{
+    json_t *fields = NULL;
+    json_t *bare = json_copy (row);         //  the rule's own limit, not the one asked
+    json_object_del (bare, "timeout_ms");
+    decide_policy (broker, bare, groups, &fields);
+    json_t *limit = json_object_get (json_object_get (fields, "limits"), "timeout_ms");
+    int64_t max = json_is_integer (limit) ? json_integer_value (limit) : broker->cfg.max_timeout_ms;
+    const char *name = json_string_value (json_object_get (fields, "rule"));
+    snprintf (rule, size, "%s", name ? name : "");
+    json_decref (fields);
+    json_decref (bare);
+    return max;
 }
 
 //  The worker masked its named secrets already; this masks the built-in detectors and the

@@ -19,6 +19,12 @@ void decide_reload (broker_t *broker);
 //  the submitter's cert's. Changes nothing: the caller fires the event.
 state_event_t decide_policy (broker_t *broker, json_t *row, const char *groups, json_t **fields);
 
+//  The longest run a submit (row as for decide_policy) may ask for: the timeout_ms of the
+//  rule that matches it, or the broker's --max-timeout-ms where the rule sets none. rule
+//  receives that rule's name ("" if none).
+int64_t decide_max_timeout (broker_t *broker, json_t *row, const char *groups, char *rule,
+                            size_t size);
+
 //  Masks the text fields of a worker result in place (stdout, stderr, value, error.value,
 //  error.traceback) before anything stores or returns them.
 void decide_mask_result (broker_t *broker, json_t *result);

@@ -140,6 +140,11 @@ dispatch_start (broker_t *broker, job_t *job, worker_t *w, int64_t deadline)
     }
     snprintf (id, sizeof id, "%lld", (long long) job->id);
     zhashx_insert (self->running, id, job);
+    char now[32];
+    time_iso8601 (clock_wall_ms (), now, sizeof now);
+    json_t *note = json_pack ("{s:s}", "last_used", now);
+    runq_note (self->runq, key, note);
+    json_decref (note);
 }
 
 //  ----------------------------------------------------------------------------------------
@@ -190,6 +195,55 @@ bool
 dispatch_busy (broker_t *broker, const char *key)
 {
     return runq_busy (broker->dispatch->runq, key);
+}
+
+void
+dispatch_note (broker_t *broker, const char *key, json_t *fields)
+{
+    runq_note (broker->dispatch->runq, key, fields);
+}
+
+typedef struct {
+    broker_t *broker;
+    const char *owner;          //  NULL: everyone's
+    json_t *list;
+} s_listing_t;
+
+//  One entry of `sessions` from a session key "lang\x1fsession\x1fowner" (runq_key).
+static void
+s_list_one (const char *key, const char *worker, bool busy, json_t *note, void *arg)
+{
+    s_listing_t *l = (s_listing_t *) arg;
+    const char *sep1 = strchr (key, 0x1f), *sep2 = sep1 ? strchr (sep1 + 1, 0x1f) : NULL;
+    if (!sep2 || (l->owner && strcmp (sep2 + 1, l->owner) != 0))
+        return;
+    worker_t *w = dispatch_worker (l->broker, worker);
+    json_t *entry = json_pack ("{s:s%, s:s%, s:s, s:s, s:s}", "lang", key, (size_t) (sep1 - key),
+                               "session", sep1 + 1, (size_t) (sep2 - sep1 - 1), "principal", sep2 + 1,
+                               "worker", w ? w->name : "?", "state", busy ? "running" : "idle");
+    static const char *fields[] = { "last_used", "execution_count", "memory_kb" };
+    for (size_t i = 0; entry && i < sizeof fields / sizeof fields[0]; i++) {
+        json_t *v = note ? json_object_get (note, fields[i]) : NULL;
+        json_object_set (entry, fields[i], v ? v : json_null ());
+    }
+    if (entry)
+        json_array_append_new (l->list, entry);
+}
+
+json_t *
+dispatch_sessions (broker_t *broker, const char *owner)
+{
+    s_listing_t listing = { broker, owner, json_array () };
+    runq_each_bound (broker->dispatch->runq, s_list_one, &listing);
+    return listing.list;
+}
+
+job_t *
+dispatch_job (broker_t *broker, int64_t id)
+{
+    char key[24];
+    snprintf (key, sizeof key, "%lld", (long long) id);
+    return (job_t *) zhashx_lookup (broker->dispatch->running, key);
 }
 
 void

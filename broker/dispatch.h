@@ -47,6 +47,13 @@ const char *dispatch_bound (broker_t *broker, const char *key);
 bool dispatch_busy (broker_t *broker, const char *key);
 //  The interpreter is gone: the session's next job goes to whichever worker is free.
 void dispatch_unbind (broker_t *broker, const char *key);
+//  What is known of a bound session's interpreter (fields not consumed; see runq_note).
+void dispatch_note (broker_t *broker, const char *key, json_t *fields);
+//  The sessions workers hold, of `owner` (NULL: everyone's), as the `sessions` op lists
+//  them: [{lang, session, principal, worker, state, last_used, execution_count, memory_kb}].
+json_t *dispatch_sessions (broker_t *broker, const char *owner);
+//  The running job of request id, on whichever worker, or NULL.
+job_t *dispatch_job (broker_t *broker, int64_t id);
 //  Remembers why a session's interpreter ended; the next job of that session takes the note
 //  as its reset_reason.
 void dispatch_session_ended (broker_t *broker, const char *key, const char *why);

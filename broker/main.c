@@ -12,6 +12,7 @@
 #include "broker/prune.h"
 #include "broker/refusals.h"
 #include "broker/state.h"
+#include "broker/stream.h"
 #include "broker/trust.h"
 #include "broker/workers.h"
 #include "common/keys.h"
@@ -33,13 +34,16 @@
 
 static const char *s_usage =
     "usage: replgate-broker [--dir DIR] [--clients EP] [--workers EP] [--db FILE]\n"
-    "                       [--policy FILE] [--timeout-ms N] [--output-bytes N] [--sync full|normal]\n"
+    "                       [--policy FILE] [--timeout-ms N] [--max-timeout-ms N] [--output-bytes N]\n"
+    "                       [--sync full|normal]\n"
     "  --dir DIR         state directory: keys/ and replgate.db (default ./var)\n"
     "  --clients EP      client endpoint (default tcp://127.0.0.1:7710)\n"
     "  --workers EP      worker endpoint (default tcp://127.0.0.1:7711)\n"
     "  --db FILE         database (default DIR/replgate.db)\n"
     "  --policy FILE     policy (default DIR/policy.json, made from the shipped default if absent)\n"
     "  --timeout-ms N    default wall-clock limit per snippet (default 10000)\n"
+    "  --max-timeout-ms N  the most a submit's timeout_ms may ask where its rule sets no\n"
+    "                    timeout_ms of its own (default 3600000)\n"
     "  --output-bytes N  default cap per output stream (default 1048576, at most 16 MiB)\n"
     "  --sync MODE       normal (WAL, durable across crashes) or full (also power loss)\n";
 
@@ -50,11 +54,13 @@ s_parse_args (broker_config_t *cfg, int argc, char *argv[])
         { "dir", required_argument, 0, 'd' }, { "clients", required_argument, 0, 'c' },
         { "workers", required_argument, 0, 'w' }, { "db", required_argument, 0, 'b' },
         { "timeout-ms", required_argument, 0, 't' }, { "output-bytes", required_argument, 0, 'o' },
+        { "max-timeout-ms", required_argument, 0, 'm' },
         { "sync", required_argument, 0, 's' }, { "policy", required_argument, 0, 'p' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     cfg->dir = strdup ("var");
     cfg->client_ep = strdup ("tcp://127.0.0.1:7710");
     cfg->worker_ep = strdup ("tcp://127.0.0.1:7711");
     cfg->timeout_ms = 10000;
+    cfg->max_timeout_ms = 3600000;
     cfg->output_bytes = 1048576;
     int c;
     while ((c = getopt_long (argc, argv, "", opts, NULL)) != -1) {
@@ -65,6 +71,7 @@ s_parse_args (broker_config_t *cfg, int argc, char *argv[])
             case 'b': free (cfg->db_path); cfg->db_path = strdup (optarg); break;
             case 'p': free (cfg->policy_path); cfg->policy_path = strdup (optarg); break;
             case 't': cfg->timeout_ms = atoi (optarg); break;
+            case 'm': cfg->max_timeout_ms = atoi (optarg); break;
             case 'o': cfg->output_bytes = atoi (optarg); break;
             case 's': cfg->sync_full = strcmp (optarg, "full") == 0;
                       if (!cfg->sync_full && strcmp (optarg, "normal") != 0) goto usage;
@@ -74,6 +81,7 @@ s_parse_args (broker_config_t *cfg, int argc, char *argv[])
         }
     }
     if (optind != argc || cfg->timeout_ms <= 0 || cfg->output_bytes <= 0
+    ||  cfg->max_timeout_ms <= 0 || cfg->max_timeout_ms > PROTO_MAX_TIMEOUT_MS
     ||  cfg->output_bytes > 16 * 1024 * 1024)
         goto usage;
     if (!cfg->db_path) {
@@ -150,6 +158,8 @@ s_recover (broker_t *self)
     json_array_foreach (ids, i, id) {     //  submitted but not yet decided when we stopped
         json_t *row = store_get (self->store, json_integer_value (id));
         json_t *received = store_received_data (self->store, json_integer_value (id));
+        if (row && json_object_get (received, "timeout_ms"))    //  and the run timeout it asked
+            json_object_set (row, "timeout_ms", json_object_get (received, "timeout_ms"));
         if (row)                          //  with the groups the submitter's cert had
             backlog_decide (self, row, json_string_value (json_object_get (received, "groups")));
         json_decref (received);
@@ -219,6 +229,7 @@ s_start (broker_t *self)
     self->approvals = approvals_new ();
     self->refusals = refusals_new ();
     self->prune = prune_new ();
+    self->stream = stream_new ();
     self->trust = trust_new (path);             //  path: DIR/keys/trusted, as zauth reads it
     if (!self->trust || s_recover (self) != 0)
         return -1;
@@ -357,6 +368,7 @@ s_stop (broker_t *self)
         refusals_flush (self);          //  counts still in their window are recorded too
     refusals_destroy (&self->refusals);
     prune_destroy (&self->prune);
+    stream_destroy (&self->stream);
     trust_destroy (&self->trust);
     notify_destroy (&self->notify);
     outbox_destroy (&self->outbox);

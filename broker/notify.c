@@ -11,6 +11,7 @@
     was, so the same events are offered again later (after 20 ms, doubling while the pipe
     stays full: a reader that stopped must not have a batch re-read for it every pass). */
 #include "broker/notify.h"
+#include "broker/stream.h"
 #include "common/proto.h"
 #include "common/util.h"
 #include <errno.h>
@@ -174,6 +175,7 @@ notify_finished (broker_t *broker, int64_t id)
         zlistx_add_end (self->held, strdup (key));
         return;
     }
+    stream_end (broker, id);            //  its last output goes before its answer
     waiter_t *w = (waiter_t *) zhashx_lookup (self->by_id, key);
     zhashx_delete (self->by_id, key);
     while (w) {
@@ -315,10 +317,8 @@ s_item_text (item_t *item)
     return item->text;
 }
 
-//  0, or why the send failed: EAGAIN if the peer's pipe is full, EHOSTUNREACH if it is gone
-//  (the socket is ROUTER_MANDATORY, so neither passes silently).
-static int
-s_send (broker_t *broker, zframe_t *routing, const char *text)
+int
+notify_push (broker_t *broker, zframe_t *routing, const char *text)
 {
     void *handle = zsock_resolve (broker->clients);
     if (zmq_send (handle, zframe_data (routing), zframe_size (routing), ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1
@@ -362,7 +362,7 @@ s_deliver (broker_t *broker, sub_t *sub, item_t *items, size_t count)
             continue;
         if (s_may_see (sub, &items[i])) {
             const char *text = s_item_text (&items[i]);
-            int rc = text ? s_send (broker, sub->routing, text) : EAGAIN;
+            int rc = text ? notify_push (broker, sub->routing, text) : EAGAIN;
             if (rc == EAGAIN) {
                 s_retry_later (sub, broker->notify->now);
                 return;

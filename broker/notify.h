@@ -35,6 +35,11 @@ void notify_forget_key (broker_t *broker, const char *pubkey);
 //  Milliseconds until the nearest long-poll deadline (at most `cap`).
 int notify_timeout (broker_t *broker, int cap);
 
+//  Pushes text to a client connection now, never queueing it: 0, or why the send failed:
+//  EAGAIN if the peer's pipe is full, EHOSTUNREACH if it is gone (the socket is
+//  ROUTER_MANDATORY, so neither passes silently).
+int notify_push (broker_t *broker, zframe_t *routing, const char *text);
+
 //  Sends the request row of `id` (merged into an ok reply) to a client; not_found if absent.
 void notify_reply_request (broker_t *broker, zframe_t *routing, json_t *rid, int64_t id);
 

@@ -15,6 +15,7 @@ typedef struct {
     bool busy;              //  one of its jobs runs
     zlistx_t *list;         //  the ready list it waits in, or NULL
     void *handle;           //  its place there
+    json_t *note;           //  what is known of its interpreter (runq_note), or NULL
 } session_t;
 
 struct _runq_t {
@@ -67,6 +68,7 @@ s_session_destroy (void **item)
     session_t *s = (session_t *) *item;
     if (s) {
         zlistx_destroy (&s->jobs);
+        json_decref (s->note);
         free (s->key);
         free (s->worker);
         free (s);
@@ -259,8 +261,30 @@ runq_unbind (runq_t *self, const char *key)
     session_t *s = s_session (self, key, false);
     if (s) {
         zstr_free (&s->worker);
+        json_decref (s->note);
+        s->note = NULL;
         s_settle (self, s);
     }
+}
+
+void
+runq_note (runq_t *self, const char *key, json_t *fields)
+{
+    session_t *s = s_session (self, key, false);
+    if (!s || !s->worker)
+        return;
+    if (!s->note)
+        s->note = json_object ();
+    json_object_update (s->note, fields);
+}
+
+void
+runq_each_bound (runq_t *self, runq_each_fn *fn, void *arg)
+{
+    for (session_t *s = (session_t *) zhashx_first (self->sessions); s;
+         s = (session_t *) zhashx_next (self->sessions))
+        if (s->worker)
+            fn (s->key, s->worker, s->busy, s->note, arg);
 }
 
 void
@@ -284,6 +308,8 @@ runq_worker_remove (runq_t *self, const char *worker)
     for (session_t *s = (session_t *) zlistx_first (bound); s; s = (session_t *) zlistx_next (bound)) {
         zlistx_add_end (keys, strdup (s->key));
         zstr_free (&s->worker);
+        json_decref (s->note);
+        s->note = NULL;
         s->busy = false;            //  its run, if any, ended with the worker
         s_settle (self, s);
     }
@@ -301,6 +327,17 @@ static job_t *
 s_job (int64_t id, const char *session, const char *owner)
 {
     return job_new (id, owner, session, "python", "1", NULL);
+}
+
+//  Counts the bound sessions whose note holds execution_count 1 and memory_kb 900.
+static void
+s_count_noted (const char *key, const char *worker, bool busy, json_t *note, void *arg)
+{
+    (void) key;
+    if (strcmp (worker, "w1") == 0 && !busy && note
+    &&  json_integer_value (json_object_get (note, "execution_count")) == 1
+    &&  json_integer_value (json_object_get (note, "memory_kb")) == 900)
+        (*(int *) arg)++;
 }
 
 int
@@ -324,6 +361,16 @@ runq_test (void)
     CHECK (runq_ready (q, "w1") == NULL);       //  alice's session runs: job 3 waits its turn
     runq_done (q, a);
     CHECK (runq_ready (q, "w1") && strcmp (runq_ready (q, "w1"), a) == 0);
+    //  Notes live with the interpreter: merged while bound, gone when it is unbound.
+    int seen = 0;
+    json_t *note = json_pack ("{s:i}", "execution_count", 1);
+    runq_note (q, a, note);
+    json_object_set_new (note, "memory_kb", json_integer (900));
+    runq_note (q, a, note);
+    runq_note (q, b, note);                     //  bob's session is bound nowhere: no note
+    json_decref (note);
+    runq_each_bound (q, s_count_noted, &seen);
+    CHECK (seen == 1);
     //  Cancelling the queued job takes the session out of the ready list.
     job = runq_remove (q, 3);
     CHECK (job && job->id == 3 && runq_size (q) == 1 && runq_ready (q, "w1") == NULL);
@@ -335,6 +382,9 @@ runq_test (void)
     zlistx_t *keys = runq_worker_remove (q, "w1");
     CHECK (zlistx_size (keys) == 1 && strcmp ((char *) zlistx_first (keys), a) == 0);
     zlistx_destroy (&keys);
+    seen = 0;
+    runq_each_bound (q, s_count_noted, &seen);
+    CHECK (seen == 0);
     CHECK (runq_bound (q, a) == NULL && runq_ready (q, "w1") == NULL);
     CHECK (strcmp (runq_ready (q, NULL), b) == 0);
     job = runq_start (q, b, "w2");              //  no ready list for w2: bound nowhere

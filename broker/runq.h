@@ -67,6 +67,15 @@ void runq_occupy (runq_t *self, const char *key, const char *worker);
 //  The interpreter is gone: the session's next job goes to whichever worker is free.
 void runq_unbind (runq_t *self, const char *key);
 
+//  What is known of a bound session's interpreter (last_used, execution_count, memory_kb):
+//  fields (not consumed) are merged into its note, which goes when the interpreter does.
+//  Nothing happens for a session no worker holds.
+void runq_note (runq_t *self, const char *key, json_t *fields);
+//  Calls fn for every session a worker holds (its note may be NULL: adopted, never run).
+typedef void (runq_each_fn) (const char *key, const char *worker, bool busy, json_t *note,
+                             void *arg);
+void runq_each_bound (runq_t *self, runq_each_fn *fn, void *arg);
+
 //  A worker joined: sessions bound to it can become ready.
 void runq_worker_add (runq_t *self, const char *worker);
 //  A worker left: every session bound to it is unbound (its queued jobs wait for another

@@ -10,6 +10,7 @@
 #include "broker/decide.h"
 #include "broker/dispatch.h"
 #include "broker/state.h"
+#include "broker/stream.h"
 #include "common/proto.h"
 #include "common/util.h"
 
@@ -40,6 +41,12 @@ s_send_worker (broker_t *broker, zframe_t *routing, const char *name, json_t *bo
     return rc;
 }
 
+int
+workers_send (broker_t *broker, worker_t *w, json_t *body)
+{
+    return s_send_worker (broker, w->routing, w->name, body);
+}
+
 //  ----------------------------------------------------------------------------------------
 //  Starting runs
 
@@ -62,6 +69,8 @@ s_start (broker_t *broker, worker_t *w, job_t *job)
     if (json_is_object (job->limits))
         json_object_update (limits, job->limits);
     json_t *run = proto_run (job->id, job->owner, job->session, job->lang, job->code, limits);
+    if (stream_wanted (broker, job->id))
+        json_object_set_new (run, "stream", json_true ());
     s_send_worker (broker, w->routing, w->name, run);
     json_t *timeout = json_object_get (limits, "timeout_ms");
     dispatch_start (broker, job, w, clock_mono_ms () + json_integer_value (timeout) + RUN_GRACE_MS);
@@ -242,6 +251,20 @@ s_job_on (broker_t *broker, worker_t *w, int64_t id)
     return job;
 }
 
+//  What `sessions` shows of the interpreter: its count and its memory as the result says.
+static void
+s_note_session (broker_t *broker, job_t *job, json_t *result)
+{
+    char key[RUNQ_KEY_MAX];
+    runq_key (job->lang, job->session, job->owner, key, sizeof key);
+    json_t *note = json_pack ("{s:O?, s:O?}", "execution_count",
+                              json_object_get (result, "execution_count"), "memory_kb",
+                              json_object_get (result, "max_rss_kb"));
+    if (note)
+        dispatch_note (broker, key, note);
+    json_decref (note);
+}
+
 static void
 s_on_result (broker_t *broker, worker_t *w, json_t *msg)
 {
@@ -262,6 +285,7 @@ s_on_result (broker_t *broker, worker_t *w, json_t *msg)
             log_error ("request %lld: result could not be recorded", (long long) job->id);
         json_decref (fields);
     }
+    s_note_session (broker, job, msg);
     dispatch_release (broker, w, job);
 }
 
@@ -317,7 +341,10 @@ s_on_closed (broker_t *broker, worker_t *w, json_t *msg)
     json_t *data = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:O?, s:O?}", "principal", owner,
                               "session", session, "lang", lang, "worker", w->name, "reason", why,
                               "exit_code", code, "signal", sig);
-    backlog_event (broker, 0, "session_ended", w->name, data);
+    //  An eviction is the worker's choice, not the interpreter's end: its own event type, so
+    //  that "whose state did the worker drop, and when" is one query.
+    bool evicted = reason && strcmp (reason, "evicted") == 0;
+    backlog_event (broker, 0, evicted ? "evicted" : "session_ended", w->name, data);
     json_decref (data);
     dispatch_session_ended (broker, key, why);
     if (!dispatch_busy (broker, key))
@@ -368,6 +395,9 @@ workers_message (broker_t *broker, zmsg_t **msg_p)
             s_on_result (broker, w, m);
         else if (strcmp (op, "session_closed") == 0)
             s_on_closed (broker, w, m);
+        else if (strcmp (op, "output") == 0 && dispatch_running (broker, w, json_integer_value (
+                     json_object_get (m, "id"))))
+            stream_chunk (broker, json_integer_value (json_object_get (m, "id")), m);
     }
     json_decref (m);
     free (key);

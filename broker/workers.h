@@ -2,6 +2,7 @@
 #ifndef RG_WORKERS_H
 #define RG_WORKERS_H
 #include "broker/broker.h"
+#include "broker/dispatch.h"
 
 //  Handles one message from the worker socket (takes ownership of msg).
 void workers_message (broker_t *broker, zmsg_t **msg_p);
@@ -13,6 +14,9 @@ void workers_drop (broker_t *broker, zframe_t *routing, const char *why);
 //  Starts whatever queued work can start now. Call after anything that may have queued
 //  work or freed a slot (the loop does, every pass).
 void workers_pump (broker_t *broker);
+
+//  Sends body (not consumed) to worker w; 0, or -1 (logged) when it could not be queued.
+int workers_send (broker_t *broker, worker_t *w, json_t *body);
 
 //  Sends heartbeats, declares silent workers dead (their running requests become `lost`),
 //  and ends runs their live worker never answered.

@@ -27,7 +27,8 @@ static const char *const s_langs[] = { "python", "shell", NULL };
 //  Events a gateway may add to the record (a closed list: the log is not a free-for-all).
 static const char *const s_report_types[] = { "delivery_failed", NULL };
 static const char *const s_outcomes[] = {
-    "ok", "error", "timeout", "oom", "killed", "output_limit", NULL };
+    "ok", "error", "timeout", "oom", "killed", "output_limit", "interrupted", NULL };
+static const char *const s_streams[] = { "stdout", "stderr", NULL };
 
 #define RID         { "rid", F_RID, false, 0, NULL }
 #define OP          { "op", F_STR, true, 0, NULL }
@@ -41,11 +42,19 @@ static const shape_t s_client_shapes[] = {
         { "session", F_STR, true, PROTO_MAX_SESSION, NULL },
         { "reason", F_STR, false, PROTO_MAX_REASON, NULL },
         { "key", F_STR, false, PROTO_MAX_KEY, NULL },
-        { "wait_ms", F_INT, false, 3600000, NULL }, END } },
+        { "wait_ms", F_INT, false, 3600000, NULL },
+        { "timeout_ms", F_INT, false, PROTO_MAX_TIMEOUT_MS, NULL },
+        { "stream", F_BOOL, false, 0, NULL }, END } },
     { "status", { OP, RID, ID, END } },
     { "result", { OP, RID, ID, END } },
     { "await", { OP, RID, ID, { "timeout_ms", F_INT, false, 3600000, NULL }, END } },
     { "cancel", { OP, RID, ID, END } },
+    { "interrupt", { OP, RID, ID, END } },
+    { "sessions", { OP, RID, END } },
+    { "reset", { OP, RID, { "session", F_STR, true, PROTO_MAX_SESSION, NULL },
+        { "lang", F_STR, true, 0, s_langs }, END } },
+    { "close", { OP, RID, { "session", F_STR, true, PROTO_MAX_SESSION, NULL },
+        { "lang", F_STR, true, 0, s_langs }, END } },
     { "pending", { OP, RID, { "session", F_STR, false, PROTO_MAX_SESSION, NULL },
         { "limit", F_INT, false, PROTO_PENDING_LIMIT, NULL }, { "after", F_INT, false, 0, NULL },
         END } },
@@ -91,6 +100,8 @@ static const shape_t s_worker_shapes[] = {
         { "lang", F_STR, true, 0, s_langs }, { "owner", F_STR, true, PROTO_MAX_KEY, NULL },
         { "reason", F_STR, false, 64, NULL }, { "exit_code", F_INT, false, 255, NULL },
         { "signal", F_INT, false, 64, NULL }, END } },
+    { "output", { OP, ID, { "stream", F_STR, true, 0, s_streams }, { "seq", F_INT, true, 0, NULL },
+        { "data", F_STR, false, 0, NULL }, { "data_base64", F_STR, false, 0, NULL }, END } },
     { NULL, { END } }
 };
 
@@ -99,7 +110,11 @@ static const shape_t s_worker_shapes[] = {
 static const shape_t s_broker_shapes[] = {
     { "run", { OP, ID, { "owner", F_STR, true, PROTO_MAX_KEY, NULL },
         { "session", F_STR, true, PROTO_MAX_SESSION, NULL }, { "lang", F_STR, true, 0, s_langs },
-        { "code", F_STR, true, PROTO_MAX_FRAME, NULL }, { "limits", F_OBJ, true, 0, NULL }, END } },
+        { "code", F_STR, true, PROTO_MAX_FRAME, NULL }, { "limits", F_OBJ, true, 0, NULL },
+        { "stream", F_BOOL, false, 0, NULL }, END } },
+    { "interrupt", { OP, ID, { "owner", F_STR, true, PROTO_MAX_KEY, NULL },
+        { "session", F_STR, true, PROTO_MAX_SESSION, NULL }, { "lang", F_STR, true, 0, s_langs },
+        END } },
     { "close", { OP, { "owner", F_STR, true, PROTO_MAX_KEY, NULL },
         { "session", F_STR, true, PROTO_MAX_SESSION, NULL }, { "lang", F_STR, true, 0, s_langs },
         END } },
@@ -305,6 +320,28 @@ proto_close (const char *owner, const char *session, const char *lang)
 {
     return json_pack ("{s:s, s:s, s:s, s:s}", "op", "close", "owner", owner, "session", session,
                       "lang", lang);
+}
+
+json_t *
+proto_interrupt (int64_t id, const char *owner, const char *session, const char *lang)
+{
+    return json_pack ("{s:s, s:I, s:s, s:s, s:s}", "op", "interrupt", "id", (json_int_t) id,
+                      "owner", owner, "session", session, "lang", lang);
+}
+
+json_t *
+proto_output (int64_t id, const char *stream, int64_t seq, const char *data, size_t size)
+{
+    json_t *text = json_stringn (data, size);
+    if (text && memchr (data, 0, size) == NULL)
+        return json_pack ("{s:s, s:I, s:s, s:I, s:o}", "op", "output", "id", (json_int_t) id,
+                          "stream", stream, "seq", (json_int_t) seq, "data", text);
+    json_decref (text);
+    char *b64 = base64_encode (data, size);
+    json_t *out = json_pack ("{s:s, s:I, s:s, s:I, s:s}", "op", "output", "id", (json_int_t) id,
+                             "stream", stream, "seq", (json_int_t) seq, "data_base64", b64 ? b64 : "");
+    free (b64);
+    return out;
 }
 
 json_t *

@@ -24,6 +24,7 @@
 #define PROTO_MAX_SESSION 128
 #define PROTO_MAX_KEY     128
 #define PROTO_MAX_REASON  4096
+#define PROTO_MAX_TIMEOUT_MS (24 * 3600 * 1000)   //  the longest run a submit may ask for
 //  `pending` answers a page: at most this many requests, and at most PROTO_PENDING_BYTES of
 //  code and reasons (one huge parked snippet still comes alone).
 #define PROTO_PENDING_LIMIT 500
@@ -83,6 +84,12 @@ int proto_parse_broker (const void *data, size_t size, json_t **msg, proto_error
 json_t *proto_run (int64_t id, const char *owner, const char *session, const char *lang,
                    const char *code, json_t *limits);
 json_t *proto_close (const char *owner, const char *session, const char *lang);
+//  SIGINT to the snippet request `id` runs in that session: it ends `interrupted`.
+json_t *proto_interrupt (int64_t id, const char *owner, const char *session, const char *lang);
+//  Worker to broker (and broker to the submitter, after masking): a chunk of what a run
+//  asked to stream printed so far; `data` when the bytes are UTF-8 without NUL, else
+//  `data_base64`. seq counts the run's chunks from 0, both streams in one sequence.
+json_t *proto_output (int64_t id, const char *stream, int64_t seq, const char *data, size_t size);
 json_t *proto_heartbeat (void);
 json_t *proto_announce (void);
 //  Worker to broker: `ready` with the sessions it holds and the runs it still has (arrays

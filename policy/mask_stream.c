@@ -9,18 +9,16 @@
 #include <string.h>
 
 struct _mask_stream_t {
-    mask_t *mask;
     size_t hold_max;
     buf_t held;                 //  bytes received but not released yet
 };
 
 mask_stream_t *
-mask_stream_new (mask_t *mask, size_t hold_max)
+mask_stream_new (size_t hold_max)
 {
     mask_stream_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->mask = mask;
     self->hold_max = hold_max;
     return self;
 }
@@ -36,16 +34,17 @@ mask_stream_destroy (mask_stream_t **self_p)
 }
 
 char *
-mask_stream_feed (mask_stream_t *self, const char *data, size_t len, bool last, size_t *out_len)
+mask_stream_feed (mask_stream_t *self, mask_t *mask, const char *data, size_t len, bool last,
+                  size_t *out_len)
 {
     if (len && buf_append (&self->held, data, len) != 0)
         return NULL;
     const char *text = self->held.data ? self->held.data : "";
     size_t size = self->held.len;
-    size_t point = last ? size : mask_release_point (self->mask, text, size);
+    size_t point = last ? size : mask_release_point (mask, text, size);
     if (size - point > self->hold_max)
         point = size - self->hold_max;
-    char *out = mask_apply (self->mask, text, point, out_len, NULL);
+    char *out = mask_apply (mask, text, point, out_len, NULL);
     if (out)
         buf_consume (&self->held, point);
     return out;
@@ -60,12 +59,12 @@ mask_stream_feed (mask_stream_t *self, const char *data, size_t len, bool last, 
 static char *
 s_stream (mask_t *mask, const char *text, size_t step, size_t hold_max)
 {
-    mask_stream_t *stream = mask_stream_new (mask, hold_max);
+    mask_stream_t *stream = mask_stream_new (hold_max);
     buf_t all = { 0 };
     size_t len = strlen (text);
     for (size_t at = 0; stream && at <= len; at += step) {
         size_t n = at + step < len ? step : len - at, out_len = 0;
-        char *out = mask_stream_feed (stream, text + at, n, at + step > len, &out_len);
+        char *out = mask_stream_feed (stream, mask, text + at, n, at + step > len, &out_len);
         if (out)
             buf_append (&all, out, out_len);
         free (out);
@@ -92,15 +91,15 @@ mask_stream_test (void)
         free (joined);
     }
     //  What cannot become a hit is released at once; the start of a secret waits.
-    mask_stream_t *stream = mask_stream_new (mask, 4096);
+    mask_stream_t *stream = mask_stream_new (4096);
     size_t n = 0;
-    char *out = mask_stream_feed (stream, "plain line\nhunter2-very", 23, false, &n);
+    char *out = mask_stream_feed (stream, mask, "plain line\nhunter2-very", 23, false, &n);
     CHECK (out && strcmp (out, "plain line\n") == 0 && n == 11);
     free (out);
-    out = mask_stream_feed (stream, "-secret and more", 16, false, &n);
+    out = mask_stream_feed (stream, mask, "-secret and more", 16, false, &n);
     CHECK (out && strncmp (out, "[MASKED:DB] and ", 16) == 0);
     free (out);
-    out = mask_stream_feed (stream, NULL, 0, true, &n);
+    out = mask_stream_feed (stream, mask, NULL, 0, true, &n);
     CHECK (out && !strstr (out, "secret"));
     free (out);
     mask_stream_destroy (&stream);
@@ -109,11 +108,11 @@ mask_stream_test (void)
     CHECK (joined && strlen (joined) > 0);
     free (joined);
     //  A UTF-8 character is never split between two releases.
-    stream = mask_stream_new (mask, 4096);
-    out = mask_stream_feed (stream, "caf\xc3", 4, false, &n);
+    stream = mask_stream_new (4096);
+    out = mask_stream_feed (stream, mask, "caf\xc3", 4, false, &n);
     CHECK (out && strcmp (out, "caf") == 0);
     free (out);
-    out = mask_stream_feed (stream, "\xa9\n", 2, false, &n);
+    out = mask_stream_feed (stream, mask, "\xa9\n", 2, false, &n);
     CHECK (out && strcmp (out, "\xc3\xa9\n") == 0);
     free (out);
     mask_stream_destroy (&stream);

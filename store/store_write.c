@@ -117,6 +117,7 @@ store_submit (store_t *self, json_t *req, int64_t *id, bool *duplicate)
     json_t *code = json_object_get (req, "code");
     if (!principal || !role || !session || !lang || !s_required (req, "code")
     ||  !s_optional_ok (req, "reason") || !s_optional_ok (req, "key") || !s_optional_ok (req, "groups")
+    ||  !(json_object_get (req, "timeout_ms") == NULL || json_is_integer (json_object_get (req, "timeout_ms")))
     ||  store_writable (self, "submit"))
         return -1;
     char code_sha[65], bind_sha[65], at[32];
@@ -141,6 +142,9 @@ store_submit (store_t *self, json_t *req, int64_t *id, bool *duplicate)
     //  restarts before deciding must decide as the connection would have.
     if (data && json_is_string (json_object_get (req, "groups")))
         json_object_set (data, "groups", json_object_get (req, "groups"));
+    //  The run timeout asked for, which the decision applies (after a restart too).
+    if (data && json_is_integer (json_object_get (req, "timeout_ms")))
+        json_object_set (data, "timeout_ms", json_object_get (req, "timeout_ms"));
     if (rc == 0)
         rc = data ? store_append (self, *id, "received", principal, data, at) : -1;
     json_decref (data);

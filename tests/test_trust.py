@@ -192,7 +192,7 @@ def eviction_is_never_silent():
         r = c.run("v", session="e1")
         check(r["error_name"] == "NameError" and r["session_reset"] is True, r)
         check("evicted" in r["reset_reason"], r)
-        ev = s.sql("select count(*) from events where type = 'session_ended'"
+        ev = s.sql("select count(*) from events where type = 'evicted'"
                    " and json_extract(data, '$.reason') like '%evicted%'")
         check(ev[0][0] >= 1, ev)
     finally:

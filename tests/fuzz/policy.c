@@ -38,14 +38,14 @@ s_decide_on_itself (policy_t *policy, const char *text, size_t size)
 static void
 s_stream_matches (const char *text, size_t size, const char *whole, size_t whole_len)
 {
-    mask_stream_t *stream = mask_stream_new (s_mask, 1 << 20);
+    mask_stream_t *stream = mask_stream_new (1 << 20);
     char *joined = calloc (1, 1);
     size_t joined_len = 0;
     for (size_t at = 0, i = 0; stream && joined && at <= size; i++) {
         size_t step = 1 + (size ? (unsigned char) text[i % size] % 64 : 0), n = 0;
         step = at + step < size ? step : size - at;
         bool last = at + step >= size;
-        char *out = mask_stream_feed (stream, text + at, step, last, &n);
+        char *out = mask_stream_feed (stream, s_mask, text + at, step, last, &n);
         char *grown = out ? realloc (joined, joined_len + n + 1) : NULL;
         if (grown) {
             memcpy (grown + joined_len, out, n);

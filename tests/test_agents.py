@@ -1,0 +1,153 @@
+"""tests/test_agents.py: what an agent needs beyond submit (issue 14): visible sessions, reset
+and close, interrupt, a run timeout of its own choosing and output streamed as it comes, each
+through the real broker and worker, and each against another principal naming what is not its
+own."""
+import json, time
+from harness import Stack, check, run_all, test, SLOW
+
+UID_BASE = 298000
+POLICY = {"version": 1, "rules": [
+    {"name": "short", "match": {"code": "SHORT"}, "action": "allow", "limits": {"timeout_ms": 2000}},
+    {"name": "allow-all", "action": "allow"}]}
+S = None
+
+
+def shared():
+    global S
+    if S is None:
+        S = Stack(slots=6, policy=POLICY, worker_args=["--uid-base", str(UID_BASE)],
+                  broker_args=["--max-timeout-ms", "60000"])
+        r = S.cli("keygen", "bob", "--role", "agent")
+        check(r.returncode == 0, r.stderr)
+    return S
+
+
+def mine(listing, session, lang="python"):
+    return [e for e in listing["sessions"] if e["session"] == session and e["lang"] == lang]
+
+
+@test
+def sessions_are_listed_for_their_owner_only():
+    s = shared()
+    alice, bob, admin = s.client("agent"), s.client("bob"), s.client("admin")
+    try:
+        for i in range(3):
+            check(alice.run("x = %d" % i, session="ls-a")["outcome"] == "ok", "alice")
+        check(alice.run("echo hi", lang="shell", session="ls-a")["outcome"] == "ok", "shell")
+        check(bob.run("y = 1", session="ls-b")["outcome"] == "ok", "bob")
+        r = alice.call("sessions")
+        check(r["ok"], r)
+        [py] = mine(r, "ls-a")
+        check(py["principal"] == "agent" and py["worker"] == "w0" and py["state"] == "idle", py)
+        check(py["execution_count"] == 3 and py["last_used"].endswith("Z"), py)
+        check(py["memory_kb"] is None or py["memory_kb"] > 0, py)
+        check(len(mine(r, "ls-a", "shell")) == 1, r)
+        check(not mine(r, "ls-b"), ("bob's session shown to alice", r))
+        check(not mine(bob.call("sessions"), "ls-a"), "alice's session shown to bob")
+        every = admin.call("sessions")
+        check(mine(every, "ls-a") and mine(every, "ls-b")[0]["principal"] == "bob", every)
+    finally:
+        for c in (alice, bob, admin):
+            c.close()
+
+
+@test
+def reset_and_close_end_the_interpreter_on_the_record():
+    s = shared()
+    alice, bob = s.client("agent"), s.client("bob")
+    try:
+        check(alice.run("kept = 'state'", session="rs")["outcome"] == "ok", "first")
+        # bob names alice's session: it is not his, so there is nothing of his to reset
+        r = bob.call("reset", session="rs", lang="python")
+        check(not r["ok"] and r["error"]["code"] == "not_found", r)
+        check(alice.run("kept", session="rs")["value"] == "'state'", "bob's reset changed nothing")
+        r = alice.call("reset", session="rs", lang="python")
+        check(r["ok"] and r["reset"] is True, r)
+        r = alice.run("kept", session="rs")
+        check(r["error_name"] == "NameError" and r["session_reset"] is True
+              and "reset" in r["reset_reason"], r)
+        ev = s.sql("select actor, data from events where type = 'session_reset'")
+        check(any(a == "agent" and json.loads(d)["session"] == "rs" for a, d in ev), ev)
+        # close: the interpreter ends and is no longer listed
+        r = alice.call("close", session="rs", lang="python")
+        check(r["ok"] and r["closed"] is True, r)
+        check(not mine(alice.call("sessions"), "rs"), "closed session still listed")
+        check(s.sql("select count(*) from events where type = 'session_closed'")[0][0] >= 1, "event")
+        r = alice.call("close", session="rs", lang="python")
+        check(not r["ok"] and r["error"]["code"] == "not_found", r)
+        # a session running a snippet is not reset under it
+        busy = alice.call("submit", lang="python", code="import time; time.sleep(1.5)", session="rs",
+                          wait_ms=0)
+        deadline = time.time() + 10 * SLOW
+        while alice.call("status", id=busy["id"])["state"] != "running" and time.time() < deadline:
+            time.sleep(0.02)
+        r = alice.call("reset", session="rs", lang="python")
+        check(not r["ok"] and r["error"]["code"] == "bad_state", r)
+        check(alice.call("await", id=busy["id"], timeout_ms=10000)["outcome"] == "ok", "busy run")
+        for bad in ({"session": "rs"}, {"session": "rs", "lang": "perl"}, {"session": 5, "lang": "python"},
+                    {"session": "rs", "lang": "python", "owner": "agent"}):
+            r = bob.call("reset", **bad)
+            check(not r["ok"] and r["error"]["code"] in ("missing_field", "bad_value", "bad_type",
+                                                         "unknown_key"), (bad, r))
+    finally:
+        alice.close()
+        bob.close()
+
+
+@test
+def a_run_timeout_is_asked_for_within_the_rule():
+    s = shared()
+    c = s.client()
+    try:
+        r = c.call("submit", lang="python", code="'SHORT'", session="to", timeout_ms=5000, wait_ms=5000)
+        check(not r["ok"] and r["error"]["code"] == "bad_value" and "2000" in r["error"]["message"]
+              and "short" in r["error"]["message"], r)
+        r = c.call("submit", lang="python", code="1", session="to", timeout_ms=70000, wait_ms=5000)
+        check(not r["ok"] and r["error"]["code"] == "bad_value" and "60000" in r["error"]["message"], r)
+        for bad in (0, -5, "10", 1.5, True):
+            r = c.call("submit", lang="python", code="1", session="to", timeout_ms=bad, wait_ms=5000)
+            check(not r["ok"] and r["error"]["code"] in ("bad_value", "bad_type"), (bad, r))
+        n = s.sql("select count(*) from requests where session = 'to'")[0][0]
+        check(n == 0, ("refused submits were recorded", n))
+        t0 = time.time()
+        r = c.run("import time; time.sleep(5)", session="to", timeout_ms=700)
+        check(r["outcome"] == "timeout" and time.time() - t0 < 4 * SLOW, r)
+        limits = json.loads(s.sql("select limits from requests where id = ?", r["id"])[0][0])
+        check(limits["timeout_ms"] == 700, limits)
+        received = json.loads(s.sql("select data from events where request_id = ? and type = 'received'",
+                                    r["id"])[0][0])
+        check(received["timeout_ms"] == 700, received)
+        r = c.run("'SHORT and quick'", session="to", timeout_ms=1500)
+        check(r["outcome"] == "ok", r)
+    finally:
+        c.close()
+
+
+@test
+def interrupt_is_for_running_requests_of_the_caller():
+    s = shared()
+    alice, bob = s.client("agent"), s.client("bob")
+    try:
+        r = alice.run("1", session="int")
+        done = alice.call("interrupt", id=r["id"])
+        check(not done["ok"] and done["error"]["code"] == "bad_state", done)
+        running = alice.call("submit", lang="python", code="import time; time.sleep(1)", session="int",
+                             wait_ms=0)
+        r = bob.call("interrupt", id=running["id"])
+        check(not r["ok"] and r["error"]["code"] == "not_found", ("bob interrupted alice", r))
+        r = bob.call("interrupt", id=10 ** 9)
+        check(not r["ok"] and r["error"]["code"] == "not_found", r)
+        check(alice.call("await", id=running["id"], timeout_ms=10000)["outcome"] == "ok", "undisturbed")
+        check(not s.sql("select 1 from events where type = 'interrupt'"), "a refused interrupt recorded")
+    finally:
+        alice.close()
+        bob.close()
+
+
+if __name__ == "__main__":
+    try:
+        rc = run_all("agents")
+    finally:
+        if S:
+            S.stop()
+    raise SystemExit(rc)
