@@ -248,15 +248,20 @@ s_str (json_t *object, const char *key)
     return text ? text : "-";
 }
 
+//  Every schema difference, then the first bad row, each on a TAMPERED line; or the summary,
+//  and (without --since-head) what a cut tail needs.
 static void
 s_verify_text (json_t *report, int rc)
 {
-    if (rc != 0) {
-        json_t *bad = json_object_get (report, "bad");
+    size_t i;
+    json_t *difference, *bad = json_object_get (report, "bad");
+    json_array_foreach (json_object_get (report, "schema"), i, difference)
+        printf ("TAMPERED: schema: %s\n", s_str (difference, "why"));
+    if (bad)
         printf ("TAMPERED: %s row %lld: %s\n", s_str (bad, "table"),
                 (long long) json_integer_value (json_object_get (bad, "row")), s_str (bad, "why"));
+    if (rc != 0)
         return;
-    }
     printf ("ok: %lld events, %lld requests, from %s to %s\nhead: %s\n",
             (long long) json_integer_value (json_object_get (report, "events")),
             (long long) json_integer_value (json_object_get (report, "requests")),
@@ -266,6 +271,10 @@ s_verify_text (json_t *report, int rc)
         printf ("saved head: event %lld, %lld events after it; nothing before it changed\n",
                 (long long) json_integer_value (json_object_get (since, "seq")),
                 (long long) json_integer_value (json_object_get (since, "events_after")));
+    else if (json_is_string (json_object_get (report, "head")))
+        printf ("head %s at seq %lld; pass --since-head to prove nothing after a saved head "
+                "was removed\n", s_str (report, "head"),
+                (long long) json_integer_value (json_object_get (report, "head_seq")));
 }
 
 int

@@ -1,7 +1,8 @@
 /*  store/query.c: the store's streaming reads. Every history row, or every event, that
     matches a set of filters goes to a callback one at a time from a single prepared
     statement, so an export of any size holds one row in memory and SQL is never built
-    from values. The read transaction (one snapshot for the whole walk) is store_read.c's. */
+    from values. Both read base tables only (query.h). The read transaction (one snapshot for
+    the whole walk) is store_read.c's. */
 #include "store/query.h"
 #include "store/verify.h"
 #include "common/util.h"
@@ -12,9 +13,8 @@ static const char *s_filters[] = { "principal", "session", "state", "since", "un
 #define NFILTERS (sizeof s_filters / sizeof s_filters[0])
 
 static const char *s_requests_sql =
-    "SELECT * FROM history WHERE (?1 IS NULL OR principal = ?1) AND (?2 IS NULL OR session = ?2)"
-    " AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR submitted_at >= ?4)"
-    " AND (?5 IS NULL OR submitted_at < ?5) ORDER BY id";
+    "SELECT " QUERY_HISTORY_COLUMNS " FROM requests r WHERE " QUERY_HISTORY_FILTERS
+    " ORDER BY r.id";
 
 //  Events about no request match only when no request filter is given.
 static const char *s_events_sql =

@@ -70,10 +70,9 @@ static const char *s_sql[ST_COUNT] = {
                   " e.actor AS actor, e.data AS data, e.prev_hash AS prev_hash, e.hash AS hash,"
                   " r.principal AS owner FROM events e LEFT JOIN requests r ON r.id = e.request_id"
                   " WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
-    [ST_HISTORY] = "SELECT * FROM (SELECT * FROM history WHERE (?1 IS NULL OR principal = ?1)"
-                   " AND (?2 IS NULL OR session = ?2) AND (?3 IS NULL OR state = ?3)"
-                   " AND (?4 IS NULL OR submitted_at >= ?4) AND (?5 IS NULL OR submitted_at < ?5)"
-                   " ORDER BY id DESC LIMIT ?6) ORDER BY id",
+    //  The history view's rows from the base tables (query.h): a view can be redefined.
+    [ST_HISTORY] = "SELECT * FROM (SELECT " QUERY_HISTORY_COLUMNS " FROM requests r WHERE "
+                   QUERY_HISTORY_FILTERS " ORDER BY r.id DESC LIMIT ?6) ORDER BY id",
     [ST_PRUNE_PICK] = "SELECT id, code, stdout, stderr, value, traceback FROM requests"
                       " WHERE finished_at < ?1 AND pruned_at IS NULL AND state IN ('done',"
                       " 'denied', 'expired', 'cancelled', 'lost') ORDER BY id LIMIT ?2",

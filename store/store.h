@@ -8,7 +8,7 @@
     events; a write function returns 0 only after COMMIT succeeded, and on any failure rolls
     back (nothing half-written), logs why and returns -1.
 
-    SCHEMA (PRAGMA user_version = 2; migrations in schema.c, version 1 files upgrade on open)
+    SCHEMA (PRAGMA user_version = 3; migrations in schema.c, older files upgrade on open)
     requests   one row per submitted snippet: inputs (principal, role, session, lang, code,
                code_sha256, bind_sha256, reason, idem_key, submitted_at; immutable by trigger),
                state, decision (rule, decision_message, policy_sha256), worker, timestamps
@@ -190,13 +190,14 @@ json_t *store_events_since (store_t *self, int64_t seq, int limit);
 //  The seq of the last event (0 if none), or -1 on error.
 int64_t store_head_seq (store_t *self);
 
-//  Rows of the `history` view, filtered by the optional string keys principal, session,
-//  state, since (submitted_at >= since), until (submitted_at < until) of `filters` (may be
-//  NULL). Any other key is an error (a mistyped filter must not widen the result). The
+//  Rows with the `history` view's columns, built from the tables (anyone with the file can
+//  redefine a view; no reader reads one), filtered by the optional string keys principal,
+//  session, state, since (submitted_at >= since), until (submitted_at < until) of `filters`
+//  (may be NULL). Any other key is an error (a mistyped filter must not widen the result). The
 //  newest `limit` rows (<= 0: all), oldest first. NULL on error.
 json_t *store_history (store_t *self, json_t *filters, int limit);
 
-//  Calls fn (row, arg) for each row of the `history` view that matches `filters` (as in
+//  Calls fn (row, arg) for each history row (as store_history) that matches `filters` (as in
 //  store_history), in id order, from one prepared statement inside one read snapshot:
 //  memory stays flat however many rows there are, and the broker keeps writing meanwhile.
 //  The row is borrowed (freed when fn returns; json_incref to keep it). fn returns 0 to go
@@ -225,6 +226,9 @@ int store_prune (store_t *self, const char *before, const char *actor, int64_t *
 int store_prune_batch (store_t *self, const char *before, const char *actor, int64_t *count);
 
 //  Re-verifies everything in one read snapshot (works while the broker writes):
+//  0. the schema: every table, index, trigger and view of sqlite_master (sqlite_stat* aside)
+//     equals what schema.c's migrations create in an empty database, and PRAGMA
+//     integrity_check finds nothing (an index whose contents differ from its table);
 //  1. the chain, in seq order: seq contiguous from 1, prev_hash = previous hash, data in
 //     canonical form, hash recomputed;
 //  2. each request, in id order: its events start with `received` and each transition's
@@ -234,12 +238,16 @@ int store_prune_batch (store_t *self, const char *before, const char *actor, int
 //     approval events. A row with no `received` event was not written by the store;
 //  3. every `received` event still has its requests row.
 //  *report = {"ok", "events": N, "requests": N, "first_at", "last_at", "head" (hash of the
-//  last event, null if none), "bad": {"table": "events"|"requests"|"approvals", "row": seq
-//  or id, "why"} (the first problem in the order above; absent when ok)}; caller owns it.
+//  last event, null if none), "head_seq" (its seq, 0 if none), "schema_version", "schema":
+//  [every difference of step 0, as verify_schema in verify.h lists them; empty if none],
+//  "bad": {"table": "events"|"requests"|"approvals", "row": seq or id, "why"} (the first
+//  problem of steps 1-3; absent if none)}; "ok" is false if schema or bad says anything.
+//  Caller owns it.
 //  A pruned request is checked against its `pruned` event instead: code '' and the other
 //  bodies NULL, pruned_at its time, and the hashes it recorded equal to what the request's
 //  earlier events recorded.
-//  Returns 0 if intact, 1 if tampering was found, -1 on error (*report NULL).
+//  Returns 0 if intact, 1 if tampering (of the schema or the rows) was found, -1 on error
+//  (*report NULL).
 int store_verify (store_t *self, json_t **report);
 
 //  store_verify, and also proves a head hash saved earlier: some event must have exactly

@@ -1,9 +1,12 @@
 /*  store/verify.c: the canonical form and hash of an event, and store_verify's re-checking
-    of the whole database (the chain, then each request against its events, then rows that
-    vanished). It only reads; store_read.c holds the read transaction. The form is in store.h. */
+    of the whole database (the schema, in verify_schema.c; the chain, then each request
+    against its events, then rows that vanished). It only reads, and only base tables: a
+    view is a definition anyone with the file can change. store_read.c holds the read
+    transaction. The form is in store.h. */
 #include "store/verify.h"
 #include "common/states.h"
 #include "store/store.h"
+#include "store/schema.h"
 #include "common/util.h"
 #include <stdarg.h>
 #include <stdio.h>
@@ -181,7 +184,7 @@ s_chain (verify_t *self, sqlite3 *db, const char *head, json_t *report, json_t *
     sqlite3_stmt *st = self->events;
     sqlite3_reset (st);
     char prev[65] = VERIFY_GENESIS;
-    int64_t expect = 1, count = 0, found = 0;
+    int64_t expect = 1, count = 0, found = 0, last = 0;
     int rc;
     while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
         count++;
@@ -189,7 +192,8 @@ s_chain (verify_t *self, sqlite3 *db, const char *head, json_t *report, json_t *
             *bad = s_check_event (st, expect, prev);
         if (head && !*bad && !found && s_text (st, 7) && strcmp (s_text (st, 7), head) == 0)
             found = sqlite3_column_int64 (st, 0);
-        expect = sqlite3_column_int64 (st, 0) + 1;      //  one gap is reported once
+        last = sqlite3_column_int64 (st, 0);
+        expect = last + 1;                              //  one gap is reported once
         snprintf (prev, sizeof prev, "%s", s_text (st, 7) ? s_text (st, 7) : "");
         json_t *at = json_string (s_text (st, 1) ? s_text (st, 1) : "");
         if (count == 1)
@@ -201,6 +205,7 @@ s_chain (verify_t *self, sqlite3 *db, const char *head, json_t *report, json_t *
     sqlite3_reset (st);
     json_object_set_new (report, "events", json_integer (count));
     json_object_set_new (report, "head", count ? json_string (prev) : json_null ());
+    json_object_set_new (report, "head_seq", json_integer (last));
     if (head && rc == SQLITE_DONE)
         s_saved_head (report, head, found, count, bad);
     return rc == SQLITE_DONE ? 0 : -1;
@@ -499,10 +504,15 @@ s_orphans (verify_t *self, sqlite3 *db, json_t **bad)
 int
 verify_run (verify_t *self, sqlite3 *db, const char *head, json_t **report)
 {
-    *report = json_pack ("{s:b, s:I, s:I, s:n, s:n, s:n}", "ok", 1, "events", (json_int_t) 0,
-                         "requests", (json_int_t) 0, "first_at", "last_at", "head");
-    json_t *bad = NULL;
-    int rc = *report ? s_chain (self, db, head, *report, &bad) : -1;
+    *report = json_pack ("{s:b, s:I, s:I, s:n, s:n, s:n, s:I, s:i}", "ok", 1, "events",
+                         (json_int_t) 0, "requests", (json_int_t) 0, "first_at", "last_at",
+                         "head", "head_seq", (json_int_t) 0, "schema_version", schema_version ());
+    json_t *bad = NULL, *schema = NULL;
+    int rc = *report ? verify_schema (db, &schema) : -1;
+    if (rc == 0)
+        json_object_set_new (*report, "schema", schema);
+    if (rc == 0)
+        rc = s_chain (self, db, head, *report, &bad);
     if (rc == 0 && !bad)
         rc = s_requests (self, db, *report, &bad);
     if (rc == 0 && !bad)
@@ -513,9 +523,10 @@ verify_run (verify_t *self, sqlite3 *db, const char *head, json_t **report)
         *report = NULL;
         return -1;
     }
-    if (!bad)
+    if (!bad && json_array_size (schema) == 0)
         return 0;
     json_object_set_new (*report, "ok", json_false ());
-    json_object_set_new (*report, "bad", bad);
+    if (bad)
+        json_object_set_new (*report, "bad", bad);
     return 1;
 }

@@ -1,6 +1,7 @@
 /*  store/verify.h: internal to the store module (store*.c, verify*.c, query.c, schema_test.c).
     verify.c owns the canonical form of an event, its hash, and the re-verification of the
-    whole database; store.c owns the connection, store_write.c and store_prune.c every write. */
+    whole database (verify_schema.c its schema); store.c owns the connection, store_write.c
+    and store_prune.c every write. */
 #ifndef RG_VERIFY_H
 #define RG_VERIFY_H
 #include <jansson.h>
@@ -29,6 +30,12 @@ void verify_finalize (verify_t *self);
 //  read transaction. 0 intact, 1 tampered, -1 error (*report NULL).
 int verify_run (verify_t *self, sqlite3 *db, const char *head, json_t **report);
 
+//  The differences between db's schema and the one schema.c's migrations make, and what
+//  PRAGMA integrity_check finds, as a new array of {problem: differs|missing|extra|integrity|
+//  more, type, name, sql (the file's definition, null if none), why} (verify_schema.c); an
+//  empty array when they agree. The caller holds a read transaction. 0 or -1 (logged).
+int verify_schema (sqlite3 *db, json_t **differences);
+
 //  The canonical text of an event's data (compact, sorted keys); caller frees. NULL on error.
 char *event_data_text (const json_t *data);
 
@@ -45,4 +52,13 @@ json_t *store_test_last_data (store_t *store);
 
 //  Defined in verify_test.c, run by store_test: tampering with a closed file is caught.
 int verify_test (const char *dir);
+
+//  Self-tests only (verify_test.c): a new store at path holding requests 1 (done), 2
+//  (approved by bob, done with an error) and 3 (denied), all alice's, then a rejected event
+//  by mallory: events 1-13. NULL on failure.
+store_t *verify_test_build (const char *path);
+
+//  Defined in verify_schema_test.c, run by verify_test: a schema changed any way is named,
+//  a fresh or migrated one is not, and the readers ignore a view that lies.
+int verify_schema_test (const char *dir);
 #endif

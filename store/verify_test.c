@@ -1,5 +1,6 @@
 /*  store/verify_test.c: verify.c's self-test. An attacker with write access to the file
-    drops the triggers and edits rows; each edit is caught and the first bad row named. */
+    drops the triggers, edits rows and puts the triggers back; each edit is caught and the
+    first bad row named. verify_schema_test.c tampers with the schema itself. */
 #include "store/verify.h"
 #include "store/store.h"
 #include "common/check.h"
@@ -34,8 +35,8 @@ s_test_move (store_t *store, int64_t id, const char *from, const char *to, json_
 
 //  Requests 1 (done, ok), 2 (approved, done with an error), 3 (denied), then a rejected
 //  event: events 1-4, 5-10, 11-12, 13.
-static store_t *
-s_test_build (const char *path)
+store_t *
+verify_test_build (const char *path)
 {
     store_t *store = store_new (path, 0);
     int rc = store ? 0 : -1;
@@ -125,6 +126,29 @@ static const tamper_t s_tampers[] = {
     { "deleted request", "DELETE FROM requests WHERE id = 3", "requests", 3 },
 };
 
+//  Runs sql as a careful intruder would, in one transaction: the triggers dropped, the edit,
+//  then the triggers put back exactly as they were, so that only the rows tell. The sqlite
+//  result code, and the error text into error (may be NULL).
+static int
+s_test_careful (const char *path, const char *sql, char *error, size_t size)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char *script = NULL;
+    if (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK
+    &&  sqlite3_prepare_v2 (db, "SELECT group_concat ('DROP TRIGGER ' || name, '; '),"
+                            " group_concat (sql, '; ') FROM sqlite_master WHERE type = 'trigger'",
+                            -1, &st, NULL) == SQLITE_OK
+    &&  sqlite3_step (st) == SQLITE_ROW)
+        script = sqlite3_mprintf ("BEGIN; %s; %s; %s; COMMIT;", sqlite3_column_text (st, 0), sql,
+                                  sqlite3_column_text (st, 1));
+    sqlite3_finalize (st);
+    sqlite3_close (db);
+    int rc = script ? store_raw_exec (path, script, error, size) : SQLITE_ERROR;
+    sqlite3_free (script);
+    return rc;
+}
+
 static const char *s_drop_triggers =
     "DROP TRIGGER IF EXISTS events_no_update; DROP TRIGGER IF EXISTS events_no_delete;"
     " DROP TRIGGER IF EXISTS approvals_no_update; DROP TRIGGER IF EXISTS approvals_no_delete;"
@@ -135,12 +159,11 @@ s_test_tamper (const char *dir, const tamper_t *t)
 {
     char path[256], error[256] = "";
     snprintf (path, sizeof path, "%s/tamper.db", dir);
-    store_t *store = s_test_build (path);
+    store_t *store = verify_test_build (path);
     CHECK (store);
     char *forged = store && !t->sql ? s_test_forge (store, t->name) : NULL;
     const char *sql = t->sql ? t->sql : forged;
-    CHECK (sql && store_raw_exec (path, s_drop_triggers, error, sizeof error) == SQLITE_OK);
-    CHECK (sql && store_raw_exec (path, sql, error, sizeof error) == SQLITE_OK);
+    CHECK (sql && s_test_careful (path, sql, error, sizeof error) == SQLITE_OK);
     sqlite3_free (forged);
     json_t *report = NULL;
     int rc = store ? store_verify (store, &report) : -1;
@@ -149,6 +172,8 @@ s_test_tamper (const char *dir, const tamper_t *t)
     int64_t row = json_integer_value (json_object_get (bad, "row"));
     CHECK (rc == 1 && json_is_false (json_object_get (report, "ok")));
     CHECK (table && strcmp (table, t->table) == 0 && row == t->row);
+    CHECK (json_is_array (json_object_get (report, "schema"))
+           && json_array_size (json_object_get (report, "schema")) == 0);
     if (rc != 1 || !table || strcmp (table, t->table) != 0 || row != t->row)
         fprintf (stderr, "FAIL tampering '%s': rc %d, bad %s %lld (%s) %s\n", t->name, rc,
                  table ? table : "-", (long long) row,
@@ -170,7 +195,7 @@ s_test_intact (const char *dir)
 {
     char path[256];
     snprintf (path, sizeof path, "%s/intact.db", dir);
-    store_t *store = s_test_build (path);
+    store_t *store = verify_test_build (path);
     json_t *report = NULL;
     CHECK (store && store_verify (store, &report) == 0);
     CHECK (json_integer_value (json_object_get (report, "events")) == 13);
@@ -179,11 +204,12 @@ s_test_intact (const char *dir)
     json_t *events = store ? store_events_since (store, 12, 0) : NULL;
     const char *head = json_string_value (json_object_get (json_array_get (events, 0), "hash"));
     CHECK (head && s_streq_json (json_object_get (report, "head"), head));
+    CHECK (json_integer_value (json_object_get (report, "head_seq")) == 13);
     json_decref (report);
-    CHECK (store_raw_exec (path, s_drop_triggers, NULL, 0) == SQLITE_OK);
-    CHECK (store_raw_exec (path, "DELETE FROM events WHERE seq = 13", NULL, 0) == SQLITE_OK);
+    CHECK (s_test_careful (path, "DELETE FROM events WHERE seq = 13", NULL, 0) == SQLITE_OK);
     CHECK (store && store_verify (store, &report) == 0);
     CHECK (head && !s_streq_json (json_object_get (report, "head"), head));
+    CHECK (json_integer_value (json_object_get (report, "head_seq")) == 12);
     json_decref (report);
     json_decref (events);
     store_destroy (&store);
@@ -213,7 +239,7 @@ s_test_prune (const char *dir)
 {
     char path[256];
     snprintf (path, sizeof path, "%s/prune.db", dir);
-    store_t *store = s_test_build (path);
+    store_t *store = verify_test_build (path);
     int64_t count = -1;
     CHECK (store && store_prune (store, "2000-01-01", "admin", &count) == 0 && count == 0);
     CHECK (store_prune (store, "2999-01-01", "admin", &count) == 0 && count == 3);
@@ -247,13 +273,13 @@ s_test_prune_forged (const char *dir)
 {
     char path[256];
     snprintf (path, sizeof path, "%s/prune.db", dir);
-    store_t *store = s_test_build (path);
+    store_t *store = verify_test_build (path);
     CHECK (store_raw_exec (path, "UPDATE requests SET code = '', pruned_at = '2030-01-01'"
                            " WHERE id = 1", NULL, 0) == SQLITE_OK);    //  triggers allow it
     CHECK (s_test_check (store, NULL, "requests", 1) == 1);
     store_destroy (&store);
     unlink (path);
-    store = s_test_build (path);
+    store = verify_test_build (path);
     int64_t count = 0;
     CHECK (store_raw_exec (path, s_drop_triggers, NULL, 0) == SQLITE_OK);
     CHECK (store_raw_exec (path, "UPDATE requests SET stdout = '2\n' WHERE id = 1", NULL, 0) == 0);
@@ -269,7 +295,7 @@ s_test_saved_head (const char *dir)
 {
     char path[256], hash[65];
     snprintf (path, sizeof path, "%s/head.db", dir);
-    store_t *store = s_test_build (path);
+    store_t *store = verify_test_build (path);
     json_t *events = store ? store_events_since (store, 11, 0) : NULL;
     json_t *e12 = json_array_get (events, 0), *e13 = json_array_get (events, 1);
     char head[65];
@@ -287,10 +313,9 @@ s_test_saved_head (const char *dir)
     const char *prev = json_string_value (json_object_get (e12, "hash"));
     const char *at = json_string_value (json_object_get (e13, "at"));
     CHECK (event_hash (prev, 13, at, 0, "rejected", "nobody", data, hash) == 0);
-    char *sql = sqlite3_mprintf ("%s UPDATE events SET actor = 'nobody', hash = %Q WHERE seq = 13;"
-                                 " UPDATE events SET prev_hash = %Q WHERE seq = 14",
-                                 s_drop_triggers, hash, hash);
-    CHECK (store_raw_exec (path, sql, NULL, 0) == SQLITE_OK);
+    char *sql = sqlite3_mprintf ("UPDATE events SET actor = 'nobody', hash = %Q WHERE seq = 13;"
+                                 " UPDATE events SET prev_hash = %Q WHERE seq = 14", hash, hash);
+    CHECK (s_test_careful (path, sql, NULL, 0) == SQLITE_OK);
     sqlite3_free (sql);
     json_decref (events);
     events = store_events_since (store, 13, 0);
@@ -298,7 +323,7 @@ s_test_saved_head (const char *dir)
     CHECK (event_hash (hash, 14, json_string_value (json_object_get (e14, "at")), 0, "note", "bob",
                        data, hash) == 0);
     sql = sqlite3_mprintf ("UPDATE events SET hash = %Q WHERE seq = 14", hash);
-    CHECK (store_raw_exec (path, sql, NULL, 0) == SQLITE_OK);
+    CHECK (s_test_careful (path, sql, NULL, 0) == SQLITE_OK);
     sqlite3_free (sql);
     CHECK (s_test_check (store, NULL, NULL, 0) == 0);
     CHECK (s_test_check (store, head, "events", 0) == 1);
@@ -317,5 +342,6 @@ verify_test (const char *dir)
     s_test_saved_head (dir);
     for (size_t i = 0; i < COUNT (s_tampers); i++)
         s_test_tamper (dir, &s_tampers[i]);
+    verify_schema_test (dir);
     return 0;
 }

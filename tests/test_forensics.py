@@ -65,12 +65,31 @@ def run_cli(directory, *args):
                           capture_output=True, text=True, timeout=60 * SLOW)
 
 
-def raw(directory, *statements):
+def careful(directory, edit):
+    """Runs edit(con) as a careful intruder would: the triggers dropped, then put back as they
+    were (verify names a missing trigger), so only the rows can tell."""
     con = sqlite3.connect(os.path.join(directory, "replgate.db"))
-    for (t,) in con.execute("select name from sqlite_master where type = 'trigger'").fetchall():
-        con.execute("drop trigger %s" % t)
+    triggers = con.execute("select name, sql from sqlite_master where type = 'trigger'").fetchall()
+    for name, _ in triggers:
+        con.execute("drop trigger %s" % name)
+    edit(con)
+    for _, sql in triggers:
+        con.execute(sql)
+    con.commit()
+    con.close()
+
+
+def raw(directory, *statements):
+    def edit(con):
+        for st in statements:
+            con.execute(st[0], st[1:]) if isinstance(st, tuple) else con.execute(st)
+    careful(directory, edit)
+
+
+def schema_edit(directory, *statements):
+    con = sqlite3.connect(os.path.join(directory, "replgate.db"))
     for st in statements:
-        con.execute(st[0], st[1:]) if isinstance(st, tuple) else con.execute(st)
+        con.execute(st)
     con.commit()
     con.close()
 
@@ -85,19 +104,18 @@ def canonical(e, data):
 
 def rechain(directory, start):
     """What a careful forger does after editing: recomputes every hash from event `start` on."""
-    con = sqlite3.connect(os.path.join(directory, "replgate.db"))
-    rows = con.execute("select seq, at, request_id, type, actor, data, prev_hash from events order by seq").fetchall()
-    prev = "0" * 64
-    for seq, at, rid, typ, actor, data, old_prev in rows:
-        if seq >= start:
-            e = dict(seq=seq, at=at, request_id=rid, type=typ, actor=actor)
-            h = hashlib.sha256((prev + canonical(e, data)).encode()).hexdigest()
-            con.execute("update events set prev_hash = ?, hash = ? where seq = ?", (prev, h, seq))
-            prev = h
-        else:
-            prev = con.execute("select hash from events where seq = ?", (seq,)).fetchone()[0]
-    con.commit()
-    con.close()
+    def edit(con):
+        rows = con.execute("select seq, at, request_id, type, actor, data, prev_hash from events order by seq").fetchall()
+        prev = "0" * 64
+        for seq, at, rid, typ, actor, data, old_prev in rows:
+            if seq >= start:
+                e = dict(seq=seq, at=at, request_id=rid, type=typ, actor=actor)
+                h = hashlib.sha256((prev + canonical(e, data)).encode()).hexdigest()
+                con.execute("update events set prev_hash = ?, hash = ? where seq = ?", (prev, h, seq))
+                prev = h
+            else:
+                prev = con.execute("select hash from events where seq = ?", (seq,)).fetchone()[0]
+    careful(directory, edit)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,6 +370,113 @@ def since_head_catches_a_rewrite_before_the_saved_head():
         shutil.rmtree(d)
     p = s.cli("verify", "--since-head", "abc")
     check(p.returncode == 2, p.stderr)
+
+
+@test
+def verify_says_a_cut_tail_needs_a_saved_head():
+    s = shared()
+    d = snapshot(s)
+    try:
+        line = "head %s at seq %d; pass --since-head to prove nothing after a saved head was removed"
+        con = sqlite3.connect(os.path.join(d, "replgate.db"))
+        seq, head = con.execute("select seq, hash from events order by seq desc limit 1").fetchone()
+        rid = con.execute("select max(request_id) from events").fetchone()[0]
+        cut = con.execute("select min(seq) from events where request_id = ?", (rid,)).fetchone()[0]
+        con.close()
+        p = run_cli(d, "verify")
+        check(p.returncode == 0 and (line % (head, seq)) in p.stdout, p.stdout)
+        check(json.loads(run_cli(d, "verify", "--json").stdout)["head_seq"] == seq, "head_seq")
+        check("--since-head" not in run_cli(d, "verify", "--since-head", head).stdout, "said with it")
+        # the tail from the last request's first event on, cut cleanly: the chain is sound again
+        raw(d, "delete from approvals where request_id in (select request_id from events where seq >= %d)" % cut,
+            "delete from requests where id in (select request_id from events where seq >= %d)" % cut,
+            "delete from events where seq >= %d" % cut)
+        con = sqlite3.connect(os.path.join(d, "replgate.db"))
+        new_head = con.execute("select hash from events where seq = ?", (cut - 1,)).fetchone()[0]
+        con.close()
+        p = run_cli(d, "verify")
+        check(p.returncode == 0 and (line % (new_head, cut - 1)) in p.stdout, p.stdout)
+        p = run_cli(d, "verify", "--since-head", head)
+        check(p.returncode == 1 and "saved head" in p.stdout, p.stdout)
+    finally:
+        shutil.rmtree(d)
+
+
+def schema_changes(directory):
+    """(name, statements, the differences verify must name) on a copy of the database."""
+    con = sqlite3.connect(os.path.join(directory, "replgate.db"))
+    v = con.execute("pragma user_version").fetchone()[0]
+    triggers = [t for (t,) in con.execute("select name from sqlite_master where type = 'trigger'")]
+    admin = con.execute("select id from requests where principal = 'admin'").fetchone()[0]
+    con.close()
+    return [
+        ("view hides a principal", ["drop view history", "create view history as select * from requests"
+                                    " where principal != 'admin'"], ["view history differs from schema v%d" % v]),
+        ("view relabels rows", ["drop view session_log", "create view session_log as select session, lang, id,"
+                                " replace(principal, 'admin', 'agent') as principal from requests"],
+         ["view session_log differs from schema v%d" % v]),
+        ("every trigger dropped", ["drop trigger %s" % t for t in triggers], ["trigger %s missing" % t for t in triggers]),
+        ("index dropped", ["drop index requests_session"], ["index requests_session missing"]),
+        ("extra trigger", ["create trigger x after insert on events begin select 1; end"], ["extra trigger x"]),
+        ("extra view", ["create view y as select 1"], ["extra view y"]),
+        ("column added", ["alter table requests add column note text"], ["table requests differs from schema v%d" % v]),
+        # the definition is schema.c's, the contents leave out admin's rows
+        ("index lies", ["drop index requests_session", "create index requests_session on requests (session, lang, id)"
+                        " where principal != 'admin'", "pragma writable_schema = on",
+                        "update sqlite_master set sql = 'CREATE INDEX requests_session ON requests (session, lang, id)'"
+                        " where name = 'requests_session'"],
+         ["integrity_check: row %d missing from index requests_session" % admin,
+          "integrity_check: wrong # of entries in index requests_session"]),
+    ]
+
+
+@test
+def verify_names_every_change_of_the_schema():
+    s = shared()
+    d = snapshot(s)
+    try:
+        cases = schema_changes(d)
+    finally:
+        shutil.rmtree(d)
+    for name, statements, expected in cases:
+        d = snapshot(s)
+        try:
+            schema_edit(d, *statements)
+            p = run_cli(d, "verify")
+            named = sorted(l[len("TAMPERED: schema: "):] for l in p.stdout.splitlines()
+                           if l.startswith("TAMPERED: schema: "))
+            check(p.returncode == 1 and named == sorted(expected), (name, p.returncode, p.stdout, expected))
+            report = json.loads(run_cli(d, "verify", "--json").stdout)
+            check(not report["ok"] and "bad" not in report, (name, report))
+            check(sorted(x["why"] for x in report["schema"]) == sorted(expected), (name, report["schema"]))
+        finally:
+            shutil.rmtree(d)
+
+
+READS = [("history", "--json"), ("history", "--principal", "admin", "--json"), ("export", "--format", "jsonl"),
+         ("export", "--format", "csv"), ("replay", "adm", "--json"), ("replay", "adm", "--no-wait")]
+
+
+@test
+def history_export_replay_read_the_tables_not_a_view():
+    s = shared()
+    d = snapshot(s)
+    try:
+        before = [run_cli(d, *args) for args in READS]
+        check(all(p.returncode == 0 for p in before), [p.stderr for p in before])
+        check("admin was here" in before[2].stdout and "admin was here" in before[5].stdout, before[2].stdout)
+        # the view hides admin's rows, and calls everyone else admin
+        schema_edit(d, "drop view history",
+                    "create view history as select id, submitted_at, 'admin' as principal, role, session, lang,"
+                    " state, outcome, exit_code, signal, 'print(1)' as code, stdout, stderr, value, error_name,"
+                    " error_value, traceback, reason, rule, pruned_at from requests where principal != 'admin'")
+        after = [run_cli(d, *args) for args in READS]
+        for args, b, a in zip(READS, before, after):
+            check(a.returncode == 0 and a.stdout == b.stdout, (args, b.stdout[-600:], a.stdout[-600:]))
+        p = run_cli(d, "verify")
+        check(p.returncode == 1 and "TAMPERED: schema: view history differs from schema v" in p.stdout, p.stdout)
+    finally:
+        shutil.rmtree(d)
 
 
 # ---------------------------------------------------------------------------------------------
