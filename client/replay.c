@@ -117,8 +117,9 @@ s_footer (json_t *row, char *out, size_t size)
     const char *state = s_str (row, "state"), *outcome = s_str (row, "outcome");
     *out = 0;
     if (state && strcmp (state, "done") != 0) {
-        const char *message = s_str (row, "decision_message");
-        snprintf (out, size, "[%s%s%s]\n", state, message ? ": " : "", message ? message : "");
+        const char *message = s_str (row, "decision_message"), *why = s_str (row, "deny_reason");
+        snprintf (out, size, "[%s%s%s%s%s]\n", state, message ? ": " : "", message ? message : "",
+                  why ? "; denied because: " : "", why ? why : "");
     }
     else if (outcome && strcmp (outcome, "ok") != 0)
         snprintf (out, size, "[%s, exit %lld%s]\n", outcome,

@@ -5,7 +5,7 @@
 #include "store/store.h"
 #include <sqlite3.h>
 
-//  The history view's columns (as schema v2 defines it), read from the base tables `requests
+//  The history view's columns (as schema v4 defines it), read from the base tables `requests
 //  r`, `approvals` and `events`: the readers never read a view, which anyone with the file can
 //  redefine (verify would say so, but what a reader showed would already be the view's).
 #define QUERY_HISTORY_COLUMNS \
@@ -27,7 +27,9 @@
     " 'denied') AND json_extract (e.data, '$.from') = 'received') AS decision," \
     " r.review, r.limits, r.policy_sha256, r.bind_sha256, r.stdout_sha256, r.stderr_sha256," \
     " length (CAST (r.stdout AS BLOB)) AS stdout_bytes," \
-    " length (CAST (r.stderr AS BLOB)) AS stderr_bytes, r.pruned_at"
+    " length (CAST (r.stderr AS BLOB)) AS stderr_bytes, r.pruned_at," \
+    " (SELECT a.reason FROM approvals a WHERE a.request_id = r.id AND a.decision = 'deny'" \
+    " ORDER BY a.id LIMIT 1) AS deny_reason"
 
 //  The history filters on `requests r`, parameters ?1 .. ?5 (principal, session, state,
 //  since, until: see store_history).

@@ -373,6 +373,8 @@ s_version (store_t *self)
 
 //  Brings the schema to SCHEMA_VERSION in one transaction; the version is read again
 //  inside it because another process may have migrated meanwhile.
+static int s_foreign_keys_hold (store_t *self);
+
 static int
 s_migrate (store_t *self)
 {
@@ -385,11 +387,16 @@ s_migrate (store_t *self)
                                            : "not a replgate database yet");
         return -1;
     }
-    if (s_exec (self, "BEGIN IMMEDIATE", "migration"))
+    //  A migration may rebuild a table that others reference (SQLite's way of changing a
+    //  constraint): foreign keys are off while it runs, and checked before its commit.
+    if (s_exec (self, "PRAGMA foreign_keys = OFF", "migration")
+    ||  s_exec (self, "BEGIN IMMEDIATE", "migration"))
         return -1;
     int rc = (version = s_version (self)) < 0 ? -1 : 0;
     for (int v = version; rc == 0 && v < SCHEMA_VERSION; v++)
         rc = s_exec (self, schema_migration (v), "migration");
+    if (rc == 0)
+        rc = s_foreign_keys_hold (self);
     if (rc == 0)
         log_info ("store: %s migrated from schema version %d to %d", self->path, version,
                   SCHEMA_VERSION);
@@ -397,7 +404,24 @@ s_migrate (store_t *self)
         rc = s_exec (self, "COMMIT", "migration commit");
     if (rc != 0 && !sqlite3_get_autocommit (self->db))
         s_exec (self, "ROLLBACK", "migration rollback");
+    if (s_exec (self, "PRAGMA foreign_keys = ON", "foreign_keys"))
+        rc = -1;
     return rc;
+}
+
+//  0 if no row references a row that is not there (PRAGMA foreign_key_check is empty).
+static int
+s_foreign_keys_hold (store_t *self)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2 (self->db, "PRAGMA foreign_key_check", -1, &st, NULL);
+    int step = rc == SQLITE_OK ? sqlite3_step (st) : rc;
+    sqlite3_finalize (st);
+    if (step == SQLITE_DONE)
+        return 0;
+    log_error ("store: %s: %s after the migration", self->path, step == SQLITE_ROW
+               ? "a row references a row that is not there" : sqlite3_errmsg (self->db));
+    return -1;
 }
 
 static int

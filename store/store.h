@@ -8,7 +8,7 @@
     events; a write function returns 0 only after COMMIT succeeded, and on any failure rolls
     back (nothing half-written), logs why and returns -1.
 
-    SCHEMA (PRAGMA user_version = 3; migrations in schema.c, older files upgrade on open)
+    SCHEMA (PRAGMA user_version = 4; migrations in schema.c, older files upgrade on open)
     requests   one row per submitted snippet: inputs (principal, role, session, lang, code,
                code_sha256, bind_sha256, reason, idem_key, submitted_at; immutable by trigger),
                state, decision (rule, decision_message, policy_sha256), worker, timestamps
