@@ -2,7 +2,7 @@
 and close, interrupt, a run timeout of its own choosing and output streamed as it comes, each
 through the real broker and worker, and each against another principal naming what is not its
 own."""
-import json, time
+import json, os, tempfile, time
 from harness import Stack, check, run_all, test, SLOW
 
 UID_BASE = 298000
@@ -10,12 +10,16 @@ POLICY = {"version": 1, "rules": [
     {"name": "short", "match": {"code": "SHORT"}, "action": "allow", "limits": {"timeout_ms": 2000}},
     {"name": "allow-all", "action": "allow"}]}
 S = None
+API_TOKEN = "tok-" + "stream-me-not-" + "7f3a9c"     # the worker's secret; snippets read $API_TOKEN
 
 
 def shared():
     global S
     if S is None:
-        S = Stack(slots=6, policy=POLICY, worker_args=["--uid-base", str(UID_BASE)],
+        path = os.path.join(tempfile.mkdtemp(prefix="replgate-agents-"), "secrets.json")
+        with open(path, "w") as f:
+            json.dump({"API_TOKEN": API_TOKEN}, f)
+        S = Stack(slots=6, policy=POLICY, worker_args=["--uid-base", str(UID_BASE), "--secrets", path],
                   broker_args=["--max-timeout-ms", "60000"])
         r = S.cli("keygen", "bob", "--role", "agent")
         check(r.returncode == 0, r.stderr)
@@ -142,6 +146,103 @@ def interrupt_is_for_running_requests_of_the_caller():
     finally:
         alice.close()
         bob.close()
+
+
+def running(c, rid):
+    deadline = time.time() + 10 * SLOW
+    while c.call("status", id=rid)["state"] != "running" and time.time() < deadline:
+        time.sleep(0.02)
+
+
+@test
+def interrupt_stops_the_snippet_and_keeps_the_session():
+    s = shared()
+    alice, admin = s.client("agent"), s.client("admin")
+    try:
+        r = alice.call("submit", lang="python", code="kept = 6\nimport time\ntime.sleep(30)",
+                       session="intr", wait_ms=0)
+        running(alice, r["id"])
+        time.sleep(0.2)
+        t0 = time.time()
+        i = alice.call("interrupt", id=r["id"])
+        check(i["ok"] and i["state"] == "running", i)
+        done = alice.call("await", id=r["id"], timeout_ms=10000)
+        check(done["outcome"] == "interrupted" and done["error_name"] == "KeyboardInterrupt"
+              and not done["session_reset"] and time.time() - t0 < 5 * SLOW, done)
+        check(alice.run("kept * 7", session="intr")["value"] == "42", "state kept")
+        ev = s.sql("select actor, data from events where request_id = ? and type = 'interrupt'", r["id"])
+        check(len(ev) == 1 and ev[0][0] == "agent" and json.loads(ev[0][1])["worker"] == "w0", ev)
+        # an admin may interrupt someone else's run; a shell stops its foreground job
+        r = alice.call("submit", lang="shell", code="v=kept; sleep 30; echo never", session="intr",
+                       wait_ms=0)
+        running(alice, r["id"])
+        time.sleep(0.2)
+        check(admin.call("interrupt", id=r["id"])["ok"], "admin interrupt")
+        done = alice.call("await", id=r["id"], timeout_ms=10000)
+        check(done["outcome"] == "interrupted" and done["exit_code"] == 130
+              and "never" not in (done["stdout"] or ""), done)
+        check(alice.run("echo $v", lang="shell", session="intr")["stdout"] == "kept\n", "shell state")
+        check(s.cli("verify").returncode == 0, "the record verifies")
+    finally:
+        alice.close()
+        admin.close()
+
+
+def streamed(c, code, **kw):
+    """Submits with stream: true; returns (output frames, final reply)."""
+    c.n += 1
+    rid = "st%d" % c.n
+    c.sock.send(json.dumps(dict(kw, op="submit", rid=rid, lang=kw.get("lang", "python"), code=code,
+                                session=kw.get("session", "stream"), stream=True,
+                                wait_ms=20000)).encode())
+    frames, deadline = [], time.time() + 30 * SLOW
+    while time.time() < deadline:
+        m = c.recv(deadline - time.time())
+        check(m is not None, "no reply")
+        if m.get("op") == "output":
+            frames.append((time.time(), m))
+        elif m.get("rid") == rid:
+            m["_at"] = time.time()
+            return frames, m
+    raise AssertionError("no reply")
+
+
+@test
+def output_streams_as_it_comes_masked_like_the_record():
+    s = shared()
+    c = s.client()
+    try:
+        code = ("import os, sys, time\n"
+                "for i in range(4):\n    print('tick', i, flush=True)\n    time.sleep(0.3)\n"
+                "t = os.environ['API_TOKEN']\n"
+                "sys.stdout.write(t[:9]); sys.stdout.flush(); time.sleep(0.3)\n"
+                "sys.stdout.write(t[9:] + '\\n'); sys.stdout.flush()\n"
+                "print('pass', end='', flush=True); time.sleep(0.3); print('word=hunter2hunter2', flush=True)\n"
+                "print('to stderr', file=sys.stderr)")
+        frames, reply = streamed(c, code)
+        check(reply["ok"] and reply["outcome"] == "ok", reply)
+        outs = [m for _, m in frames if m["stream"] == "stdout"]
+        check([m["seq"] for _, m in frames] == list(range(len(frames))), frames)
+        check(all(m["id"] == reply["id"] for _, m in frames), frames)
+        # the first tick came long before the run ended (1.5 s of sleeps after it): it streamed
+        check(frames and reply["_at"] - frames[0][0] > 0.8 and frames[0][1]["data"].startswith("tick"),
+              (frames[:2], reply["_at"]))
+        joined = "".join(m["data"] for m in outs)
+        check(joined == reply["stdout"], (joined, reply["stdout"]))
+        check(API_TOKEN not in joined and API_TOKEN[:9] not in joined and "hunter2hunter2" not in joined,
+              joined)
+        check("[MASKED:API_TOKEN]" in joined and "[MASKED:" in joined.split("\n")[-2], joined)
+        check("".join(m["data"] for _, m in frames if m["stream"] == "stderr") == "to stderr\n", frames)
+        # no stream unless asked
+        c.sock.send(json.dumps({"op": "submit", "rid": "plain", "lang": "python", "code": "print(1)",
+                                "session": "stream", "wait_ms": 10000}).encode())
+        m = c.recv(10)
+        check(m and m.get("rid") == "plain" and m["stdout"] == "1\n", m)
+        # binary output streams as data_base64
+        frames, reply = streamed(c, "printf 'a\\0b'", lang="shell", session="stream-sh")
+        check(frames and frames[0][1].get("data_base64") and "data" not in frames[0][1], frames)
+    finally:
+        c.close()
 
 
 if __name__ == "__main__":

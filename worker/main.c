@@ -7,6 +7,7 @@
 #include "worker/secrets.h"
 #include "worker/session.h"
 #include "worker/spawn.h"
+#include "worker/streams.h"
 #include "common/proto.h"
 #include "common/util.h"
 #include <czmq.h>
@@ -44,6 +45,7 @@ typedef struct {
     link_t *link;
     pool_t *pool;
     secrets_t *secrets;         //  named secrets: snippets' environment, masked in results
+    streams_t *streams;         //  runs whose output goes to the broker as it comes
     zmq_pollitem_t *items;      //  [0] the broker, then each slot's fds
     size_t *first;              //  per slot: its first item
     size_t *count;              //  per slot: how many items
@@ -306,6 +308,7 @@ s_send_result (s_worker_t *w, json_t **result_p)
 static void
 s_deliver (s_worker_t *w, session_t *s)
 {
+    streams_pump (w->streams, s, secrets_mask (w->secrets), w->link, true);
     json_t *result = session_take_result (s);
     if (result)
         s_send_result (w, &result);
@@ -444,6 +447,9 @@ s_on_run (s_worker_t *w, json_t *run)
         link_send (w->link, &result);
         return;
     }
+    limits.stream = json_is_true (json_object_get (run, "stream"));
+    if (limits.stream)
+        streams_open (w->streams, rid);
     if (session_start (s, rid, json_string_value (code), json_string_length (code),
                        &limits) == 1)
         s_deliver (w, s);
@@ -468,12 +474,27 @@ s_on_close (s_worker_t *w, json_t *msg)
     pool_remove (w->pool, &s);
 }
 
+//  SIGINT into a running snippet; it ends `interrupted` through its result, like any end.
+static void
+s_on_interrupt (s_worker_t *w, json_t *msg)
+{
+    int64_t id = json_integer_value (json_object_get (msg, "id"));
+    session_t *s = pool_find (w->pool, json_string_value (json_object_get (msg, "owner")),
+                              json_string_value (json_object_get (msg, "session")),
+                              json_string_value (json_object_get (msg, "lang")));
+    if (!s || session_interrupt (s, id) != 0)
+        log_info ("interrupt of run %lld: it does not run here (any more)", (long long) id);
+}
+
 static void
 s_on_message (s_worker_t *w, json_t *msg)
 {
     const char *op = json_string_value (json_object_get (msg, "op"));
     if (op && strcmp (op, "run") == 0)
         s_on_run (w, msg);
+    else
+    if (op && strcmp (op, "interrupt") == 0)
+        s_on_interrupt (w, msg);
     else
     if (op && strcmp (op, "close") == 0)
         s_on_close (w, msg);
@@ -534,6 +555,8 @@ s_step_sessions (s_worker_t *w)
         if (!ready && (deadline < 0 || deadline > now))
             continue;
         session_event_t event = session_step (s);
+        if (event == SESSION_NOTHING && session_busy (s))
+            streams_pump (w->streams, s, secrets_mask (w->secrets), w->link, false);
         if (event == SESSION_RESULT)
             s_deliver (w, s);
         else
@@ -627,6 +650,7 @@ main (int argc, char *argv [])
     w.link = link_new (w.args.broker, cert, server_key);
     zcert_destroy (&cert);
     w.pool = pool_new (w.args.slots);
+    w.streams = streams_new ();
     w.items = calloc (1 + w.args.slots * FDS_PER_SESSION, sizeof *w.items);
     w.first = calloc (w.args.slots, sizeof *w.first);
     w.count = calloc (w.args.slots, sizeof *w.count);
@@ -640,6 +664,7 @@ main (int argc, char *argv [])
     pool_destroy (&w.pool);     //  kills and reaps every interpreter
     spawn_shutdown ();          //  the warm pool and the cgroups
     link_destroy (&w.link);
+    streams_destroy (&w.streams);
     secrets_destroy (&w.secrets);
     free (w.items);
     free (w.first);

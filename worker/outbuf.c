@@ -56,6 +56,13 @@ outbuf_total (outbuf_t *self)
     return self->total;
 }
 
+const char *
+outbuf_kept (outbuf_t *self, size_t *len)
+{
+    *len = self->len;
+    return self->data ? self->data : "";
+}
+
 //  Where the next read goes: free room below the cap, growing the buffer if needed.
 static char *
 s_room (outbuf_t *self, size_t *room)

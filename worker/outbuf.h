@@ -24,6 +24,9 @@ ssize_t outbuf_drain (outbuf_t *self, int fd);
 //  Bytes seen since the last reset, kept or not.
 size_t outbuf_total (outbuf_t *self);
 
+//  The kept bytes (valid until the next drain or reset), *len of them.
+const char *outbuf_kept (outbuf_t *self, size_t *len);
+
 //  The kept bytes as a JSON string when they are plain text (valid UTF-8 without NUL; a
 //  character the cap split is dropped). Anything else returns NULL and sets *base64 to the
 //  kept bytes, byte for byte, in base64 (the caller frees it; NULL out of memory).

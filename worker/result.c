@@ -42,6 +42,14 @@ result_set_outcome (json_t *r, const result_cause_t *cause)
         sig = json_integer (end == END_KILLED ? SIGKILL : WTERMSIG (cause->wstatus));
     }
     else
+    if (end == END_INTERRUPTED) {
+        outcome = "interrupted";
+        if (!cause->python && cause->shell_status >= 0)
+            exit_code = json_integer (cause->shell_status);
+        if (json_is_object (reply_error))   //  KeyboardInterrupt, and where it hit
+            error = json_copy (reply_error);
+    }
+    else
     if (end == END_TIMEOUT || end == END_OUTPUT) {
         outcome = end == END_TIMEOUT ? "timeout" : "output_limit";
         if (json_is_object (reply_error))   //  where the interrupt found the snippet

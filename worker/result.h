@@ -17,7 +17,8 @@ typedef enum {
     END_OUTPUT,                 //  total output past the session's hard ceiling
     END_KILLED,                 //  session_kill()
     END_BROKEN,                 //  the driver broke the protocol: killed
-    END_REJECTED                //  never ran (no interpreter, bad code)
+    END_REJECTED,               //  never ran (no interpreter, bad code)
+    END_INTERRUPTED             //  session_interrupt(): the snippet answered SIGINT, or was killed
 } result_end_t;
 
 typedef struct {

@@ -115,6 +115,12 @@ secrets_env (secrets_t *self)
     return self->env;
 }
 
+mask_t *
+secrets_mask (secrets_t *self)
+{
+    return self->mask;
+}
+
 int
 secrets_redact (secrets_t *self, json_t *result)
 {

@@ -3,6 +3,7 @@
     worker, so neither the broker, the database nor the agent ever sees them. */
 #ifndef RG_SECRETS_H
 #define RG_SECRETS_H
+#include "policy/mask.h"
 #include <jansson.h>
 
 typedef struct _secrets_t secrets_t;
@@ -20,6 +21,9 @@ char *const *secrets_env (secrets_t *self);
 //  result (redact_foreach's list, the error's type name too); returns how many. Nothing
 //  else: the broker's detectors run over the result afterwards, once.
 int secrets_redact (secrets_t *self, json_t *result);
+
+//  The masker of the set's values (streamed output is masked with it as it comes).
+mask_t *secrets_mask (secrets_t *self);
 
 int secrets_test (void);
 #endif

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #define GRACE_MS 300            //  between SIGINT and SIGKILL at a timeout
+#define INTERRUPT_GRACE_MS 2000 //  between an interrupt's SIGINT and SIGKILL
 #define EXIT_POLL_MS 50         //  how often to look for an exit when pidfd is missing
 #define REPLY_MAX (64 << 20)    //  largest driver reply we believe
 #define OUTPUT_FACTOR 64        //  total output past this many caps kills the session
@@ -74,6 +75,9 @@ struct _session_t {
     int shell_status;           //  the snippet's status (shell) once it came, else -1
     bool fenced;                //  a reply came and the fence nonce (marker) was sent
     bool lost;                  //  the interpreter died unnoticed before this snippet
+    bool interrupt;             //  session_interrupt() sent the SIGINT, not the deadline
+    size_t shown [2];           //  stdout, stderr bytes session_output() handed out
+    buf_t tail [2];             //  a streamed snippet's last bytes, kept past its end
     json_t *result;
 };
 
@@ -221,6 +225,8 @@ session_destroy (session_t **self_p)
     json_decref (self->result);
     buf_free (&self->command);
     buf_free (&self->replies);
+    buf_free (&self->tail [0]);
+    buf_free (&self->tail [1]);
     free (self->name);
     free (self->owner);
     free (self);
@@ -334,6 +340,8 @@ session_start (session_t *self, int64_t id, const char *code, size_t size,
     self->deadline = clock_mono_ms () + limits->timeout_ms;
     self->shell_status = -1;
     self->fenced = false;
+    self->interrupt = false;
+    self->shown [0] = self->shown [1] = 0;
     json_decref (self->reply);
     self->reply = NULL;
     outbuf_reset (self->out, limits->output_bytes);
@@ -570,6 +578,15 @@ s_finish (session_t *self, result_end_t end, const char *why)
     json_decref (self->result);
     self->result = r;
     self->state = S_DONE;
+    //  What a streamed snippet printed last is still to be handed out after its end.
+    for (int which = 0; which < 2 && self->limits.stream; which++) {
+        size_t kept = 0;
+        const char *bytes = outbuf_kept (which ? self->err : self->out, &kept);
+        self->tail [which].len = 0;
+        if (kept > self->shown [which]
+        &&  buf_append (&self->tail [which], bytes + self->shown [which], kept - self->shown [which]) == 0)
+            self->shown [which] = kept;
+    }
     //  Until the next snippet, output (of background jobs) is read and dropped.
     outbuf_reset (self->out, 0);
     outbuf_reset (self->err, 0);
@@ -594,6 +611,16 @@ s_step_idle (session_t *self)
     return SESSION_EXITED;
 }
 
+//  How a snippet that ended `end` ended, given who sent it SIGINT: an interrupt's, or the
+//  deadline's (a timeout).
+static result_end_t
+s_end_of (session_t *self, result_end_t end)
+{
+    if (self->state != S_INTERRUPTING)
+        return end;
+    return self->interrupt ? END_INTERRUPTED : END_TIMEOUT;
+}
+
 //  Reads what the driver's pipe holds: a reply sends the fence, the fence's echo ends the
 //  snippet. 1 finished the snippet, 0 not yet.
 static int
@@ -608,7 +635,7 @@ s_check_reply (session_t *self)
             return 1;
         }
         if (got == GOT_ECHO && (self->python ? self->reply != NULL : self->shell_status >= 0)) {
-            s_finish (self, self->state == S_INTERRUPTING ? END_TIMEOUT : END_REPLY, NULL);
+            s_finish (self, s_end_of (self, END_REPLY), NULL);
             return 1;
         }
         if (got == GOT_REPLY && !self->fenced) {
@@ -631,8 +658,46 @@ s_check_deadline (session_t *self)
         self->state = S_INTERRUPTING;
         self->deadline = now + GRACE_MS;
     }
-    else
-        s_finish (self, END_TIMEOUT, NULL);
+    else {
+        if (self->interrupt)
+            s_kill (self);      //  it did not answer the interrupt: the interpreter goes
+        s_finish (self, s_end_of (self, END_TIMEOUT), NULL);
+    }
+}
+
+int
+session_interrupt (session_t *self, int64_t id)
+{
+    if (self->state != S_RUNNING || self->id != id)
+        return -1;
+    if (killpg (self->pid, SIGINT) < 0 && errno != ESRCH)
+        log_error ("session %s: killpg SIGINT: %s", self->name, strerror (errno));
+    int64_t grace = clock_mono_ms () + INTERRUPT_GRACE_MS;
+    self->state = S_INTERRUPTING;
+    self->interrupt = true;
+    self->deadline = grace < self->deadline ? grace : self->deadline;
+    return 0;
+}
+
+size_t
+session_output (session_t *self, int which, const char **data)
+{
+    size_t kept = 0;
+    const char *bytes = outbuf_kept (which ? self->err : self->out, &kept);
+    if (self->state == S_DONE) {
+        *data = self->tail [which].data;
+        size_t n = self->tail [which].len;
+        self->tail [which].len = 0;     //  the bytes stay valid until the next start
+        return n;
+    }
+    if (self->state == S_IDLE || !self->limits.stream || kept <= self->shown [which]) {
+        *data = NULL;
+        return 0;
+    }
+    *data = bytes + self->shown [which];
+    size_t n = kept - self->shown [which];
+    self->shown [which] = kept;
+    return n;
 }
 
 session_event_t
@@ -656,7 +721,7 @@ session_step (session_t *self)
         //  A reply written just before the exit still counts.
         s_read_replies (self);
         if (!s_check_reply (self))
-            s_finish (self, self->state == S_INTERRUPTING ? END_TIMEOUT : END_EXIT, NULL);
+            s_finish (self, s_end_of (self, END_EXIT), NULL);
         return SESSION_RESULT;
     }
     s_check_deadline (self);

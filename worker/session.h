@@ -18,6 +18,7 @@ typedef struct {
     int64_t pids;               //  processes and threads of the session, set per snippet
     int64_t tmp_mb;             //  /tmp + work directory; fixed when the interpreter starts
     int64_t cpu_milli;          //  CPU bandwidth in thousandths of a CPU, set per snippet; 0 keeps
+    bool stream;                //  its output is handed out as it comes (session_output)
 } session_limits_t;
 
 //  What session_step() found.
@@ -65,6 +66,16 @@ int64_t session_deadline_ms (session_t *self);
 
 //  The finished result (a `result` message); the caller owns it. NULL if none is ready.
 json_t *session_take_result (session_t *self);
+
+//  Sends SIGINT into snippet `id` if it runs now (Python raises KeyboardInterrupt, bash stops
+//  its foreground job): it ends `interrupted` when the driver answers, and if it has not
+//  within 2 s (or by its deadline) the interpreter is killed. 0, or -1 if `id` is not running.
+int session_interrupt (session_t *self, int64_t id);
+
+//  What stream `which` (0 stdout, 1 stderr) of the snippet running now holds that was not
+//  handed out yet: *data (valid until the next step) and the byte count; 0 if nothing new.
+//  Bytes past the output cap are never handed out.
+size_t session_output (session_t *self, int which, const char **data);
 
 //  Ends a running snippet as "killed" (result ready afterwards) or stops an idle interpreter.
 void session_kill (session_t *self);

@@ -1,5 +1,6 @@
 /*  worker/session_test.c: session_test(), run against real python3 and bash processes. */
 #include "worker/session.h"
+#include "common/buf.h"
 #include "worker/outbuf.h"
 #include "worker/spawn.h"
 #include "common/check.h"
@@ -18,7 +19,7 @@
 static json_t *
 s_run_limited (session_t *s, const char *code, int64_t timeout_ms, size_t cap)
 {
-    session_limits_t limits = { timeout_ms, cap, 512, 128, 64, 1000 };
+    session_limits_t limits = { timeout_ms, cap, 512, 128, 64, 1000, false };
     int rc = session_start (s, 7, code, strlen (code), &limits);
     while (rc == 0) {
         int fds [8];
@@ -370,6 +371,96 @@ s_measure_warm (session_t *py, session_t *sh)
     }
 }
 
+//  Steps session s until its result is ready, calling session_interrupt (id 7) once `after`
+//  ms went by (-1: never), and gathering what session_output hands out into out (if not NULL).
+static json_t *
+s_drive (session_t *s, int64_t after, buf_t *out)
+{
+    int64_t at = after < 0 ? -1 : clock_mono_ms () + after;
+    for (bool done = false; !done; ) {
+        int fds [8];
+        short events [8];
+        struct pollfd items [8];
+        int n = session_fds (s, fds, events, 8);
+        for (int i = 0; i < n; i++)
+            items [i] = (struct pollfd) { fds [i], events [i], 0 };
+        poll (items, (nfds_t) n, 20);
+        done = session_step (s) == SESSION_RESULT;
+        const char *data;
+        size_t got;
+        while (out && (got = session_output (s, 0, &data)) > 0)
+            buf_append (out, data, got);
+        if (at >= 0 && clock_mono_ms () >= at) {
+            CHECK (session_interrupt (s, 7) == 0);
+            CHECK (session_interrupt (s, 7) == -1);     //  once; it is interrupting now
+            at = -1;
+        }
+    }
+    return session_take_result (s);
+}
+
+//  An interrupt stops the snippet, not the session: its state stays.
+static void
+s_test_interrupt (session_t *py, session_t *sh)
+{
+    session_limits_t limits = { 20000, MIB, 512, 128, 64, 1000, false };
+    CHECK (session_interrupt (py, 7) == -1);            //  nothing runs
+    const char *code = "kept = 41\nimport time\ntime.sleep(30)";
+    CHECK (session_start (py, 7, code, strlen (code), &limits) == 0);
+    CHECK (session_interrupt (py, 8) == -1);            //  another id
+    double t0 = clock_mono_us ();
+    json_t *r = s_drive (py, 200, NULL);
+    CHECK (s_is (r, "outcome", "interrupted") && !s_true (r, "session_reset"));
+    CHECK (strcmp (json_string_value (json_object_get (json_object_get (r, "error"), "name")),
+                   "KeyboardInterrupt") == 0);
+    CHECK (clock_mono_us () - t0 < 5e6);
+    json_decref (r);
+    r = s_run (py, "kept + 1");
+    CHECK (s_is (r, "value", "42"));
+    json_decref (r);
+    code = "there=here; sleep 30; echo not-reached";
+    CHECK (session_start (sh, 7, code, strlen (code), &limits) == 0);
+    r = s_drive (sh, 200, NULL);
+    CHECK (s_is (r, "outcome", "interrupted") && !s_true (r, "session_reset"));
+    CHECK (json_integer_value (json_object_get (r, "exit_code")) == 130);
+    CHECK (!strstr (s_str (r, "stdout"), "not-reached"));
+    json_decref (r);
+    r = s_run (sh, "echo $there");
+    CHECK (s_is (r, "stdout", "here\n"));
+    json_decref (r);
+    //  A snippet that will not stop for SIGINT loses its interpreter after the grace.
+    code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(30)";
+    CHECK (session_start (py, 7, code, strlen (code), &limits) == 0);
+    t0 = clock_mono_us ();
+    r = s_drive (py, 100, NULL);
+    CHECK (s_is (r, "outcome", "interrupted") && s_true (r, "session_reset"));
+    CHECK (clock_mono_us () - t0 < 6e6);
+    json_decref (r);
+}
+
+//  A streamed snippet's output is handed out as it comes, all of it, in order, the last
+//  bytes after its end too; an unstreamed one hands out nothing.
+static void
+s_test_stream (session_t *py)
+{
+    session_limits_t limits = { 20000, MIB, 512, 128, 64, 1000, true };
+    const char *code = "import time\nfor i in range(5):\n    print('line', i, flush=True)\n"
+                       "    time.sleep(0.05)\nprint('end', end='')";
+    CHECK (session_start (py, 7, code, strlen (code), &limits) == 0);
+    buf_t out = { 0 };
+    json_t *r = s_drive (py, -1, &out);
+    CHECK (out.data && strcmp (out.data, "line 0\nline 1\nline 2\nline 3\nline 4\nend") == 0);
+    CHECK (s_is (r, "stdout", "line 0\nline 1\nline 2\nline 3\nline 4\nend"));
+    json_decref (r);
+    limits.stream = false;
+    out.len = 0;
+    CHECK (session_start (py, 7, code, strlen (code), &limits) == 0);
+    r = s_drive (py, -1, &out);
+    CHECK (out.len == 0 && s_is (r, "outcome", "ok"));
+    json_decref (r);
+    buf_free (&out);
+}
+
 int
 session_test (void)
 {
@@ -396,8 +487,10 @@ session_test (void)
     s_test_idle_exit (sh);
     s_test_big_and_late (py, sh);
     s_measure_warm (py, sh);
+    s_test_interrupt (py, sh);
+    s_test_stream (py);
     //  session_kill() of a running snippet ends it as killed.
-    session_limits_t limits = { 10000, MIB, 512, 128, 64, 1000 };
+    session_limits_t limits = { 10000, MIB, 512, 128, 64, 1000, false };
     CHECK (session_start (sh, 9, "sleep 50", 8, &limits) == 0);
     CHECK (session_busy (sh));
     CHECK (session_start (sh, 10, "true", 4, &limits) == -1);

@@ -8,15 +8,23 @@
 # can reach, so what the status says is the interpreter's word, like everything it prints.
 # The snippet runs inside a read-only function so `break`, `continue` and redefinitions
 # cannot reach the loop; `builtin` keeps snippet functions named read or printf out of it.
+# An interrupt (SIGINT to the session's process group) stops the foreground job, and the
+# trap then returns from the snippet with status 130 as an interactive shell would; between
+# snippets it changes nothing. A trap, not the default, so the snippet's children still get
+# SIGINT's default action.
 __replgate_run () {
     builtin eval "$__replgate_code"
 }
 builtin readonly -f __replgate_run
+builtin trap : INT
 while IFS= builtin read -r -d '' __replgate_size <&3; do
     LC_ALL=C IFS= builtin read -r -N "$__replgate_size" __replgate_code <&3 || builtin exit 0
+    builtin trap 'builtin return 130 2>/dev/null' INT
     __replgate_run 3<&- 4>&-
-    builtin printf 'S %d\n' "$?" >&4
+    __replgate_status=$?
+    builtin trap : INT
+    builtin printf 'S %d\n' "$__replgate_status" >&4
     IFS= builtin read -r -d '' __replgate_fence <&3 || builtin exit 0
     builtin printf 'F %s\n' "$__replgate_fence" >&4
-    builtin unset __replgate_code __replgate_fence
+    builtin unset __replgate_code __replgate_fence __replgate_status
 done

@@ -1,0 +1,22 @@
+/*  worker/streams.h: output of runs that asked for it as it comes (see streams.c). */
+#ifndef RG_STREAMS_H
+#define RG_STREAMS_H
+#include "worker/link.h"
+#include "worker/session.h"
+#include "policy/mask.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct _streams_t streams_t;
+
+streams_t *streams_new (void);
+void streams_destroy (streams_t **self_p);
+
+//  Run `id` streams its output from now on.
+void streams_open (streams_t *self, int64_t id);
+//  Sends what session s (running a streamed run) printed since the last call as `output`
+//  messages, its secrets masked by `mask`. With `last` (the run ended: call before its
+//  result is sent) what was held back goes too, and the run's stream is forgotten.
+void streams_pump (streams_t *self, session_t *s, mask_t *mask, link_t *link, bool last);
+
+#endif
