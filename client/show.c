@@ -4,6 +4,7 @@
 #include "common/util.h"
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int
 cli_exit_code (json_t *row)
@@ -24,20 +25,21 @@ cli_exit_code (json_t *row)
     return strcmp (state, "lost") == 0 ? EXIT_LOST : EXIT_ENDED;    //  expired, cancelled
 }
 
+//  text, rendered with flags, on a line of its own.
 static void
-s_put (FILE *out, const char *text)
+s_put (FILE *out, const char *text, int flags)
 {
     if (text && *text) {
-        fputs (text, out);
+        screen_write (out, text, strlen (text), flags);
         if (text[strlen (text) - 1] != '\n')
             fputc ('\n', out);
     }
 }
 
 //  A stream of the row: byte for byte when it was not text (`<key>_base64`), so a pipe gets
-//  exactly what the snippet printed.
+//  exactly what the snippet printed, and a terminal those bytes rendered.
 static void
-s_put_stream (FILE *out, json_t *row, const char *key)
+s_put_stream (FILE *out, json_t *row, const char *key, int flags)
 {
     char name[32];
     snprintf (name, sizeof name, "%s_base64", key);
@@ -46,10 +48,10 @@ s_put_stream (FILE *out, json_t *row, const char *key)
     char *bytes = json_is_string (b64)
                 ? base64_decode (json_string_value (b64), json_string_length (b64), &n) : NULL;
     if (!bytes) {
-        s_put (out, json_string_value (json_object_get (row, key)));
+        s_put (out, json_string_value (json_object_get (row, key)), flags);
         return;
     }
-    fwrite (bytes, 1, n, out);
+    screen_write (out, bytes, n, flags);
     if (n && bytes[n - 1] != '\n')
         fputc ('\n', out);
     free (bytes);
@@ -72,19 +74,23 @@ cli_print_request (cli_t *cli, json_t *row)
     }
     const char *state = json_string_value (json_object_get (row, "state"));
     long long id = (long long) json_integer_value (json_object_get (row, "id"));
+    int out = screen_flags (cli->screen_mode, STDOUT_FILENO);
+    int err = screen_flags (cli->screen_mode, STDERR_FILENO);
     if (!state || strcmp (state, "done") != 0) {
         const char *msg = json_string_value (json_object_get (row, "decision_message"));
-        fprintf (stderr, "request %lld: %s%s%s\n", id, state ? state : "?",
-                 msg && state && strcmp (state, "denied") == 0 ? ": " : "",
-                 msg && state && strcmp (state, "denied") == 0 ? msg : "");
+        char *shown = msg && state && strcmp (state, "denied") == 0
+                    ? screen_text (msg, strlen (msg), err | SCREEN_LINE) : NULL;
+        fprintf (stderr, "request %lld: %s%s%s\n", id, state ? state : "?", shown ? ": " : "",
+                 shown ? shown : "");
+        free (shown);
         return;
     }
     fflush (stdout);
-    s_put_stream (stdout, row, "stdout");
+    s_put_stream (stdout, row, "stdout", out);
     fflush (stdout);
-    s_put_stream (stderr, row, "stderr");
-    s_put (stdout, json_string_value (json_object_get (row, "value")));
-    s_put (stderr, json_string_value (json_object_get (row, "traceback")));
+    s_put_stream (stderr, row, "stderr", err);
+    s_put (stdout, json_string_value (json_object_get (row, "value")), out);
+    s_put (stderr, json_string_value (json_object_get (row, "traceback")), err);
     if (json_is_true (json_object_get (row, "stdout_truncated")) || json_is_true (json_object_get (row, "stderr_truncated")))
         fprintf (stderr, "[replgate: output truncated]\n");
     const char *outcome = json_string_value (json_object_get (row, "outcome"));
