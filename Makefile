@@ -116,7 +116,8 @@ run: deps
 	$(BIN)/replgate up
 
 # libFuzzer targets for the readers of hostile bytes (client and worker frames, Slack's
-# callbacks, the sandbox claim, the policy): each runs FUZZ_RUNS inputs from its seeds.
+# callbacks, the sandbox claim, the policy, the terminal rendering): each runs FUZZ_RUNS
+# inputs from its seeds.
 fuzz-deps:
 	@dpkg -s clang >/dev/null 2>&1 || { if [ "$$(id -u)" != 0 ]; then \
 	  echo "replgate: make fuzz needs clang: apt-get install -y clang"; exit 2; fi; \

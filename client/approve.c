@@ -4,12 +4,17 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void
 s_print_pending (cli_t *cli, json_t *row)
 {
     if (cli->json) {
         cli_print_json (row);
+        return;
+    }
+    if (screen_row (row, screen_flags (SCREEN_ESCAPE, STDOUT_FILENO)) != 0) {   //  always
+        fprintf (stderr, "replgate pending: out of memory\n");     //  never half rendered
         return;
     }
     json_t *review = json_object_get (row, "review");

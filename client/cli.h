@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "client/conn.h"
+#include "client/screen.h"
 #include "store/store.h"
 
 //  Exit codes of submit/wait (DESIGN.md).
@@ -27,6 +28,7 @@ typedef struct {
     double speed;               //  replay --speed (default 1)
     const char *cast, *format, *since_head, *before;
     bool events;                //  export --events
+    screen_mode_t screen_mode;  //  --raw, --escape: how output reaches a terminal
     int argc;                   //  positional arguments after the command
     char **argv;
 } cli_t;
@@ -40,6 +42,7 @@ conn_t *cli_connect (cli_t *cli, const char *default_key);
 json_t *cli_call (cli_t *cli, conn_t *conn, json_t *req, int timeout_ms, int *code);
 
 //  Prints a request the way a terminal user wants it (outputs, value, traceback), or as JSON.
+//  Each stream that is a terminal gets its text rendered (client/screen.h), unless --raw.
 void cli_print_request (cli_t *cli, json_t *row);
 //  Prints a JSON value as one compact line (--json output).
 void cli_print_json (json_t *value);

@@ -4,6 +4,7 @@
     what replay and export share with them (opening, filters, times). */
 #include "client/cli.h"
 #include "common/util.h"
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,43 +84,31 @@ s_terminal_width (void)
     return n > 0 ? n : 100;
 }
 
-//  Characters (code points) in UTF-8 text.
+//  Columns that rendered text takes (one per character; client/screen.h).
 static int
 s_width (const char *text)
 {
-    int n = 0;
-    for (const unsigned char *p = (const unsigned char *) text; p && *p; p++)
-        n += (*p & 0xC0) != 0x80;
-    return n;
+    size_t columns = 0;
+    screen_fit (text ? text : "", SIZE_MAX, &columns);
+    return (int) columns;
 }
 
-//  One table cell: at most width characters of text on one line (newlines as ⏎, other
-//  control characters as spaces), elided with … when cut, padded with spaces unless last.
+//  One table cell: at most width columns of rendered one-line text (cmd_history rendered
+//  the rows), elided with … when cut, never inside a marker; padded with spaces unless last.
 static void
 s_cell (const char *text, int width, bool last)
 {
-    const unsigned char *p = (const unsigned char *) (text ? text : "-");
-    bool cut = s_width ((const char *) p) > width
-            || (strchr ((const char *) p, '\n') && s_width ((const char *) p) >= width);
-    int used = 0;
-    for (; *p && used < width - (cut ? 1 : 0); p++) {
-        if ((*p & 0xC0) == 0x80) {      //  the rest of a character already counted
-            putchar (*p);
-            continue;
-        }
-        used++;
-        if (*p == '\n')
-            fputs ("\xe2\x8f\x8e", stdout);
-        else
-            putchar (*p < 0x20 || *p == 0x7f ? ' ' : *p);
-    }
-    while (*p && (*p & 0xC0) == 0x80)
-        putchar (*p++);
-    if (cut) {
+    text = text ? text : "-";
+    size_t used = 0, fit = screen_fit (text, width > 0 ? (size_t) width : 0, &used);
+    if (text[fit]) {
+        fit = screen_fit (text, width > 1 ? (size_t) width - 1 : 0, &used);
+        fwrite (text, 1, fit, stdout);
         fputs ("\xe2\x80\xa6", stdout);
         used++;
     }
-    for (; !last && used < width; used++)
+    else
+        fputs (text, stdout);
+    for (; !last && (int) used < width; used++)
         putchar (' ');
     if (!last)
         putchar (' ');
@@ -229,10 +218,16 @@ cmd_history (cli_t *cli)
         return EXIT_USAGE;
     size_t i;
     json_t *row;
-    if (cli->json)
-        json_array_foreach (rows, i, row)
+    int flags = screen_flags (SCREEN_ESCAPE, STDOUT_FILENO) | SCREEN_LINE;
+    json_array_foreach (rows, i, row)
+        if (cli->json)
             cli_print_json (row);
-    else
+        else if (screen_row (row, flags) != 0) {
+            json_decref (rows);
+            fprintf (stderr, "replgate history: out of memory\n");
+            return EXIT_USAGE;
+        }
+    if (!cli->json)
         s_table (rows);
     json_decref (rows);
     return 0;

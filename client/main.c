@@ -17,11 +17,11 @@ typedef struct {
 
 #define CONN "dir broker key server-key json "
 static const command_t s_commands[] = {
-    { "submit", cmd_submit, CONN "lang session reason no-wait timeout file idempotency-key",
+    { "submit", cmd_submit, CONN "lang session reason no-wait timeout file idempotency-key raw escape",
       "submit [-l python|shell] [-s SESSION] [--reason TEXT] [--idempotency-key K]\n"
-      "         [--no-wait|--timeout S] [--json] [CODE|-f FILE|-]" },
-    { "status", cmd_status, CONN, "status ID [--json]" },
-    { "wait", cmd_wait, CONN "timeout", "wait ID [--timeout S] [--json]" },
+      "         [--no-wait|--timeout S] [--json|--raw|--escape] [CODE|-f FILE|-]" },
+    { "status", cmd_status, CONN "raw escape", "status ID [--json|--raw|--escape]" },
+    { "wait", cmd_wait, CONN "timeout raw escape", "wait ID [--timeout S] [--json|--raw|--escape]" },
     { "cancel", cmd_cancel, CONN, "cancel ID [--json]" },
     { "ping", cmd_ping, CONN, "ping [--json]" },
     { "pending", cmd_pending, CONN "session", "pending [-s SESSION] [--json]" },
@@ -34,8 +34,8 @@ static const command_t s_commands[] = {
     { "history", cmd_history, "dir json principal session state since until limit",
       "history [--principal P] [--session S] [--state S] [--since T] [--until T] [--limit N] [--json]" },
     { "verify", cmd_verify, "dir json since-head", "verify [--since-head HASH] [--json]" },
-    { "replay", cmd_replay, "dir json speed no-wait cast",
-      "replay SESSION [--speed X] [--no-wait] [--cast FILE] [--json]" },
+    { "replay", cmd_replay, "dir json speed no-wait cast raw escape",
+      "replay SESSION [--speed X] [--no-wait] [--cast FILE] [--json|--raw|--escape]" },
     { "export", cmd_export, "dir format events principal session state since until",
       "export --format csv|json|jsonl [--events] [--principal P] [--session S] [--state S]\n"
       "         [--since T] [--until T]" },
@@ -57,6 +57,10 @@ s_usage (FILE *out)
              "  --key FILE        client key pair (default DIR/keys/private/agent.cert or admin.cert)\n"
              "  --server-key FILE broker public key (default DIR/keys/broker.cert)\n"
              "  --json            machine-readable output\n"
+             "\nwhat a terminal shows (submit, status, wait, replay): control, bidirectional and\n"
+             "  invisible characters of code and output as markers (⟨ESC⟩, ⟨U+202E⟩); a pipe gets\n"
+             "  the bytes as printed. --raw: the bytes to a terminal too; --escape: markers into a\n"
+             "  pipe too. pending and history always show markers.\n"
              "\nexit codes of submit/wait: 0 ok, 1 snippet failed, 2 usage, 3 denied, 4 pending,\n"
              "  5 expired/cancelled, 6 sandbox limit, 7 broker unreachable/refused, 8 lost\n"
              "exit codes of revoke: 0 revoked, 2 usage, 3 forbidden or no such key, 7 unreachable\n");
@@ -85,7 +89,7 @@ s_parse (cli_t *cli, const command_t *cmd, int argc, char *argv[])
         { "limit", 1, 0, 'L' }, { "port", 1, 0, 'p' }, { "slots", 1, 0, 'N' },
         { "speed", 1, 0, 'x' }, { "cast", 1, 0, 'c' }, { "format", 1, 0, 'F' },
         { "events", 0, 0, 'E' }, { "since-head", 1, 0, 'H' }, { "before", 1, 0, 'b' },
-        { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+        { "raw", 0, 0, 'W' }, { "escape", 0, 0, 'e' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
     int c, index = -1;
     optind = 1;
     while ((c = getopt_long (argc, argv, "l:s:f:", opts, &index)) != -1) {
@@ -130,6 +134,15 @@ s_parse (cli_t *cli, const command_t *cmd, int argc, char *argv[])
             case 'E': cli->events = true; break;
             case 'H': cli->since_head = optarg; break;
             case 'b': cli->before = optarg; break;
+            case 'W': case 'e': {
+                screen_mode_t mode = c == 'W' ? SCREEN_RAW : SCREEN_ESCAPE;
+                if (cli->screen_mode != SCREEN_AUTO && cli->screen_mode != mode) {
+                    fprintf (stderr, "replgate %s: --raw and --escape exclude each other\n", cmd->name);
+                    return -1;
+                }
+                cli->screen_mode = mode;
+                break;
+            }
             default: return -1;
         }
     }

@@ -2,14 +2,19 @@
     order, as a terminal showed it: each snippet with who sent it, when, what the policy
     decided and who approved it, then the output the agent received (already masked when it
     was stored). Real gaps are kept, capped, and scaled by --speed; --cast writes the same
-    text as an asciinema v2 recording instead. Reads only: works with the broker stopped. */
+    text as an asciinema v2 recording instead. On a terminal (or with --escape) every text of
+    the record is rendered first (client/screen.h): the replay shows what the agent got, it
+    does not run it on the investigator's terminal; a pipe and the cast get it as it was.
+    Reads only: works with the broker stopped. */
 #include "client/cli.h"
+#include "common/buf.h"
 #include "common/util.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define GAP_CAP_MS 2000         //  a long pause in the record plays as at most this
 
@@ -20,6 +25,7 @@ typedef struct {
     int64_t last_ms;            //  record time of the previous output, -1 before the first
     double clock_s;             //  playback time of the previous output
     int64_t rows;
+    int screen;                 //  flags to render the rows with (client/screen.h)
 } replay_t;
 
 //  Writes text that the record shows at time at_ms: after the (capped, scaled) gap on a
@@ -68,20 +74,24 @@ s_str (json_t *row, const char *key)
     return json_string_value (json_object_get (row, key));
 }
 
-//  "# 12  2026-...Z  alice (agent)  python  review (rule r), approved by bob\n"
+//  "# 12  2026-...Z  alice (agent)  python  review (rule r), approved by bob\n", whole however
+//  long (a cut line could end inside a marker's reverse video).
 static void
-s_header (json_t *row, char *out, size_t size)
+s_header (json_t *row, buf_t *out)
 {
     const char *decision = s_str (row, "decision"), *rule = s_str (row, "rule");
     const char *approvers = s_str (row, "approvers"), *denied = s_str (row, "denied_by");
-    snprintf (out, size, "# %lld  %s  %s (%s)  %s  %s%s%s%s%s%s%s\n",
-              (long long) json_integer_value (json_object_get (row, "id")),
-              s_str (row, "submitted_at"), s_str (row, "principal"), s_str (row, "role"),
-              s_str (row, "lang"), decision ? decision : "undecided", rule ? " (rule " : "",
-              rule ? rule : "", rule ? ")" : "", approvers ? ", approved by " : "",
-              approvers ? approvers : "", denied ? ", denied by " : "");
+    buf_appendf (out, "# %lld  %s  %s (%s)  %s  %s",
+                 (long long) json_integer_value (json_object_get (row, "id")),
+                 s_str (row, "submitted_at"), s_str (row, "principal"), s_str (row, "role"),
+                 s_str (row, "lang"), decision ? decision : "undecided");
+    if (rule)
+        buf_appendf (out, " (rule %s)", rule);
+    if (approvers)
+        buf_appendf (out, ", approved by %s", approvers);
     if (denied)
-        snprintf (out + strlen (out) - 1, size - strlen (out) + 1, "%s\n", denied);
+        buf_appendf (out, ", denied by %s", denied);
+    buf_append (out, "\n", 1);
 }
 
 //  The code as typed at a prompt: ">>> " / "... " for python, "$ " / "> " for shell.
@@ -110,23 +120,22 @@ s_prompted (json_t *row)
     return out;
 }
 
-//  How it ended, when that is not simply "ran fine" (one line, or "").
+//  How it ended, when that is not simply "ran fine" (one line, or nothing).
 static void
-s_footer (json_t *row, char *out, size_t size)
+s_footer (json_t *row, buf_t *out)
 {
     const char *state = s_str (row, "state"), *outcome = s_str (row, "outcome");
-    *out = 0;
     if (state && strcmp (state, "done") != 0) {
         const char *message = s_str (row, "decision_message"), *why = s_str (row, "deny_reason");
-        snprintf (out, size, "[%s%s%s%s%s]\n", state, message ? ": " : "", message ? message : "",
-                  why ? "; denied because: " : "", why ? why : "");
+        buf_appendf (out, "[%s%s%s%s%s]\n", state, message ? ": " : "", message ? message : "",
+                     why ? "; denied because: " : "", why ? why : "");
     }
     else if (outcome && strcmp (outcome, "ok") != 0)
-        snprintf (out, size, "[%s, exit %lld%s]\n", outcome,
-                  (long long) json_integer_value (json_object_get (row, "exit_code")),
-                  json_is_true (json_object_get (row, "session_reset")) ? ", session reset" : "");
+        buf_appendf (out, "[%s, exit %lld%s]\n", outcome,
+                     (long long) json_integer_value (json_object_get (row, "exit_code")),
+                     json_is_true (json_object_get (row, "session_reset")) ? ", session reset" : "");
     else if (json_is_true (json_object_get (row, "session_reset")))
-        snprintf (out, size, "[session reset]\n");
+        buf_appendf (out, "[session reset]\n");
 }
 
 static void
@@ -147,10 +156,11 @@ s_output (replay_t *self, json_t *row, int64_t at)
         s_emit (self, at, line);
         free (line);
     }
-    char footer[512];
-    s_footer (row, footer, sizeof footer);
-    if (*footer)
-        s_emit (self, at, footer);
+    buf_t footer = { 0 };
+    s_footer (row, &footer);
+    if (footer.len)
+        s_emit (self, at, footer.data);
+    buf_free (&footer);
 }
 
 static int
@@ -162,12 +172,16 @@ s_play (json_t *row, void *arg)
         cli_print_json (row);
         return 0;
     }
-    char header[1024];
-    s_header (row, header, sizeof header);
+    if (screen_row (row, self->screen) != 0)
+        return -1;
+    buf_t header = { 0 };
+    s_header (row, &header);
     int64_t submitted = time_parse_iso8601 (s_str (row, "submitted_at"));
     int64_t finished = time_parse_iso8601 (s_str (row, "finished_at"));
     s_emit (self, submitted, self->rows > 1 ? "\n" : "");
-    s_emit (self, submitted, header);
+    if (header.data)
+        s_emit (self, submitted, header.data);
+    buf_free (&header);
     char *code = s_prompted (row);
     if (code)
         s_emit (self, submitted, code);
@@ -209,7 +223,8 @@ cmd_replay (cli_t *cli)
     cli->session = cli->argv[0];
     json_t *filters = cli_filters (cli);
     store_t *store = filters ? cli_open_store (cli, STORE_READONLY) : NULL;
-    replay_t self = { cli, NULL, !cli->no_wait, -1, 0, 0 };
+    replay_t self = { cli, NULL, !cli->no_wait, -1, 0, 0,
+                      cli->cast ? 0 : screen_flags (cli->screen_mode, STDOUT_FILENO) };
     if (store && cli->cast)
         self.cast = s_cast_open (cli, cli->session);
     int rc = store && (!cli->cast || self.cast) ? store_each (store, filters, s_play, &self) : -1;

@@ -36,6 +36,7 @@ int dispatch_test (void);
 int approvals_test (void);
 int states_test (void);
 int state_table_test (void);
+int screen_test (void);
 
 static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "util", util_test },
@@ -68,6 +69,7 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "approvals", approvals_test },
     { "states", states_test },
     { "broker_state", state_table_test },
+    { "screen", screen_test },
 };
 
 int

@@ -49,6 +49,9 @@ run slack "approver/payload.c common/util.c" "$OUT/slack.seed"
 run claim "worker/claim.c common/util.c"
 mkdir -p "$OUT/policy.seed" && cp policy/default.json "$OUT/policy.seed/"
 run policy "$(ls policy/*.c | tr '\n' ' ') common/util.c common/buf.c" "$OUT/policy.seed"
+mkdir -p "$OUT/screen.seed"     #  flags byte, then a line that redraws itself, RLO, a stray byte
+printf '\x05# \x1b[2K\r\x1b[1Aok \xe2\x80\xae \xff \xe2\x9f\xa8ESC\xe2\x9f\xa9\n' > "$OUT/screen.seed/attack"
+run screen "client/screen.c common/buf.c common/util.c" "$OUT/screen.seed"
 echo "fuzz: $passed passed, $failed failed"
 if [ "$failed" = 0 ] && [ -z "${FUZZ_DIR:-}" ]; then rm -rf "$OUT"; fi
 [ "$failed" = 0 ]
