@@ -7,13 +7,15 @@ starts and the sandbox's cost (`sandbox`), pipelined throughput from one connect
 (`inflight`), and ping latency while another process holds the database's write lock (`locked`).
 Prints figures and ratios; asserts nothing (timings are not tests).
 
+The Python client's cost per warm snippet against the raw protocol (`pyclient`).
 Environment: BENCH_ONLY (comma-separated parts: warm, jupyter, cli, sessions, rss, sandbox,
-inflight, locked; default all; warm, jupyter and cli share one interleaved run), BENCH_N (warm
+inflight, locked, pyclient; default all; warm, jupyter and cli share one interleaved run), BENCH_N (warm
 snippets, default 2000), BENCH_JUPYTER_N (default 1000), BENCH_CLI_N (default 100),
 BENCH_SESSIONS_N (default 20000), BENCH_SESSIONS_DEPTH (in flight, default 64),
 BENCH_SESSIONS_CONNS (default 4), BENCH_SANDBOX_N, BENCH_INFLIGHT_DEPTHS (default 64,10000),
 BENCH_INFLIGHT_N (requests per depth, one value or one per depth; default 10000,20000),
-BENCH_INFLIGHT_SESSIONS (default 8), BENCH_INFLIGHT_LIMIT_S (time cap per depth, default 180)."""
+BENCH_INFLIGHT_SESSIONS (default 8), BENCH_INFLIGHT_LIMIT_S (time cap per depth, default 180),
+BENCH_PYCLIENT_N (warm snippets each way, default 2000)."""
 import collections, json, os, sqlite3, statistics, subprocess, sys, threading, time
 import zmq
 sys.path.insert(0, os.path.dirname(__file__))
@@ -144,6 +146,8 @@ def main():
         inflight_bench()
     if wanted("locked"):
         locked_bench()
+    if wanted("pyclient"):
+        pyclient_bench()
 
 
 def warm_bench(figures, wanted):
@@ -669,6 +673,43 @@ def locked_bench():
                  "" if consistent else "  <-- reply and record disagree"), flush=True)
     events = ["%s %s" % (t, json.loads(d).get("why") or json.loads(d).get("worker")) for t, d in r["workers"]]
     print("worker events from the lock on: %s" % (", ".join(events) or "none"), flush=True)
+
+
+def pyclient_bench(n=int(os.environ.get("BENCH_PYCLIENT_N", "2000")), rounds=10):
+    """Gate.run of the warm snippet against the harness's raw Client (one JSON frame, no
+    objects), interleaved in rounds on one stack: the difference is the client's own cost."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "client", "python"))
+    import replgate
+    stack = Stack()
+    raw, py, cpu = [], [], {"raw": 0.0, "pyclient": 0.0}
+    try:
+        c, gate = stack.client(), replgate.Gate(dir=stack.dir)
+        c.run(SNIPPET, session="raw")
+        gate.run(SNIPPET, session="py")
+        for r in range(rounds):
+            part = n // rounds
+            cpu0 = time.process_time()
+            raw += [_timed(lambda: c.call("submit", lang="python", code=SNIPPET, session="raw", wait_ms=10000))
+                    for _ in range(part)]
+            cpu1 = time.process_time()
+            py += [_timed(lambda: gate.run(SNIPPET, session="py")) for _ in range(part)]
+            cpu["raw"] += cpu1 - cpu0
+            cpu["pyclient"] += time.process_time() - cpu1
+        c.close()
+        gate.close()
+    finally:
+        stack.stop()
+    a, b = statistics.median(raw), statistics.median(py)
+    print("pyclient Gate.run, warm snippet: p50 %.3f ms  p99 %.3f ms; raw protocol (harness Client): "
+          "p50 %.3f ms  p99 %.3f ms  (%d each)" % (b, pct(py, 99), a, pct(raw, 99), len(py)))
+    print("pyclient / raw at p50: %.2fx (+%.0f us); client CPU per snippet: pyclient %.0f us, raw %.0f us"
+          % (b / a, (b - a) * 1000, cpu["pyclient"] / len(py) * 1e6, cpu["raw"] / len(raw) * 1e6), flush=True)
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000
 
 
 if __name__ == "__main__":
