@@ -184,7 +184,14 @@ s_check_field (const field_t *f, json_t *value, proto_error_t *err)
     if (f->type == F_INT) {
         json_int_t n = json_integer_value (value);
         if (n < 0 || (f->max && n > f->max)) {
-            s_fail (err, PROTO_E_BAD_VALUE, "field '%s' is out of range", f->name);
+            //  The bound is part of the answer: a caller learns what it may ask for.
+            char what [PROTO_MAX_KEY + 64];
+            if (f->max)
+                snprintf (what, sizeof what, "%s' is out of range: 0 to the maximum %lld", f->name,
+                          f->max);
+            else
+                snprintf (what, sizeof what, "%s' must not be negative", f->name);
+            s_fail (err, PROTO_E_BAD_VALUE, "field '%s", what);
             return -1;
         }
     }

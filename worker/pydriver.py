@@ -8,7 +8,7 @@
 # Start-up time is part of every cold session, so the driver imports only C modules up front:
 # ast, json, linecache and traceback pull in re, enum and collections and would double
 # the interpreter's start; traceback and linecache are imported when a snippet first fails.
-import _ast, _json, builtins, os, sys
+import _ast, _json, _signal, builtins, os, sys
 
 REQ, REP = 3, 4
 VALUE_MAX = 65536
@@ -65,6 +65,8 @@ class Runner:
         sys.modules["__main__"] = main
         self.globals = main.__dict__
         self.count = 0
+        self.running = False    # a snippet runs: SIGINT raises KeyboardInterrupt in it
+        self.interrupted = False    # SIGINT came between snippets: the next one starts with it
         self.unsynced = []      # (file name, source) of snippets linecache does not hold yet
         self.value = None
         sys.displayhook = self.displayhook
@@ -121,6 +123,10 @@ class Runner:
         self.unsynced.append((name, code))
         self.sync_sources()
         try:
+            self.running = True
+            if self.interrupted:
+                self.interrupted = False
+                raise KeyboardInterrupt
             tree = compile(code, name, "exec", _ast.PyCF_ONLY_AST)
             last = tree.body[-1:] if tree.body and isinstance(tree.body[-1], _ast.Expr) else []
             if last:
@@ -128,9 +134,12 @@ class Runner:
             exec(compile(tree, name, "exec"), self.globals)
             if last:
                 exec(compile(_ast.Interactive(body=last), name, "single"), self.globals)
+            self.running = False
         except SystemExit:
+            self.running = False
             raise
         except BaseException as exc:
+            self.running = False
             return {"status": "error", "execution_count": self.count, "value": None,
                     "error": self.error(exc)}
         value = clean(self.value) if self.value is not None else None
@@ -150,12 +159,23 @@ def main():
     os.set_inheritable(REQ, False)
     os.set_inheritable(REP, False)
     runner = Runner()
+
+    # An interrupt (SIGINT) is for the snippet: raised in it while it runs, kept for the next
+    # one when it comes before the snippet began (the broker may ask that early), and never
+    # raised in this loop, which would end the session. The worker sends none once it has
+    # the reply, so one that came before a fence was for the snippet that just ended.
+    def on_sigint(signum, frame):
+        if runner.running:
+            raise KeyboardInterrupt
+        runner.interrupted = True
+    _signal.signal(_signal.SIGINT, on_sigint)
     while True:
         head = read_exact(4)
         if head is None:
             return
         size = int.from_bytes(head, "big")
         if size == FENCE:
+            runner.interrupted = False
             nonce = read_exact(32)
             if nonce is None:
                 return

@@ -652,8 +652,9 @@ s_check_deadline (session_t *self)
     if (now < self->deadline)
         return;
     if (self->state == S_RUNNING) {
-        //  Give the snippet a chance to unwind (and python to say where it was).
-        if (killpg (self->pid, SIGINT) < 0 && errno != ESRCH)
+        //  Give the snippet a chance to unwind (and python to say where it was); once its
+        //  reply came only the fence's echo is awaited, and a SIGINT would hit the driver.
+        if (!self->fenced && killpg (self->pid, SIGINT) < 0 && errno != ESRCH)
             log_error ("session %s: killpg SIGINT: %s", self->name, strerror (errno));
         self->state = S_INTERRUPTING;
         self->deadline = now + GRACE_MS;
@@ -670,7 +671,9 @@ session_interrupt (session_t *self, int64_t id)
 {
     if (self->state != S_RUNNING || self->id != id)
         return -1;
-    if (killpg (self->pid, SIGINT) < 0 && errno != ESRCH)
+    //  Once the reply came the snippet is over (its fence is under way): a SIGINT now would
+    //  reach the driver's loop, not the snippet.
+    if (!self->fenced && killpg (self->pid, SIGINT) < 0 && errno != ESRCH)
         log_error ("session %s: killpg SIGINT: %s", self->name, strerror (errno));
     int64_t grace = clock_mono_ms () + INTERRUPT_GRACE_MS;
     self->state = S_INTERRUPTING;

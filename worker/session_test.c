@@ -428,6 +428,18 @@ s_test_interrupt (session_t *py, session_t *sh)
     r = s_run (sh, "echo $there");
     CHECK (s_is (r, "stdout", "here\n"));
     json_decref (r);
+    //  An interrupt the moment the run is sent (before the driver began it) still stops it,
+    //  and never the driver: the session keeps its state.
+    code = "import time\ntime.sleep(30)";
+    for (int i = 0; i < 5; i++) {
+        CHECK (session_start (py, 7, code, strlen (code), &limits) == 0);
+        r = s_drive (py, 0, NULL);
+        CHECK (s_is (r, "outcome", "interrupted") && !s_true (r, "session_reset"));
+        json_decref (r);
+    }
+    r = s_run (py, "kept");
+    CHECK (s_is (r, "value", "41"));
+    json_decref (r);
     //  A snippet that will not stop for SIGINT loses its interpreter after the grace.
     code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(30)";
     CHECK (session_start (py, 7, code, strlen (code), &limits) == 0);
