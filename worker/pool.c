@@ -9,6 +9,7 @@
 typedef struct {
     session_t *session;
     uint64_t used;              //  tick of the last claim; higher is more recent
+    int64_t used_ms;            //  monotonic ms of the last claim or of its run's end
 } s_slot_t;
 
 struct _pool_t {
@@ -117,6 +118,7 @@ pool_claim (pool_t *self, const char *owner, const char *name, const char *lang,
         slot->session = session;
     }
     slot->used = ++self->tick;
+    slot->used_ms = clock_mono_ms ();
     return slot->session;
 }
 
@@ -127,4 +129,21 @@ pool_remove (pool_t *self, session_t **session_p)
         if (self->slots [i].session == *session_p)
             self->slots [i].session = NULL;
     session_destroy (session_p);
+}
+
+session_t *
+pool_expire (pool_t *self, int64_t now, int64_t ttl_ms)
+{
+    for (size_t i = 0; i < self->size; i++) {
+        s_slot_t *slot = &self->slots [i];
+        if (slot->session && session_busy (slot->session))
+            slot->used_ms = now;            //  a run keeps it in use until it ends
+        else
+        if (slot->session && now - slot->used_ms >= ttl_ms) {
+            session_t *idle = slot->session;
+            slot->session = NULL;
+            return idle;
+        }
+    }
+    return NULL;
 }

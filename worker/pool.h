@@ -23,6 +23,11 @@ session_t *pool_find (pool_t *self, const char *owner, const char *name, const c
 session_t *pool_claim (pool_t *self, const char *owner, const char *name, const char *lang,
                        session_t **evicted);
 
+//  An idle session unused for ttl_ms (monotonic `now`), taken out of its slot and handed to
+//  the caller (report it, then destroy it), or NULL. Call again until NULL. A busy session
+//  counts as used until its run ends.
+session_t *pool_expire (pool_t *self, int64_t now, int64_t ttl_ms);
+
 //  Takes the session out of its slot and destroys it.
 void pool_remove (pool_t *self, session_t **session_p);
 
