@@ -78,5 +78,10 @@ int cmd_approve (cli_t *cli);
 int cmd_deny (cli_t *cli);
 int cmd_revoke (cli_t *cli);
 int cmd_up (cli_t *cli);
+//  An agent's interpreters and runs: client/sessions.c.
+int cmd_interrupt (cli_t *cli);
+int cmd_sessions (cli_t *cli);
+int cmd_reset (cli_t *cli);
+int cmd_close (cli_t *cli);
 
 #endif

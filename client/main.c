@@ -28,6 +28,10 @@ static const command_t s_commands[] = {
     { "approve", cmd_approve, CONN "reason", "approve ID [--reason TEXT]" },
     { "deny", cmd_deny, CONN "reason", "deny ID --reason TEXT" },
     { "revoke", cmd_revoke, CONN, "revoke NAME [--json]" },
+    { "interrupt", cmd_interrupt, CONN "no-wait", "interrupt ID [--no-wait] [--json]" },
+    { "sessions", cmd_sessions, CONN, "sessions [--json]" },
+    { "reset", cmd_reset, CONN "lang", "reset SESSION [-l python|shell] [--json]" },
+    { "close", cmd_close, CONN "lang", "close SESSION [-l python|shell] [--json]" },
     { "policy", cmd_policy, "dir json lang session principal role groups file",
       "policy check FILE | policy explain [-l LANG] [-s SESSION] [--principal P] [--role R]\n"
       "         [--groups a,b] [-f POLICY] CODE" },

@@ -19,6 +19,8 @@ cli_exit_code (json_t *row)
     if (strcmp (state, "done") == 0) {
         if (!outcome || strcmp (outcome, "ok") == 0)
             return EXIT_OK;
+        if (strcmp (outcome, "interrupted") == 0)
+            return EXIT_ENDED;          //  stopped by someone, like a cancel
         return strcmp (outcome, "error") == 0 ? EXIT_FAILED : EXIT_LIMIT;
     }
     if (strcmp (state, "denied") == 0)

@@ -183,6 +183,24 @@ def interrupt_stops_the_snippet_and_keeps_the_session():
               and "never" not in (done["stdout"] or ""), done)
         check(alice.run("echo $v", lang="shell", session="intr")["stdout"] == "kept\n", "shell state")
         check(s.cli("verify").returncode == 0, "the record verifies")
+        # the same from the command line: interrupt waits for how the run ended
+        r = alice.call("submit", lang="python", code="import time\ntime.sleep(30)", session="intr",
+                       wait_ms=0)
+        running(alice, r["id"])
+        p = s.cli("interrupt", str(r["id"]), "--key", s.key("agent"))
+        check(p.returncode == 5 and "interrupted" in p.stderr, (p.returncode, p.stdout, p.stderr))
+        p = s.cli("interrupt", str(r["id"]), "--key", s.key("agent"))
+        check(p.returncode != 0 and "bad_state" in p.stderr, (p.returncode, p.stderr))
+        p = s.cli("sessions", "--key", s.key("agent"))
+        check(p.returncode == 0 and "intr" in p.stdout and "python" in p.stdout and "shell" in p.stdout,
+              p.stdout)
+        listed = json.loads(s.cli("sessions", "--json", "--key", s.key("agent")).stdout)
+        check(any(e["session"] == "intr" and e["lang"] == "shell" for e in listed), listed)
+        p = s.cli("reset", "intr", "-l", "shell", "--key", s.key("agent"))
+        check(p.returncode == 0 and "reset session intr (shell)" in p.stdout, p.stdout + p.stderr)
+        check(alice.run("echo ${v:-gone}", lang="shell", session="intr")["stdout"] == "gone\n", "reset")
+        p = s.cli("close", "nosuch", "--key", s.key("agent"))
+        check(p.returncode != 0 and "not_found" in p.stderr, (p.returncode, p.stderr))
     finally:
         alice.close()
         admin.close()
