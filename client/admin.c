@@ -53,6 +53,41 @@ s_print_json (json_t *reply)
     free (text);
 }
 
+//  What an admin op's reply means: refused (said, with its exit code), --json, or `say`
+//  printing it for a person. Consumes reply.
+static int
+s_answer (cli_t *cli, json_t *reply, void (*say) (cli_t *, json_t *))
+{
+    int rc = EXIT_OK;
+    if (!json_is_true (json_object_get (reply, "ok")))
+        rc = s_refused (cli, reply);
+    else if (cli->json)
+        s_print_json (reply);
+    else
+        say (cli, reply);
+    json_decref (reply);
+    return rc;
+}
+
+static void
+s_say_revoked (cli_t *cli, json_t *reply)
+{
+    printf ("revoked %s (role %s, key %s): its cert is now in keys/revoked/, "
+            "its open connections are refused\n", cli->argv[0],
+            json_string_value (json_object_get (reply, "role")),
+            json_string_value (json_object_get (reply, "key")));
+}
+
+static void
+s_say_pruned (cli_t *cli, json_t *reply)
+{
+    (void) cli;
+    json_int_t n = json_integer_value (json_object_get (reply, "pruned"));
+    printf ("%lld request%s finished before %s pruned (code and outputs removed, hashes "
+            "kept)\n", (long long) n, n == 1 ? "" : "s",
+            json_string_value (json_object_get (reply, "before")));
+}
+
 int
 cmd_revoke (cli_t *cli)
 {
@@ -63,20 +98,7 @@ cmd_revoke (cli_t *cli)
     int rc;
     json_t *reply = s_call (cli, json_pack ("{s:s, s:s}", "op", "revoke", "name", cli->argv[0]),
                             5000, &rc);
-    if (!reply)
-        return rc;
-    rc = EXIT_OK;
-    if (!json_is_true (json_object_get (reply, "ok")))
-        rc = s_refused (cli, reply);
-    else if (cli->json)
-        s_print_json (reply);
-    else
-        printf ("revoked %s (role %s, key %s): its cert is now in keys/revoked/, "
-                "its open connections are refused\n", cli->argv[0],
-                json_string_value (json_object_get (reply, "role")),
-                json_string_value (json_object_get (reply, "key")));
-    json_decref (reply);
-    return rc;
+    return reply ? s_answer (cli, reply, s_say_revoked) : rc;
 }
 
 //  How long `prune` waits for the broker's answer: it prunes in batches between its other
@@ -102,19 +124,5 @@ cmd_prune (cli_t *cli)
         return rc;
     json_decref (reply);
     reply = s_call (cli, json_pack ("{s:s, s:s}", "op", "prune", "before", before), PRUNE_WAIT_MS, &rc);
-    if (!reply)
-        return rc;
-    rc = EXIT_OK;
-    if (!json_is_true (json_object_get (reply, "ok")))
-        rc = s_refused (cli, reply);
-    else if (cli->json)
-        s_print_json (reply);
-    else {
-        json_int_t n = json_integer_value (json_object_get (reply, "pruned"));
-        printf ("%lld request%s finished before %s pruned (code and outputs removed, hashes "
-                "kept)\n", (long long) n, n == 1 ? "" : "s",
-                json_string_value (json_object_get (reply, "before")));
-    }
-    json_decref (reply);
-    return rc;
+    return reply ? s_answer (cli, reply, s_say_pruned) : rc;
 }

@@ -16,25 +16,14 @@
 #define MIB (1024 * 1024)
 
 //  Runs one snippet to its end the way the worker's loop would, and returns the result.
+static json_t *s_drive (session_t *s, int64_t after, buf_t *out);
+
 static json_t *
 s_run_limited (session_t *s, const char *code, int64_t timeout_ms, size_t cap)
 {
     session_limits_t limits = { timeout_ms, cap, 512, 128, 64, 1000, false };
     int rc = session_start (s, 7, code, strlen (code), &limits);
-    while (rc == 0) {
-        int fds [8];
-        short events [8];
-        struct pollfd items [8];
-        int n = session_fds (s, fds, events, 8);
-        for (int i = 0; i < n; i++)
-            items [i] = (struct pollfd) { fds [i], events [i], 0 };
-        int64_t deadline = session_deadline_ms (s);
-        int64_t wait = deadline < 0 ? 1000 : deadline - clock_mono_ms ();
-        poll (items, (nfds_t) n, wait < 0 ? 0 : (int) wait);
-        if (session_step (s) == SESSION_RESULT)
-            break;
-    }
-    return session_take_result (s);
+    return rc == 0 ? s_drive (s, -1, NULL) : session_take_result (s);
 }
 
 static json_t *
