@@ -27,6 +27,7 @@ typedef struct {
     double speed;               //  replay --speed (default 1)
     const char *cast, *format, *since_head, *before;
     bool events;                //  export --events
+    const char *approval_wait;  //  mcp --approval-wait
     int argc;                   //  positional arguments after the command
     char **argv;
 } cli_t;
@@ -75,5 +76,6 @@ int cmd_approve (cli_t *cli);
 int cmd_deny (cli_t *cli);
 int cmd_revoke (cli_t *cli);
 int cmd_up (cli_t *cli);
+int cmd_mcp (cli_t *cli);
 
 #endif

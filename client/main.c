@@ -42,6 +42,8 @@ static const command_t s_commands[] = {
     { "prune", cmd_prune, CONN "before", "prune --before T [--json]   (admin key; the broker prunes)" },
     { "keygen", cmd_keygen, "dir role groups", "keygen NAME --role agent|approver|worker|admin [--groups a,b]" },
     { "up", cmd_up, "dir port slots", "up [--dir DIR] [--port N] [--slots N]" },
+    { "mcp", cmd_mcp, "dir broker key server-key session approval-wait",
+      "mcp [-s SESSION] [--approval-wait S]   (an MCP server on stdio, for agents)" },
 };
 #define NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
 
@@ -85,6 +87,7 @@ s_parse (cli_t *cli, const command_t *cmd, int argc, char *argv[])
         { "limit", 1, 0, 'L' }, { "port", 1, 0, 'p' }, { "slots", 1, 0, 'N' },
         { "speed", 1, 0, 'x' }, { "cast", 1, 0, 'c' }, { "format", 1, 0, 'F' },
         { "events", 0, 0, 'E' }, { "since-head", 1, 0, 'H' }, { "before", 1, 0, 'b' },
+        { "approval-wait", 1, 0, 'W' },
         { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
     int c, index = -1;
     optind = 1;
@@ -130,6 +133,7 @@ s_parse (cli_t *cli, const command_t *cmd, int argc, char *argv[])
             case 'E': cli->events = true; break;
             case 'H': cli->since_head = optarg; break;
             case 'b': cli->before = optarg; break;
+            case 'W': cli->approval_wait = optarg; break;
             default: return -1;
         }
     }
