@@ -156,9 +156,10 @@ s_results_test (void)
     CHECK (s_text_is (mcp_tools_result ("python", row), "\xef\xbf\xbd\nstderr:\nerr\n42\n"
                       "[the session was reset: its earlier state is gone]", 0));
     json_object_set_new (row, "outcome", json_string ("timeout"));
+    json_object_set_new (row, "reset_reason", json_string ("evicted"));
     json_object_del (row, "stdout_base64");
     CHECK (s_text_is (mcp_tools_result ("python", row), "out\nstderr:\nerr\n42\n[request ended: timeout]\n"
-                      "[the session was reset: its earlier state is gone]", 1));
+                      "[the session was reset (evicted): its earlier state is gone]", 1));
     json_decref (row);
     row = json_pack ("{s:i, s:s, s:s, s:s, s:s, s:s}", "id", 5, "state", "denied", "rule", "r",
                      "decision_message", "m", "denied_by", "alice", "deny_reason", "no");

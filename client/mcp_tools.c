@@ -242,20 +242,14 @@ s_done_text (buf_t *out, json_t *row)
     if (!s_str (row, "traceback") && s_str (row, "error_name"))
         buf_appendf (out, "%s%s: %s", out->len ? "\n" : "", s_str (row, "error_name"),
                      s_str (row, "error_value") ? s_str (row, "error_value") : "");
-    const char *notes[4] = { NULL };
-    const char *outcome = s_str (row, "outcome");
+    const char *outcome = s_str (row, "outcome"), *reset = s_str (row, "reset_reason");
     if (json_is_true (json_object_get (row, "stdout_truncated")) || json_is_true (json_object_get (row, "stderr_truncated")))
-        notes[0] = "[output truncated]";
+        buf_appendf (out, "%s[output truncated]", out->len ? "\n" : "");
     if (outcome && strcmp (outcome, "ok") != 0 && strcmp (outcome, "error") != 0)
-        notes[1] = outcome;
+        buf_appendf (out, "%s[request ended: %s]", out->len ? "\n" : "", outcome);
     if (json_is_true (json_object_get (row, "session_reset")))
-        notes[2] = "[the session was reset: its earlier state is gone]";
-    for (int i = 0; i < 3; i++)
-        if (notes[i] && i == 1)
-            buf_appendf (out, "%s[request ended: %s]", out->len ? "\n" : "", notes[i]);
-        else
-        if (notes[i])
-            buf_appendf (out, "%s%s", out->len ? "\n" : "", notes[i]);
+        buf_appendf (out, "%s[the session was reset%s%s%s: its earlier state is gone]", out->len ? "\n" : "",
+                     reset ? " (" : "", reset ? reset : "", reset ? ")" : "");
     if (out->len == 0)
         buf_appendf (out, "(no output)");
 }

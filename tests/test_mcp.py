@@ -457,12 +457,22 @@ def raw_progress_only_when_asked_and_no_answer_after_cancel():
         first = p["params"]["progress"]
         p = m.recv(10)
         check(p["params"]["progress"] > first, ("progress must increase", first, p))
+        # cancelled at once, before the broker answered its submit: stopped once it does
+        m.send({"jsonrpc": "2.0", "id": "early", "method": "tools/call",
+                "params": {"name": "python", "arguments": {"code": PARKED}, "_meta": {"progressToken": 8}}})
+        m.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "early"}})
+        wait_for(lambda: s.sql("select count(*) from requests")[0][0] == 3, what="three requests")
         ids = [r[0] for r in s.sql("select id from requests order by id")]
         # cancelling an unknown or finished request changes nothing; these two stop, unanswered
         m.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "nobody"}})
         for id in ("quiet", "loud"):
             m.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": id, "reason": "t"}})
-        wait_for(lambda: all(status(s, i)["state"] == "cancelled" for i in ids), what="both cancelled")
+        wait_for(lambda: all(status(s, i)["state"] == "cancelled" for i in ids), what="all three cancelled")
+        while True:                                     # progress sent before the cancellation
+            msg = m.recv(0.5)
+            if msg is None:
+                break
+            check(msg.get("method") == "notifications/progress" and msg["params"]["progressToken"] == 7, msg)
         check(m.ask(1, "ping")["result"] == {}, "ping")
         check(m.recv(6) is None, "an answer or progress after the cancellation")
     finally:
