@@ -184,6 +184,10 @@ s_results_test (void)
     json_t *sessions = json_pack ("{s:[]}", "sessions");
     CHECK (s_text_is (mcp_tools_result ("sessions", sessions), "no live sessions", 0));
     json_decref (sessions);
+    sessions = json_pack ("{s:[{s:s, s:s, s:s, s:s, s:i, s:s, s:i}]}", "sessions", "session", "s", "lang", "shell",
+                          "principal", "bob", "state", "idle", "execution_count", 3, "last_used", "T", "memory_kb", 9);
+    CHECK (s_text_is (mcp_tools_result ("sessions", sessions), "s (shell, of bob): idle, 3 runs, last used T, 9 KiB", 0));
+    json_decref (sessions);
 }
 
 int

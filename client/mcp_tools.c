@@ -305,6 +305,8 @@ s_sessions_result (json_t *reply)
                      (long long) json_integer_value (json_object_get (s, "memory_kb")));
     if (out.len == 0)
         buf_appendf (&out, "no live sessions");
+    else
+        out.data[--out.len] = 0;    //  the last line's newline
     return s_result (&out, reply, false);
 }
 
