@@ -52,8 +52,12 @@ check-deps:
 	if [ -n "$$missing" ]; then echo "replgate: missing Debian packages:$$missing"; \
 	  echo "  install them with: make deps   (as root), or: sudo apt-get install -y$$missing"; exit 2; fi
 
+# What only tests/test_mcp.py needs (it runs the official MCP SDK, from npm, on node), found by
+# command: a nodejs from elsewhere (NodeSource) bundles npm and conflicts with Debian's npm.
+TEST_CMDS := nodejs npm
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for c in $(TEST_CMDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then echo "replgate: missing Debian packages:$$missing"; \
 	  echo "  run as root: apt-get install -y$$missing"; exit 2; fi; \

@@ -29,6 +29,7 @@ typedef struct {
     const char *cast, *format, *since_head, *before;
     bool events;                //  export --events
     screen_mode_t screen_mode;  //  --raw, --escape: how output reaches a terminal
+    const char *approval_wait;  //  mcp --approval-wait
     int argc;                   //  positional arguments after the command
     char **argv;
 } cli_t;
@@ -83,5 +84,6 @@ int cmd_interrupt (cli_t *cli);
 int cmd_sessions (cli_t *cli);
 int cmd_reset (cli_t *cli);
 int cmd_close (cli_t *cli);
+int cmd_mcp (cli_t *cli);
 
 #endif

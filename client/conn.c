@@ -75,16 +75,28 @@ conn_recv (conn_t *self, int timeout_ms)
     return msg;
 }
 
-json_t *
-conn_call (conn_t *self, json_t *req, int timeout_ms)
+int
+conn_send (conn_t *self, json_t *req, char rid[40])
 {
-    char rid[40];
-    snprintf (rid, sizeof rid, "%s-%lld", self->prefix, (long long) ++self->next_rid);
+    snprintf (rid, 40, "%s-%lld", self->prefix, (long long) ++self->next_rid);
     json_object_set_new (req, "rid", json_string (rid));
     char *text = json_dumps (req, JSON_COMPACT);
     int rc = text ? zmq_send (self->sock, text, strlen (text), 0) : -1;
     free (text);
-    if (rc < 0)
+    return rc < 0 ? -1 : 0;
+}
+
+void *
+conn_socket (conn_t *self)
+{
+    return self->sock;
+}
+
+json_t *
+conn_call (conn_t *self, json_t *req, int timeout_ms)
+{
+    char rid[40];
+    if (conn_send (self, req, rid) != 0)
         return NULL;
     int64_t deadline = clock_mono_ms () + timeout_ms;
     while (clock_mono_ms () < deadline) {

@@ -26,4 +26,13 @@ json_t *conn_call (conn_t *self, json_t *req, int timeout_ms);
 //  Receives the next message (reply or pushed event) within timeout_ms; NULL on timeout.
 json_t *conn_recv (conn_t *self, int timeout_ms);
 
+//  Sends `req` (not consumed; a fresh `rid` is set on it and copied into rid) and returns at
+//  once: for a caller with several requests in flight, which tells replies apart itself (the
+//  reply is the message from conn_recv with this rid and no `op`). 0, or -1 if not sent.
+int conn_send (conn_t *self, json_t *req, char rid[40]);
+
+//  The libzmq socket, for a caller that polls it with other descriptors (zmq_poll) before
+//  reading it with conn_recv. Still owned by the connection.
+void *conn_socket (conn_t *self);
+
 #endif

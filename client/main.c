@@ -46,6 +46,8 @@ static const command_t s_commands[] = {
     { "prune", cmd_prune, CONN "before", "prune --before T [--json]   (admin key; the broker prunes)" },
     { "keygen", cmd_keygen, "dir role groups", "keygen NAME --role agent|approver|worker|admin [--groups a,b]" },
     { "up", cmd_up, "dir port slots", "up [--dir DIR] [--port N] [--slots N]" },
+    { "mcp", cmd_mcp, "dir broker key server-key session approval-wait",
+      "mcp [-s SESSION] [--approval-wait S]   (an MCP server on stdio, for agents)" },
 };
 #define NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
 
@@ -93,7 +95,8 @@ s_parse (cli_t *cli, const command_t *cmd, int argc, char *argv[])
         { "limit", 1, 0, 'L' }, { "port", 1, 0, 'p' }, { "slots", 1, 0, 'N' },
         { "speed", 1, 0, 'x' }, { "cast", 1, 0, 'c' }, { "format", 1, 0, 'F' },
         { "events", 0, 0, 'E' }, { "since-head", 1, 0, 'H' }, { "before", 1, 0, 'b' },
-        { "raw", 0, 0, 'W' }, { "escape", 0, 0, 'e' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+        { "raw", 0, 0, 'W' }, { "escape", 0, 0, 'e' }, { "approval-wait", 1, 0, 'A' },
+        { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
     int c, index = -1;
     optind = 1;
     while ((c = getopt_long (argc, argv, "l:s:f:", opts, &index)) != -1) {
@@ -147,6 +150,7 @@ s_parse (cli_t *cli, const command_t *cmd, int argc, char *argv[])
                 cli->screen_mode = mode;
                 break;
             }
+            case 'A': cli->approval_wait = optarg; break;
             default: return -1;
         }
     }

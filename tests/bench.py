@@ -4,18 +4,20 @@ kernel's execute round trip (python3-ipykernel, python3-jupyter-client: `make be
 CLI's `replgate submit`. Then throughput with 16 sessions on 32 slots (`sessions`), broker memory
 with 10,000 requests pending (`rss`), and issue 12's goals as ratios of those figures. Then session
 starts and the sandbox's cost (`sandbox`), pipelined throughput from one connection at two depths
-(`inflight`), and ping latency while another process holds the database's write lock (`locked`).
+(`inflight`), ping latency while another process holds the database's write lock (`locked`), and
+the warm snippet through `replgate mcp` against the raw protocol (`mcp`).
 Prints figures and ratios; asserts nothing (timings are not tests).
 
 The Python client's cost per warm snippet against the raw protocol (`pyclient`).
 Environment: BENCH_ONLY (comma-separated parts: warm, jupyter, cli, sessions, rss, sandbox,
-inflight, locked, pyclient; default all; warm, jupyter and cli share one interleaved run), BENCH_N (warm
+inflight, locked, pyclient, mcp; default all; warm, jupyter and cli share one interleaved run), BENCH_N (warm
 snippets, default 2000), BENCH_JUPYTER_N (default 1000), BENCH_CLI_N (default 100),
 BENCH_SESSIONS_N (default 20000), BENCH_SESSIONS_DEPTH (in flight, default 64),
 BENCH_SESSIONS_CONNS (default 4), BENCH_SANDBOX_N, BENCH_INFLIGHT_DEPTHS (default 64,10000),
 BENCH_INFLIGHT_N (requests per depth, one value or one per depth; default 10000,20000),
 BENCH_INFLIGHT_SESSIONS (default 8), BENCH_INFLIGHT_LIMIT_S (time cap per depth, default 180),
-BENCH_PYCLIENT_N (warm snippets each way, default 2000)."""
+BENCH_PYCLIENT_N (warm snippets each way, default 2000), BENCH_MCP_N (warm snippets each way,
+default 1000)."""
 import collections, json, os, sqlite3, statistics, subprocess, sys, threading, time
 import zmq
 sys.path.insert(0, os.path.dirname(__file__))
@@ -148,6 +150,8 @@ def main():
         locked_bench()
     if wanted("pyclient"):
         pyclient_bench()
+    if wanted("mcp"):
+        mcp_bench()
 
 
 def warm_bench(figures, wanted):
@@ -710,6 +714,47 @@ def _timed(fn):
     t0 = time.perf_counter()
     fn()
     return (time.perf_counter() - t0) * 1000
+
+
+def mcp_bench(n=int(os.environ.get("BENCH_MCP_N", "1000")), rounds=10):
+    """The warm snippet as a tools/call through `replgate mcp` (JSON-RPC lines on its stdio,
+    from here) against the same snippet submitted on the broker protocol directly, interleaved
+    in rounds on one stack, each in a session of its own."""
+    stack = Stack()
+    server = subprocess.Popen([os.path.join(BIN, "replgate"), "mcp", "--dir", stack.dir, "-s", "bench-mcp"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=dict(os.environ, ZSYS_SIGHANDLER="false"))
+    call = {"jsonrpc": "2.0", "id": 0, "method": "tools/call", "params": {"name": "python", "arguments": {"code": SNIPPET}}}
+
+    def mcp_once():
+        call["id"] += 1
+        t0 = time.perf_counter()
+        server.stdin.write((json.dumps(call) + "\n").encode())
+        server.stdin.flush()
+        reply = json.loads(server.stdout.readline())
+        ms = (time.perf_counter() - t0) * 1000
+        assert reply["id"] == call["id"] and not reply["result"].get("isError"), reply
+        return ms
+    raw, mcp = [], []
+    try:
+        c = stack.client()
+        c.run(SNIPPET, session="bench")
+        for _ in range(20):
+            mcp_once()
+        for r in range(rounds):
+            part = n // rounds + (1 if r < n % rounds else 0)
+            raw += warm(stack, part, client=c)
+            mcp += [mcp_once() for _ in range(part)]
+        c.close()
+    finally:
+        server.kill()
+        server.wait()
+        stack.stop()
+    print("warm snippet, raw protocol:            p50 %.3f ms  p99 %.3f ms  (%d runs)"
+          % (statistics.median(raw), pct(raw, 99), len(raw)))
+    print("warm snippet, MCP tools/call on stdio: p50 %.3f ms  p99 %.3f ms  (%d runs)"
+          % (statistics.median(mcp), pct(mcp, 99), len(mcp)))
+    print("MCP / raw at p50: %.2fx (+%.3f ms a call)" % (statistics.median(mcp) / statistics.median(raw),
+                                                       statistics.median(mcp) - statistics.median(raw)), flush=True)
 
 
 if __name__ == "__main__":

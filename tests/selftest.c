@@ -37,6 +37,7 @@ int approvals_test (void);
 int states_test (void);
 int state_table_test (void);
 int screen_test (void);
+int mcp_test (void);
 
 static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "util", util_test },
@@ -70,6 +71,7 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "states", states_test },
     { "broker_state", state_table_test },
     { "screen", screen_test },
+    { "mcp", mcp_test },
 };
 
 int
