@@ -26,4 +26,8 @@ json_t *conn_call (conn_t *self, json_t *req, int timeout_ms);
 //  Receives the next message (reply or pushed event) within timeout_ms; NULL on timeout.
 json_t *conn_recv (conn_t *self, int timeout_ms);
 
+//  From now on conn_recv (and so conn_call) returns NULL at once while fd is readable: a
+//  wait ends on a signal even if it came just before the poll (the handler writes to fd).
+void conn_wake_on (conn_t *self, int fd);
+
 #endif

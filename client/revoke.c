@@ -31,9 +31,10 @@ cmd_revoke (cli_t *cli)
         fprintf (stderr, "replgate revoke: expects one key NAME (DIR/keys/trusted/NAME.cert)\n");
         return EXIT_USAGE;
     }
-    conn_t *conn = cli_connect (cli, "admin");
+    int rc;
+    conn_t *conn = cli_connect (cli, "admin", &rc);
     if (!conn)
-        return EXIT_UNREACHABLE;
+        return rc;
     json_t *req = json_pack ("{s:s, s:s}", "op", "revoke", "name", cli->argv[0]);
     json_t *reply = conn_call (conn, req, 5000);
     json_decref (req);
@@ -43,7 +44,7 @@ cmd_revoke (cli_t *cli)
                  "(is it running? is your key trusted?)\n");
         return EXIT_UNREACHABLE;
     }
-    int rc = EXIT_OK;
+    rc = EXIT_OK;
     if (!json_is_true (json_object_get (reply, "ok")))
         rc = s_refused (cli, reply);
     else if (cli->json) {

@@ -34,6 +34,7 @@ int runq_test (void);
 int dispatch_test (void);
 int approvals_test (void);
 int states_test (void);
+int args_test (void);
 int state_table_test (void);
 
 static struct { const char *name; int (*fn) (void); } s_tests[] = {
@@ -65,6 +66,7 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "dispatch", dispatch_test },
     { "approvals", approvals_test },
     { "states", states_test },
+    { "args", args_test },
     { "broker_state", state_table_test },
 };
 
