@@ -7,9 +7,10 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include "store/checkpointer.h"
+#include "common/version.h"
 #include "store/store.h"
 
-#define BROKER_VERSION       "0.1.0"
+#define BROKER_VERSION       REPLGATE_VERSION
 #define RUN_GRACE_MS         2000   //  past a run's own limit, the broker ends it itself
 #define AWAIT_DEFAULT_MS     30000
 

@@ -9,9 +9,12 @@
 #include "client/screen.h"
 #include "store/store.h"
 
-//  Exit codes of submit/wait (DESIGN.md).
+//  Exit codes of every command, one table (README.md, `replgate --help`). 0-8 are DESIGN.md's
+//  codes of submit/wait; 9-11 are the broker's refusals of a well-formed request, so that a
+//  script tells "no such request" from "not allowed" from "too late" without reading text.
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_DENIED = 3, EXIT_PENDING = 4,
-       EXIT_ENDED = 5, EXIT_LIMIT = 6, EXIT_UNREACHABLE = 7, EXIT_LOST = 8 };
+       EXIT_ENDED = 5, EXIT_LIMIT = 6, EXIT_UNREACHABLE = 7, EXIT_LOST = 8,
+       EXIT_NOT_FOUND = 9, EXIT_FORBIDDEN = 10, EXIT_BAD_STATE = 11 };
 
 typedef struct {
     const char *cmd;
@@ -35,12 +38,36 @@ typedef struct {
 } cli_t;
 
 //  Opens a connection as the key this command uses by default (`agent` for agent commands,
-//  `admin` for the rest) unless --key says otherwise. NULL after printing why.
-conn_t *cli_connect (cli_t *cli, const char *default_key);
+//  `admin` for the rest) unless --key says otherwise. NULL after printing why, with *code
+//  set: EXIT_USAGE for a missing state directory or key file, a key that cannot be read or
+//  an endpoint that is not one (local set-up), EXIT_UNREACHABLE otherwise.
+conn_t *cli_connect (cli_t *cli, const char *default_key, int *code);
 
-//  Sends req (consumed) and returns the reply, or NULL after printing why; *code is set to
-//  the exit code to use on failure (EXIT_UNREACHABLE, EXIT_USAGE).
+//  Sends req (consumed) and returns the reply, or NULL with *code set to the exit code to use:
+//  EXIT_UNREACHABLE (no answer), cli_refusal_code of a refusal (both printed), or
+//  EXIT_PENDING, printing nothing, when the wait was interrupted (cli_interrupted).
 json_t *cli_call (cli_t *cli, conn_t *conn, json_t *req, int timeout_ms, int *code);
+
+//  The exit code of a broker refusal's error code: not_found, forbidden, bad_state (and
+//  duplicate: you already decided) have their own; the rest are EXIT_USAGE.
+int cli_refusal_code (const char *error_code);
+
+//  0 if DIR is a directory; else prints "replgate CMD: no such state dir: DIR" and -1.
+int cli_check_dir (cli_t *cli);
+
+//  The one positional argument of status, wait, cancel, approve and deny: a request id, a
+//  plain positive decimal number. -1 after printing a usage line.
+int cli_id_arg (cli_t *cli, int64_t *id);
+
+//  Ctrl-C and SIGTERM while a command waits on the broker (client/interrupt.c). From the
+//  call on, either signal ends the wait instead of the process: conn_recv on conn returns
+//  NULL at once (also for a signal that comes before it polls) and cli_interrupted is true.
+//  The command then says what became of its request and exits EXIT_PENDING.
+void cli_interrupt_catch (conn_t *conn);
+bool cli_interrupted (void);
+//  Says on stderr what became of request id (0: its id is not known yet), from the last row
+//  the broker sent (NULL: none; with --json it is printed too), and returns EXIT_PENDING.
+int cli_interrupt_report (cli_t *cli, int64_t id, json_t *row);
 
 //  Prints a request the way a terminal user wants it (outputs, value, traceback), or as JSON.
 //  Each stream that is a terminal gets its text rendered (client/screen.h), unless --raw.

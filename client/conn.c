@@ -8,6 +8,7 @@ struct _conn_t {
     void *ctx;
     void *sock;
     int64_t next_rid;
+    int wake_fd;            //  readable: stop waiting (conn_wake_on), or -1
     char prefix[17];        //  random per connection, so rids of two CLIs never collide
 };
 
@@ -36,6 +37,7 @@ conn_new_z85 (const char *endpoint, const char *public_key, const char *secret_k
         return NULL;
     }
     random_hex (8, self->prefix);
+    self->wake_fd = -1;
     return self;
 }
 
@@ -63,9 +65,10 @@ conn_destroy (conn_t **self_p)
 json_t *
 conn_recv (conn_t *self, int timeout_ms)
 {
-    zmq_pollitem_t item = { self->sock, 0, ZMQ_POLLIN, 0 };
-    if (zmq_poll (&item, 1, timeout_ms) != 1)
-        return NULL;                //  timeout, or a signal
+    zmq_pollitem_t items[2] = { { self->sock, 0, ZMQ_POLLIN, 0 },
+                                { NULL, self->wake_fd, ZMQ_POLLIN, 0 } };
+    if (zmq_poll (items, self->wake_fd >= 0 ? 2 : 1, timeout_ms) < 1 || items[1].revents)
+        return NULL;                //  timeout, a signal, or told to stop
     zmq_msg_t frame;
     zmq_msg_init (&frame);
     json_t *msg = NULL;
@@ -73,6 +76,12 @@ conn_recv (conn_t *self, int timeout_ms)
         msg = json_loadb ((const char *) zmq_msg_data (&frame), zmq_msg_size (&frame), 0, NULL);
     zmq_msg_close (&frame);
     return msg;
+}
+
+void
+conn_wake_on (conn_t *self, int fd)
+{
+    self->wake_fd = fd;
 }
 
 int

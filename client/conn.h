@@ -35,4 +35,8 @@ int conn_send (conn_t *self, json_t *req, char rid[40]);
 //  reading it with conn_recv. Still owned by the connection.
 void *conn_socket (conn_t *self);
 
+//  From now on conn_recv (and so conn_call) returns NULL at once while fd is readable: a
+//  wait ends on a signal even if it came just before the poll (the handler writes to fd).
+void conn_wake_on (conn_t *self, int fd);
+
 #endif

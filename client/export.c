@@ -114,7 +114,9 @@ int
 cmd_export (cli_t *cli)
 {
     export_t self = { FORMAT_CSV, s_request_columns, COUNT (s_request_columns), 0 };
-    if (cli->argc != 0 || s_format (cli->format ? cli->format : "csv", &self.format)) {
+    //  --json is what it is everywhere else: one JSON object a line.
+    const char *format = cli->json ? "jsonl" : cli->format ? cli->format : "csv";
+    if (cli->argc != 0 || s_format (format, &self.format)) {
         fprintf (stderr, "usage: replgate export --format csv|json|jsonl [--events] [filters]\n");
         return EXIT_USAGE;
     }

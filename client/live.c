@@ -84,8 +84,10 @@ s_keys (const char *key_path, const char *server_path, char public_key[41],
     //  The pair's secret file holds both halves: czmq's zcert_load reads it the same way.
     char secret_path[1100], unused[41];
     snprintf (secret_path, sizeof secret_path, "%s_secret", key_path);
-    if (access (secret_path, F_OK) != 0) {
-        snprintf (err, err_size, "no secret key at %s", secret_path);
+    const char *missing = access (secret_path, F_OK) != 0 ? secret_path
+                        : access (server_path, F_OK) != 0 ? server_path : NULL;
+    if (missing) {
+        snprintf (err, err_size, "no key file: %s", missing);
         return -1;
     }
     if (s_cert_keys (secret_path, public_key, secret_key) != 0 || !*public_key || !*secret_key
@@ -101,9 +103,14 @@ s_keys (const char *key_path, const char *server_path, char public_key[41],
 }
 
 conn_t *
-cli_connect (cli_t *cli, const char *default_key)
+cli_connect (cli_t *cli, const char *default_key, int *code)
 {
     char key_path[1024], server_path[1024], ep[512] = "tcp://127.0.0.1:7710";
+    //  Whatever is missing locally is set-up, not a broker that does not answer.
+    if ((!cli->key || !cli->server_key) && cli_check_dir (cli) != 0) {
+        *code = EXIT_USAGE;
+        return NULL;
+    }
     if (cli->key)
         snprintf (key_path, sizeof key_path, "%s", cli->key);
     else
@@ -129,9 +136,24 @@ cli_connect (cli_t *cli, const char *default_key)
     if (s_keys (key_path, server_path, public_key, secret_key, server_key, err, sizeof err) == 0
     &&  !(conn = conn_new_z85 (ep, public_key, secret_key, server_key)))
         snprintf (err, sizeof err, "cannot connect to %s", ep);
-    if (!conn)
-        fprintf (stderr, "replgate: %s\n", err);
+    if (!conn) {
+        fprintf (stderr, "replgate %s: %s\n", cli->cmd, err);
+        *code = EXIT_USAGE;
+    }
     return conn;
+}
+
+int
+cli_refusal_code (const char *error_code)
+{
+    static const struct { const char *error; int code; } map[] = {
+        { "not_found", EXIT_NOT_FOUND }, { "forbidden", EXIT_FORBIDDEN },
+        { "bad_state", EXIT_BAD_STATE }, { "duplicate", EXIT_BAD_STATE },
+    };
+    for (size_t i = 0; error_code && i < sizeof map / sizeof map[0]; i++)
+        if (strcmp (error_code, map[i].error) == 0)
+            return map[i].code;
+    return EXIT_USAGE;
 }
 
 json_t *
@@ -139,6 +161,10 @@ cli_call (cli_t *cli, conn_t *conn, json_t *req, int timeout_ms, int *code)
 {
     json_t *reply = conn_call (conn, req, timeout_ms);
     json_decref (req);
+    if (!reply && cli_interrupted ()) {
+        *code = EXIT_PENDING;           //  the caller says what became of the request
+        return NULL;
+    }
     if (!reply) {
         fprintf (stderr, "replgate: no answer from the broker within %d ms "
                  "(is it running? is your key trusted?)\n", timeout_ms);
@@ -155,8 +181,8 @@ cli_call (cli_t *cli, conn_t *conn, json_t *req, int timeout_ms, int *code)
         else
             fprintf (stderr, "replgate: %s: %s\n", json_string_value (json_object_get (error, "code")),
                      json_string_value (json_object_get (error, "message")));
+        *code = cli_refusal_code (json_string_value (json_object_get (error, "code")));
         json_decref (reply);
-        *code = EXIT_USAGE;
         return NULL;
     }
     json_object_del (reply, "ok");
@@ -164,10 +190,12 @@ cli_call (cli_t *cli, conn_t *conn, json_t *req, int timeout_ms, int *code)
     return reply;
 }
 
-//  The live line a parked submit shows on a terminal: approvals so far and time left.
+//  The live line a parked submit shows on a terminal: approvals so far, time left, and who
+//  approved ("bob, carol for U123", as the record names them).
 static void
 s_live_line (json_t *row)
 {
+    const char *approvers = json_string_value (json_object_get (row, "approvers"));
     json_t *review = json_object_get (row, "review");
     const char *expires = json_string_value (json_object_get (review, "expires_at"));
     int64_t left = expires ? (time_parse_iso8601 (expires) - clock_wall_ms ()) / 1000 : -1;
@@ -176,9 +204,8 @@ s_live_line (json_t *row)
              json_array_size (json_object_get (row, "approvals")),
              (long long) json_integer_value (json_object_get (review, "quorum")));
     if (left >= 0)
-        fprintf (stderr, ", %lldm %02llds left)", (long long) left / 60, (long long) left % 60);
-    else
-        fprintf (stderr, ")");
+        fprintf (stderr, ", %lldm %02llds left", (long long) left / 60, (long long) left % 60);
+    fprintf (stderr, "%s%s)", approvers ? "; approved by " : "", approvers ? approvers : "");
     fflush (stderr);
 }
 
@@ -189,7 +216,7 @@ cli_wait (cli_t *cli, conn_t *conn, json_t *row)
     int code = 0;
     bool live = false, tty = isatty (STDERR_FILENO) && !cli->json;
     json_incref (row);
-    while (cli_exit_code (row) == EXIT_PENDING && clock_mono_ms () < deadline) {
+    while (cli_exit_code (row) == EXIT_PENDING && clock_mono_ms () < deadline && !cli_interrupted ()) {
         bool parked = strcmp (json_string_value (json_object_get (row, "state")), "pending_approval") == 0;
         if (parked && tty) {
             s_live_line (row);
@@ -201,30 +228,21 @@ cli_wait (cli_t *cli, conn_t *conn, json_t *row)
         json_t *req = json_pack ("{s:s, s:O, s:I}", "op", "await", "id", json_object_get (row, "id"),
                                  "timeout_ms", (json_int_t) slice);
         json_t *next = cli_call (cli, conn, req, (int) slice + 5000, &code);
-        if (!next) {
-            json_decref (row);
-            return code;
-        }
+        if (!next)
+            break;
         json_decref (row);
         row = next;
     }
     if (live)
         fprintf (stderr, "\n");
-    cli_print_request (cli, row);
-    code = cli_exit_code (row);
+    if (cli_interrupted () && cli_exit_code (row) == EXIT_PENDING)
+        code = cli_interrupt_report (cli, json_integer_value (json_object_get (row, "id")), row);
+    else if (!code) {
+        cli_print_request (cli, row);
+        code = cli_exit_code (row);
+    }
     json_decref (row);
     return code;
-}
-
-static int
-s_id_arg (cli_t *cli, long long *id)
-{
-    char *end;
-    if (cli->argc != 1 || (errno = 0, *id = strtoll (cli->argv[0], &end, 10), *end) || *id <= 0 || errno) {
-        fprintf (stderr, "replgate %s: expects one request ID (a positive number)\n", cli->cmd);
-        return -1;
-    }
-    return 0;
 }
 
 int
@@ -254,11 +272,13 @@ cmd_submit (cli_t *cli)
                  strerror (errno));
         return EXIT_USAGE;
     }
-    conn_t *conn = cli_connect (cli, "agent");
+    int rc;
+    conn_t *conn = cli_connect (cli, "agent", &rc);
     if (!conn) {
         free (code);
-        return EXIT_UNREACHABLE;
+        return rc;
     }
+    cli_interrupt_catch (conn);
     json_t *req = json_pack ("{s:s, s:s, s:s, s:s}", "op", "submit", "lang", lang, "code", code,
                              "session", cli->session ? cli->session : "default");
     free (code);
@@ -268,7 +288,6 @@ cmd_submit (cli_t *cli)
         json_object_set_new (req, "key", json_string (cli->idem));
     int wait_ms = cli->no_wait ? 0 : 2000;
     json_object_set_new (req, "wait_ms", json_integer (wait_ms));
-    int rc;
     json_t *row = cli_call (cli, conn, req, wait_ms + 5000, &rc);
     if (row) {
         if (cli->no_wait) {
@@ -285,6 +304,8 @@ cmd_submit (cli_t *cli)
             rc = cli_wait (cli, conn, row);
         json_decref (row);
     }
+    else if (cli_interrupted ())
+        rc = cli_interrupt_report (cli, 0, NULL);
     conn_destroy (&conn);
     return rc;
 }
@@ -293,15 +314,19 @@ cmd_submit (cli_t *cli)
 static int
 s_one_id (cli_t *cli, const char *op, bool wait)
 {
-    long long id;
-    if (s_id_arg (cli, &id) != 0)
-        return EXIT_USAGE;
-    conn_t *conn = cli_connect (cli, "agent");
-    if (!conn)
-        return EXIT_UNREACHABLE;
+    int64_t id;
     int rc;
+    if (cli_id_arg (cli, &id) != 0)
+        return EXIT_USAGE;
+    conn_t *conn = cli_connect (cli, "agent", &rc);
+    if (!conn)
+        return rc;
+    if (wait)
+        cli_interrupt_catch (conn);
     json_t *row = cli_call (cli, conn, json_pack ("{s:s, s:I}", "op", op, "id", (json_int_t) id), 5000, &rc);
-    if (row && wait)
+    if (!row && wait && cli_interrupted ())
+        rc = cli_interrupt_report (cli, id, NULL);
+    else if (row && wait)
         rc = cli_wait (cli, conn, row);
     else if (row) {
         cli_print_request (cli, row);
@@ -319,10 +344,10 @@ int cmd_cancel (cli_t *cli) { return s_one_id (cli, "cancel", false); }
 int
 cmd_ping (cli_t *cli)
 {
-    conn_t *conn = cli_connect (cli, "agent");
-    if (!conn)
-        return EXIT_UNREACHABLE;
     int rc = 0;
+    conn_t *conn = cli_connect (cli, "agent", &rc);
+    if (!conn)
+        return rc;
     json_t *reply = cli_call (cli, conn, json_pack ("{s:s}", "op", "ping"), 3000, &rc);
     if (reply) {
         char *text = json_dumps (reply, cli->json ? JSON_COMPACT : JSON_INDENT (2));

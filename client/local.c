@@ -15,6 +15,8 @@ store_t *
 cli_open_store (cli_t *cli, int flags)
 {
     char path[1024];
+    if (cli_check_dir (cli) != 0)
+        return NULL;
     snprintf (path, sizeof path, "%s/replgate.db", cli->dir);
     store_t *store = store_new (path, flags);
     if (!store)

@@ -431,12 +431,12 @@ cmd_mcp (cli_t *cli)
         fprintf (stderr, "replgate mcp: takes no arguments; an MCP client starts it and speaks on its stdin\n");
         return EXIT_USAGE;
     }
-    self.conn = cli_connect (cli, "agent");
+    int rc = 0;
+    self.conn = cli_connect (cli, "agent", &rc);
     if (!self.conn)
-        return EXIT_UNREACHABLE;
+        return rc;
     signal (SIGPIPE, SIG_IGN);      //  a client gone shows as EPIPE on the next write
     bool open = true;
-    int rc = 0;
     while (open && !self.gone) {
         zmq_pollitem_t items[2] = { { NULL, STDIN_FILENO, ZMQ_POLLIN, 0 },
                                     { conn_socket (self.conn), 0, ZMQ_POLLIN, 0 } };

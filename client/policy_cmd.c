@@ -13,14 +13,24 @@ s_check (cli_t *cli)
         return EXIT_USAGE;
     }
     policy_t *policy = policy_load (cli->argv[1], err, sizeof err);
-    if (!policy) {
+    json_t *out = cli->json ? json_pack ("{s:s, s:b}", "file", cli->argv[1], "ok", policy != NULL) : NULL;
+    if (out && policy)
+        json_object_update_new (out, json_pack ("{s:I, s:I, s:s}", "rules",
+                                (json_int_t) policy_rule_count (policy), "masks",
+                                (json_int_t) policy_mask_count (policy), "sha256", policy_sha256 (policy)));
+    else if (out)
+        json_object_set_new (out, "error", json_string (err));
+    if (out)
+        cli_print_json (out);
+    else if (!policy)
         fprintf (stderr, "%s\n", err);
-        return EXIT_USAGE;
-    }
-    printf ("%s: ok, %zu rules, %zu masks, sha256 %s\n", cli->argv[1], policy_rule_count (policy),
-            policy_mask_count (policy), policy_sha256 (policy));
+    else
+        printf ("%s: ok, %zu rules, %zu masks, sha256 %s\n", cli->argv[1], policy_rule_count (policy),
+                policy_mask_count (policy), policy_sha256 (policy));
+    json_decref (out);
+    int rc = policy ? 0 : EXIT_USAGE;
     policy_destroy (&policy);
-    return 0;
+    return rc;
 }
 
 static int

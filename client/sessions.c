@@ -13,10 +13,10 @@ cmd_interrupt (cli_t *cli)
         fprintf (stderr, "replgate interrupt: expects one request ID\n");
         return EXIT_USAGE;
     }
-    conn_t *conn = cli_connect (cli, "agent");
-    if (!conn)
-        return EXIT_UNREACHABLE;
     int rc;
+    conn_t *conn = cli_connect (cli, "agent", &rc);
+    if (!conn)
+        return rc;
     json_t *row = cli_call (cli, conn, json_pack ("{s:s, s:I}", "op", "interrupt", "id",
                                                   (json_int_t) id), 5000, &rc);
     if (row && cli->no_wait) {
@@ -46,10 +46,10 @@ s_text (json_t *entry, const char *key, char *buf, size_t size)
 int
 cmd_sessions (cli_t *cli)
 {
-    conn_t *conn = cli_connect (cli, "agent");
-    if (!conn)
-        return EXIT_UNREACHABLE;
     int rc = EXIT_OK;
+    conn_t *conn = cli_connect (cli, "agent", &rc);
+    if (!conn)
+        return rc;
     json_t *reply = cli_call (cli, conn, json_pack ("{s:s}", "op", "sessions"), 5000, &rc);
     conn_destroy (&conn);
     if (!reply)
@@ -86,11 +86,11 @@ s_end_session (cli_t *cli, const char *op)
         fprintf (stderr, "replgate %s: expects one SESSION name [-l python|shell]\n", op);
         return EXIT_USAGE;
     }
-    conn_t *conn = cli_connect (cli, "agent");
-    if (!conn)
-        return EXIT_UNREACHABLE;
-    const char *lang = cli->lang ? cli->lang : "python";
     int rc = EXIT_OK;
+    conn_t *conn = cli_connect (cli, "agent", &rc);
+    if (!conn)
+        return rc;
+    const char *lang = cli->lang ? cli->lang : "python";
     json_t *reply = cli_call (cli, conn, json_pack ("{s:s, s:s, s:s}", "op", op, "session",
                                                     cli->argv[0], "lang", lang), 5000, &rc);
     conn_destroy (&conn);

@@ -25,8 +25,18 @@ cmd_keygen (cli_t *cli)
                  ? "the broker's own key is made by `replgate up`" : err);
         return EXIT_USAGE;
     }
-    printf ("%s/keys/private/%s.cert (+ _secret), trusted by the broker through %s/keys/trusted/%s.cert\n",
-            cli->dir, cli->argv[0], cli->dir, cli->argv[0]);
+    char private[1024], trusted[1024];
+    keys_path_private (cli->dir, cli->argv[0], private, sizeof private);
+    snprintf (trusted, sizeof trusted, "%s/keys/trusted/%s.cert", cli->dir, cli->argv[0]);
+    if (cli->json) {
+        json_t *out = json_pack ("{s:s, s:s, s:s?, s:s, s:s+, s:s}", "name", cli->argv[0],
+                                 "role", cli->role, "groups", cli->groups, "cert", private,
+                                 "secret", private, "_secret", "trusted", trusted);
+        cli_print_json (out);
+        json_decref (out);
+    }
+    else
+        printf ("%s (+ _secret), trusted by the broker through %s\n", private, trusted);
     return 0;
 }
 

@@ -277,6 +277,51 @@ def wait_for(pred, timeout=10.0, what="condition"):
     raise AssertionError("timed out waiting for " + what)
 
 
+class Terminal:
+    """Runs cmd with a pseudo-terminal as stdin, stdout and stderr (as a person at a terminal
+    runs it) and collects what it shows. close() kills it if it still runs."""
+
+    def __init__(self, cmd):
+        import pty, threading
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+                                     env=dict(os.environ, ZSYS_SIGHANDLER="false"))
+        os.close(slave)
+        self.seen = []
+        self.pump = threading.Thread(target=self._pump, daemon=True)
+        self.pump.start()
+
+    def _pump(self):
+        while True:
+            try:
+                data = os.read(self.master, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            self.seen.append(data.decode("utf-8", "replace"))
+
+    def text(self):
+        return "".join(self.seen)
+
+    def wait_for(self, pattern, timeout=10.0):
+        """The first match of pattern in what the terminal showed; fails the test if none comes."""
+        return wait_for(lambda: re.search(pattern, self.text()), timeout,
+                        "the terminal to show %r; it showed %r" % (pattern, self.text()))
+
+    def finish(self, timeout=15.0):
+        """Waits for the program to end and for the rest of its output; its exit status."""
+        status = self.proc.wait(timeout=timeout * SLOW)
+        self.pump.join(2)
+        return status
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.master)
+
+
 def run_all(label):
     only = sys.argv[1:] if len(sys.argv) > 1 else None
     passed = failed = skipped = 0

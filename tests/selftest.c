@@ -35,6 +35,7 @@ int runq_test (void);
 int dispatch_test (void);
 int approvals_test (void);
 int states_test (void);
+int args_test (void);
 int state_table_test (void);
 int screen_test (void);
 int mcp_test (void);
@@ -69,6 +70,7 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "dispatch", dispatch_test },
     { "approvals", approvals_test },
     { "states", states_test },
+    { "args", args_test },
     { "broker_state", state_table_test },
     { "screen", screen_test },
     { "mcp", mcp_test },

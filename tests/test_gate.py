@@ -1,6 +1,6 @@
 """tests/test_gate.py: identity, policy, approvals and masking through the real broker."""
-import json, os, re, signal, subprocess, time
-from harness import BIN, Stack, check, run_all, test, SLOW
+import json, os, re, signal, time
+from harness import BIN, Stack, Terminal, check, run_all, test
 
 REVIEW = {"version": 1, "defaults": {"quorum": 1, "ttl_s": 3600}, "rules": [
     {"name": "no-rm", "match": {"lang": "shell", "code": "rm\\s+-rf"}, "action": "deny",
@@ -226,52 +226,22 @@ def quorum_self_approval_and_deny_rules():
 def parked_submit_shows_a_live_line_on_a_terminal():
     """`replgate submit` on a terminal: a line with approvals so far and time left, updated
     as approvals come, then the run's result once the quorum is reached."""
-    import pty, threading
     s = stack()
-    master, slave = pty.openpty()
+    term = Terminal([os.path.join(BIN, "replgate"), "submit", "--dir", s.dir,
+                     "--session", "tty", "'NEEDS_TWO'; 6 * 7"])
     try:
-        cmd = [os.path.join(BIN, "replgate"), "submit", "--dir", s.dir,
-               "--session", "tty", "'NEEDS_TWO'; 6 * 7"]
-        p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
-                             env=dict(os.environ, ZSYS_SIGHANDLER="false"))
-        os.close(slave)
-        seen = []
-
-        def pump():
-            while True:
-                try:
-                    data = os.read(master, 4096)
-                except OSError:
-                    return
-                if not data:
-                    return
-                seen.append(data.decode("utf-8", "replace"))
-        t = threading.Thread(target=pump, daemon=True)
-        t.start()
-
-        def wait_for(pattern):
-            deadline = time.time() + 10 * SLOW
-            while time.time() < deadline:
-                m = re.search(pattern, "".join(seen))
-                if m:
-                    return m
-                time.sleep(0.05)
-            check(False, ("terminal never showed", pattern, "".join(seen)))
-        m = wait_for(r"request (\d+): waiting for approval \(0 of 2, 59m \d\ds left\)")
+        m = term.wait_for(r"request (\d+): waiting for approval \(0 of 2, 59m \d\ds left\)")
         rid = m.group(1)
-        check(p.poll() is None, "submit ended while parked")
+        check(term.proc.poll() is None, "submit ended while parked")
         a = s.cli("approve", rid, "--key", s.key("alice"))
         check(a.returncode == 0, a.stderr)
-        wait_for(r"\r\x1b\[Krequest %s: waiting for approval \(1 of 2, " % rid)
+        term.wait_for(r"\r\x1b\[Krequest %s: waiting for approval \(1 of 2, " % rid)
         a = s.cli("approve", rid, "--key", s.key("carol"))
         check(a.returncode == 0, a.stderr)
-        check(p.wait(timeout=15 * SLOW) == 0, "submit did not finish with the run's result")
-        t.join(2)
-        check(re.search(r"(^|\n)42\r?\n", "".join(seen)), "".join(seen))
+        check(term.finish() == 0, "submit did not finish with the run's result")
+        check(re.search(r"(^|\n)42\r?\n", term.text()), term.text())
     finally:
-        if p.poll() is None:
-            p.kill()
-        os.close(master)
+        term.close()
         done(s)
 
 
