@@ -84,7 +84,8 @@ static const command_t s_commands[] = {
       "mcp [-s SESSION] [--approval-wait S]",
       "A Model Context Protocol server on stdin/stdout for an agent (README \"Agents\"): tools\n"
       "python, shell, result, cancel, interrupt, sessions, reset_session, as the key's\n"
-      "principal. A parked call reports progress for up to S (default 10m), then names its id.",
+      "principal. A parked call reports progress for up to S (default 10m), then names its id.\n"
+      "Takes no --json: its stdout is JSON-RPC already.",
       "0 2 7" },
     { "policy", cmd_policy, "dir json lang session principal role groups file",
       "policy check FILE | policy explain [-l LANG] [-s SESSION] [--principal P] [--role R]\n"

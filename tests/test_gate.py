@@ -1,6 +1,6 @@
 """tests/test_gate.py: identity, policy, approvals and masking through the real broker."""
 import json, os, re, signal, time
-from harness import BIN, Stack, Terminal, check, run_all, test
+from harness import BIN, SLOW, Stack, Terminal, check, run_all, test
 
 REVIEW = {"version": 1, "defaults": {"quorum": 1, "ttl_s": 3600}, "rules": [
     {"name": "no-rm", "match": {"lang": "shell", "code": "rm\\s+-rf"}, "action": "deny",
