@@ -35,6 +35,7 @@ int dispatch_test (void);
 int approvals_test (void);
 int states_test (void);
 int state_table_test (void);
+int wire_test (void);
 
 static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "util", util_test },
@@ -66,6 +67,7 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "approvals", approvals_test },
     { "states", states_test },
     { "broker_state", state_table_test },
+    { "wire", wire_test },
 };
 
 int
