@@ -17,7 +17,8 @@
 #include <sys/wait.h>
 
 #define FDS_PER_SESSION 5
-#define FRONT_GRACE_MS 2000     //  a front that outlives its socketpair this long is killed
+#define FRONT_GRACE_MS 2000
+#define IDLE_TURN_MS 1000       //  the longest the loop sleeps     //  a front that outlives its socketpair this long is killed
 
 typedef struct {
     options_t *args;
@@ -217,7 +218,7 @@ s_from_front (s_back_t *b)
 //  --------------------------------------------------------------------------
 //  The loop.
 
-//  Fills b->items; returns the count and the poll timeout in *wait_ms (-1: none).
+//  Fills b->items; returns the count and the poll timeout in *wait_ms.
 static nfds_t
 s_prepare_poll (s_back_t *b, int *wait_ms)
 {
@@ -240,10 +241,16 @@ s_prepare_poll (s_back_t *b, int *wait_ms)
         if (deadline >= 0 && (next < 0 || deadline < next))
             next = deadline;
     }
+    //  Idle, the loop still turns every second: a sandbox prepared ahead that is still
+    //  joining its cgroup makes session_refill() say "not now", and only a later turn
+    //  takes the next step.
+    int64_t now = clock_mono_ms ();
     if (b->refill)
-        next = clock_mono_ms ();
-    int64_t wait = next < 0 ? -1 : next - clock_mono_ms ();
-    *wait_ms = next < 0 ? -1 : wait < 0 ? 0 : wait > 3600000 ? 3600000 : (int) wait;
+        next = now;
+    else
+    if (next < 0 || next > now + IDLE_TURN_MS)
+        next = now + IDLE_TURN_MS;
+    *wait_ms = next < now ? 0 : (int) (next - now);
     return (nfds_t) n;
 }
 
