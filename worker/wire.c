@@ -195,6 +195,8 @@ wire_decode (const char *data, size_t len, wire_msg_t *msg, const char **why)
 //  --------------------------------------------------------------------------
 //  Reassembly.
 
+//  The sender cuts a message into datagrams of exactly WIRE_HEADER + WIRE_CHUNK bytes, then
+//  WIRE_CHUNK, the last one shorter: any other length is a message cut short or padded.
 int
 wire_rx_feed (wire_rx_t *rx, const char *data, size_t len, const char **why)
 {
@@ -202,6 +204,7 @@ wire_rx_feed (wire_rx_t *rx, const char *data, size_t len, const char **why)
         *why = len ? "datagram over the chunk size" : "empty datagram";
         return -1;
     }
+    size_t expect;
     if (rx->want == 0) {
         uint32_t body;
         if (len < WIRE_HEADER || !s_type_known ((uint8_t) data [0])) {
@@ -209,19 +212,25 @@ wire_rx_feed (wire_rx_t *rx, const char *data, size_t len, const char **why)
             return -1;
         }
         memcpy (&body, data + 4, 4);
-        if (body > WIRE_MAX || len > WIRE_HEADER + (size_t) body) {
-            *why = "body length disagrees with the message size";
+        if (body > WIRE_MAX) {
+            *why = "body over the largest message";
             return -1;
         }
         rx->buf.len = 0;
         rx->want = WIRE_HEADER + (size_t) body;
+        expect = rx->want < WIRE_HEADER + WIRE_CHUNK ? rx->want : WIRE_HEADER + WIRE_CHUNK;
     }
-    else
-    if (len > rx->want - rx->buf.len) {
-        *why = "a continuation runs past the announced length";
+    else {
+        size_t left = rx->want - rx->buf.len;
+        expect = left < WIRE_CHUNK ? left : WIRE_CHUNK;
+    }
+    if (len != expect) {
+        rx->want = 0;
+        *why = "a datagram's size disagrees with the message's length";
         return -1;
     }
     if (buf_append (&rx->buf, data, len) < 0) {
+        rx->want = 0;
         *why = "out of memory";
         return -1;
     }

@@ -74,7 +74,9 @@ typedef struct {
 //  Takes one datagram: 1 when a message is complete (rx->buf holds it; the next feed starts
 //  afresh), 0 when more datagrams must follow, -1 with *why when the datagram cannot be part
 //  of a well-formed message (empty, header short or with an unknown type, a body over
-//  WIRE_MAX, a datagram over WIRE_HEADER + WIRE_CHUNK or past the announced length).
+//  WIRE_MAX, or any size but the one the sender's cutting gives: a first datagram of
+//  WIRE_HEADER + WIRE_CHUNK bytes or the whole message if shorter, then WIRE_CHUNK bytes or
+//  the rest).
 int wire_rx_feed (wire_rx_t *rx, const char *data, size_t len, const char **why);
 void wire_rx_free (wire_rx_t *rx);
 

@@ -129,13 +129,22 @@ s_reassembly (void)
     memcpy (d + 4, &body, 4);
     CHECK (wire_rx_feed (&rx, d, WIRE_HEADER, &why) == -1);
     CHECK (wire_rx_feed (&rx, d, sizeof d, &why) == -1);
-    //  A datagram longer than the body it announces; then two parts and a part too many.
+    //  A datagram longer or shorter than the body it announces.
     body = 4;
     memcpy (d + 4, &body, 4);
     CHECK (wire_rx_feed (&rx, d, WIRE_HEADER + 5, &why) == -1);
-    CHECK (wire_rx_feed (&rx, d, WIRE_HEADER + 2, &why) == 0);
-    CHECK (wire_rx_feed (&rx, d, 3, &why) == -1);
-    CHECK (wire_rx_feed (&rx, d, 2, &why) == 1 && rx.buf.len == WIRE_HEADER + 4);
+    CHECK (wire_rx_feed (&rx, d, WIRE_HEADER + 3, &why) == -1);
+    CHECK (wire_rx_feed (&rx, d, WIRE_HEADER + 4, &why) == 1 && rx.buf.len == WIRE_HEADER + 4);
+    //  Two datagrams: a continuation too long, too short, then right.
+    body = WIRE_CHUNK + 3;
+    memcpy (d + 4, &body, 4);
+    CHECK (wire_rx_feed (&rx, d, WIRE_HEADER + 3, &why) == -1);
+    CHECK (wire_rx_feed (&rx, d, WIRE_HEADER + WIRE_CHUNK, &why) == 0);
+    CHECK (wire_rx_feed (&rx, d, 4, &why) == -1);
+    CHECK (wire_rx_feed (&rx, d, WIRE_HEADER + WIRE_CHUNK, &why) == 0);
+    CHECK (wire_rx_feed (&rx, d, 2, &why) == -1);
+    CHECK (wire_rx_feed (&rx, d, WIRE_HEADER + WIRE_CHUNK, &why) == 0);
+    CHECK (wire_rx_feed (&rx, d, 3, &why) == 1 && rx.buf.len == WIRE_HEADER + WIRE_CHUNK + 3);
     wire_rx_free (&rx);
 }
 
