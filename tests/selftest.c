@@ -36,6 +36,7 @@ int approvals_test (void);
 int states_test (void);
 int state_table_test (void);
 int wire_test (void);
+int drop_test (void);
 
 static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "util", util_test },
@@ -68,6 +69,7 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "states", states_test },
     { "broker_state", state_table_test },
     { "wire", wire_test },
+    { "drop", drop_test },
 };
 
 int
