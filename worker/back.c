@@ -187,7 +187,7 @@ s_from_front (s_back_t *b)
 {
     wire_msg_t m;
     const char *why = NULL;
-    wire_status_t got;
+    wire_status_t got = WIRE_NONE;
     while (!b->failed && (got = wire_recv (b->wire, &m, &why)) == WIRE_MESSAGE) {
         if ((m.type == WIRE_RUN || m.type == WIRE_CLOSE) && !s_plausible (b, &m))
             s_front_failed (b, "sent a run or close outside the worker's names or limits");
