@@ -343,7 +343,7 @@ s_on_closed (broker_t *broker, worker_t *w, json_t *msg)
                               "exit_code", code, "signal", sig);
     //  An eviction is the worker's choice, not the interpreter's end: its own event type, so
     //  that "whose state did the worker drop, and when" is one query.
-    bool evicted = reason && strcmp (reason, "evicted") == 0;
+    bool evicted = reason && (strcmp (reason, "evicted") == 0 || strcmp (reason, "idle") == 0);
     backlog_event (broker, 0, evicted ? "evicted" : "session_ended", w->name, data);
     json_decref (data);
     dispatch_session_ended (broker, key, why);

@@ -39,6 +39,8 @@ int args_test (void);
 int state_table_test (void);
 int screen_test (void);
 int mcp_test (void);
+int wire_test (void);
+int drop_test (void);
 
 static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "util", util_test },
@@ -74,6 +76,8 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "broker_state", state_table_test },
     { "screen", screen_test },
     { "mcp", mcp_test },
+    { "wire", wire_test },
+    { "drop", drop_test },
 };
 
 int

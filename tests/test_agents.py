@@ -148,6 +148,29 @@ def interrupt_is_for_running_requests_of_the_caller():
         bob.close()
 
 
+@test
+def idle_sessions_end_after_their_time_to_live_on_the_record():
+    s = Stack(slots=2, worker_args=["--uid-base", str(UID_BASE + 100), "--idle-ttl", "1"])
+    c = s.client()
+    try:
+        check(c.run("kept = 1", session="ttl")["outcome"] == "ok", "first")
+        check(mine(c.call("sessions"), "ttl"), "listed while fresh")
+        deadline = time.time() + 10 * SLOW
+        while mine(c.call("sessions"), "ttl") and time.time() < deadline:
+            time.sleep(0.2)
+        check(not mine(c.call("sessions"), "ttl"), "still listed past its ttl")
+        ev = s.sql("select data from events where type = 'evicted'")
+        check(any(json.loads(d)["session"] == "ttl" and "idle" in json.loads(d)["reason"] for (d,) in ev), ev)
+        r = c.run("kept", session="ttl")
+        check(r["error_name"] == "NameError" and r["session_reset"] is True and "idle" in r["reset_reason"], r)
+        # a session kept busy is never ended under its run, however long it takes
+        r = c.run("import time; time.sleep(2.5); kept = 2", session="ttl", timeout_ms=10000)
+        check(r["outcome"] == "ok" and c.run("kept", session="ttl")["value"] == "2", r)
+    finally:
+        c.close()
+        check(not s.stop(), "sanitizer")
+
+
 def running(c, rid):
     deadline = time.time() + 10 * SLOW
     while c.call("status", id=rid)["state"] != "running" and time.time() < deadline:

@@ -602,13 +602,15 @@ def timeouts_end_signal_ignoring_spinners():
 
 
 def prepared_sandboxes(worker_pid):
-    """The worker's children that still wait for a claim: cloned, not yet exec'd."""
+    """The worker's children that still wait for a claim: cloned, not yet exec'd, in their own
+    user namespace (the worker's front, its other child of the same program, is in ours)."""
     exe = os.readlink("/proc/%d/exe" % worker_pid)
+    ours = os.readlink("/proc/self/ns/user")
     out = []
     for p in os.listdir("/proc"):
         try:
             if p.isdigit() and int(open("/proc/%s/stat" % p).read().rsplit(")", 1)[1].split()[1]) == worker_pid \
-                    and os.readlink("/proc/%s/exe" % p) == exe:
+                    and os.readlink("/proc/%s/exe" % p) == exe and os.readlink("/proc/%s/ns/user" % p) != ours:
                 out.append(int(p))
         except (OSError, ValueError, IndexError):
             pass

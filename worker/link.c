@@ -75,6 +75,16 @@ link_handle (link_t *self)
 }
 
 int
+link_send_text (link_t *self, const char *text, size_t len)
+{
+    int rc = zmq_send (zsock_resolve (self->sock), text, len, ZMQ_DONTWAIT);
+    if (rc < 0)
+        log_error ("link: send to %s dropped a message: %s", self->endpoint,
+                   zmq_strerror (zmq_errno ()));
+    return rc < 0 ? -1 : 0;
+}
+
+int
 link_send (link_t *self, json_t **msg_p)
 {
     char *text = json_dumps (*msg_p, JSON_COMPACT);
@@ -84,12 +94,9 @@ link_send (link_t *self, json_t **msg_p)
         log_error ("link: cannot encode a message");
         return -1;
     }
-    int rc = zmq_send (zsock_resolve (self->sock), text, strlen (text), ZMQ_DONTWAIT);
-    if (rc < 0)
-        log_error ("link: send to %s dropped a message: %s", self->endpoint,
-                   zmq_strerror (zmq_errno ()));
+    int rc = link_send_text (self, text, strlen (text));
     free (text);
-    return rc < 0 ? -1 : 0;
+    return rc;
 }
 
 //  Reads and drops the remaining frames of a multi-frame message.

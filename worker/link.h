@@ -19,6 +19,8 @@ void *link_handle (link_t *self);
 
 //  Sends one message without blocking and destroys it (also on failure). 0 or -1.
 int link_send (link_t *self, json_t **msg_p);
+//  Sends one frame already encoded (len bytes of JSON) without blocking. 0 or -1.
+int link_send_text (link_t *self, const char *text, size_t len);
 
 //  Receives one message without blocking: 1 with *msg_p set (caller owns it), 0 if none is
 //  waiting, -1 if one arrived but was not a JSON object (logged, already dropped).

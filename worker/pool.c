@@ -147,3 +147,11 @@ pool_expire (pool_t *self, int64_t now, int64_t ttl_ms)
     }
     return NULL;
 }
+
+void
+pool_touch (pool_t *self, session_t *session)
+{
+    for (size_t i = 0; i < self->size; i++)
+        if (self->slots [i].session == session)
+            self->slots [i].used_ms = clock_mono_ms ();
+}

@@ -28,6 +28,9 @@ session_t *pool_claim (pool_t *self, const char *owner, const char *name, const 
 //  counts as used until its run ends.
 session_t *pool_expire (pool_t *self, int64_t now, int64_t ttl_ms);
 
+//  The session was just used (its run ended): its time to live starts again.
+void pool_touch (pool_t *self, session_t *session);
+
 //  Takes the session out of its slot and destroys it.
 void pool_remove (pool_t *self, session_t **session_p);
 

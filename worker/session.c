@@ -752,7 +752,8 @@ session_kill (session_t *self)
 }
 
 json_t *
-session_reject (int64_t id, const char *name, const char *lang, const char *why)
+session_reject (int64_t id, const char *name, const char *lang, const char *why,
+                const char *sandbox)
 {
     return json_pack ("{s:s, s:I, s:s, s:s, s:s, s:n, s:n, s:s, s:s, s:b, s:b, s:n,"
                       " s:{s:s, s:s, s:s}, s:f, s:f, s:i, s:i, s:b, s:s}",
@@ -761,7 +762,7 @@ session_reject (int64_t id, const char *name, const char *lang, const char *why)
                       "stdout_truncated", 0, "stderr_truncated", 0, "value",
                       "error", "name", "WorkerError", "value", why, "traceback", "",
                       "wall_ms", 0.0, "cpu_ms", 0.0, "max_rss_kb", 0, "execution_count", 0,
-                      "session_reset", 0, "sandbox", spawn_sandbox_name ());
+                      "session_reset", 0, "sandbox", sandbox);
 }
 
 int

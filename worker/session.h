@@ -81,8 +81,9 @@ size_t session_output (session_t *self, int which, const char **data);
 void session_kill (session_t *self);
 
 //  A result for a snippet that never ran (outcome "error", error name "WorkerError", the
-//  reason as its value). The caller owns it.
-json_t *session_reject (int64_t id, const char *name, const char *lang, const char *why);
+//  reason as its value, `sandbox` as the result's sandbox). The caller owns it.
+json_t *session_reject (int64_t id, const char *name, const char *lang, const char *why,
+                        const char *sandbox);
 
 //  Starts one warm interpreter if the pool lacks one (spawn_refill), else prepares one
 //  sandbox ahead (spawn_prepare). True if it did either.

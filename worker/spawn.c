@@ -797,9 +797,29 @@ s_sweep_stale (const char *root, const char *controller)
 
 //  A box for every session, warm interpreter and prepared sandbox that may exist at once.
 static size_t
+s_box_count (const spawn_config_t *c)
+{
+    return c->slots + 2 * c->warm + c->prepare;
+}
+
+static size_t
 s_box_total (void)
 {
-    return s_self.config.slots + 2 * s_self.config.warm + s_self.config.prepare;
+    return s_box_count (&s_self.config);
+}
+
+//  Whether a uid range [base, last] leaves root, nobody and the top of the range out.
+static bool
+s_uids_ok (uint64_t base, uint64_t last)
+{
+    return base != 0 && !(last >= 65534 && base <= 65534) && last < 0xfffffffeULL;
+}
+
+uid_t
+spawn_front_uid (const spawn_config_t *config)
+{
+    uint64_t uid = (uint64_t) config->uid_base + s_box_count (config);
+    return s_uids_ok (uid, uid) ? (uid_t) uid : (uid_t) -1;
 }
 
 static int
@@ -875,10 +895,11 @@ s_setup_sandbox (void)
         return s_refuse ("user namespaces", "/proc/sys/user/max_user_namespaces is 0 or unreadable");
     }
     fclose (f);
+    //  The boxes' uids and, one past them, the front's (spawn_front_uid).
     uint64_t last = (uint64_t) c->uid_base + s_box_total ();
-    if (c->uid_base == 0 || (last >= 65534 && c->uid_base <= 65534) || last >= 0xfffffffeULL)
+    if (!s_uids_ok (c->uid_base, last))
         return s_refuse ("uid range", "--uid-base must leave root (0), nobody (65534) and "
-                         "the top of the range out of the slots' uids");
+                         "the top of the range out of the slots' and the front's uids");
     if (!c->init_path)
         s_default_init (init, sizeof init);
     if (!(s_self.sandbox = sandbox_new (c->init_path ? c->init_path : init, why, sizeof why)))
@@ -889,7 +910,7 @@ s_setup_sandbox (void)
         return s_refuse ("cgroups", why);
     if (s_probe (why, sizeof why) < 0)
         return s_refuse ("trial sandbox", why);
-    snprintf (s_self.name, sizeof s_self.name, "namespaces+seccomp");
+    snprintf (s_self.name, sizeof s_self.name, "%s", SPAWN_SANDBOX_NAME);
     log_info ("sandbox: %s, cgroup v%d, host uids %u-%u, seccomp filter of %d instructions",
               s_self.name, (int) s_self.cgroup, c->uid_base, (unsigned) last - 1,
               scfilter_size (s_self.filter));

@@ -35,6 +35,8 @@ typedef struct {
 typedef struct _spawn_box_t spawn_box_t;
 
 #define SPAWN_PATH "/usr/local/bin:/usr/bin:/bin"
+//  What results and `ready` say of a sandboxed worker (spawn_sandbox_name).
+#define SPAWN_SANDBOX_NAME "namespaces+seccomp"
 
 typedef struct {
     bool sandbox;               //  false only with --no-sandbox
@@ -67,6 +69,11 @@ typedef struct {
 //  failed check logged if snippets cannot be confined; the worker must then not serve.
 //  Without config->sandbox, only the warm pool is set up.
 int spawn_setup (const spawn_config_t *config);
+//  The uid of the worker's own front (front.h): one past the last box's, uid_base + the
+//  number of boxes, so that no session ever runs under it. (uid_t) -1 if that uid is root,
+//  nobody (65534) or the top of the range, which spawn_setup refuses for the boxes too.
+uid_t spawn_front_uid (const spawn_config_t *config);
+
 //  Kills the warm pool, removes the cgroups.
 void spawn_shutdown (void);
 

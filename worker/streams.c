@@ -64,7 +64,8 @@ streams_open (streams_t *self, int64_t id)
 }
 
 void
-streams_pump (streams_t *self, session_t *s, mask_t *mask, link_t *link, bool last)
+streams_pump (streams_t *self, session_t *s, mask_t *mask, streams_send_fn *send, void *arg,
+              bool last)
 {
     char key [24];
     int64_t id = session_running_id (s);
@@ -81,7 +82,7 @@ streams_pump (streams_t *self, session_t *s, mask_t *mask, link_t *link, bool la
         json_t *msg = out && n ? proto_output (id, which ? "stderr" : "stdout", st->seq++, out, n)
                                : NULL;
         if (msg)
-            link_send (link, &msg);
+            send (arg, &msg);
         free (out);
     }
     if (last)

@@ -1,0 +1,42 @@
+/*  worker/options.h: the worker's command line: what it serves, where, and the defaults and
+    maxima of every limit a run may ask for. Parsed once, before the worker splits into its
+    front and back (front.h), so both hold the same copy. */
+#ifndef RG_OPTIONS_H
+#define RG_OPTIONS_H
+#include "worker/session.h"
+#include "worker/spawn.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OPTIONS_MAX_TIMEOUT_MS (24LL * 3600 * 1000)
+#define OPTIONS_MAX_OUTPUT (256LL << 20)
+#define OPTIONS_MAX_NAME 256
+
+typedef struct {
+    const char *broker;
+    const char *key;
+    const char *server_key;
+    char name [OPTIONS_MAX_NAME];
+    size_t slots;
+    int64_t timeout_ms;
+    size_t output_bytes;
+    spawn_config_t spawn;       //  sandbox switches, defaults for memory, pids, tmp
+    int64_t max_memory_mb;      //  the most a run may ask for
+    int64_t max_pids;
+    int64_t max_tmp_mb;
+    int64_t max_cpu_milli;      //  thousandths of a CPU
+    const char *secrets_path;   //  --secrets FILE, or NULL
+    int64_t idle_ttl_ms;        //  an idle session unused this long leaves its slot
+} options_t;
+
+//  0 to run, 1 after --help, -1 on a usage error (already reported).
+int options_parse (int argc, char *argv [], options_t *args);
+
+//  The limits a run gets when it names none.
+void options_default_limits (const options_t *args, session_limits_t *limits);
+//  True if every limit lies within what the command line allows (a run's limits, as the
+//  back receives them from the front).
+bool options_limits_ok (const options_t *args, const session_limits_t *limits);
+
+#endif
