@@ -18,7 +18,7 @@
 enum { O_DIR = 256, O_BROKER, O_KEY, O_SERVER_KEY, O_JSON, O_REASON, O_NO_WAIT, O_TIMEOUT,
        O_IDEM, O_ROLE, O_GROUPS, O_PRINCIPAL, O_STATE, O_SINCE, O_UNTIL, O_LIMIT, O_PORT,
        O_SLOTS, O_SPEED, O_CAST, O_FORMAT, O_EVENTS, O_SINCE_HEAD, O_BEFORE, O_RAW, O_ESCAPE,
-       O_APPROVAL_WAIT };
+       O_APPROVAL_WAIT, O_STREAM, O_NO_STREAM, O_TIMEOUT_MS };
 
 static const struct option s_options[] = {
     { "dir", 1, 0, O_DIR }, { "broker", 1, 0, O_BROKER }, { "key", 1, 0, O_KEY },
@@ -31,7 +31,9 @@ static const struct option s_options[] = {
     { "speed", 1, 0, O_SPEED }, { "cast", 1, 0, O_CAST }, { "format", 1, 0, O_FORMAT },
     { "events", 0, 0, O_EVENTS }, { "since-head", 1, 0, O_SINCE_HEAD },
     { "before", 1, 0, O_BEFORE }, { "raw", 0, 0, O_RAW }, { "escape", 0, 0, O_ESCAPE },
-    { "approval-wait", 1, 0, O_APPROVAL_WAIT }, { "help", 0, 0, 'h' } };
+    { "approval-wait", 1, 0, O_APPROVAL_WAIT }, { "stream", 0, 0, O_STREAM },
+    { "no-stream", 0, 0, O_NO_STREAM }, { "timeout-ms", 1, 0, O_TIMEOUT_MS },
+    { "help", 0, 0, 'h' } };
 #define NOPTIONS (sizeof s_options / sizeof s_options[0])
 
 //  The numbers, and the ranges that make sense for them.
@@ -42,6 +44,7 @@ static const struct {
     bool integer;
 } s_numbers[] = {
     { O_TIMEOUT, "a number of seconds", 0, 1e9, false },
+    { O_TIMEOUT_MS, "a run time limit in ms", 1, 86400000, true },
     { O_SPEED, "a speed factor", 0.001, 1e6, false },
     { O_LIMIT, "a number of rows", 1, 1e9, true },
     { O_PORT, "a TCP port", 1, 65534, true },
@@ -54,6 +57,8 @@ static const struct { const char *cmd, *a, *b, *why; } s_conflicts[] = {
     { "replay", "no-wait", "speed", "--speed paces the pauses that --no-wait skips" },
     { "replay", "json", "cast", "--cast writes a recording to FILE, --json prints the rows" },
     { "export", "json", "format", "--json is --format jsonl" },
+    { "submit", "stream", "no-stream", "--stream prints output as it comes, --no-stream at the end" },
+    { "submit", "json", "stream", "--json prints the request once, --stream its output as it comes" },
 };
 
 static bool
@@ -208,6 +213,9 @@ s_set (cli_t *cli, const command_t *cmd, int c, char *arg)
             break;
         }
         case O_APPROVAL_WAIT: cli->approval_wait = arg; break;
+        case O_STREAM: cli->stream = 1; break;
+        case O_NO_STREAM: cli->stream = 0; break;
+        case O_TIMEOUT_MS: cli->timeout_ms = (int64_t) n; break;
         default: return -1;
     }
     return 0;

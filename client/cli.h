@@ -33,6 +33,9 @@ typedef struct {
     bool events;                //  export --events
     screen_mode_t screen_mode;  //  --raw, --escape: how output reaches a terminal
     const char *approval_wait;  //  mcp --approval-wait
+    int stream;                 //  submit --stream 1, --no-stream 0, else -1: when stdout is a terminal
+    int64_t timeout_ms;         //  submit --timeout-ms: the run's limit (0: the rule's)
+    bool streamed;              //  the outputs went out as they came: the end does not repeat them
     int argc;                   //  positional arguments after the command
     char **argv;
 } cli_t;
@@ -65,6 +68,11 @@ int cli_id_arg (cli_t *cli, int64_t *id);
 //  The command then says what became of its request and exits EXIT_PENDING.
 void cli_interrupt_catch (conn_t *conn);
 bool cli_interrupted (void);
+//  The signal that ended the wait (SIGINT, SIGTERM), or 0.
+int cli_interrupt_signal (void);
+//  Forgets the signal that ended the wait, so that waiting can go on (after a first Ctrl-C
+//  asked the broker to interrupt the run); a later signal ends it again.
+void cli_interrupt_rearm (void);
 //  Says on stderr what became of request id (0: its id is not known yet), from the last row
 //  the broker sent (NULL: none; with --json it is printed too), and returns EXIT_PENDING.
 int cli_interrupt_report (cli_t *cli, int64_t id, json_t *row);

@@ -9,6 +9,8 @@ struct _conn_t {
     void *sock;
     int64_t next_rid;
     int wake_fd;            //  readable: stop waiting (conn_wake_on), or -1
+    conn_push_fn *on_push;  //  gets pushed messages conn_call meets (conn_on_push), or NULL
+    void *push_arg;
     char prefix[17];        //  random per connection, so rids of two CLIs never collide
 };
 
@@ -84,6 +86,13 @@ conn_wake_on (conn_t *self, int fd)
     self->wake_fd = fd;
 }
 
+void
+conn_on_push (conn_t *self, conn_push_fn *fn, void *arg)
+{
+    self->on_push = fn;
+    self->push_arg = arg;
+}
+
 int
 conn_send (conn_t *self, json_t *req, char rid[40])
 {
@@ -115,6 +124,8 @@ conn_call (conn_t *self, json_t *req, int timeout_ms)
         const char *got = json_string_value (json_object_get (reply, "rid"));
         if (got && strcmp (got, rid) == 0 && !json_object_get (reply, "op"))
             return reply;
+        if (self->on_push && json_object_get (reply, "op"))
+            self->on_push (self->push_arg, reply);
         json_decref (reply);
     }
     return NULL;

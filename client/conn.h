@@ -39,4 +39,9 @@ void *conn_socket (conn_t *self);
 //  wait ends on a signal even if it came just before the poll (the handler writes to fd).
 void conn_wake_on (conn_t *self, int fd);
 
+//  Pushed messages (with an `op`: output, event) that conn_call meets while it waits go to
+//  fn (not consumed) instead of being dropped. fn NULL: dropped again.
+typedef void (conn_push_fn) (void *arg, json_t *msg);
+void conn_on_push (conn_t *self, conn_push_fn *fn, void *arg);
+
 #endif

@@ -52,6 +52,21 @@ cli_interrupted (void)
     return s_caught != 0;
 }
 
+int
+cli_interrupt_signal (void)
+{
+    return s_caught;
+}
+
+void
+cli_interrupt_rearm (void)
+{
+    char drain [64];
+    while (s_pipe[0] >= 0 && read (s_pipe[0], drain, sizeof drain) > 0)
+        ;
+    s_caught = 0;
+}
+
 //  How a request that has not ended is named to a person: waiting for approval (or for the
 //  policy) is "pending", then "queued", then "running".
 static const char *

@@ -5,6 +5,7 @@
 #include "common/keys.h"
 #include "common/util.h"
 #include <errno.h>
+#include <signal.h>
 #include <unistd.h>
 
 //  Long polls are cut into slices so a dead broker is noticed within one slice.
@@ -209,14 +210,44 @@ s_live_line (json_t *row)
     fflush (stderr);
 }
 
+//  A first Ctrl-C while the snippet runs asks the broker to interrupt it, and the wait goes
+//  on for how it ended; a second one (or SIGTERM, or a request not running) ends the wait.
+//  True if the wait goes on.
+static bool
+s_interrupt_run (cli_t *cli, conn_t *conn, json_t **row_p, bool *asked)
+{
+    json_t *row = *row_p;
+    //  The row may be a moment old: queued may be running by now. The broker knows; if it
+    //  says the run has not started, the wait ends as for a parked request.
+    const char *state = json_string_value (json_object_get (row, "state"));
+    if (*asked || cli_interrupt_signal () != SIGINT || !state
+    ||  (strcmp (state, "running") != 0 && strcmp (state, "queued") != 0))
+        return false;
+    *asked = true;
+    cli_interrupt_rearm ();
+    json_t *id = json_object_get (row, "id");
+    fprintf (stderr, "\nreplgate: interrupting request %lld (Ctrl-C again stops waiting)\n",
+             (long long) json_integer_value (id));
+    int code = 0;
+    json_t *reply = cli_call (cli, conn, json_pack ("{s:s, s:O}", "op", "interrupt", "id", id),
+                              5000, &code);
+    if (reply) {                //  the request as the broker has it now: running
+        json_decref (row);
+        *row_p = reply;
+    }
+    return reply && !cli_interrupted ();
+}
+
 int
 cli_wait (cli_t *cli, conn_t *conn, json_t *row)
 {
+    bool asked = false;
     int64_t deadline = cli->timeout_s < 0 ? INT64_MAX : clock_mono_ms () + (int64_t) (cli->timeout_s * 1000);
     int code = 0;
     bool live = false, tty = isatty (STDERR_FILENO) && !cli->json;
     json_incref (row);
-    while (cli_exit_code (row) == EXIT_PENDING && clock_mono_ms () < deadline && !cli_interrupted ()) {
+    while (cli_exit_code (row) == EXIT_PENDING && clock_mono_ms () < deadline
+       &&  (!cli_interrupted () || s_interrupt_run (cli, conn, &row, &asked))) {
         bool parked = strcmp (json_string_value (json_object_get (row, "state")), "pending_approval") == 0;
         if (parked && tty) {
             s_live_line (row);
@@ -228,6 +259,10 @@ cli_wait (cli_t *cli, conn_t *conn, json_t *row)
         json_t *req = json_pack ("{s:s, s:O, s:I}", "op", "await", "id", json_object_get (row, "id"),
                                  "timeout_ms", (json_int_t) slice);
         json_t *next = cli_call (cli, conn, req, (int) slice + 5000, &code);
+        if (!next && cli_interrupted () && s_interrupt_run (cli, conn, &row, &asked)) {
+            code = 0;
+            continue;
+        }
         if (!next)
             break;
         json_decref (row);
@@ -243,6 +278,38 @@ cli_wait (cli_t *cli, conn_t *conn, json_t *row)
     }
     json_decref (row);
     return code;
+}
+
+//  A streamed submit: its output chunks as the broker pushes them.
+typedef struct {
+    cli_t *cli;
+    int64_t next_seq;           //  the seq the next chunk should have
+    bool gap;                   //  a chunk never came (the broker drops what we do not read)
+} s_stream_t;
+
+//  Each chunk goes where the snippet printed it, as it comes (rendered on a terminal like
+//  the rest, unless --raw).
+static void
+s_on_output (void *arg, json_t *msg)
+{
+    s_stream_t *st = (s_stream_t *) arg;
+    const char *op = json_string_value (json_object_get (msg, "op"));
+    const char *stream = json_string_value (json_object_get (msg, "stream"));
+    if (!op || strcmp (op, "output") != 0 || !stream)
+        return;
+    int64_t seq = json_integer_value (json_object_get (msg, "seq"));
+    st->gap |= seq != st->next_seq;
+    st->next_seq = seq + 1;
+    FILE *out = strcmp (stream, "stderr") == 0 ? stderr : stdout;
+    json_t *text = json_object_get (msg, "data"), *b64 = json_object_get (msg, "data_base64");
+    size_t n = json_string_length (text);
+    char *bytes = json_is_string (b64)
+                ? base64_decode (json_string_value (b64), json_string_length (b64), &n) : NULL;
+    const char *data = bytes ? bytes : json_string_value (text);
+    if (data)
+        screen_write (out, data, n, screen_flags (st->cli->screen_mode, fileno (out)));
+    fflush (out);
+    free (bytes);
 }
 
 int
@@ -286,7 +353,17 @@ cmd_submit (cli_t *cli)
         json_object_set_new (req, "reason", json_string (cli->reason));
     if (cli->idem)
         json_object_set_new (req, "key", json_string (cli->idem));
-    int wait_ms = cli->no_wait ? 0 : 2000;
+    if (cli->timeout_ms)
+        json_object_set_new (req, "timeout_ms", json_integer (cli->timeout_ms));
+    bool stream = !cli->no_wait && (cli->stream < 0 ? isatty (STDOUT_FILENO) && !cli->json : cli->stream);
+    s_stream_t st = { cli, 0, false };
+    if (stream) {
+        json_object_set_new (req, "stream", json_true ());
+        conn_on_push (conn, s_on_output, &st);
+    }
+    //  A person at a terminal may press Ctrl-C early to interrupt: the first answer comes at
+    //  once, so the wait (where Ctrl-C interrupts) starts at once. A script saves a round trip.
+    int wait_ms = cli->no_wait || stream || isatty (STDIN_FILENO) ? 0 : 2000;
     json_object_set_new (req, "wait_ms", json_integer (wait_ms));
     json_t *row = cli_call (cli, conn, req, wait_ms + 5000, &rc);
     if (row) {
@@ -300,8 +377,14 @@ cmd_submit (cli_t *cli)
             }
             rc = cli_exit_code (row);
         }
-        else
+        else {
+            //  The end repeats no output that went out already; after a gap it says so.
+            cli->streamed = stream;
             rc = cli_wait (cli, conn, row);
+            if (stream && st.gap)
+                fprintf (stderr, "[replgate: some output was not streamed; `replgate status %lld` "
+                         "shows all of it]\n", (long long) json_integer_value (json_object_get (row, "id")));
+        }
         json_decref (row);
     }
     else if (cli_interrupted ())

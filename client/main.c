@@ -13,16 +13,22 @@
 #define CONN_HELP \
     "Connection options: --dir DIR, --broker EP, --key FILE, --server-key FILE (replgate --help)."
 static const command_t s_commands[] = {
-    { "submit", cmd_submit, CONN "lang session reason no-wait timeout file idempotency-key raw escape",
+    { "submit", cmd_submit, CONN "lang session reason no-wait timeout file idempotency-key raw escape "
+      "stream no-stream timeout-ms",
       "submit [-l python|shell] [-s SESSION] [--reason TEXT] [--idempotency-key K]\n"
-      "         [--no-wait|--timeout S] [--json|--raw|--escape] [CODE|-f FILE|-]",
+      "         [--timeout-ms MS] [--stream|--no-stream] [--no-wait|--timeout S]\n"
+      "         [--json|--raw|--escape] [CODE|-f FILE|-]",
       "Submits a snippet (CODE, the file FILE, or stdin with -) to run in SESSION (default\n"
       "\"default\"; -l shell for bash) and waits for its result: stdout to stdout, stderr and\n"
       "the traceback to stderr. While it waits for approval a terminal shows who approved so\n"
       "far and the time left. --reason tells approvers why; --idempotency-key K returns the\n"
-      "first request of K instead of submitting again. --no-wait prints the id and returns at\n"
-      "once; --timeout S stops waiting after S seconds. Ctrl-C or SIGTERM stop waiting, never\n"
-      "the request: exit 4 and `replgate wait ID` picks it up. Key: DIR/keys/private/agent.cert.",
+      "first request of K instead of submitting again. --timeout-ms MS asks for that run time\n"
+      "limit (up to the rule's). Output is printed as it comes when stdout is a terminal\n"
+      "(--stream always, --no-stream never). --no-wait prints the id and returns at once;\n"
+      "--timeout S stops waiting after S seconds. Ctrl-C while it runs interrupts the snippet\n"
+      "(a second Ctrl-C stops waiting); Ctrl-C while it is pending, and SIGTERM, stop waiting,\n"
+      "never the request: exit 4 and `replgate wait ID` picks it up. Key:\n"
+      "DIR/keys/private/agent.cert.",
       "0 1 2 3 4 5 6 7 8 10" },
     { "status", cmd_status, CONN "raw escape", "status ID [--json|--raw|--escape]",
       "Prints request ID as it is now; the exit code is its state's (as for submit).",
@@ -253,7 +259,7 @@ main (int argc, char *argv[])
         return s_unknown (first);
     if (sodium_init () < 0)
         return 1;
-    cli_t cli = { .cmd = cmd->name, .timeout_s = -1 };
+    cli_t cli = { .cmd = cmd->name, .timeout_s = -1, .stream = -1 };
     cli.dir = getenv ("REPLGATE_DIR") ? getenv ("REPLGATE_DIR") : "var";
     int rc = args_parse (&cli, cmd, argc - 1, argv + 1);
     if (rc == 1)

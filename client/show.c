@@ -96,9 +96,11 @@ cli_print_request (cli_t *cli, json_t *row)
         return;
     }
     fflush (stdout);
-    s_put_stream (stdout, row, "stdout", out);
-    fflush (stdout);
-    s_put_stream (stderr, row, "stderr", err);
+    if (!cli->streamed) {       //  streamed output was printed as it came
+        s_put_stream (stdout, row, "stdout", out);
+        fflush (stdout);
+        s_put_stream (stderr, row, "stderr", err);
+    }
     s_put (stdout, json_string_value (json_object_get (row, "value")), out);
     s_put (stderr, json_string_value (json_object_get (row, "traceback")), err);
     if (json_is_true (json_object_get (row, "stdout_truncated")) || json_is_true (json_object_get (row, "stderr_truncated")))

@@ -2,8 +2,8 @@
 and close, interrupt, a run timeout of its own choosing and output streamed as it comes, each
 through the real broker and worker, and each against another principal naming what is not its
 own."""
-import json, os, tempfile, time
-from harness import Stack, check, run_all, test, SLOW
+import json, os, re, signal, tempfile, time
+from harness import BIN, Stack, Terminal, check, run_all, test, SLOW
 
 UID_BASE = 298000
 POLICY = {"version": 1, "rules": [
@@ -284,6 +284,66 @@ def output_streams_as_it_comes_masked_like_the_record():
         check(frames and frames[0][1].get("data_base64") and "data" not in frames[0][1], frames)
     finally:
         c.close()
+
+
+@test
+def the_cli_streams_interrupts_and_asks_for_a_timeout():
+    s = shared()
+    cli = os.path.join(BIN, "replgate")
+    code = "import time\nfor i in range(3):\n    print('step', i, flush=True)\n    time.sleep(0.5)\nprint('done')"
+    term = Terminal([cli, "submit", "--dir", s.dir, "-s", "cli-stream", code])
+    try:
+        term.wait_for("step 0", timeout=10)
+        check("done" not in term.text(), ("the first line came only at the end", term.text()))
+        check(term.finish() == 0, term.text())
+        text = term.text()
+        check(text.count("step 1") == 1 and text.count("done") == 1, ("repeated at the end", text))
+    finally:
+        term.close()
+    # --no-stream on a terminal: everything at the end, once
+    term = Terminal([cli, "submit", "--dir", s.dir, "-s", "cli-stream", "--no-stream", "print('quiet')"])
+    try:
+        check(term.finish() == 0 and term.text().count("quiet") == 1, term.text())
+    finally:
+        term.close()
+    # a pipe gets no stream unless asked, and --stream works there too
+    p = s.cli("submit", "-s", "cli-stream", "--stream", code)
+    check(p.returncode == 0 and p.stdout == "step 0\nstep 1\nstep 2\ndone\n", p.stdout)
+    # Ctrl-C while it runs interrupts it; the session keeps its state
+    term = Terminal([cli, "submit", "--dir", s.dir, "-s", "cli-stream",
+                     "kept = 'yes'\nimport time\nprint('sleeping', flush=True)\ntime.sleep(30)"])
+    try:
+        term.wait_for("sleeping", timeout=10)
+        term.proc.send_signal(signal.SIGINT)
+        status = term.finish()
+        check(status == 5 and "interrupting request" in term.text() and "KeyboardInterrupt" in term.text(),
+              (status, term.text()))
+    finally:
+        term.close()
+    check(s.cli("submit", "-s", "cli-stream", "kept").stdout == "'yes'\n", "state kept")
+    # a second Ctrl-C stops waiting, and the run goes on
+    term = Terminal([cli, "submit", "--dir", s.dir, "-s", "cli-stream",
+                     "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                     "print('stubborn', flush=True)\ntime.sleep(1.5)"])
+    try:
+        term.wait_for("stubborn", timeout=10)
+        term.proc.send_signal(signal.SIGINT)
+        term.wait_for("interrupting request", timeout=5)
+        term.proc.send_signal(signal.SIGINT)
+        status = term.finish()
+        check(status == 4 and re.search(r"request \d+ is still running", term.text()), (status, term.text()))
+    finally:
+        term.close()
+    # --timeout-ms: the run's own limit, within the rule's
+    p = s.cli("submit", "-s", "cli-stream", "--timeout-ms", "400", "import time; time.sleep(5)")
+    check(p.returncode == 6 and "timeout" in p.stderr, (p.returncode, p.stderr))
+    p = s.cli("submit", "-s", "cli-stream", "--timeout-ms", "5000", "'SHORT'")
+    check(p.returncode == 2 and "2000" in p.stderr, (p.returncode, p.stderr))
+    for bad in ("0", "1.5", "x", "90000000"):
+        p = s.cli("submit", "-s", "cli-stream", "--timeout-ms", bad, "1")
+        check(p.returncode == 2 and "--timeout-ms" in p.stderr, (bad, p.stderr))
+    p = s.cli("submit", "-s", "cli-stream", "--stream", "--no-stream", "1")
+    check(p.returncode == 2, p.stderr)
 
 
 if __name__ == "__main__":
