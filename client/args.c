@@ -18,7 +18,7 @@
 enum { O_DIR = 256, O_BROKER, O_KEY, O_SERVER_KEY, O_JSON, O_REASON, O_NO_WAIT, O_TIMEOUT,
        O_IDEM, O_ROLE, O_GROUPS, O_PRINCIPAL, O_STATE, O_SINCE, O_UNTIL, O_LIMIT, O_PORT,
        O_SLOTS, O_SPEED, O_CAST, O_FORMAT, O_EVENTS, O_SINCE_HEAD, O_BEFORE, O_RAW, O_ESCAPE,
-       O_APPROVAL_WAIT, O_STREAM, O_NO_STREAM, O_TIMEOUT_MS };
+       O_APPROVAL_WAIT, O_STREAM, O_NO_STREAM, O_TIMEOUT_MS, O_WORKERS, O_UID_BASE };
 
 static const struct option s_options[] = {
     { "dir", 1, 0, O_DIR }, { "broker", 1, 0, O_BROKER }, { "key", 1, 0, O_KEY },
@@ -33,6 +33,7 @@ static const struct option s_options[] = {
     { "before", 1, 0, O_BEFORE }, { "raw", 0, 0, O_RAW }, { "escape", 0, 0, O_ESCAPE },
     { "approval-wait", 1, 0, O_APPROVAL_WAIT }, { "stream", 0, 0, O_STREAM },
     { "no-stream", 0, 0, O_NO_STREAM }, { "timeout-ms", 1, 0, O_TIMEOUT_MS },
+    { "workers", 1, 0, O_WORKERS }, { "uid-base", 1, 0, O_UID_BASE },
     { "help", 0, 0, 'h' } };
 #define NOPTIONS (sizeof s_options / sizeof s_options[0])
 
@@ -45,6 +46,8 @@ static const struct {
 } s_numbers[] = {
     { O_TIMEOUT, "a number of seconds", 0, 1e9, false },
     { O_TIMEOUT_MS, "a run time limit in ms", 1, 86400000, true },
+    { O_WORKERS, "a number of workers", 1, 16, true },
+    { O_UID_BASE, "a host uid", 1000, 4000000000.0, true },
     { O_SPEED, "a speed factor", 0.001, 1e6, false },
     { O_LIMIT, "a number of rows", 1, 1e9, true },
     { O_PORT, "a TCP port", 1, 65534, true },
@@ -216,6 +219,8 @@ s_set (cli_t *cli, const command_t *cmd, int c, char *arg)
         case O_STREAM: cli->stream = 1; break;
         case O_NO_STREAM: cli->stream = 0; break;
         case O_TIMEOUT_MS: cli->timeout_ms = (int64_t) n; break;
+        case O_WORKERS: cli->workers = (int) n; break;
+        case O_UID_BASE: cli->uid_base = (int64_t) n; break;
         default: return -1;
     }
     return 0;

@@ -27,7 +27,8 @@ typedef struct {
     bool no_wait;
     double timeout_s;           //  < 0: none
     const char *role, *groups, *principal, *state, *since, *until;
-    int port, slots, limit;
+    int port, slots, limit, workers;     //  up --workers N
+    int64_t uid_base;           //  up --uid-base: the first worker's; 0 lets each claim one
     double speed;               //  replay --speed (default 1)
     const char *cast, *format, *since_head, *before;
     bool events;                //  export --events

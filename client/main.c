@@ -128,9 +128,12 @@ static const command_t s_commands[] = {
       "keygen NAME --role agent|approver|worker|admin [--groups a,b] [--json]",
       "Makes the key pair DIR/keys/private/NAME.cert (+ _secret) and trusts it.",
       "0 2" },
-    { "up", cmd_up, "dir port slots", "up [--dir DIR] [--port N] [--slots N]",
-      "Starts a broker (clients on port N, workers on N+1; default 7710) and one worker with\n"
-      "N slots (default 4) on DIR; Ctrl-C stops both. Takes no --json: it only logs.",
+    { "up", cmd_up, "dir port slots workers uid-base",
+      "up [--dir DIR] [--port N] [--slots N] [--workers N] [--uid-base UID]",
+      "Starts a broker (clients on port N, workers on N+1; default 7710) and N workers\n"
+      "(default 1) with the given slots each (default 4) on DIR; Ctrl-C stops them all. Each\n"
+      "worker claims a free range of sandbox uids, or with --uid-base the first takes UID, the\n"
+      "next UID+1000 and so on. Takes no --json: it only logs.",
       "0 1 2" },
 };
 #define NCOMMANDS (sizeof s_commands / sizeof s_commands[0])

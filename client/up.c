@@ -40,6 +40,8 @@ cmd_keygen (cli_t *cli)
     return 0;
 }
 
+#define UP_MAX_WORKERS 16
+
 static volatile sig_atomic_t s_stop = 0;
 static void s_on_signal (int sig) { (void) sig; s_stop = 1; }
 
@@ -125,31 +127,46 @@ cmd_up (cli_t *cli)
         fprintf (stderr, "replgate up: cannot catch signals: %s\n", strerror (errno));
         return 1;
     }
+    int nworkers = cli->workers > 0 ? cli->workers : 1;
+    pid_t pids[1 + UP_MAX_WORKERS] = { 0 };
     char *bargv[] = { broker, "--dir", (char *) cli->dir, "--clients", clients, "--workers", workers, NULL };
-    char *wargv[] = { worker, "--broker", workers, "--key", key, "--server-key", server,
-                      "--slots", slots, "--name", "local", NULL };
-    pid_t pids[2] = { s_spawn (bargv), 0 };
-    if (pids[0] > 0)
-        pids[1] = s_spawn (wargv);
+    pids[0] = s_spawn (bargv);
+    for (int i = 1; i <= nworkers && pids[0] > 0; i++) {
+        //  One worker keeps the name "local"; several are local-1, local-2... Given
+        //  --uid-base B, worker i takes B + 1000 (i - 1); else each claims a free range.
+        char name[32], base[24];
+        snprintf (name, sizeof name, nworkers == 1 ? "local" : "local-%d", i);
+        snprintf (base, sizeof base, "%lld", (long long) cli->uid_base + 1000LL * (i - 1));
+        char *wargv[] = { worker, "--broker", workers, "--key", key, "--server-key", server,
+                          "--slots", slots, "--name", name, cli->uid_base ? "--uid-base" : NULL,
+                          base, NULL };
+        pids[i] = s_spawn (wargv);
+    }
     int rc = 0;
-    if (pids[0] > 0 && pids[1] > 0) {
-        fprintf (stderr, "replgate up: broker on %s, worker on %s, state in %s (Ctrl-C stops)\n",
-                 clients, workers, cli->dir);
+    bool started = true;
+    for (int i = 0; i <= nworkers; i++)
+        started &= pids[i] > 0;
+    if (started) {
+        fprintf (stderr, "replgate up: broker on %s, %d worker%s on %s, state in %s (Ctrl-C stops)\n",
+                 clients, nworkers, nworkers == 1 ? "" : "s", workers, cli->dir);
         while (!s_stop) {
             int status;
             pid_t dead = waitpid (-1, &status, 0);
-            if (dead == pids[0] || dead == pids[1]) {
+            int which = -1;
+            for (int i = 0; i <= nworkers && dead > 0; i++)
+                which = pids[i] == dead ? i : which;
+            if (which >= 0) {
                 fprintf (stderr, "replgate up: %s exited (%s %d); stopping\n",
-                         dead == pids[0] ? "broker" : "worker",
+                         which == 0 ? "the broker" : "a worker",
                          WIFSIGNALED (status) ? "signal" : "status",
                          WIFSIGNALED (status) ? WTERMSIG (status) : WEXITSTATUS (status));
-                pids[dead == pids[0] ? 0 : 1] = 0;
+                pids[which] = 0;
                 rc = 1;
                 break;
             }
         }
     }
-    s_stop_all (pids, 2);
+    s_stop_all (pids, 1 + nworkers);
     fprintf (stderr, "replgate up: stopped\n");
     return rc;
 }

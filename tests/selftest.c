@@ -14,6 +14,7 @@ int session_test (void);
 int jpos_test (void);
 int mask_test (void);
 int redact_test (void);
+int uidlock_test (void);
 int mask_stream_test (void);
 int secrets_test (void);
 int policy_test (void);
@@ -51,6 +52,7 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "jpos", jpos_test },
     { "mask", mask_test },
     { "mask_stream", mask_stream_test },
+    { "uidlock", uidlock_test },
     { "redact", redact_test },
     { "secrets", secrets_test },
     { "policy", policy_test },

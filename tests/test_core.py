@@ -511,6 +511,44 @@ def up_stops_on_a_signal_to_itself_alone():
             p.wait()
 
 
+@test
+def up_runs_several_workers_each_with_its_own_uids():
+    import tempfile
+    d = tempfile.mkdtemp(prefix="replgate-up-")
+    port = free_port_pair()
+    p = subprocess.Popen([os.path.join(BIN, "replgate"), "up", "--dir", d, "--port", str(port),
+                          "--workers", "2", "--slots", "2", "--uid-base", "297000"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True, env=dict(os.environ, ZSYS_SIGHANDLER="false"))
+    try:
+        cli = [os.path.join(BIN, "replgate"), "ping", "--dir", d, "--json"]
+
+        def workers():
+            r = subprocess.run(cli, capture_output=True, text=True)
+            return r.returncode == 0 and json.loads(r.stdout)["stats"]["workers"] == 2
+        wait_for(workers, 20, "two workers")
+        args = []
+        for pid in os.listdir("/proc"):
+            try:
+                if pid.isdigit() and int(open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()[1]) == p.pid:
+                    args.append(open("/proc/%s/cmdline" % pid).read().split("\0"))
+            except (OSError, ValueError, IndexError):
+                pass
+        names = sorted(a[a.index("--name") + 1] for a in args if "--name" in a)
+        bases = sorted(a[a.index("--uid-base") + 1] for a in args if "--uid-base" in a)
+        check(names == ["local-1", "local-2"] and bases == ["297000", "298000"], (names, bases))
+        r = subprocess.run([os.path.join(BIN, "replgate"), "submit", "--dir", d, "print(6 * 7)"],
+                           capture_output=True, text=True, timeout=30 * SLOW)
+        check(r.returncode == 0 and r.stdout == "42\n", r)
+        os.kill(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=10 * SLOW)
+        check("2 workers" in err and "replgate up: stopped" in err, err)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
 if __name__ == "__main__":
     try:
         rc = run_all("core")

@@ -168,8 +168,9 @@ def name(text):
     return struct.pack("=I", len(text)) + text + b"\0"
 
 
-def run_body(limits, lang=b"python"):
-    return struct.pack("=7q", 7, *limits) + name(b"agent") + name(b"s") + name(lang) + name(b"1")
+def run_body(limits, lang=b"python", flags=0):
+    """A RUN body (worker/wire.h): id, six limits, flags, then the names and the code."""
+    return struct.pack("=8q", 7, *limits, flags) + name(b"agent") + name(b"s") + name(lang) + name(b"1")
 
 
 def refused(datagram, reason):
@@ -202,6 +203,50 @@ def out_of_range_run_from_the_front_stops_the_worker():
     # well-formed, but asking for more memory than the worker's --max-memory-mb
     body = run_body([10000, 1 << 20, 1 << 20, 128, 64, 1000])
     refused(struct.pack("=B3xI", 1, len(body)) + body, "outside the worker's names or limits")
+
+
+@test
+def workers_without_a_uid_base_take_ranges_of_their_own():
+    """Two workers on one host, neither told --uid-base: each locks its own range under
+    /run/replgate (released when it dies, even by SIGKILL), so their uids never meet."""
+    import fcntl
+    s = Stack(workers=0, slots=SLOTS)
+    env = dict(os.environ)
+    os.environ.pop("REPLGATE_TEST_UID_BASE", None)      # the harness must not pick one for us
+    try:
+        ws = [s.start_worker("own-%d" % i, extra=["--warm", str(WARM), "--prepare", str(PREPARE)])
+              for i in range(2)]
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+    try:
+        s.wait_workers(2)
+        fronts = [wait_for(lambda w=w: front_of(w.pid), 10, "a front") for w in ws]
+        uids = [int(status(f)["Uid"].split()[0]) for f in fronts]
+        bases = [u - (SLOTS + 2 * WARM + PREPARE) for u in uids]
+        check(all(b >= 200000 and (b - 200000) % 1000 == 0 for b in bases) and abs(bases[0] - bases[1]) >= 1000,
+              ("ranges", bases))
+
+        def held(base):
+            fd = os.open("/run/replgate/uids-%d.lock" % base, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return False
+            except BlockingIOError:
+                return True
+            finally:
+                os.close(fd)
+        check(all(held(b) for b in bases), "ranges not locked")
+        ws[0].kill()
+        ws[0].wait()
+        wait_for(lambda: not held(bases[0]), 10, "the dead worker's range to be free")
+        check(held(bases[1]), "the live worker's range stays held")
+        c = s.client()
+        check(c.run("import os; os.getuid()", session="own")["outcome"] == "ok", "the other still serves")
+        c.close()
+    finally:
+        check(not s.stop(), "sanitizer report")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 #include "worker/back.h"
 #include "worker/front.h"
 #include "worker/options.h"
+#include "worker/uidlock.h"
 #include "common/util.h"
 #include <czmq.h>
 #include <sodium.h>
@@ -68,6 +69,20 @@ main (int argc, char *argv [])
     zcert_t *cert = s_load_keys (&args, server_key);
     if (!cert)
         return 2;
+    //  A range of sandbox uids of our own, held for our life (the back keeps the lock; the
+    //  front closes every descriptor but its socketpair).
+    int uid_lock = -1;
+    if (args.spawn.sandbox && !args.uid_base_given && geteuid () == 0) {
+        unsigned base;
+        size_t size = (size_t) (spawn_front_uid (&args.spawn) - args.spawn.uid_base) + 1;
+        if (uidlock_claim (UIDLOCK_DIR, size, &base, &uid_lock) != 0) {
+            zcert_destroy (&cert);
+            return 1;
+        }
+        args.spawn.uid_base = base;
+        log_info ("sandbox uids %u to %u (lock %s/uids-%u.lock)", base, base + (unsigned) size - 1,
+                  UIDLOCK_DIR, base);
+    }
     //  Before any secret is read and before any thread exists: the front gets neither.
     int sv [2];
     if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {

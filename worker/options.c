@@ -40,7 +40,8 @@ s_usage (FILE *out)
         "                        the most a run may ask for (default 4096, 1024, 1024, the\n"
         "                        host's CPUs)\n"
         "  --uid-base UID        host uid/gid of the first sandbox slot; slot n gets UID+n\n"
-        "                        (default 200000; give each worker on a host its own range);\n"
+        "                        (default: the first range of 1000 uids from 200000 that no\n"
+        "                        other worker on the host holds, locked under /run/replgate);\n"
         "                        the worker's network front runs as the uid after the last\n"
         "                        box (UID + slots + 2 x warm + prepare)\n"
         "  --warm N              idle sandboxed interpreters kept ready per language (default 1)\n"
@@ -96,7 +97,9 @@ s_parse_sandbox (int opt, options_t *args)
         case 'X': args->max_tmp_mb = n = s_number (optarg, 1, 1 << 20); break;
         case 'C': c->cpu_milli = n = s_cpus (optarg); break;
         case 'Q': args->max_cpu_milli = n = s_cpus (optarg); break;
-        case 'u': c->uid_base = (unsigned) (n = s_number (optarg, 1, 0xfffff000LL)); break;
+        case 'u': c->uid_base = (unsigned) (n = s_number (optarg, 1, 0xfffff000LL));
+                  args->uid_base_given = true;
+                  break;
         case 'w': c->warm = (size_t) (n = s_number (optarg, 0, MAX_WARM)); break;
         case 'r': c->prepare = (size_t) (n = s_number (optarg, 0, MAX_WARM)); break;
         case 'i': c->init_path = optarg; break;
@@ -146,7 +149,7 @@ options_parse (int argc, char *argv [], options_t *args)
     *args = (options_t) { "tcp://127.0.0.1:7711", NULL, NULL, "", 4, 10000, 1 << 20,
                          { true, 200000, 4, 1, 2, 512, 128, 64, NULL, CGROUP_NONE, NULL, NULL,
                            1000 },
-                         4096, 1024, 1024, 1000 * s_host_cpus (), NULL, 3600 * 1000 };
+                         4096, 1024, 1024, 1000 * s_host_cpus (), NULL, 3600 * 1000, false };
     bool slots_given = false;
     char host [64] = "localhost";
     gethostname (host, sizeof host - 1);

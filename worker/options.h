@@ -28,6 +28,7 @@ typedef struct {
     int64_t max_cpu_milli;      //  thousandths of a CPU
     const char *secrets_path;   //  --secrets FILE, or NULL
     int64_t idle_ttl_ms;        //  an idle session unused this long leaves its slot
+    bool uid_base_given;        //  --uid-base: else the worker claims a free range (uidlock.h)
 } options_t;
 
 //  0 to run, 1 after --help, -1 on a usage error (already reported).
