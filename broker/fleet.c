@@ -6,7 +6,7 @@
     --placement-wait-ms. Placement itself is dispatch.c's; this module only reads it. */
 #include "broker/fleet.h"
 #include "broker/backlog.h"
-#include "broker/workers.h"
+#include "broker/wsend.h"
 #include "common/proto.h"
 #include "common/util.h"
 
@@ -149,7 +149,7 @@ s_close_drained (broker_t *broker, worker_t *w, json_t *held)
     json_t *close = proto_close (json_string_value (json_object_get (held, "principal")),
                                  json_string_value (json_object_get (held, "session")),
                                  json_string_value (json_object_get (held, "lang")));
-    workers_send (broker, w, close);
+    wsend (broker, w->routing, w->name, close);
     json_decref (close);
     char why[160];
     snprintf (why, sizeof why, "drained: worker %.64s was drained", w->name);
@@ -178,7 +178,7 @@ fleet_settle (broker_t *broker, worker_t *w)
     if (busy || w->running)
         return;
     json_t *drained = proto_drained ();
-    workers_send (broker, w, drained);
+    wsend (broker, w->routing, w->name, drained);
     json_decref (drained);
     w->drained = true;
     json_t *data = json_pack ("{s:s}", "worker", w->name);
@@ -195,7 +195,7 @@ s_start_drain (broker_t *broker, worker_t *w, const char *by)
     free (w->drain_by);
     w->drain_by = strdup (by);
     json_t *drain = proto_drain ();
-    workers_send (broker, w, drain);
+    wsend (broker, w->routing, w->name, drain);
     json_decref (drain);
 }
 

@@ -14,6 +14,7 @@
 #include "broker/refusals.h"
 #include "broker/state.h"
 #include "broker/stream.h"
+#include "broker/wsend.h"
 #include "common/proto.h"
 #include "common/util.h"
 
@@ -28,26 +29,10 @@ s_may_log (void)
     return lograte_ok (&s_lograte, "worker socket complaints");
 }
 
-static int
-s_send_worker (broker_t *broker, zframe_t *routing, const char *name, json_t *body)
-{
-    char *text = json_dumps (body, JSON_COMPACT);
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addmem (msg, zframe_data (routing), zframe_size (routing));
-    zmsg_addstr (msg, text);
-    free (text);
-    int rc = zmsg_send (&msg, broker->workers);
-    if (rc != 0) {
-        log_warn ("worker %s: send failed: %s", name, zmq_strerror (zmq_errno ()));
-        zmsg_destroy (&msg);
-    }
-    return rc;
-}
-
 int
 workers_send (broker_t *broker, worker_t *w, json_t *body)
 {
-    return s_send_worker (broker, w->routing, w->name, body);
+    return wsend (broker, w->routing, w->name, body);
 }
 
 //  ----------------------------------------------------------------------------------------
@@ -67,7 +52,7 @@ s_move (broker_t *broker, worker_t *w, job_t *job)
     snprintf (why, sizeof why, "moved: its next snippet needs labels %.300s, which worker %.64s "
               "lacks", job->labels, w->name);
     json_t *close = proto_close (job->owner, job->session, job->lang);
-    s_send_worker (broker, w->routing, w->name, close);
+    wsend (broker, w->routing, w->name, close);
     json_decref (close);
     dispatch_unbind (broker, key);
     dispatch_session_ended (broker, key, why);
@@ -100,7 +85,7 @@ s_start (broker_t *broker, worker_t *w, job_t *job)
     json_t *run = proto_run (job->id, job->owner, job->session, job->lang, job->code, limits);
     if (stream_wanted (broker, job->id))
         json_object_set_new (run, "stream", json_true ());
-    s_send_worker (broker, w->routing, w->name, run);
+    wsend (broker, w->routing, w->name, run);
     json_t *timeout = json_object_get (limits, "timeout_ms");
     dispatch_start (broker, job, w, clock_mono_ms () + json_integer_value (timeout) + RUN_GRACE_MS);
     json_decref (run);
@@ -159,7 +144,7 @@ s_end_unanswered (broker_t *broker, worker_t *w, job_t *job, const char *outcome
         json_decref (fields);
     }
     json_t *close = proto_close (job->owner, job->session, job->lang);
-    s_send_worker (broker, w->routing, w->name, close);
+    wsend (broker, w->routing, w->name, close);
     json_decref (close);
     char key[RUNQ_KEY_MAX];
     runq_key (job->lang, job->session, job->owner, key, sizeof key);
@@ -435,7 +420,7 @@ workers_message (broker_t *broker, zmsg_t **msg_p)
         //  A connection we do not know (its ready was refused, or came before our restart):
         //  ask it to announce itself.
         json_t *ask = proto_announce ();
-        s_send_worker (broker, routing, principal, ask);
+        wsend (broker, routing, principal, ask);
         json_decref (ask);
     }
     else {
@@ -483,7 +468,7 @@ workers_tick (broker_t *broker)
         if (now - w->last_seen > PROTO_SILENCE_MS && !unread)
             s_worker_lost (broker, w, "silent for 3 s");
         else if (beat)
-            s_send_worker (broker, w->routing, w->name, hb);
+            wsend (broker, w->routing, w->name, hb);
     }
     zlistx_destroy (&keys);
     s_expire_runs (broker, now);
