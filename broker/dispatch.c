@@ -7,6 +7,10 @@
     Each session's requests wait in its own FIFO (runq.c), so its snippets run in submission
     order; a session waits while it runs one, or while its worker has no free slot. What
     starts next is taken from ready lists, never found by scanning the queue.
+    Placement: a session no worker holds goes where its next job's labels (its rule's
+    placement) all are, among live workers that are not draining: the most free slots, then
+    the most memory. Such sessions wait per label set, so one no worker can take holds up
+    no other; what a job waits for when nobody can take it is said by dispatch_waiting.
     This is a service: it changes no state in the store and sends nothing; workers.c asks it
     what to start, fires the transitions and speaks to the workers. */
 #include "broker/dispatch.h"
