@@ -4,8 +4,7 @@ listing, draining a worker, a worker killed mid-run and one that comes back, a k
 not a worker's on the worker socket, and a worker in its own network namespace reaching the
 broker over TCP like a remote host."""
 import json, os, queue, subprocess, threading, time
-import zmq
-from harness import BIN, Skip, Stack, check, proc_env, read_cert, run_all, test, wait_for, SLOW
+from harness import BIN, Client, Skip, Stack, check, proc_env, run_all, test, wait_for, SLOW
 
 UID_BASE = 299000               # each real worker gets its own range above it
 
@@ -26,13 +25,8 @@ class FakeWorker:
     broker sends."""
 
     def __init__(self, stack, name, labels=None, memory_mb=None, key="worker", slots=4):
-        cert, server = read_cert(stack.key(key)), read_cert(os.path.join(stack.dir, "keys", "broker.cert"))
-        self.sock = zmq.Context.instance().socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.curve_secretkey = cert["secret"].encode()
-        self.sock.curve_publickey = cert["public"].encode()
-        self.sock.curve_serverkey = server["public"].encode()
-        self.sock.connect(stack.workers_ep)
+        # a client's DEALER with that key pair, on the worker endpoint
+        self.sock = Client(stack.workers_ep, stack.key(key), os.path.join(stack.dir, "keys", "broker.cert")).sock
         self.inbox, self.outbox = queue.Queue(), queue.Queue()
         self.alive = True
         ready = {"op": "ready", "name": name, "slots": slots, "sandbox": "none", "sessions": [], "running": []}
@@ -88,6 +82,15 @@ def workers(c):
 
 def events(s, kind):
     return [(a, json.loads(d)) for a, d in s.sql("select actor, data from events where type = ? order by seq", kind)]
+
+
+def teardown(s, *things):
+    """Closes the clients and fake workers given (None is skipped), stops the stack and fails
+    on a sanitizer report."""
+    for thing in things:
+        if thing:
+            thing.close()
+    check(not s.stop(), "sanitizer")
 
 
 def submit(c, session, code, **kw):
@@ -154,11 +157,7 @@ def placement_by_label_without_head_of_line_blocking():
         check(workers(admin)["plain"]["sessions"] == 0, "s1 still on plain")
         check(s.cli("verify").returncode == 0, "verify")
     finally:
-        c.close()
-        admin.close()
-        if fw:
-            fw.close()
-        check(not s.stop(), "sanitizer")
+        teardown(s, c, admin, fw)
 
 
 @test
@@ -191,10 +190,7 @@ def a_request_no_worker_can_take_is_cancelled_after_the_wait():
         check(run and run["id"] == gpu2["id"], run)
         check(s.cli("verify").returncode == 0, "verify")
     finally:
-        c.close()
-        if fw:
-            fw.close()
-        check(not s.stop(), "sanitizer")
+        teardown(s, c, fw)
 
 
 @test
@@ -254,11 +250,7 @@ def drain_finishes_runs_and_closes_idle_sessions():
         check(fw.next() == {"op": "drained"}, "no drained")
         check(s.cli("verify").returncode == 0, "verify")
     finally:
-        c.close()
-        admin.close()
-        if fw:
-            fw.close()
-        check(not s.stop(), "sanitizer")
+        teardown(s, c, admin, fw)
 
 
 @test
@@ -297,9 +289,7 @@ def a_killed_worker_loses_its_runs_its_sessions_move_and_it_comes_back():
         check(len(events(s, "worker_lost")) == 1 and len(events(s, "worker_joined")) == 3, "events")
         check(s.cli("verify").returncode == 0, "verify")
     finally:
-        c.close()
-        admin.close()
-        check(not s.stop(), "sanitizer")
+        teardown(s, c, admin)
 
 
 @test
@@ -320,10 +310,7 @@ def a_key_that_is_not_a_worker_key_is_refused_on_the_worker_socket():
         check(("agent", "forbidden") in rows, rows)
         check(not events(s, "worker_joined"), "a worker joined")
     finally:
-        c.close()
-        admin.close()
-        fake.close()
-        check(not s.stop(), "sanitizer")
+        teardown(s, c, admin, fake)
 
 
 def sh(*cmd):
