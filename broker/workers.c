@@ -38,9 +38,6 @@ workers_send (broker_t *broker, worker_t *w, json_t *body)
 //  ----------------------------------------------------------------------------------------
 //  Starting runs
 
-//  Starts job on w: `queued -> running` in the store, then the `run`. False if it did not
-//  start: the store is down (the job stays queued) or the request was no longer queued
-//  (the job is forgotten).
 //  The session of job is bound to w, but job needs labels w lacks (the rule that matched
 //  it asks for a placement the earlier snippets' did not): its interpreter on w ends, and
 //  the session goes where its job fits, starting over (recorded, and said in its result).
@@ -62,6 +59,10 @@ s_move (broker_t *broker, worker_t *w, job_t *job)
     json_decref (data);
 }
 
+//  Starts job on w: `queued -> running` in the store, then the `run`. False if it did not
+//  start: the store is down (the job stays queued) or the request was no longer queued
+//  (the job is forgotten).
+//  A job that does not fit w (s_move) does not start either.
 static bool
 s_start (broker_t *broker, worker_t *w, job_t *job)
 {
