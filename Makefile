@@ -5,7 +5,7 @@ PKGS      := libczmq libzmq jansson sqlite3 libsodium libpcre2-8 libseccomp libc
 DEBS      := build-essential pkg-config libczmq-dev libzmq3-dev libjansson-dev libsqlite3-dev \
              libsodium-dev libpcre2-dev libseccomp-dev python3 python3-zmq sqlite3 bash procps \
              libcurl4-openssl-dev libmicrohttpd-dev libunistring-dev python3-pip python3-setuptools \
-             python3-wheel
+             python3-wheel iproute2
 B         ?= build
 BIN       ?= bin
 OPT       ?= -O2

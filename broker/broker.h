@@ -25,6 +25,7 @@ typedef struct _refusals_t refusals_t;
 typedef struct _backlog_t backlog_t;
 typedef struct _prune_t prune_t;
 typedef struct _stream_t stream_t;
+typedef struct _fleet_t fleet_t;
 
 typedef struct {
     char *dir;                  //  state directory (keys, database)
@@ -36,6 +37,7 @@ typedef struct {
     int timeout_ms;             //  default per-snippet wall-clock limit sent to workers
     int max_timeout_ms;         //  the most a submit may ask where its rule sets no timeout_ms
     int output_bytes;           //  default per-stream output cap sent to workers
+    int placement_wait_ms;      //  how long queued requests wait for a worker with their labels
 } broker_config_t;
 
 typedef struct {
@@ -56,6 +58,7 @@ typedef struct {
     backlog_t *backlog;         //  writes the database refused, kept in order until it takes them
     prune_t *prune;             //  the retention run under way, if any
     stream_t *stream;           //  submitters that want their output as it comes
+    fleet_t *fleet;             //  workers that left, draining, requests no worker can take
 } broker_t;
 
 //  The caller of a client operation, read from the authenticated connection.

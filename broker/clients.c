@@ -6,6 +6,7 @@
 #include "broker/control.h"
 #include "broker/decide.h"
 #include "broker/dispatch.h"
+#include "broker/fleet.h"
 #include "broker/notify.h"
 #include "broker/outbox.h"
 #include "broker/prune.h"
@@ -183,6 +184,11 @@ static void
 s_status (broker_t *broker, caller_t *c, json_t *msg)
 {
     json_t *row = s_load_visible (broker, c, msg);
+    char why[400];
+    const char *waiting = row ? dispatch_waiting (broker, json_integer_value (
+                                    json_object_get (row, "id")), why, sizeof why) : NULL;
+    if (waiting)        //  queued where no live worker can take it: why it waits
+        json_object_set_new (row, "waiting", json_string (waiting));
     if (row)
         broker_send_client (broker, c->routing, proto_reply_ok (c->rid, row));
 }
@@ -338,6 +344,7 @@ static const struct { const char *op; op_fn *fn; } s_ops[] = {
     { "revoke", trust_revoke }, { "prune", prune_start },
     { "interrupt", control_interrupt }, { "sessions", control_sessions },
     { "reset", control_reset }, { "close", control_close },
+    { "workers", fleet_workers }, { "drain", fleet_drain },
 };
 
 //  Counts a refused message toward its connection's next `rejected` event: its code and

@@ -7,6 +7,10 @@
     Each session's requests wait in its own FIFO (runq.c), so its snippets run in submission
     order; a session waits while it runs one, or while its worker has no free slot. What
     starts next is taken from ready lists, never found by scanning the queue.
+    Placement: a session no worker holds goes where its next job's labels (its rule's
+    placement) all are, among live workers that are not draining: the most free slots, then
+    the most memory. Such sessions wait per label set, so one no worker can take holds up
+    no other; what a job waits for when nobody can take it is said by dispatch_waiting.
     This is a service: it changes no state in the store and sends nothing; workers.c asks it
     what to start, fires the transitions and speaks to the workers. */
 #include "broker/dispatch.h"
@@ -26,9 +30,12 @@ s_worker_destroy (void **item)
     if (!w)
         return;
     zframe_destroy (&w->routing);
+    json_decref (w->labels);
     free (w->key);
     free (w->name);
     free (w->sandbox);
+    free (w->address);
+    free (w->drain_by);
     free (w);
     *item = NULL;
 }
@@ -95,16 +102,67 @@ dispatch_unqueue (broker_t *broker, int64_t id)
     return found;
 }
 
-//  The worker with a free slot and the fewest running requests, or NULL.
+bool
+dispatch_fits (worker_t *w, const char *labels)
+{
+    for (const char *at = labels; *at; ) {
+        size_t len = strcspn (at, ",");
+        bool found = false;
+        size_t i;
+        json_t *have;
+        json_array_foreach (w->labels, i, have)
+            found |= json_string_length (have) == len && memcmp (json_string_value (have), at, len) == 0;
+        if (!found)
+            return false;
+        at += len + (at[len] == ',');
+    }
+    return true;
+}
+
+//  Of the workers not draining that have `labels`, the one with the most free slots (then
+//  the most memory), or NULL. With `any_slot` false, only one with a free slot now.
 static worker_t *
-s_least_loaded (dispatch_t *self)
+s_best (dispatch_t *self, const char *labels, bool any_slot)
 {
     worker_t *best = NULL;
     for (worker_t *w = (worker_t *) zhashx_first (self->workers); w;
-         w = (worker_t *) zhashx_next (self->workers))
-        if (w->running < w->slots && (!best || w->running < best->running))
+         w = (worker_t *) zhashx_next (self->workers)) {
+        int free_slots = w->slots - w->running;
+        if (w->draining || (!any_slot && free_slots <= 0) || !dispatch_fits (w, labels))
+            continue;
+        int best_free = best ? best->slots - best->running : 0;
+        if (!best || free_slots > best_free
+        ||  (free_slots == best_free && w->memory_mb > best->memory_mb))
             best = w;
+    }
     return best;
+}
+
+bool
+dispatch_placeable (broker_t *broker, const char *labels)
+{
+    return s_best (broker->dispatch, labels, true) != NULL;
+}
+
+//  The unbound session to start next: the longest waiting one of the label sets that some
+//  worker can take now (one call per set, not per session).
+typedef struct {
+    dispatch_t *self;
+    const char *key;
+    worker_t *w;
+    uint64_t order;
+} s_pick_t;
+
+static void
+s_consider (const char *labels, const char *key, uint64_t order, void *arg)
+{
+    s_pick_t *pick = (s_pick_t *) arg;
+    worker_t *w;
+    if ((!pick->key || order < pick->order) && (w = s_best (pick->self, labels, false))) {
+        pick->key = key;
+        pick->w = w;
+        pick->order = order;
+    }
 }
 
 job_t *
@@ -114,13 +172,51 @@ dispatch_next (broker_t *broker, worker_t **w_p)
     const char *key;
     for (worker_t *w = (worker_t *) zhashx_first (self->workers); w;
          w = (worker_t *) zhashx_next (self->workers))
-        if (w->running < w->slots && (key = runq_ready (self->runq, w->key))) {
+        if (!w->draining && w->running < w->slots && (key = runq_ready (self->runq, w->key))) {
             *w_p = w;
             return runq_head (self->runq, key);
         }
-    if ((key = runq_ready (self->runq, NULL)) && (*w_p = s_least_loaded (self)))
-        return runq_head (self->runq, key);
-    return NULL;
+    s_pick_t pick = { self, NULL, NULL, 0 };
+    runq_each_set (self->runq, s_consider, &pick);
+    if (!pick.key)
+        return NULL;
+    *w_p = pick.w;
+    return runq_head (self->runq, pick.key);
+}
+
+void
+dispatch_each_labels (broker_t *broker, runq_count_fn *fn, void *arg)
+{
+    runq_each_labels (broker->dispatch->runq, fn, arg);
+}
+
+zlistx_t *
+dispatch_queued_with (broker_t *broker, const char *labels)
+{
+    return runq_ids_with (broker->dispatch->runq, labels);
+}
+
+const char *
+dispatch_waiting (broker_t *broker, int64_t id, char *buf, size_t size)
+{
+    dispatch_t *self = broker->dispatch;
+    job_t *job = runq_job (self->runq, id);
+    char key[RUNQ_KEY_MAX];
+    if (!job)
+        return NULL;
+    runq_key (job->lang, job->session, job->owner, key, sizeof key);
+    if (runq_bound (self->runq, key) || s_best (self, job->labels, true))
+        return NULL;
+    bool draining = false;
+    for (worker_t *w = (worker_t *) zhashx_first (self->workers); w;
+         w = (worker_t *) zhashx_next (self->workers))
+        draining |= dispatch_fits (w, job->labels);
+    if (*job->labels)
+        snprintf (buf, size, draining ? "the live workers with labels %s are draining"
+                  : "no live worker has labels %s", job->labels);
+    else
+        snprintf (buf, size, "%s", draining ? "every live worker is draining" : "no live worker");
+    return buf;
 }
 
 void
@@ -206,21 +302,34 @@ dispatch_note (broker_t *broker, const char *key, json_t *fields)
 typedef struct {
     broker_t *broker;
     const char *owner;          //  NULL: everyone's
+    const char *worker;         //  NULL: every worker's
     json_t *list;
 } s_listing_t;
 
-//  One entry of `sessions` from a session key "lang\x1fsession\x1fowner" (runq_key).
+//  {lang, session, principal} of a session key "lang\x1fsession\x1fowner" (runq_key), or
+//  NULL if the key is not one.
+static json_t *
+s_key_fields (const char *key)
+{
+    const char *sep1 = strchr (key, 0x1f), *sep2 = sep1 ? strchr (sep1 + 1, 0x1f) : NULL;
+    return sep2 ? json_pack ("{s:s%, s:s%, s:s}", "lang", key, (size_t) (sep1 - key), "session",
+                             sep1 + 1, (size_t) (sep2 - sep1 - 1), "principal", sep2 + 1) : NULL;
+}
+
+//  One entry of `sessions`.
 static void
 s_list_one (const char *key, const char *worker, bool busy, json_t *note, void *arg)
 {
     s_listing_t *l = (s_listing_t *) arg;
-    const char *sep1 = strchr (key, 0x1f), *sep2 = sep1 ? strchr (sep1 + 1, 0x1f) : NULL;
-    if (!sep2 || (l->owner && strcmp (sep2 + 1, l->owner) != 0))
+    json_t *entry = s_key_fields (key);
+    if (!entry || (l->owner && strcmp (json_string_value (json_object_get (entry, "principal")),
+                                       l->owner) != 0)) {
+        json_decref (entry);
         return;
+    }
     worker_t *w = dispatch_worker (l->broker, worker);
-    json_t *entry = json_pack ("{s:s%, s:s%, s:s, s:s, s:s}", "lang", key, (size_t) (sep1 - key),
-                               "session", sep1 + 1, (size_t) (sep2 - sep1 - 1), "principal", sep2 + 1,
-                               "worker", w ? w->name : "?", "state", busy ? "running" : "idle");
+    json_object_set_new (entry, "worker", json_string (w ? w->name : "?"));
+    json_object_set_new (entry, "state", json_string (busy ? "running" : "idle"));
     static const char *fields[] = { "last_used", "execution_count", "memory_kb" };
     for (size_t i = 0; entry && i < sizeof fields / sizeof fields[0]; i++) {
         json_t *v = note ? json_object_get (note, fields[i]) : NULL;
@@ -233,8 +342,29 @@ s_list_one (const char *key, const char *worker, bool busy, json_t *note, void *
 json_t *
 dispatch_sessions (broker_t *broker, const char *owner)
 {
-    s_listing_t listing = { broker, owner, json_array () };
+    s_listing_t listing = { broker, owner, NULL, json_array () };
     runq_each_bound (broker->dispatch->runq, s_list_one, &listing);
+    return listing.list;
+}
+
+//  One entry of dispatch_held.
+static void
+s_held_one (const char *key, const char *worker, bool busy, json_t *note, void *arg)
+{
+    s_listing_t *l = (s_listing_t *) arg;
+    json_t *entry = strcmp (worker, l->worker) == 0 ? s_key_fields (key) : NULL;
+    if (entry) {
+        json_object_set_new (entry, "key", json_string (key));
+        json_object_set_new (entry, "busy", json_boolean (busy));
+        json_array_append_new (l->list, entry);
+    }
+}
+
+json_t *
+dispatch_held (broker_t *broker, worker_t *w)
+{
+    s_listing_t listing = { broker, NULL, w->key, json_array () };
+    runq_each_bound (broker->dispatch->runq, s_held_one, &listing);
     return listing.list;
 }
 
@@ -282,9 +412,23 @@ dispatch_worker_add (broker_t *broker, const char *key, zframe_t *routing, const
     w->sandbox = strdup (sandbox ? sandbox : "none");
     w->slots = slots;
     w->last_seen = clock_mono_ms ();
+    w->last_seen_wall = clock_wall_ms ();
+    w->labels = json_array ();
     zhashx_insert (broker->dispatch->workers, key, w);
     runq_worker_add (broker->dispatch->runq, key);
     return w;
+}
+
+void
+dispatch_worker_offer (worker_t *w, json_t *labels, int64_t memory_mb, const char *address)
+{
+    if (json_is_array (labels)) {
+        json_decref (w->labels);
+        w->labels = json_copy (labels);
+    }
+    w->memory_mb = memory_mb > 0 ? memory_mb : 0;
+    free (w->address);
+    w->address = address ? strdup (address) : NULL;
 }
 
 void
@@ -357,6 +501,22 @@ dispatch_worker_keys (broker_t *broker)
     return zhashx_keys (broker->dispatch->workers);
 }
 
+typedef struct {
+    broker_t *broker;
+    json_int_t total;
+    json_t *by_labels;
+} s_unplaceable_t;
+
+static void
+s_count_unplaceable (const char *labels, size_t queued, void *arg)
+{
+    s_unplaceable_t *u = (s_unplaceable_t *) arg;
+    if (!dispatch_placeable (u->broker, labels)) {
+        u->total += (json_int_t) queued;
+        json_object_set_new (u->by_labels, labels, json_integer ((json_int_t) queued));
+    }
+}
+
 json_t *
 dispatch_stats (broker_t *broker)
 {
@@ -369,7 +529,10 @@ dispatch_stats (broker_t *broker)
     for (job_t *job = (job_t *) zhashx_first (self->running); job;
          job = (job_t *) zhashx_next (self->running))
         running += !job->orphan;
-    return json_pack ("{s:i, s:i, s:I, s:I}", "workers", (int) zhashx_size (self->workers),
+    s_unplaceable_t u = { broker, 0, json_object () };
+    runq_each_labels (self->runq, s_count_unplaceable, &u);
+    return json_pack ("{s:i, s:i, s:I, s:I, s:I, s:o}", "workers", (int) zhashx_size (self->workers),
                       "slots", slots, "running", running,
-                      "queued", (json_int_t) runq_size (self->runq));
+                      "queued", (json_int_t) runq_size (self->runq), "unplaceable", u.total,
+                      "unplaceable_by_labels", u.by_labels);
 }

@@ -16,6 +16,13 @@ typedef struct {
     int slots;
     int running;
     int64_t last_seen;      //  monotonic ms of the last message from it
+    int64_t last_seen_wall; //  the same, by the wall clock (for `workers`)
+    json_t *labels;         //  the labels it announced (array, never NULL)
+    int64_t memory_mb;      //  the memory it announced, 0 if it did not
+    char *address;          //  its connection's peer address, or NULL
+    bool draining;          //  `drain`: it takes no new sessions (fleet.c)
+    bool drained;           //  it was told it holds nothing any more
+    char *drain_by;         //  the admin who drained it
 } worker_t;
 
 dispatch_t *dispatch_new (void);
@@ -28,9 +35,24 @@ void dispatch_enqueue_row (broker_t *broker, json_t *row);
 bool dispatch_unqueue (broker_t *broker, int64_t id);
 
 //  The job to start next and the worker to start it on: first sessions a worker holds, on
-//  that worker while it has a free slot, then sessions no worker holds, on the least loaded
-//  one. NULL if nothing can start. The job stays queued until dispatch_start.
+//  that worker while it has a free slot and is not draining, then the longest waiting
+//  session no worker holds that some worker can take: on the one, of the live workers not
+//  draining that have all its job's labels, with the most free slots, then the most memory.
+//  NULL if nothing can start. The job stays queued until dispatch_start. A job of a bound
+//  session may not fit its worker (dispatch_fits): the caller moves the session instead.
 job_t *dispatch_next (broker_t *broker, worker_t **w);
+//  True if worker w has every label of the label set `labels` (a job's, runq.h).
+bool dispatch_fits (worker_t *w, const char *labels);
+//  True if a live worker that takes new sessions has every label of `labels`.
+bool dispatch_placeable (broker_t *broker, const char *labels);
+//  The label sets with queued requests, and their counts (runq_each_labels); the ids of
+//  the queued requests of one (caller destroys the list).
+void dispatch_each_labels (broker_t *broker, runq_count_fn *fn, void *arg);
+zlistx_t *dispatch_queued_with (broker_t *broker, const char *labels);
+//  Why queued request id cannot start anywhere now, in buf (a sentence naming the labels
+//  no live worker has, or that those that have them are draining); NULL if it is not queued
+//  here, its session is bound to a worker, or some worker can take it once a slot is free.
+const char *dispatch_waiting (broker_t *broker, int64_t id, char *buf, size_t size);
 //  Takes the job dispatch_next returned off the queue: it runs on w from now on (its
 //  session bound to w and busy), until its deadline (monotonic ms).
 void dispatch_start (broker_t *broker, job_t *job, worker_t *w, int64_t deadline);
@@ -58,13 +80,19 @@ job_t *dispatch_job (broker_t *broker, int64_t id);
 //  as its reset_reason.
 void dispatch_session_ended (broker_t *broker, const char *key, const char *why);
 
-//  Workers: by key, by name, joining (slots from its `ready`), and the sessions and runs it
-//  still holds from before (adopted so that sessions keep their state).
+//  Workers: by key, by name, joining (slots from its `ready`; labels, memory_mb and address
+//  set after), and the sessions and runs it still holds from before (adopted so that
+//  sessions keep their state).
 worker_t *dispatch_worker (broker_t *broker, const char *key);
 worker_t *dispatch_worker_named (broker_t *broker, const char *name);
 worker_t *dispatch_worker_add (broker_t *broker, const char *key, zframe_t *routing,
                                const char *name, const char *sandbox, int slots);
+//  What w offers for placement: labels (array, not consumed; NULL: none), its memory (0:
+//  not announced) and its connection's address (may be NULL).
+void dispatch_worker_offer (worker_t *w, json_t *labels, int64_t memory_mb, const char *address);
 void dispatch_adopt (broker_t *broker, worker_t *w, json_t *session);
+//  The sessions w holds: [{key, principal, session, lang, busy}] (caller owns it).
+json_t *dispatch_held (broker_t *broker, worker_t *w);
 void dispatch_adopt_orphan (broker_t *broker, worker_t *w, json_t *entry);
 //  A worker left: its sessions are unbound (each noted as ended with `note`), its jobs and
 //  itself forgotten. Returns the ids (as text) of the jobs it ran that still need an end on
@@ -73,7 +101,9 @@ zlistx_t *dispatch_worker_remove (broker_t *broker, worker_t *w, const char *not
 //  Every worker's key (caller destroys the list).
 zlistx_t *dispatch_worker_keys (broker_t *broker);
 
-//  Counts for `ping`: workers, slots, running (not orphans) and queued requests.
+//  Counts for `ping`: workers, slots, running (not orphans) and queued requests, and of
+//  those `unplaceable`: the ones whose labels no live worker taking new sessions has,
+//  with `unplaceable_by_labels` {label set: count} ("" for the label-less).
 json_t *dispatch_stats (broker_t *broker);
 
 int dispatch_test (void);

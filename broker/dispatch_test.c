@@ -1,17 +1,26 @@
 /*  broker/dispatch_test.c: the dispatcher driven without sockets or a store: queue order,
-    session stickiness, placement on the least loaded worker, orphan adoption, and what a
-    worker's loss leaves behind. */
+    session stickiness, placement on the least loaded worker, orphan adoption, what a
+    worker's loss leaves behind, and placement by label (draining workers take nothing). */
 #include "broker/dispatch.h"
 #include "common/check.h"
 #include "common/util.h"
 
+//  Queues request id of (owner, session); labels: the placement its rule asks for, or NULL.
 static void
-s_queue (broker_t *b, int64_t id, const char *owner, const char *session)
+s_queue_on (broker_t *b, int64_t id, const char *owner, const char *session, const char *labels)
 {
     json_t *row = json_pack ("{s:I, s:s, s:s, s:s, s:s}", "id", (json_int_t) id, "principal", owner,
                              "session", session, "lang", "python", "code", "1");
+    if (labels)
+        json_object_set_new (row, "limits", json_pack ("{s:i, s:[s]}", "timeout_ms", 5, "labels", labels));
     dispatch_enqueue_row (b, row);
     json_decref (row);
+}
+
+static void
+s_queue (broker_t *b, int64_t id, const char *owner, const char *session)
+{
+    s_queue_on (b, id, owner, session, NULL);
 }
 
 //  Starts what dispatch_next offers, as workers.c would (without the store); returns the
@@ -37,6 +46,66 @@ s_finish (broker_t *b, const char *worker, int64_t id)
     CHECK (job != NULL);
     if (job)
         dispatch_release (b, w, job);
+}
+
+static worker_t *
+s_add_labelled (broker_t *b, const char *key, zframe_t *routing, int slots, const char *label,
+                int64_t memory_mb)
+{
+    worker_t *w = dispatch_worker_add (b, key, routing, key, "none", slots);
+    json_t *labels = label ? json_pack ("[s, s]", label, "x") : NULL;
+    dispatch_worker_offer (w, labels, memory_mb, "10.0.0.1");
+    json_decref (labels);
+    return w;
+}
+
+//  A job runs only where every label of its rule is; one no worker can take says why it
+//  waits and holds up nobody; among those that fit, the most free slots, then memory win.
+static void
+s_test_placement (void)
+{
+    broker_t b = { .dispatch = dispatch_new () };
+    char started[256], why[256];
+    zframe_t *r = zframe_new ("r", 1);
+    s_queue (&b, 1, "alice", "a");
+    CHECK (strcmp (dispatch_waiting (&b, 1, why, sizeof why), "no live worker") == 0);
+    s_add_labelled (&b, "plain", r, 2, NULL, 0);
+    s_queue_on (&b, 2, "alice", "g", "gpu");
+    s_queue (&b, 3, "bob", "b");
+    CHECK (dispatch_waiting (&b, 1, why, sizeof why) == NULL);
+    CHECK (strcmp (dispatch_waiting (&b, 2, why, sizeof why), "no live worker has labels gpu") == 0);
+    json_t *stats = dispatch_stats (&b);
+    CHECK (json_integer_value (json_object_get (stats, "unplaceable")) == 1);
+    CHECK (json_integer_value (json_object_get (json_object_get (stats, "unplaceable_by_labels"), "gpu")) == 1);
+    json_decref (stats);
+    s_start_all (&b, started, sizeof started);
+    CHECK (strcmp (started, "1@plain 3@plain") == 0);   //  not held up by the gpu job
+    //  Two gpu workers with the same free slots: the one with more memory takes it.
+    s_add_labelled (&b, "gpu-small", r, 1, "gpu", 1024);
+    s_add_labelled (&b, "gpu-big", r, 1, "gpu", 65536);
+    CHECK (dispatch_placeable (&b, "gpu") && !dispatch_placeable (&b, "gpu,tpu"));
+    s_start_all (&b, started, sizeof started);
+    CHECK (strcmp (started, "2@gpu-big") == 0);
+    CHECK (dispatch_fits (dispatch_worker_named (&b, "gpu-big"), "gpu,x")
+           && !dispatch_fits (dispatch_worker_named (&b, "plain"), "gpu"));
+    //  A draining worker takes no new session: the gpu one left waits for gpu-big's slot.
+    dispatch_worker_named (&b, "gpu-small")->draining = true;
+    s_queue_on (&b, 4, "carol", "g", "gpu");
+    s_start_all (&b, started, sizeof started);
+    CHECK (strcmp (started, "") == 0 && dispatch_waiting (&b, 4, why, sizeof why) == NULL);
+    dispatch_worker_named (&b, "gpu-big")->draining = true;
+    CHECK (strcmp (dispatch_waiting (&b, 4, why, sizeof why),
+                   "the live workers with labels gpu are draining") == 0);
+    //  The most free slots before the most memory: wide (4 free) over plain (2 free, more memory).
+    s_finish (&b, "plain", 1);
+    s_finish (&b, "plain", 3);
+    dispatch_worker_named (&b, "plain")->memory_mb = 8192;
+    s_add_labelled (&b, "wide", r, 4, NULL, 0);
+    s_queue (&b, 5, "dave", "d");
+    s_start_all (&b, started, sizeof started);
+    CHECK (strcmp (started, "5@wide") == 0);
+    zframe_destroy (&r);
+    dispatch_destroy (&b.dispatch);
 }
 
 int
@@ -117,5 +186,6 @@ dispatch_test (void)
     zframe_destroy (&r2);
     dispatch_destroy (&b.dispatch);
     CHECK (b.dispatch == NULL);
+    s_test_placement ();
     return 0;
 }

@@ -7,6 +7,7 @@
 #include "broker/clients.h"
 #include "broker/decide.h"
 #include "broker/dispatch.h"
+#include "broker/fleet.h"
 #include "broker/notify.h"
 #include "broker/outbox.h"
 #include "broker/prune.h"
@@ -35,7 +36,7 @@
 static const char *s_usage =
     "usage: replgate-broker [--dir DIR] [--clients EP] [--workers EP] [--db FILE]\n"
     "                       [--policy FILE] [--timeout-ms N] [--max-timeout-ms N] [--output-bytes N]\n"
-    "                       [--sync full|normal]\n"
+    "                       [--sync full|normal] [--placement-wait-ms N]\n"
     "  --dir DIR         state directory: keys/ and replgate.db (default ./var)\n"
     "  --clients EP      client endpoint (default tcp://127.0.0.1:7710)\n"
     "  --workers EP      worker endpoint (default tcp://127.0.0.1:7711)\n"
@@ -45,7 +46,10 @@ static const char *s_usage =
     "  --max-timeout-ms N  the most a submit's timeout_ms may ask where its rule sets no\n"
     "                    timeout_ms of its own (default 3600000)\n"
     "  --output-bytes N  default cap per output stream (default 1048576, at most 16 MiB)\n"
-    "  --sync MODE       normal (WAL, durable across crashes) or full (also power loss)\n";
+    "  --sync MODE       normal (WAL, durable across crashes) or full (also power loss)\n"
+    "  --placement-wait-ms N  how long queued requests wait for a live worker with the labels\n"
+    "                    their rule's placement asks for, before they are cancelled\n"
+    "                    (default 300000)\n";
 
 static int
 s_parse_args (broker_config_t *cfg, int argc, char *argv[])
@@ -55,6 +59,7 @@ s_parse_args (broker_config_t *cfg, int argc, char *argv[])
         { "workers", required_argument, 0, 'w' }, { "db", required_argument, 0, 'b' },
         { "timeout-ms", required_argument, 0, 't' }, { "output-bytes", required_argument, 0, 'o' },
         { "max-timeout-ms", required_argument, 0, 'm' },
+        { "placement-wait-ms", required_argument, 0, 'P' },
         { "sync", required_argument, 0, 's' }, { "policy", required_argument, 0, 'p' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     cfg->dir = strdup ("var");
     cfg->client_ep = strdup ("tcp://127.0.0.1:7710");
@@ -62,6 +67,7 @@ s_parse_args (broker_config_t *cfg, int argc, char *argv[])
     cfg->timeout_ms = 10000;
     cfg->max_timeout_ms = 3600000;
     cfg->output_bytes = 1048576;
+    cfg->placement_wait_ms = 300000;
     int c;
     while ((c = getopt_long (argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -73,6 +79,7 @@ s_parse_args (broker_config_t *cfg, int argc, char *argv[])
             case 't': cfg->timeout_ms = atoi (optarg); break;
             case 'm': cfg->max_timeout_ms = atoi (optarg); break;
             case 'o': cfg->output_bytes = atoi (optarg); break;
+            case 'P': cfg->placement_wait_ms = atoi (optarg); break;
             case 's': cfg->sync_full = strcmp (optarg, "full") == 0;
                       if (!cfg->sync_full && strcmp (optarg, "normal") != 0) goto usage;
                       break;
@@ -82,6 +89,7 @@ s_parse_args (broker_config_t *cfg, int argc, char *argv[])
     }
     if (optind != argc || cfg->timeout_ms <= 0 || cfg->output_bytes <= 0
     ||  cfg->max_timeout_ms <= 0 || cfg->max_timeout_ms > PROTO_MAX_TIMEOUT_MS
+    ||  cfg->placement_wait_ms <= 0
     ||  cfg->output_bytes > 16 * 1024 * 1024)
         goto usage;
     if (!cfg->db_path) {
@@ -230,6 +238,7 @@ s_start (broker_t *self)
     self->refusals = refusals_new ();
     self->prune = prune_new ();
     self->stream = stream_new ();
+    self->fleet = fleet_new ();
     self->trust = trust_new (path);             //  path: DIR/keys/trusted, as zauth reads it
     if (!self->trust || s_recover (self) != 0)
         return -1;
@@ -369,6 +378,7 @@ s_stop (broker_t *self)
     refusals_destroy (&self->refusals);
     prune_destroy (&self->prune);
     stream_destroy (&self->stream);
+    fleet_destroy (&self->fleet);
     trust_destroy (&self->trust);
     notify_destroy (&self->notify);
     outbox_destroy (&self->outbox);

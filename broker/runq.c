@@ -3,9 +3,12 @@
     A session exists here while it is bound to a worker (that worker holds its interpreter)
     or has queued jobs. Invariant, restored by s_settle after every change: a session waits
     in exactly one ready list when it has a queued job and is not busy (the list of the
-    worker it is bound to, or `unbound`), and in none otherwise. So finding what can start
-    never scans the queue: with 10,000 requests queued, an event costs what it costs with
-    one (the queue used to be one FIFO rescanned on every event). */
+    worker it is bound to, or the unbound list of its head job's label set), and in none
+    otherwise. So finding what can start never scans the queue: with 10,000 requests queued,
+    an event costs what it costs with one (the queue used to be one FIFO rescanned on every
+    event). Unbound sessions wait per label set so that a job no worker can take (its labels
+    are nowhere) never holds up the ones behind it; a stamp taken on entering a list keeps
+    their common order across sets. */
 #include "broker/runq.h"
 
 typedef struct {
@@ -15,15 +18,51 @@ typedef struct {
     bool busy;              //  one of its jobs runs
     zlistx_t *list;         //  the ready list it waits in, or NULL
     void *handle;           //  its place there
+    char *set;              //  the label set of the unbound list it waits in, or NULL
+    uint64_t order;         //  when it entered its list
     json_t *note;           //  what is known of its interpreter (runq_note), or NULL
 } session_t;
 
 struct _runq_t {
     zhashx_t *sessions;     //  key -> session_t
     zhashx_t *ready;        //  worker key -> zlistx_t of session_t (not owned)
-    zlistx_t *unbound;      //  session_t (not owned) that no worker holds, oldest first
+    zhashx_t *unbound;      //  label set -> zlistx_t of session_t (not owned) that no worker
+                            //  holds, oldest first; a set is here while one waits
     zhashx_t *queued;       //  id as text -> job_t (not owned: its session's queue owns it)
+    zhashx_t *counts;       //  label set -> size_t * queued requests with it
+    uint64_t order;         //  the last stamp given
 };
+
+//  The canonical label set of a job's limits: its labels sorted, without repeats, joined
+//  by commas (labels hold none). "" for none.
+static char *
+s_label_set (json_t *limits)
+{
+    json_t *labels = json_object_get (limits, "labels");
+    size_t n = json_array_size (labels), len = 1, count = 0;
+    const char **sorted = (const char **) calloc (n + 1, sizeof (char *));
+    for (size_t i = 0; sorted && i < n; i++) {
+        const char *label = json_string_value (json_array_get (labels, i));
+        if (!label)
+            continue;
+        size_t at = count++;
+        while (at > 0 && strcmp (sorted[at - 1], label) > 0) {
+            sorted[at] = sorted[at - 1];
+            at--;
+        }
+        sorted[at] = label;
+        len += strlen (label) + 1;
+    }
+    char *set = (char *) zmalloc (len);
+    for (size_t i = 0; sorted && i < count; i++)
+        if (i == 0 || strcmp (sorted[i], sorted[i - 1]) != 0) {
+            if (*set)
+                strcat (set, ",");
+            strcat (set, sorted[i]);
+        }
+    free (sorted);
+    return set;
+}
 
 job_t *
 job_new (int64_t id, const char *owner, const char *session, const char *lang,
@@ -36,6 +75,7 @@ job_new (int64_t id, const char *owner, const char *session, const char *lang,
     self->lang = strdup (lang);
     self->code = strdup (code);
     self->limits = json_is_object (limits) ? json_incref (limits) : NULL;
+    self->labels = s_label_set (self->limits);
     return self;
 }
 
@@ -51,6 +91,7 @@ job_destroy (job_t **self_p)
         json_decref (self->limits);
         free (self->worker);
         free (self->reset_reason);
+        free (self->labels);
         free (self);
         *self_p = NULL;
     }
@@ -71,6 +112,7 @@ s_session_destroy (void **item)
         json_decref (s->note);
         free (s->key);
         free (s->worker);
+        free (s->set);
         free (s);
         *item = NULL;
     }
@@ -90,8 +132,11 @@ runq_new (void)
     zhashx_set_destructor (self->sessions, s_session_destroy);
     self->ready = zhashx_new ();
     zhashx_set_destructor (self->ready, s_list_destroy);
-    self->unbound = zlistx_new ();
+    self->unbound = zhashx_new ();
+    zhashx_set_destructor (self->unbound, s_list_destroy);
     self->queued = zhashx_new ();
+    self->counts = zhashx_new ();
+    zhashx_set_destructor (self->counts, (zhashx_destructor_fn *) zstr_free);
     return self;
 }
 
@@ -102,11 +147,38 @@ runq_destroy (runq_t **self_p)
     if (self) {
         zhashx_destroy (&self->queued);
         zhashx_destroy (&self->ready);          //  the lists own no sessions
-        zlistx_destroy (&self->unbound);
+        zhashx_destroy (&self->unbound);
+        zhashx_destroy (&self->counts);
         zhashx_destroy (&self->sessions);       //  the sessions own the jobs
         free (self);
         *self_p = NULL;
     }
+}
+
+//  Takes the session out of the ready list it waits in; an unbound set left empty goes.
+static void
+s_leave (runq_t *self, session_t *s)
+{
+    if (s->list) {
+        zlistx_detach (s->list, s->handle);
+        if (s->set && zlistx_size (s->list) == 0)
+            zhashx_delete (self->unbound, s->set);
+    }
+    s->list = NULL;
+    s->handle = NULL;
+    zstr_free (&s->set);
+}
+
+//  The unbound list of a label set, made on first use.
+static zlistx_t *
+s_unbound (runq_t *self, const char *set)
+{
+    zlistx_t *list = (zlistx_t *) zhashx_lookup (self->unbound, set);
+    if (!list) {
+        list = zlistx_new ();
+        zhashx_insert (self->unbound, set, list);
+    }
+    return list;
 }
 
 //  Restores the invariant for one session after any change to it; forgets a session that
@@ -114,19 +186,35 @@ runq_destroy (runq_t **self_p)
 static void
 s_settle (runq_t *self, session_t *s)
 {
-    zlistx_t *want = NULL;
     if (s->worker && !zhashx_lookup (self->ready, s->worker))
         zstr_free (&s->worker);         //  bound to a worker we do not know: it holds nothing
-    if (!s->busy && zlistx_size (s->jobs))
-        want = s->worker ? (zlistx_t *) zhashx_lookup (self->ready, s->worker) : self->unbound;
+    job_t *head = s->busy ? NULL : (job_t *) zlistx_first (s->jobs);
+    bool same_set = s->set && head && !s->worker && strcmp (s->set, head->labels) == 0;
+    zlistx_t *want = !head ? NULL : s->worker ? (zlistx_t *) zhashx_lookup (self->ready, s->worker)
+                   : same_set ? s->list : s_unbound (self, head->labels);
     if (s->list != want) {
-        if (s->list)
-            zlistx_detach (s->list, s->handle);
+        s_leave (self, s);
         s->list = want;
+        s->set = want && !s->worker ? strdup (head->labels) : NULL;
+        s->order = ++self->order;
         s->handle = want ? zlistx_add_end (want, s) : NULL;
     }
     if (!s->worker && !s->busy && zlistx_size (s->jobs) == 0)
         zhashx_delete (self->sessions, s->key);
+}
+
+//  Counts a job of label set `set` in (+1) or out (-1) of the queue.
+static void
+s_count (runq_t *self, const char *set, int delta)
+{
+    size_t *n = (size_t *) zhashx_lookup (self->counts, set);
+    if (!n) {
+        n = (size_t *) zmalloc (sizeof (size_t));
+        zhashx_insert (self->counts, set, n);
+    }
+    *n += delta;
+    if (*n == 0)
+        zhashx_delete (self->counts, set);
 }
 
 static session_t *
@@ -152,6 +240,7 @@ runq_add (runq_t *self, job_t *job)
     job->handle = zlistx_add_end (s->jobs, job);
     snprintf (id, sizeof id, "%lld", (long long) job->id);
     zhashx_update (self->queued, id, job);
+    s_count (self, job->labels, 1);
     s_settle (self, s);
 }
 
@@ -164,6 +253,7 @@ runq_remove (runq_t *self, int64_t id)
     if (!job)
         return NULL;
     zhashx_delete (self->queued, text);
+    s_count (self, job->labels, -1);
     runq_key (job->lang, job->session, job->owner, key, sizeof key);
     session_t *s = s_session (self, key, false);
     zlistx_detach (s->jobs, job->handle);
@@ -178,12 +268,61 @@ runq_size (runq_t *self)
     return zhashx_size (self->queued);
 }
 
+job_t *
+runq_job (runq_t *self, int64_t id)
+{
+    char text[24];
+    snprintf (text, sizeof text, "%lld", (long long) id);
+    return (job_t *) zhashx_lookup (self->queued, text);
+}
+
+void
+runq_each_labels (runq_t *self, runq_count_fn *fn, void *arg)
+{
+    for (size_t *n = (size_t *) zhashx_first (self->counts); n;
+         n = (size_t *) zhashx_next (self->counts))
+        fn ((const char *) zhashx_cursor (self->counts), *n, arg);
+}
+
+zlistx_t *
+runq_ids_with (runq_t *self, const char *labels)
+{
+    zlistx_t *ids = zlistx_new ();
+    zlistx_set_destructor (ids, (zlistx_destructor_fn *) zstr_free);
+    for (job_t *job = (job_t *) zhashx_first (self->queued); job;
+         job = (job_t *) zhashx_next (self->queued))
+        if (strcmp (job->labels, labels) == 0)
+            zlistx_add_end (ids, strdup ((const char *) zhashx_cursor (self->queued)));
+    return ids;
+}
+
+void
+runq_each_set (runq_t *self, runq_set_fn *fn, void *arg)
+{
+    for (zlistx_t *list = (zlistx_t *) zhashx_first (self->unbound); list;
+         list = (zlistx_t *) zhashx_next (self->unbound)) {
+        session_t *s = (session_t *) zlistx_first (list);
+        if (s)
+            fn ((const char *) zhashx_cursor (self->unbound), s->key, s->order, arg);
+    }
+}
+
 const char *
 runq_ready (runq_t *self, const char *worker)
 {
-    zlistx_t *list = worker ? (zlistx_t *) zhashx_lookup (self->ready, worker) : self->unbound;
-    session_t *s = list ? (session_t *) zlistx_first (list) : NULL;
-    return s ? s->key : NULL;
+    if (worker) {
+        zlistx_t *list = (zlistx_t *) zhashx_lookup (self->ready, worker);
+        session_t *s = list ? (session_t *) zlistx_first (list) : NULL;
+        return s ? s->key : NULL;
+    }
+    session_t *best = NULL;
+    for (zlistx_t *list = (zlistx_t *) zhashx_first (self->unbound); list;
+         list = (zlistx_t *) zhashx_next (self->unbound)) {
+        session_t *s = (session_t *) zlistx_first (list);
+        if (s && (!best || s->order < best->order))
+            best = s;
+    }
+    return best ? best->key : NULL;
 }
 
 job_t *
@@ -205,6 +344,7 @@ runq_start (runq_t *self, const char *key, const char *worker)
     char id[24];
     snprintf (id, sizeof id, "%lld", (long long) job->id);
     zhashx_delete (self->queued, id);
+    s_count (self, job->labels, -1);
     if (!s->worker)
         s->worker = strdup (worker);
     s->busy = true;
@@ -340,6 +480,78 @@ s_count_noted (const char *key, const char *worker, bool busy, json_t *note, voi
         (*(int *) arg)++;
 }
 
+//  Collects runq_each_set into {labels: [key, order]}.
+static void
+s_collect_set (const char *labels, const char *key, uint64_t order, void *arg)
+{
+    json_object_set_new ((json_t *) arg, labels, json_pack ("[s, I]", key, (json_int_t) order));
+}
+
+static void
+s_collect_count (const char *labels, size_t queued, void *arg)
+{
+    json_object_set_new ((json_t *) arg, labels, json_integer ((json_int_t) queued));
+}
+
+//  Unbound sessions wait per label set (their head job's), in one order across sets: a set
+//  no worker can take holds up no other.
+static void
+s_test_label_sets (void)
+{
+    runq_t *q = runq_new ();
+    json_t *gpu = json_pack ("{s:[s, s, s]}", "labels", "gpu", "big", "gpu");
+    job_t *job = job_new (1, "alice", "g", "python", "1", gpu);
+    CHECK (strcmp (job->labels, "big,gpu") == 0);
+    runq_add (q, job);
+    runq_add (q, s_job (2, "p", "alice"));
+    runq_add (q, job_new (3, "bob", "g", "python", "1", gpu));
+    char ag[RUNQ_KEY_MAX], ap[RUNQ_KEY_MAX], bg[RUNQ_KEY_MAX];
+    runq_key ("python", "g", "alice", ag, sizeof ag);
+    runq_key ("python", "p", "alice", ap, sizeof ap);
+    runq_key ("python", "g", "bob", bg, sizeof bg);
+    CHECK (strcmp (runq_ready (q, NULL), ag) == 0);
+    json_t *sets = json_object (), *counts = json_object ();
+    runq_each_set (q, s_collect_set, sets);
+    runq_each_labels (q, s_collect_count, counts);
+    CHECK (json_object_size (sets) == 2);
+    CHECK (strcmp (json_string_value (json_array_get (json_object_get (sets, "big,gpu"), 0)), ag) == 0);
+    CHECK (strcmp (json_string_value (json_array_get (json_object_get (sets, ""), 0)), ap) == 0);
+    CHECK (json_integer_value (json_array_get (json_object_get (sets, "big,gpu"), 1))
+           < json_integer_value (json_array_get (json_object_get (sets, ""), 1)));
+    CHECK (json_integer_value (json_object_get (counts, "big,gpu")) == 2
+           && json_integer_value (json_object_get (counts, "")) == 1);
+    zlistx_t *ids = runq_ids_with (q, "big,gpu");
+    CHECK (zlistx_size (ids) == 2 && runq_job (q, 3) && strcmp (runq_job (q, 3)->labels, "big,gpu") == 0);
+    zlistx_destroy (&ids);
+    //  The label-less session starts although the gpu ones came first.
+    runq_worker_add (q, "w1");
+    job = runq_start (q, ap, "w1");
+    CHECK (job && job->id == 2);
+    job_destroy (&job);
+    //  A session moves to the set of its new head: alice's next job needs no labels.
+    runq_add (q, s_job (4, "g", "alice"));
+    job = runq_remove (q, 1);
+    job_destroy (&job);
+    json_object_clear (sets);
+    runq_each_set (q, s_collect_set, sets);
+    CHECK (strcmp (json_string_value (json_array_get (json_object_get (sets, ""), 0)), ag) == 0);
+    CHECK (strcmp (json_string_value (json_array_get (json_object_get (sets, "big,gpu"), 0)), bg) == 0);
+    CHECK (strcmp (runq_ready (q, NULL), bg) == 0);     //  bob's waits longer than alice's move
+    //  A set left empty is gone.
+    job = runq_remove (q, 3);
+    job_destroy (&job);
+    json_object_clear (sets);
+    json_object_clear (counts);
+    runq_each_set (q, s_collect_set, sets);
+    runq_each_labels (q, s_collect_count, counts);
+    CHECK (json_object_size (sets) == 1 && json_object_get (sets, ""));
+    CHECK (json_object_size (counts) == 1 && json_integer_value (json_object_get (counts, "")) == 1);
+    json_decref (sets);
+    json_decref (counts);
+    json_decref (gpu);
+    runq_destroy (&q);
+}
+
 int
 runq_test (void)
 {
@@ -416,5 +628,6 @@ runq_test (void)
     CHECK (ordered && want == 10100 && runq_size (q) == 0);
     runq_destroy (&q);
     CHECK (q == NULL);
+    s_test_label_sets ();
     return 0;
 }

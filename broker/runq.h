@@ -1,6 +1,7 @@
 /*  broker/runq.h: queued requests, one FIFO per session, and the sessions ready to run.
     A pure data structure (no store, no sockets): dispatch.c asks it what to start next and
-    tells it what started and ended. Every operation costs O(1) but runq_worker_remove. */
+    tells it what started and ended. Every operation costs O(1) but runq_worker_remove and
+    the walks (runq_each_*, runq_ids_with); runq_each_set costs one call per label set. */
 #ifndef RG_RUNQ_H
 #define RG_RUNQ_H
 #include <czmq.h>
@@ -15,6 +16,8 @@ typedef struct {
     char *lang;
     char *code;
     json_t *limits;         //  from the policy rule, or NULL
+    char *labels;           //  the labels its worker must have, sorted, comma-separated
+                            //  ("" for none): limits.labels in canonical form
     char *worker;           //  key of the worker running it (running jobs only)
     bool orphan;            //  sent by an earlier connection or broker: already `lost`, but
                             //  its slot stays busy until the worker answers
@@ -23,7 +26,8 @@ typedef struct {
     void *handle;           //  its place in its session's queue while queued
 } job_t;
 
-//  A job for request id; copies every string, holds a reference on limits (may be NULL).
+//  A job for request id; copies every string, holds a reference on limits (may be NULL),
+//  whose `labels` (an array of strings) become the job's label set.
 job_t *job_new (int64_t id, const char *owner, const char *session, const char *lang,
                 const char *code, json_t *limits);
 void job_destroy (job_t **self_p);
@@ -44,11 +48,24 @@ void runq_add (runq_t *self, job_t *job);
 job_t *runq_remove (runq_t *self, int64_t id);
 //  Requests queued, over all sessions.
 size_t runq_size (runq_t *self);
+//  The queued job of request id (still the runq's), or NULL.
+job_t *runq_job (runq_t *self, int64_t id);
+//  Calls fn for every label set with queued requests, with their count.
+typedef void (runq_count_fn) (const char *labels, size_t queued, void *arg);
+void runq_each_labels (runq_t *self, runq_count_fn *fn, void *arg);
+//  The ids of the queued requests of a label set (walks the queue; caller destroys the list).
+zlistx_t *runq_ids_with (runq_t *self, const char *labels);
 
 //  The key of the session to start next on `worker` (bound there, idle, with a queued job),
-//  or, with worker NULL, of the longest waiting session that no worker holds. NULL if none.
-//  The key stays the runq's.
+//  or, with worker NULL, of the longest waiting session that no worker holds, whatever its
+//  labels. NULL if none. The key stays the runq's.
 const char *runq_ready (runq_t *self, const char *worker);
+//  Sessions no worker holds wait in one FIFO per label set (their head job's), so that a job
+//  no worker can take never holds up one behind it. fn is called once per label set that has
+//  one waiting, with the longest waiting session's key and its place in the order all
+//  unbound sessions arrived in (smaller: waiting longer).
+typedef void (runq_set_fn) (const char *labels, const char *key, uint64_t order, void *arg);
+void runq_each_set (runq_t *self, runq_set_fn *fn, void *arg);
 //  The head job of session `key`, without taking it. NULL if its queue is empty.
 job_t *runq_head (runq_t *self, const char *key);
 //  Takes the head job of session `key` to run on `worker`: the session is bound there (if it
@@ -72,6 +89,7 @@ void runq_unbind (runq_t *self, const char *key);
 //  Nothing happens for a session no worker holds.
 void runq_note (runq_t *self, const char *key, json_t *fields);
 //  Calls fn for every session a worker holds (its note may be NULL: adopted, never run).
+//  fn must not change the runq.
 typedef void (runq_each_fn) (const char *key, const char *worker, bool busy, json_t *note,
                              void *arg);
 void runq_each_bound (runq_t *self, runq_each_fn *fn, void *arg);

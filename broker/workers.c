@@ -1,6 +1,7 @@
 /*  broker/workers.c: the worker socket, an event source of the broker.
-    Workers announce themselves (`ready`), send results and the ends of interpreters
-    between snippets (`session_closed`), and heartbeat. This module turns each into
+    Workers announce themselves (`ready`, with the labels and memory they offer for
+    placement), send results and the ends of interpreters between snippets
+    (`session_closed`), and heartbeat. This module turns each into
     transitions through state.c (or backlog.c while the database refuses writes), asks
     dispatch.c what to start and sends the `run`s, and judges liveness: a worker is dead
     when *it* was silent for PROTO_SILENCE_MS, not when the broker was busy; a run its live
@@ -9,8 +10,11 @@
 #include "broker/backlog.h"
 #include "broker/decide.h"
 #include "broker/dispatch.h"
+#include "broker/fleet.h"
+#include "broker/refusals.h"
 #include "broker/state.h"
 #include "broker/stream.h"
+#include "broker/wsend.h"
 #include "common/proto.h"
 #include "common/util.h"
 
@@ -25,37 +29,47 @@ s_may_log (void)
     return lograte_ok (&s_lograte, "worker socket complaints");
 }
 
-static int
-s_send_worker (broker_t *broker, zframe_t *routing, const char *name, json_t *body)
-{
-    char *text = json_dumps (body, JSON_COMPACT);
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addmem (msg, zframe_data (routing), zframe_size (routing));
-    zmsg_addstr (msg, text);
-    free (text);
-    int rc = zmsg_send (&msg, broker->workers);
-    if (rc != 0) {
-        log_warn ("worker %s: send failed: %s", name, zmq_strerror (zmq_errno ()));
-        zmsg_destroy (&msg);
-    }
-    return rc;
-}
-
 int
 workers_send (broker_t *broker, worker_t *w, json_t *body)
 {
-    return s_send_worker (broker, w->routing, w->name, body);
+    return wsend (broker, w->routing, w->name, body);
 }
 
 //  ----------------------------------------------------------------------------------------
 //  Starting runs
 
+//  The session of job is bound to w, but job needs labels w lacks (the rule that matched
+//  it asks for a placement the earlier snippets' did not): its interpreter on w ends, and
+//  the session goes where its job fits, starting over (recorded, and said in its result).
+static void
+s_move (broker_t *broker, worker_t *w, job_t *job)
+{
+    char key[RUNQ_KEY_MAX], why[512];
+    runq_key (job->lang, job->session, job->owner, key, sizeof key);
+    snprintf (why, sizeof why, "moved: its next snippet needs labels %.300s, which worker %.64s "
+              "lacks", job->labels, w->name);
+    json_t *close = proto_close (job->owner, job->session, job->lang);
+    wsend (broker, w->routing, w->name, close);
+    json_decref (close);
+    dispatch_unbind (broker, key);
+    dispatch_session_ended (broker, key, why);
+    json_t *data = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "principal", job->owner, "session",
+                              job->session, "lang", job->lang, "worker", w->name, "reason", why);
+    backlog_event (broker, 0, "session_closed", "broker", data);
+    json_decref (data);
+}
+
 //  Starts job on w: `queued -> running` in the store, then the `run`. False if it did not
 //  start: the store is down (the job stays queued) or the request was no longer queued
 //  (the job is forgotten).
+//  A job that does not fit w (s_move) does not start either.
 static bool
 s_start (broker_t *broker, worker_t *w, job_t *job)
 {
+    if (!dispatch_fits (w, job->labels)) {
+        s_move (broker, w, job);
+        return false;
+    }
     json_t *fields = json_pack ("{s:s}", "worker", w->name);
     int rc = state_fire (broker, job->id, "queued", EV_DISPATCH, "broker", fields, NULL);
     json_decref (fields);
@@ -68,10 +82,11 @@ s_start (broker_t *broker, worker_t *w, job_t *job)
                                 "output_bytes", broker->cfg.output_bytes);
     if (json_is_object (job->limits))
         json_object_update (limits, job->limits);
+    json_object_del (limits, "labels");         //  where it runs, not how: the broker's
     json_t *run = proto_run (job->id, job->owner, job->session, job->lang, job->code, limits);
     if (stream_wanted (broker, job->id))
         json_object_set_new (run, "stream", json_true ());
-    s_send_worker (broker, w->routing, w->name, run);
+    wsend (broker, w->routing, w->name, run);
     json_t *timeout = json_object_get (limits, "timeout_ms");
     dispatch_start (broker, job, w, clock_mono_ms () + json_integer_value (timeout) + RUN_GRACE_MS);
     json_decref (run);
@@ -99,6 +114,7 @@ static void
 s_worker_lost (broker_t *broker, worker_t *w, const char *why)
 {
     log_warn ("worker %s lost: %s", w->name, why);
+    fleet_left (broker, w, why);
     char note[200], *name = strdup (w->name);
     snprintf (note, sizeof note, "worker %.64s was lost (%.64s)", w->name, why);
     zlistx_t *ids = dispatch_worker_remove (broker, w, note);   //  w is gone after this
@@ -129,12 +145,13 @@ s_end_unanswered (broker_t *broker, worker_t *w, job_t *job, const char *outcome
         json_decref (fields);
     }
     json_t *close = proto_close (job->owner, job->session, job->lang);
-    s_send_worker (broker, w->routing, w->name, close);
+    wsend (broker, w->routing, w->name, close);
     json_decref (close);
     char key[RUNQ_KEY_MAX];
     runq_key (job->lang, job->session, job->owner, key, sizeof key);
     dispatch_unbind (broker, key);
     dispatch_release (broker, w, job);
+    fleet_settle (broker, w);
 }
 
 //  A live worker that never answers a run: the run ends at its limit plus a grace, by the
@@ -153,9 +170,11 @@ s_expire_runs (broker_t *broker, int64_t now)
 //  Messages
 
 static void
-s_on_ready (broker_t *broker, zframe_t *routing, const char *key, json_t *msg, const char *principal)
+s_on_ready (broker_t *broker, zframe_t *routing, const char *key, json_t *msg, const char *principal,
+            const char *address)
 {
     const char *name = json_string_value (json_object_get (msg, "name"));
+    char *drain_by = NULL;          //  a draining worker that reconnects goes on draining
     //  A name in use by a live connection is refused: a second worker (or a stale copy) must
     //  not evict the one that holds the sessions. A worker that really reconnected finds its
     //  old connection silent within PROTO_SILENCE_MS, and is then asked to announce itself again.
@@ -170,11 +189,14 @@ s_on_ready (broker_t *broker, zframe_t *routing, const char *key, json_t *msg, c
                           "worker; refused", name);
             return;
         }
+        drain_by = old->draining ? strdup (old->drain_by) : NULL;
         s_worker_lost (broker, old, "reconnected");
     }
     worker_t *w = dispatch_worker_add (broker, key, routing, name,
                                        json_string_value (json_object_get (msg, "sandbox")),
                                        (int) json_integer_value (json_object_get (msg, "slots")));
+    dispatch_worker_offer (w, json_object_get (msg, "labels"),
+                           json_integer_value (json_object_get (msg, "memory_mb")), address);
     //  Re-adopt interpreters the worker still holds, so sessions keep their state.
     size_t i;
     json_t *s;
@@ -182,11 +204,17 @@ s_on_ready (broker_t *broker, zframe_t *routing, const char *key, json_t *msg, c
         dispatch_adopt (broker, w, s);
     json_array_foreach (json_object_get (msg, "running"), i, s)
         dispatch_adopt_orphan (broker, w, s);
-    json_t *data = json_pack ("{s:s, s:i, s:s, s:s}", "worker", name, "slots", w->slots,
-                              "sandbox", w->sandbox, "key", principal);
+    json_t *data = json_pack ("{s:s, s:i, s:s, s:s, s:O, s:s?}", "worker", name, "slots", w->slots,
+                              "sandbox", w->sandbox, "key", principal, "labels", w->labels,
+                              "address", w->address);
+    if (data && w->memory_mb)
+        json_object_set_new (data, "memory_mb", json_integer (w->memory_mb));
     backlog_event (broker, 0, "worker_joined", principal, data);
     json_decref (data);
-    log_info ("worker %s ready with %d slots (sandbox: %s)", name, w->slots, w->sandbox);
+    log_info ("worker %s ready with %d slots (sandbox: %s, address: %s)", name, w->slots,
+              w->sandbox, w->address ? w->address : "?");
+    fleet_joined (broker, w, drain_by);
+    free (drain_by);
 }
 
 //  Flattens a worker result into the columns the store records.
@@ -287,6 +315,7 @@ s_on_result (broker_t *broker, worker_t *w, json_t *msg)
     }
     s_note_session (broker, job, msg);
     dispatch_release (broker, w, job);
+    fleet_settle (broker, w);
 }
 
 //  A result frame we cannot accept still ends its request.
@@ -349,6 +378,7 @@ s_on_closed (broker_t *broker, worker_t *w, json_t *msg)
     dispatch_session_ended (broker, key, why);
     if (!dispatch_busy (broker, key))
         dispatch_unbind (broker, key);
+    fleet_settle (broker, w);
 }
 
 void
@@ -360,10 +390,15 @@ workers_message (broker_t *broker, zmsg_t **msg_p)
     const char *role = body ? zframe_meta (body, "role") : NULL;
     const char *principal = body ? zframe_meta (body, "name") : NULL;
     if (!routing || !body || zmsg_size (msg) != 1 || !role || strcmp (role, "worker") != 0) {
-        //  Only worker keys speak here; anything else is dropped without an answer.
+        //  Only worker keys speak here; anything else is dropped without an answer, and
+        //  counted toward a `rejected` event like a client's refusals: a key probing the
+        //  worker socket leaves a trace.
         if (s_may_log ())
             log_warn ("worker socket: message from a non-worker key (%s), dropped",
                       principal ? principal : "?");
+        if (routing)
+            refusals_note (broker, routing, principal ? principal : "?", PROTO_E_FORBIDDEN,
+                           zmsg_content_size (msg));
         goto done;
     }
     char *key = zframe_strhex (routing);
@@ -381,16 +416,17 @@ workers_message (broker_t *broker, zmsg_t **msg_p)
     }
     const char *op = json_string_value (json_object_get (m, "op"));
     if (strcmp (op, "ready") == 0)
-        s_on_ready (broker, routing, key, m, principal);
+        s_on_ready (broker, routing, key, m, principal, zframe_meta (body, "Peer-Address"));
     else if (!w) {
         //  A connection we do not know (its ready was refused, or came before our restart):
         //  ask it to announce itself.
         json_t *ask = proto_announce ();
-        s_send_worker (broker, routing, principal, ask);
+        wsend (broker, routing, principal, ask);
         json_decref (ask);
     }
     else {
         w->last_seen = clock_mono_ms ();
+        w->last_seen_wall = clock_wall_ms ();
         if (strcmp (op, "result") == 0)
             s_on_result (broker, w, m);
         else if (strcmp (op, "session_closed") == 0)
@@ -433,9 +469,10 @@ workers_tick (broker_t *broker)
         if (now - w->last_seen > PROTO_SILENCE_MS && !unread)
             s_worker_lost (broker, w, "silent for 3 s");
         else if (beat)
-            s_send_worker (broker, w->routing, w->name, hb);
+            wsend (broker, w->routing, w->name, hb);
     }
     zlistx_destroy (&keys);
     s_expire_runs (broker, now);
+    fleet_tick (broker);
     json_decref (hb);
 }

@@ -8,7 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef enum { F_STR, F_INT, F_BOOL, F_OBJ, F_RID, F_ANY, F_NUM, F_ARR } ftype_t;
+//  F_LABELS: an array of at most PROTO_MAX_LABELS labels (proto_label_valid).
+typedef enum { F_STR, F_INT, F_BOOL, F_OBJ, F_RID, F_ANY, F_NUM, F_ARR, F_LABELS } ftype_t;
 
 typedef struct {
     const char *name;
@@ -70,13 +71,17 @@ static const shape_t s_client_shapes[] = {
         { "type", F_STR, true, 0, s_report_types }, { "detail", F_OBJ, false, 0, NULL }, END } },
     { "revoke", { OP, RID, { "name", F_STR, true, 128, NULL }, END } },
     { "prune", { OP, RID, { "before", F_STR, true, 64, NULL }, END } },
+    { "workers", { OP, RID, END } },
+    { "drain", { OP, RID, { "name", F_STR, true, 128, NULL }, END } },
     { NULL, { END } }
 };
 
 static const shape_t s_worker_shapes[] = {
     { "ready", { OP, { "name", F_STR, true, 128, NULL }, { "languages", F_ARR, false, 0, NULL },
         { "slots", F_INT, true, 1024, NULL }, { "sandbox", F_STR, false, 64, NULL },
-        { "sessions", F_ARR, false, 0, NULL }, { "running", F_ARR, false, 0, NULL }, END } },
+        { "sessions", F_ARR, false, 0, NULL }, { "running", F_ARR, false, 0, NULL },
+        { "labels", F_LABELS, false, 0, NULL }, { "memory_mb", F_INT, false, PROTO_MAX_MEMORY_MB, NULL },
+        END } },
     { "heartbeat", { OP, END } },
     { "result", { OP, ID, { "session", F_STR, true, PROTO_MAX_SESSION, NULL },
         { "lang", F_STR, true, 0, s_langs }, { "owner", F_STR, false, PROTO_MAX_KEY, NULL },
@@ -120,6 +125,8 @@ static const shape_t s_broker_shapes[] = {
         END } },
     { "heartbeat", { OP, END } },
     { "announce", { OP, END } },
+    { "drain", { OP, END } },
+    { "drained", { OP, END } },
     { NULL, { END } }
 };
 
@@ -145,6 +152,25 @@ s_field (const shape_t *shape, const char *name)
     return NULL;
 }
 
+//  An array of labels: at most PROTO_MAX_LABELS, each proto_label_valid.
+static int
+s_check_labels (const field_t *f, json_t *value, proto_error_t *err)
+{
+    if (json_array_size (value) > PROTO_MAX_LABELS) {
+        s_fail (err, PROTO_E_BAD_VALUE, "field '%s' holds more than 16 labels", f->name);
+        return -1;
+    }
+    size_t i;
+    json_t *label;
+    json_array_foreach (value, i, label)
+        if (!proto_label_valid (json_string_value (label))) {
+            s_fail (err, PROTO_E_BAD_VALUE, "field '%s' must hold labels of 1-64 of A-Z a-z 0-9 . _ -",
+                    f->name);
+            return -1;
+        }
+    return 0;
+}
+
 //  Checks one present field's type and bounds; 0 if it conforms.
 static int
 s_check_field (const field_t *f, json_t *value, proto_error_t *err)
@@ -157,6 +183,7 @@ s_check_field (const field_t *f, json_t *value, proto_error_t *err)
         case F_BOOL: ok = json_is_boolean (value); break;
         case F_OBJ:  ok = json_is_object (value); break;
         case F_ARR:  ok = json_is_array (value); break;
+        case F_LABELS: ok = json_is_array (value); break;
         case F_RID:  ok = (json_is_string (value) && json_string_length (value) <= 64)
                        || json_is_integer (value); break;
         case F_ANY:  ok = true; break;
@@ -181,6 +208,8 @@ s_check_field (const field_t *f, json_t *value, proto_error_t *err)
             }
         }
     }
+    if (f->type == F_LABELS && s_check_labels (f, value, err))
+        return -1;
     if (f->type == F_INT) {
         json_int_t n = json_integer_value (value);
         if (n < 0 || (f->max && n > f->max)) {
@@ -371,6 +400,28 @@ proto_ready (const char *name, int slots, const char *sandbox, json_t *sessions,
                       "sessions", sessions, "running", running);
 }
 
+int
+proto_ready_capacity (json_t *ready, json_t *labels, int64_t memory_mb)
+{
+    if (labels && json_object_set (ready, "labels", labels) != 0)
+        return -1;
+    if (memory_mb > 0 && json_object_set_new (ready, "memory_mb", json_integer (memory_mb)) != 0)
+        return -1;
+    return 0;
+}
+
+json_t *
+proto_drain (void)
+{
+    return json_pack ("{s:s}", "op", "drain");
+}
+
+json_t *
+proto_drained (void)
+{
+    return json_pack ("{s:s}", "op", "drained");
+}
+
 json_t *
 proto_held (const char *owner, const char *session, const char *lang, int64_t running_id)
 {
@@ -393,19 +444,32 @@ proto_session_closed (const char *owner, const char *session, const char *lang,
     return msg;
 }
 
-int
-proto_session_valid (const char *name)
+//  True if name is 1..max bytes, each a letter, a digit, '.', '_', '-' or one of `extra`.
+static bool
+s_name_valid (const char *name, size_t max, const char *extra)
 {
     size_t n = name ? strlen (name) : 0;
-    if (n == 0 || n > PROTO_MAX_SESSION)
-        return 0;
+    if (n == 0 || n > max)
+        return false;
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-        ||  c == '.' || c == '_' || c == ':' || c == '-'))
-            return 0;
+        ||  c == '.' || c == '_' || c == '-' || (c && strchr (extra, c))))
+            return false;
     }
-    return 1;
+    return true;
+}
+
+int
+proto_session_valid (const char *name)
+{
+    return s_name_valid (name, PROTO_MAX_SESSION, ":");
+}
+
+int
+proto_label_valid (const char *label)
+{
+    return s_name_valid (label, PROTO_MAX_LABEL, "");
 }
 
 static char *
@@ -474,6 +538,40 @@ s_round_trip (json_t *msg, bool to_worker)
     return rc == 0 ? "ok" : err.code;
 }
 
+//  A ready's labels and memory pass the broker's reader; bad labels are refused by name.
+static void
+s_test_capacity (void)
+{
+    json_t *labels = json_pack ("[s, s]", "gpu", "big-mem.2_x");
+    json_t *ready = proto_ready ("w1", 2, "none", json_array (), json_array ());
+    CHECK (proto_ready_capacity (ready, labels, 65536) == 0);
+    CHECK (strcmp (s_round_trip (json_incref (ready), false), "ok") == 0);
+    const char *bad[] = { "", "a b", "a,b", "\u00e9", NULL };
+    for (size_t i = 0; bad[i]; i++) {
+        char text[128];
+        snprintf (text, sizeof text, "{\"op\":\"ready\",\"name\":\"w\",\"slots\":1,"
+                  "\"labels\":[\"ok\",\"%s\"]}", bad[i]);
+        json_t *msg = NULL;
+        proto_error_t err;
+        CHECK (proto_parse_worker (text, strlen (text), &msg, &err) == -1
+               && strcmp (err.code, PROTO_E_BAD_VALUE) == 0 && strstr (err.message, "labels"));
+    }
+    json_array_clear (labels);
+    for (int i = 0; i < PROTO_MAX_LABELS + 1; i++)
+        json_array_append_new (labels, json_sprintf ("l%d", i));
+    json_object_set (ready, "labels", labels);
+    CHECK (strcmp (s_round_trip (json_incref (ready), false), PROTO_E_BAD_VALUE) == 0);
+    json_object_set_new (ready, "labels", json_pack ("[i]", 7));
+    CHECK (strcmp (s_round_trip (json_incref (ready), false), PROTO_E_BAD_VALUE) == 0);
+    json_object_set_new (ready, "labels", json_string ("gpu"));
+    CHECK (strcmp (s_round_trip (json_incref (ready), false), PROTO_E_BAD_TYPE) == 0);
+    json_object_del (ready, "labels");
+    json_object_set_new (ready, "memory_mb", json_integer (-1));
+    CHECK (strcmp (s_round_trip (ready, false), PROTO_E_BAD_VALUE) == 0);
+    json_decref (labels);
+    CHECK (proto_label_valid ("gpu") && !proto_label_valid ("g:pu") && !proto_label_valid (NULL));
+}
+
 //  Each end sends what the other end's reader takes, and the worker's reader refuses what
 //  the broker never sends.
 static void
@@ -493,6 +591,9 @@ s_test_link (void)
                                  false), "ok") == 0);
     CHECK (strcmp (s_round_trip (proto_session_closed ("alice", "s1", "python", "exited", -1, 9),
                                  false), "ok") == 0);
+    CHECK (strcmp (s_round_trip (proto_drain (), true), "ok") == 0);
+    CHECK (strcmp (s_round_trip (proto_drained (), true), "ok") == 0);
+    s_test_capacity ();
     CHECK (strcmp (s_round_trip (json_pack ("{s:s}", "op", "exec"), true), PROTO_E_UNKNOWN_OP) == 0);
     CHECK (strcmp (s_round_trip (json_pack ("{s:s, s:i}", "op", "heartbeat", "x", 1), true),
                    PROTO_E_UNKNOWN_KEY) == 0);
@@ -530,6 +631,10 @@ proto_test (void)
     CHECK (strcmp (s_code_of ("{\"op\":\"prune\",\"before\":\"2026-11-28T00:00:00.000Z\"}"), "ok") == 0);
     CHECK (strcmp (s_code_of ("{\"op\":\"prune\",\"before\":1}"), PROTO_E_BAD_TYPE) == 0);
     CHECK (strcmp (s_code_of ("{\"op\":\"prune\",\"before\":\"x\",\"actor\":\"me\"}"), PROTO_E_UNKNOWN_KEY) == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"workers\"}"), "ok") == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"workers\",\"name\":\"w\"}"), PROTO_E_UNKNOWN_KEY) == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"drain\",\"name\":\"w1\"}"), "ok") == 0);
+    CHECK (strcmp (s_code_of ("{\"op\":\"drain\"}"), PROTO_E_MISSING) == 0);
 
     //  The rid survives a failed parse so the error reply can echo it.
     proto_error_t err;

@@ -25,6 +25,11 @@
 #define PROTO_MAX_KEY     128
 #define PROTO_MAX_REASON  4096
 #define PROTO_MAX_TIMEOUT_MS (24 * 3600 * 1000)   //  the longest run a submit may ask for
+//  Placement: a worker announces at most this many labels, each 1-64 of [A-Za-z0-9._-]; a
+//  policy rule asks for the same (policy/load.c), and a job runs only where all of its are.
+#define PROTO_MAX_LABELS  16
+#define PROTO_MAX_LABEL   64
+#define PROTO_MAX_MEMORY_MB (1LL << 40)
 //  `pending` answers a page: at most this many requests, and at most PROTO_PENDING_BYTES of
 //  code and reasons (one huge parked snippet still comes alone).
 #define PROTO_PENDING_LIMIT 500
@@ -62,7 +67,8 @@ typedef struct {
 int proto_parse_client (const void *data, size_t size, json_t **msg, json_t **rid,
                         proto_error_t *err);
 
-//  Same contract for frames a worker sends (`ready`, `heartbeat`, `result`, `session_closed`).
+//  Same contract for frames a worker sends (`ready`, `heartbeat`, `result`, `session_closed`,
+//  `output`).
 int proto_parse_worker (const void *data, size_t size, json_t **msg, proto_error_t *err);
 
 //  Builds a reply. `body` (may be NULL) is consumed (its keys are copied into the reply).
@@ -72,9 +78,11 @@ char *proto_reply_error (json_t *rid, const char *code, const char *message);
 
 //  True if name is a valid session name: 1..128 of [A-Za-z0-9._:-].
 int proto_session_valid (const char *name);
+//  True if label is a valid placement label: 1..64 of [A-Za-z0-9._-].
+int proto_label_valid (const char *label);
 
-//  Same contract for frames the broker sends a worker (`run`, `close`, `heartbeat`,
-//  `announce`): the worker's reader.
+//  Same contract for frames the broker sends a worker (`run`, `close`, `heartbeat`, `drain`,
+//  `drained`, `announce`): the worker's reader.
 int proto_parse_broker (const void *data, size_t size, json_t **msg, proto_error_t *err);
 
 //  The worker link's messages (the caller owns each; NULL only when out of memory).
@@ -98,6 +106,13 @@ json_t *proto_announce (void);
 //  them (worker/result.c) and read by proto_parse_worker.
 json_t *proto_ready (const char *name, int slots, const char *sandbox, json_t *sessions,
                      json_t *running);
+//  Adds what a worker offers for placement to its `ready`: labels (array of label strings,
+//  not consumed; NULL: none) and memory_mb (its capacity; <= 0: not announced). 0 or -1.
+int proto_ready_capacity (json_t *ready, json_t *labels, int64_t memory_mb);
+//  Broker to worker: `drain` (take no new sessions: the broker sends none; finish the runs
+//  under way) and `drained` (it holds nothing for the broker any more: it may exit).
+json_t *proto_drain (void);
+json_t *proto_drained (void);
 json_t *proto_held (const char *owner, const char *session, const char *lang, int64_t running_id);
 json_t *proto_session_closed (const char *owner, const char *session, const char *lang,
                               const char *reason, int exit_code, int signal);

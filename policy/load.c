@@ -65,6 +65,41 @@ s_parse_limits (reader_t *ctx, json_t *rule, rule_t *r)
     return 0;
 }
 
+//  placement.labels: where the snippet may run (a worker that announced each of them).
+//  Labels follow the charset of names, so a label is never ambiguous in a list or a key.
+static int
+s_parse_placement (reader_t *ctx, json_t *rule, rule_t *r)
+{
+    static const char *const keys[] = { "labels", NULL };
+    json_t *placement = json_object_get (rule, "placement");
+    if (!placement)
+        return 0;
+    reader_push_key (ctx, "placement");
+    reader_where (ctx, "placement");
+    if (s_require_object (ctx, placement, "'placement'") || reader_check_keys (ctx, placement, keys)
+        || reader_get_list (ctx, placement, "labels", false, NULL, &r->labels) < 0)
+        return -1;
+    if (!r->labels)
+        return reader_fail (ctx, JPOS_VALUE, "missing required key 'labels' %s", ctx->where);
+    reader_push_key (ctx, "labels");
+    if (json_array_size (r->labels) > POLICY_MAX_LABELS)
+        return reader_fail (ctx, JPOS_VALUE, "'labels' %s holds more than %d labels", ctx->where,
+                            POLICY_MAX_LABELS);
+    for (size_t i = 0; i < json_array_size (r->labels); i++) {
+        const char *label = json_string_value (json_array_get (r->labels, i));
+        if (!mask_name_valid (label)) {
+            if (json_is_array (json_object_get (placement, "labels")))
+                reader_push_index (ctx, i);
+            return reader_fail (ctx, JPOS_VALUE, "label '%.64s' %s must match [A-Za-z0-9_.-]{1,64}",
+                                label, ctx->where);
+        }
+    }
+    reader_pop (ctx);
+    reader_where (ctx, NULL);
+    reader_pop (ctx);
+    return 0;
+}
+
 static int
 s_parse_approvers (reader_t *ctx, json_t *rule, rule_t *r)
 {
@@ -166,7 +201,8 @@ static int
 s_parse_rule (reader_t *ctx, policy_t *self, json_t *rule, size_t index, json_t *seen)
 {
     static const char *const keys[] = { "name", "comment", "match", "action", "message", "quorum",
-                                        "approvers", "ttl_s", "webhook", "limits", NULL };
+                                        "approvers", "ttl_s", "webhook", "limits", "placement",
+                                        NULL };
     rule_t *r = &self->rules[index];
     snprintf (ctx->rule, sizeof ctx->rule, "rule %zu", index + 1);
     reader_where (ctx, NULL);
@@ -198,8 +234,12 @@ s_parse_rule (reader_t *ctx, policy_t *self, json_t *rule, size_t index, json_t 
         reader_push_key (ctx, "limits");
         return reader_fail (ctx, JPOS_KEY, "'limits' do not apply to deny rules (%s)", ctx->rule);
     }
+    if (r->action == POLICY_DENY && json_object_get (rule, "placement")) {
+        reader_push_key (ctx, "placement");
+        return reader_fail (ctx, JPOS_KEY, "'placement' does not apply to deny rules (%s)", ctx->rule);
+    }
     return s_parse_match (ctx, rule, r) || s_parse_review (ctx, self, rule, r)
-           || s_parse_limits (ctx, rule, r) ? -1 : 0;
+           || s_parse_limits (ctx, rule, r) || s_parse_placement (ctx, rule, r) ? -1 : 0;
 }
 
 static int
@@ -424,6 +464,7 @@ policy_destroy (policy_t **self_p)
         json_decref (r->groups);
         json_decref (r->appr_principals);
         json_decref (r->appr_groups);
+        json_decref (r->labels);
         pcre2_code_free (r->session_re);
         pcre2_code_free (r->code_re);
         free (r->nfkc_message);

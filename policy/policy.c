@@ -146,6 +146,7 @@ s_default_review (policy_t *self, policy_decision_t *out)
     out->approver_groups = self->empty;
     out->webhook = NULL;
     out->limits = NULL;
+    out->labels = NULL;
 }
 
 //  The decision of rule r; error is the PCRE2 error if the rule was undetermined, else 0.
@@ -173,6 +174,7 @@ s_fill (policy_t *self, const rule_t *r, int index, int error, bool normalised,
         out->webhook = r->webhook;
     }
     out->limits = r->action != POLICY_DENY ? r->limits : NULL;
+    out->labels = r->action != POLICY_DENY ? r->labels : NULL;
 }
 
 //  First match wins over one form of the code; no match denies.
@@ -250,12 +252,13 @@ policy_decision_json (const policy_decision_t *d)
     if (d->action == POLICY_REVIEW)
         approvers = json_pack ("{s:O*,s:O*}", "principals", d->approver_principals,
                                "groups", d->approver_groups);
-    return json_pack ("{s:s,s:s?,s:i,s:s?,s:i,s:i,s:o*,s:O*,s:s*,s:b,s:b,s:s?}",
+    json_t *placement = d->labels ? json_pack ("{s:O}", "labels", d->labels) : NULL;
+    return json_pack ("{s:s,s:s?,s:i,s:s?,s:i,s:i,s:o*,s:O*,s:o*,s:s*,s:b,s:b,s:s?}",
                       "action", d->action_name, "rule", d->rule, "rule_index", d->rule_index,
                       "message", d->message, "quorum", d->quorum, "ttl_s", d->ttl_s,
-                      "approvers", approvers, "limits", d->limits, "webhook", d->webhook,
-                      "limit_hit", d->limit_hit, "normalised", d->normalised,
-                      "policy_sha256", d->policy_sha256);
+                      "approvers", approvers, "limits", d->limits, "placement", placement,
+                      "webhook", d->webhook, "limit_hit", d->limit_hit,
+                      "normalised", d->normalised, "policy_sha256", d->policy_sha256);
 }
 
 json_t *

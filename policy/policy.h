@@ -32,9 +32,12 @@
                                                     optional; none or empty = any approver
           "ttl_s": 600,                             review only: seconds before expiry
           "webhook": "https://hooks.slack.com/...", review only: where to announce it
-          "limits": { "timeout_ms": 30000 } },      allow and review: sandbox limits, any of
+          "limits": { "timeout_ms": 30000 },        allow and review: sandbox limits, any of
                                                     timeout_ms memory_mb pids tmp_mb
                                                     output_bytes, integers 1..2147483647
+          "placement": { "labels": ["gpu"] } },     allow and review: the snippet runs only on
+                                                    a worker that announced every label; a
+                                                    string or 1..16 labels [A-Za-z0-9_.-]{1,64}
         { "name": "default", "action": "allow" }
       ]
     }
@@ -61,8 +64,8 @@
     PCRE2 error), the rule is "undetermined" and evaluation STOPS there: at a deny rule the
     decision is deny (what is never allowed stays denied), at any other rule it is review;
     rule = that rule, limit_hit = true, message naming the limit. A review takes the rule's
-    quorum, ttl_s, approvers, webhook and limits when it is a review rule, otherwise the
-    file's defaults with any approver and no limits. Evaluation does not continue to later
+    quorum, ttl_s, approvers, webhook, limits and placement when it is a review rule,
+    otherwise the file's defaults with any approver, no limits and no placement. Evaluation does not continue to later
     rules because first-match-wins could have stopped at this rule, and a later allow must
     never be reached that way.
 
@@ -120,6 +123,7 @@ typedef struct {
     json_t *approver_principals;        //  review: array, empty = anyone
     json_t *approver_groups;            //  review: array, empty = anyone
     json_t *limits;                     //  allow/review: sandbox limits object, or NULL
+    json_t *labels;                     //  allow/review: placement labels (array), or NULL
     const char *webhook;                //  review: announce URL, or NULL
     bool limit_hit;                     //  a pattern hit its match limit (see above)
     bool normalised;                    //  decided on the code's NFKC form (see above)
@@ -151,7 +155,8 @@ int policy_decide (policy_t *self, const policy_input_t *in, policy_decision_t *
 bool policy_may_approve (const policy_decision_t *d, const char *principal, const char *groups);
 
 //  The decision as a JSON object (action, rule, rule_index, message, quorum, ttl_s, approvers,
-//  limits, webhook, limit_hit, normalised, policy_sha256). Caller owns the result.
+//  limits, placement (when the rule has one), webhook, limit_hit, normalised, policy_sha256).
+//  Caller owns the result.
 json_t *policy_decision_json (const policy_decision_t *d);
 
 //  For `replgate policy explain`: policy_decide() as JSON plus "rule_source" (the matching

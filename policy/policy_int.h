@@ -21,6 +21,7 @@
 #define POLICY_JIT_STACK    (1024 * 1024)
 #define POLICY_MAX_QUORUM   100
 #define POLICY_MAX_TTL_S    (365 * 24 * 3600)
+#define POLICY_MAX_LABELS   16          //  as a worker may announce (common/proto.h)
 
 typedef struct {
     const char *name;
@@ -33,6 +34,7 @@ typedef struct {
     int quorum, ttl_s;
     json_t *appr_principals, *appr_groups;          //  owned arrays
     json_t *limits;                     //  borrowed, or NULL
+    json_t *labels;                     //  placement labels, owned array, or NULL
     const char *webhook;
 } rule_t;
 

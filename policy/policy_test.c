@@ -404,10 +404,61 @@ s_test_errors_rules (void)
                     "policy.json:5:51: unknown key 'cpu' in the limits of rule 2 'q' (did you mean 'cpus'?)");
     s_refused_rule ("    { \"name\": \"q\", \"action\": \"allow\", \"limits\": { \"cpus\": 0 } }",
                     "policy.json:5:59: 'cpus' in the limits of rule 2 'q' must be a number from 0.01 to 1024");
+    s_refused_rule ("    { \"name\": \"g\", \"action\": \"deny\", \"message\": \"m\", \"placement\": { \"labels\": [\"gpu\"] } }",
+                    "policy.json:5:54: 'placement' does not apply to deny rules (rule 2 'g')");
+    s_refused_rule ("    { \"name\": \"g\", \"action\": \"allow\", \"placement\": { \"labels\": [\"gpu\", \"a b\"] } }",
+                    "policy.json:5:72: label 'a b' in the placement of rule 2 'g' must match [A-Za-z0-9_.-]{1,64}");
+    s_refused_rule ("    { \"name\": \"g\", \"action\": \"allow\", \"placement\": { \"labels\": [] } }",
+                    "policy.json:5:64: 'labels' in the placement of rule 2 'g' must not be empty");
+    s_refused_rule ("    { \"name\": \"g\", \"action\": \"allow\", \"placement\": { \"label\": \"gpu\" } }",
+                    "policy.json:5:54: unknown key 'label' in the placement of rule 2 'g' (did you mean 'labels'?)");
+    s_refused_rule ("    { \"name\": \"g\", \"action\": \"allow\", \"placement\": {} }",
+                    "policy.json:5:52: missing required key 'labels' in the placement of rule 2 'g'");
+    s_refused_rule ("    { \"name\": \"g\", \"action\": \"allow\", \"placement\": { \"labels\": "
+                    "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\",\"j\",\"k\",\"l\",\"m\",\"n\",\"o\",\"p\",\"q\"] } }",
+                    "policy.json:5:64: 'labels' in the placement of rule 2 'g' holds more than 16 labels");
     s_refused_rule ("    { \"name\": \"w\", \"action\": \"review\", \"webhook\": \"ftp://x\" }",
                     "policy.json:5:51: 'webhook' in rule 2 'w' must be an http:// or https:// URL");
     s_refused_rule ("    { \"name\": \"e\", \"action\": \"deny\", \"message\": \"\" }",
                     "policy.json:5:49: 'message' in rule 2 'e' must be a non-empty string");
+}
+
+//  Placement: allow and review rules carry their labels into the decision; a limit hit at an
+//  allow rule reviews with the defaults, without the rule's placement.
+static void
+s_test_placement (void)
+{
+    policy_t *p = s_parse (
+        "{ \"version\": 1, \"rules\": [\n"
+        "  { \"name\": \"gpu-review\", \"match\": { \"session\": \"^gpu-r\" }, \"action\": \"review\",\n"
+        "    \"placement\": { \"labels\": \"gpu\" } },\n"
+        "  { \"name\": \"gpu\", \"match\": { \"session\": \"^gpu-\" }, \"action\": \"allow\",\n"
+        "    \"placement\": { \"labels\": [\"gpu\", \"big-mem\"] } },\n"
+        "  { \"name\": \"hostile\", \"match\": { \"code\": \"(a+)+$\" }, \"action\": \"allow\",\n"
+        "    \"placement\": { \"labels\": [\"gpu\"] } },\n"
+        "  { \"name\": \"any\", \"action\": \"allow\" } ] }\n", "placement.json");
+    if (!p)
+        return;
+    policy_decision_t d = s_decide (p, "python", "bob", "agent", "", "gpu-1", "x");
+    CHECK (s_is (&d, POLICY_ALLOW, "gpu") && json_array_size (d.labels) == 2);
+    CHECK (strcmp (json_string_value (json_array_get (d.labels, 1)), "big-mem") == 0);
+    json_t *out = policy_decision_json (&d);
+    json_t *labels = json_object_get (json_object_get (out, "placement"), "labels");
+    CHECK (json_array_size (labels) == 2);
+    json_decref (out);
+    d = s_decide (p, "python", "bob", "agent", "", "gpu-r1", "x");
+    CHECK (s_is (&d, POLICY_REVIEW, "gpu-review") && json_array_size (d.labels) == 1);
+    d = s_decide (p, "python", "bob", "agent", "", "s", "x");
+    CHECK (s_is (&d, POLICY_ALLOW, "any") && d.labels == NULL);
+    out = policy_decision_json (&d);
+    CHECK (out && !json_object_get (out, "placement"));
+    json_decref (out);
+    char hostile[20002];
+    memset (hostile, 'a', 20000);
+    strcpy (hostile + 20000, "!");
+    d = s_decide (p, "python", "bob", "agent", "", "s", hostile);
+    CHECK (s_is (&d, POLICY_REVIEW, "hostile") && d.limit_hit && d.labels == NULL);
+    policy_destroy (&p);
 }
 
 //  The shipped policy, found from the source tree (tests run there) or next to bin/.
@@ -544,6 +595,7 @@ policy_test (void)
     s_test_limits (p);
     s_test_outputs (p);
     s_test_nfkc_order ();
+    s_test_placement ();
     policy_destroy (&p);
     CHECK (p == NULL);
     policy_destroy (&p);
