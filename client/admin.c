@@ -1,7 +1,8 @@
 /*  client/admin.c: the admin key's operations, done by the broker: `replgate revoke NAME`
     (the broker moves the key's cert out of trusted/ and refuses its open connections from
-    then on) and `replgate prune --before T` (retention; the broker is the database's only
-    writer, so the CLI asks it rather than writing itself). */
+    then on), `replgate prune --before T` (retention; the broker is the database's only
+    writer, so the CLI asks it rather than writing itself), and the fleet: `replgate
+    workers` and `replgate drain NAME`. */
 #include "client/cli.h"
 #include "common/util.h"
 #include <string.h>
@@ -126,4 +127,66 @@ cmd_prune (cli_t *cli)
     json_decref (reply);
     reply = s_call (cli, json_pack ("{s:s, s:s}", "op", "prune", "before", before), PRUNE_WAIT_MS, &rc);
     return reply ? s_answer (cli, reply, s_say_pruned) : rc;
+}
+
+//  --------------------------------------------------------------------------
+//  The fleet.
+
+static void
+s_say_workers (cli_t *cli, json_t *reply)
+{
+    (void) cli;
+    json_t *list = json_object_get (reply, "workers");
+    if (json_array_size (list) == 0) {
+        printf ("no workers\n");
+        return;
+    }
+    printf ("%-16s %-15s %-20s %7s %9s %-20s %8s %-25s %s\n", "NAME", "ADDRESS", "LABELS", "SLOTS",
+            "MEMORY MB", "SANDBOX", "SESSIONS", "LAST HEARTBEAT", "STATE");
+    size_t i, k;
+    json_t *w, *label;
+    json_array_foreach (list, i, w) {
+        char labels[128] = "-", slots[32];
+        size_t used = 0;
+        json_array_foreach (json_object_get (w, "labels"), k, label)
+            used += (size_t) snprintf (labels + (k ? used : 0), sizeof labels - (k ? used : 0),
+                                       "%s%s", k ? "," : "", json_string_value (label));
+        snprintf (slots, sizeof slots, "%lld/%lld",
+                  (long long) json_integer_value (json_object_get (w, "running")),
+                  (long long) json_integer_value (json_object_get (w, "slots")));
+        //  Names and labels are the broker's checked ones: nothing to escape.
+        printf ("%-16s %-15s %-20s %7s %9lld %-20s %8lld %-25s %s\n", cli_text (w, "name"),
+                cli_text (w, "address"), labels, slots,
+                (long long) json_integer_value (json_object_get (w, "memory_mb")), cli_text (w, "sandbox"),
+                (long long) json_integer_value (json_object_get (w, "sessions")),
+                cli_text (w, "last_heartbeat"), cli_text (w, "state"));
+    }
+}
+
+int
+cmd_workers (cli_t *cli)
+{
+    int rc;
+    json_t *reply = s_call (cli, json_pack ("{s:s}", "op", "workers"), 5000, &rc);
+    return reply ? s_answer (cli, reply, s_say_workers) : rc;
+}
+
+static void
+s_say_drain (cli_t *cli, json_t *reply)
+{
+    json_t *w = json_object_get (reply, "worker");
+    printf ("draining %s: no new sessions go to it; its idle sessions are closed, running "
+            "snippets finish (state %s)\n", cli->argv[0], cli_text (w, "state"));
+}
+
+int
+cmd_drain (cli_t *cli)
+{
+    if (cli->argc != 1 || !*cli->argv[0]) {
+        fprintf (stderr, "replgate drain: expects one worker NAME (replgate workers lists them)\n");
+        return EXIT_USAGE;
+    }
+    int rc;
+    json_t *reply = s_call (cli, json_pack ("{s:s, s:s}", "op", "drain", "name", cli->argv[0]), 5000, &rc);
+    return reply ? s_answer (cli, reply, s_say_drain) : rc;
 }

@@ -81,6 +81,8 @@ int cli_interrupt_report (cli_t *cli, int64_t id, json_t *row);
 //  Prints a request the way a terminal user wants it (outputs, value, traceback), or as JSON.
 //  Each stream that is a terminal gets its text rendered (client/screen.h), unless --raw.
 void cli_print_request (cli_t *cli, json_t *row);
+//  The string at key of object, or "-" where there is none (a table cell).
+const char *cli_text (json_t *object, const char *key);
 //  Prints a JSON value as one compact line (--json output).
 void cli_print_json (json_t *value);
 //  The submit/wait exit code for a request row.
@@ -120,6 +122,8 @@ int cmd_interrupt (cli_t *cli);
 int cmd_sessions (cli_t *cli);
 int cmd_reset (cli_t *cli);
 int cmd_close (cli_t *cli);
+int cmd_workers (cli_t *cli);
+int cmd_drain (cli_t *cli);
 int cmd_mcp (cli_t *cli);
 
 #endif

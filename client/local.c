@@ -238,13 +238,6 @@ cmd_history (cli_t *cli)
 //  --------------------------------------------------------------------------------------
 //  verify.
 
-static const char *
-s_str (json_t *object, const char *key)
-{
-    const char *text = json_string_value (json_object_get (object, key));
-    return text ? text : "-";
-}
-
 //  Every schema difference, then the first bad row, each on a TAMPERED line; or the summary,
 //  and (without --since-head) what a cut tail needs.
 static void
@@ -253,16 +246,16 @@ s_verify_text (json_t *report, int rc)
     size_t i;
     json_t *difference, *bad = json_object_get (report, "bad");
     json_array_foreach (json_object_get (report, "schema"), i, difference)
-        printf ("TAMPERED: schema: %s\n", s_str (difference, "why"));
+        printf ("TAMPERED: schema: %s\n", cli_text (difference, "why"));
     if (bad)
-        printf ("TAMPERED: %s row %lld: %s\n", s_str (bad, "table"),
-                (long long) json_integer_value (json_object_get (bad, "row")), s_str (bad, "why"));
+        printf ("TAMPERED: %s row %lld: %s\n", cli_text (bad, "table"),
+                (long long) json_integer_value (json_object_get (bad, "row")), cli_text (bad, "why"));
     if (rc != 0)
         return;
     printf ("ok: %lld events, %lld requests, from %s to %s\nhead: %s\n",
             (long long) json_integer_value (json_object_get (report, "events")),
             (long long) json_integer_value (json_object_get (report, "requests")),
-            s_str (report, "first_at"), s_str (report, "last_at"), s_str (report, "head"));
+            cli_text (report, "first_at"), cli_text (report, "last_at"), cli_text (report, "head"));
     json_t *since = json_object_get (report, "since_head");
     if (since)
         printf ("saved head: event %lld, %lld events after it; nothing before it changed\n",
@@ -270,7 +263,7 @@ s_verify_text (json_t *report, int rc)
                 (long long) json_integer_value (json_object_get (since, "events_after")));
     else if (json_is_string (json_object_get (report, "head")))
         printf ("head %s at seq %lld; pass --since-head to prove nothing after a saved head "
-                "was removed\n", s_str (report, "head"),
+                "was removed\n", cli_text (report, "head"),
                 (long long) json_integer_value (json_object_get (report, "head_seq")));
 }
 

@@ -70,6 +70,15 @@ static const command_t s_commands[] = {
       "Revokes key NAME (admin key): DIR/keys/trusted/NAME.cert moves to keys/revoked/ and its\n"
       "open connections are refused at once.",
       "0 1 2 3 7" },
+    { "workers", cmd_workers, CONN, "workers [--json]",
+      "Lists the workers the broker knows (admin key): name, address, labels, slots in use,\n"
+      "memory, sandbox, sessions, last heartbeat, state (live, draining, lost).",
+      "0 2 3 7" },
+    { "drain", cmd_drain, CONN, "drain NAME [--json]",
+      "Drains worker NAME (admin key): no new sessions go to it, its idle sessions are closed\n"
+      "(recorded) and its running snippets finish; a worker run with --exit-when-drained then\n"
+      "leaves. The sessions' next snippets start afresh elsewhere, saying why.",
+      "0 2 3 7" },
     { "interrupt", cmd_interrupt, CONN "no-wait", "interrupt ID [--no-wait] [--json]",
       "Sends SIGINT into running request ID (its owner or an admin): Python raises\n"
       "KeyboardInterrupt, a shell stops its foreground job; the run ends `interrupted` and the\n"

@@ -60,6 +60,13 @@ s_put_stream (FILE *out, json_t *row, const char *key, int flags)
     free (bytes);
 }
 
+const char *
+cli_text (json_t *object, const char *key)
+{
+    const char *text = json_string_value (json_object_get (object, key));
+    return text ? text : "-";
+}
+
 void
 cli_print_json (json_t *value)
 {

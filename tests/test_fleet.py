@@ -3,7 +3,7 @@ blocking, why a request waits and its end when no worker has its labels, the `wo
 listing, draining a worker, a worker killed mid-run and one that comes back, a key that is
 not a worker's on the worker socket, and a worker in its own network namespace reaching the
 broker over TCP like a remote host."""
-import json, os, queue, subprocess, threading, time
+import json, os, queue, re, subprocess, threading, time
 from harness import BIN, Client, Skip, Stack, check, proc_env, run_all, test, wait_for, SLOW
 
 UID_BASE = 299000               # each real worker gets its own range above it
@@ -139,7 +139,7 @@ def placement_by_label_without_head_of_line_blocking():
         check(g["labels"] == ["gpu", "big-mem"] and g["memory_mb"] == 65536 and g["state"] == "live"
               and g["address"] == "127.0.0.1" and g["sandbox"] == "none" and g["sessions"] == 1
               and g["slots"] == 4 and g["running"] == 0 and g["last_heartbeat"].endswith("Z"), g)
-        check(p["labels"] == [] and p["memory_mb"] is None and p["sessions"] == 1 and p["slots"] == 2, p)
+        check(p["labels"] == [] and p["memory_mb"] > 0 and p["sessions"] == 1 and p["slots"] == 2, p)
         joined = [d for a, d in events(s, "worker_joined") if d["worker"] == "gpu1"]
         check(joined and joined[0]["labels"] == ["gpu", "big-mem"] and joined[0]["memory_mb"] == 65536, joined)
         r = c.call("workers")
@@ -228,7 +228,7 @@ def drain_finishes_runs_and_closes_idle_sessions():
               "busy session not closed after its run")
         wa = workers(admin)["wa"]
         check(wa["state"] == "draining" and wa["drained"] is True and wa["sessions"] == 0, wa)
-        wait_for(lambda: "op drained" in open(os.path.join(s.dir, "worker-wa.log")).read(),
+        wait_for(lambda: "drained: nothing runs here" in open(os.path.join(s.dir, "worker-wa.log")).read(),
                  what="wa was told it is drained")
         # the idle session's next snippet starts over on wb and says why
         r = done(c, submit(c, "idle", "x")["id"])
@@ -236,7 +236,7 @@ def drain_finishes_runs_and_closes_idle_sessions():
               and r["error_name"] == "NameError", r)
         check(done(c, submit(c, "new", "1")["id"])["worker"] == "wb", "a new session went to wa")
         # the messages themselves, seen by a worker: drain at once, drained once it is empty
-        fw = FakeWorker(s, "fk", memory_mb=1)   # more memory: new sessions prefer it
+        fw = FakeWorker(s, "fk", memory_mb=1 << 30)   # more memory than any host: new sessions prefer it
         wait_for(lambda: "fk" in workers(admin), what="fk joined")
         f1 = submit(c, "f1", "1")
         run = fw.next()
@@ -251,6 +251,39 @@ def drain_finishes_runs_and_closes_idle_sessions():
         check(s.cli("verify").returncode == 0, "verify")
     finally:
         teardown(s, c, admin, fw)
+
+
+@test
+def a_real_worker_offers_labels_and_memory_and_leaves_once_drained():
+    s = Stack(workers=0, slots=2, policy=GPU_POLICY)
+    s.start_worker("plain", extra=uid(0))
+    gpu = s.start_worker("gpu-box", extra=uid(1) + ["--labels", "gpu,big-mem", "--offer-memory-mb", "4096",
+                                                  "--exit-when-drained"])
+    s.wait_workers(2)
+    c, admin = s.client(), s.client("admin")
+    try:
+        listed = workers(admin)
+        check(listed["gpu-box"]["labels"] == ["gpu", "big-mem"] and listed["gpu-box"]["memory_mb"] == 4096, listed)
+        check(listed["plain"]["labels"] == [] and listed["plain"]["memory_mb"] > 0, listed["plain"])
+        r = done(c, submit(c, "gpu-1", "import os; os.getuid()")["id"])
+        check(r["state"] == "done" and r["worker"] == "gpu-box", r)
+        check(done(c, submit(c, "plain-1", "1")["id"])["state"] == "done", "plain")
+        p = s.cli("workers")
+        check(p.returncode == 0 and re.search(r"gpu-box\s+127\.0\.0\.1\s+gpu,big-mem\s+0/2\s+4096", p.stdout),
+              p.stdout)
+        check(len(json.loads(s.cli("workers", "--json").stdout)["workers"]) == 2, "json")
+        p = s.cli("workers", "--key", s.key("agent"))
+        check(p.returncode == 3 and "forbidden" in p.stderr, (p.returncode, p.stderr))
+        p = s.cli("drain", "gpu-box")
+        check(p.returncode == 0 and "draining gpu-box" in p.stdout, p.stdout + p.stderr)
+        check(gpu.wait(timeout=15 * SLOW) == 0, "the drained worker did not leave with status 0")
+        # bad labels are refused at the command line
+        p = subprocess.run([os.path.join(BIN, "replgate-worker"), "--key", s.key("worker"), "--server-key",
+                            os.path.join(s.dir, "keys", "broker.cert"), "--labels", "gpu,no spaces"],
+                           capture_output=True, text=True, timeout=10)
+        check(p.returncode == 2 and "--labels" in p.stderr, p.stderr)
+    finally:
+        teardown(s, c, admin)
 
 
 @test

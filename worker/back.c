@@ -34,7 +34,10 @@ typedef struct {
     size_t *count;              //  per slot: how many items
     bool refill;                //  the warm pool wants another interpreter
     int failed;                 //  0, or why the loop must end: 1 the front failed
+    bool stop;                  //  drained, and told to leave: the loop ends, status 0
 } s_back_t;
+
+static bool s_any_busy (s_back_t *b);
 
 //  --------------------------------------------------------------------------
 //  Frames to the broker, through the front.
@@ -83,6 +86,10 @@ s_send_ready (s_back_t *b)
     }
     json_t *msg = proto_ready (b->args->name, (int) b->args->slots, spawn_sandbox_name (),
                                sessions, running);
+    //  What placement counts on: the labels it offers and its memory.
+    json_t *labels = options_labels (b->args);
+    proto_ready_capacity (msg, labels, b->args->offer_memory_mb);
+    json_decref (labels);
     s_forward (b, WIRE_READY, &msg);
 }
 
@@ -246,6 +253,11 @@ s_from_front (s_back_t *b)
         if (m.type == WIRE_STATE)
             s_send_ready (b);
         else
+        if (m.type == WIRE_STOP && b->args->exit_when_drained && !s_any_busy (b)) {
+            log_info ("worker %s: drained; leaving (--exit-when-drained)", b->args->name);
+            b->stop = true;
+        }
+        else
             s_front_failed (b, "sent a message only the back sends");
     }
     if (got == WIRE_BAD) {
@@ -343,7 +355,7 @@ static void
 s_run_loop (s_back_t *b)
 {
     s_send_ready (b);
-    while (!zsys_interrupted && !b->failed) {
+    while (!zsys_interrupted && !b->failed && !b->stop) {
         int wait_ms;
         nfds_t n = s_prepare_poll (b, &wait_ms);
         if (poll (b->items, n, wait_ms) < 0) {

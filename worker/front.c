@@ -172,6 +172,16 @@ s_on_message (s_front_t *f, json_t *msg)
             s_to_back (f, &interrupt);
     }
     else
+    if (op && strcmp (op, "drain") == 0)
+        log_info ("front: the broker drains this worker: no new sessions come");
+    else
+    if (op && strcmp (op, "drained") == 0) {
+        log_info ("front: drained: nothing runs here any more%s", f->args->exit_when_drained
+                  ? "; leaving (--exit-when-drained)" : "");
+        if (f->args->exit_when_drained)
+            s_to_back (f, &(wire_msg_t) { .type = WIRE_STOP });
+    }
+    else
     if (op && strcmp (op, "announce") == 0)
         s_to_back (f, &(wire_msg_t) { .type = WIRE_STATE });   //  the back answers READY
     else

@@ -1,5 +1,6 @@
 /*  worker/options.c: the worker's command line (see options.h). */
 #include "worker/options.h"
+#include "common/proto.h"
 #include "common/util.h"
 #include <errno.h>
 #include <getopt.h>
@@ -26,6 +27,10 @@ s_usage (FILE *out)
         "  --name NAME           name announced to the broker (default worker-HOST-PID)\n"
         "  --slots N             live interpreters at most, 1..%d (default: the host's memory\n"
         "                        over --memory-mb, at least 1)\n"
+        "  --labels a,b          what this worker offers placement rules (\"placement\": {\"labels\":\n"
+        "                        [...]}), 1 to 16 of [A-Za-z0-9._-]{1,64}\n"
+        "  --offer-memory-mb N   memory the broker's placement counts on (default: the host's)\n"
+        "  --exit-when-drained   leave (status 0) once `replgate drain NAME` has emptied it\n"
         "  --idle-ttl S          an idle session unused for S seconds ends, freeing its slot\n"
         "                        (default 3600); least recently used ones go first when a new\n"
         "                        session needs a slot\n"
@@ -123,14 +128,59 @@ s_host_cpus (void)
     return cpus > 0 ? cpus : 1;
 }
 
+//  The comma-separated labels as a JSON array; NULL if one is not a label or there are more
+//  than PROTO_MAX_LABELS.
+static json_t *
+s_split_labels (const char *text)
+{
+    json_t *labels = json_array ();
+    bool ok = *text != 0;
+    for (const char *p = text; ok && *p; ) {
+        size_t n = strcspn (p, ",");
+        char label [80];
+        ok = n < sizeof label && json_array_size (labels) < PROTO_MAX_LABELS;
+        if (ok) {
+            memcpy (label, p, n);
+            label [n] = 0;
+            ok = proto_label_valid (label) && json_array_append_new (labels, json_string (label)) == 0;
+        }
+        p += n + (p [n] == ',');
+    }
+    if (!ok)
+        json_decref (labels);
+    return ok ? labels : NULL;
+}
+
+//  The host's memory in MiB (0 if unknown).
+static long long
+s_host_memory_mb (void)
+{
+    long pages = sysconf (_SC_PHYS_PAGES), size = sysconf (_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (long long) pages * size / (1 << 20) : 0;
+}
+
 //  As many sessions as the host's memory holds at memory_mb each, 1 to MAX_SLOTS.
 static size_t
 s_slots_for_memory (int64_t memory_mb)
 {
-    long pages = sysconf (_SC_PHYS_PAGES), size = sysconf (_SC_PAGESIZE);
-    long long mb = pages > 0 && size > 0 ? (long long) pages * size / (1 << 20) : 0;
-    long long slots = memory_mb > 0 ? mb / memory_mb : 1;
+    long long slots = memory_mb > 0 ? s_host_memory_mb () / memory_mb : 1;
     return (size_t) (slots < 1 ? 1 : slots > MAX_SLOTS ? MAX_SLOTS : slots);
+}
+
+//  "gpu,big-mem": 1 to PROTO_MAX_LABELS labels as the broker takes them.
+static bool
+s_labels_ok (const char *text)
+{
+    json_t *labels = s_split_labels (text);
+    bool ok = labels != NULL;
+    json_decref (labels);
+    return ok;
+}
+
+json_t *
+options_labels (const options_t *args)
+{
+    return args->labels ? s_split_labels (args->labels) : NULL;
 }
 
 int
@@ -145,11 +195,14 @@ options_parse (int argc, char *argv [], options_t *args)
         { "max-tmp-mb", 1, NULL, 'X' }, { "uid-base", 1, NULL, 'u' }, { "warm", 1, NULL, 'w' },
         { "prepare", 1, NULL, 'r' }, { "cpus", 1, NULL, 'C' }, { "max-cpus", 1, NULL, 'Q' },
         { "cgroup", 1, NULL, 'c' }, { "init", 1, NULL, 'i' }, { "no-sandbox", 0, NULL, 'N' },
-        { "secrets", 1, NULL, 'K' }, { "idle-ttl", 1, NULL, 'I' }, { NULL, 0, NULL, 0 } };
+        { "secrets", 1, NULL, 'K' }, { "idle-ttl", 1, NULL, 'I' }, { "labels", 1, NULL, 'L' },
+        { "offer-memory-mb", 1, NULL, 'O' }, { "exit-when-drained", 0, NULL, 'D' },
+        { NULL, 0, NULL, 0 } };
     *args = (options_t) { "tcp://127.0.0.1:7711", NULL, NULL, "", 4, 10000, 1 << 20,
                          { true, 200000, 4, 1, 2, 512, 128, 64, NULL, CGROUP_NONE, NULL, NULL,
                            1000 },
-                         4096, 1024, 1024, 1000 * s_host_cpus (), NULL, 3600 * 1000, false };
+                         4096, 1024, 1024, 1000 * s_host_cpus (), NULL, 3600 * 1000, false, NULL,
+                         0, false };
     bool slots_given = false;
     char host [64] = "localhost";
     gethostname (host, sizeof host - 1);
@@ -167,6 +220,9 @@ options_parse (int argc, char *argv [], options_t *args)
                       slots_given = true;
                       break;
             case 'I': args->idle_ttl_ms = 1000 * (n = s_number (optarg, 1, 365LL * 86400)); break;
+            case 'L': args->labels = optarg; n = s_labels_ok (optarg) ? 0 : -1; break;
+            case 'O': args->offer_memory_mb = n = s_number (optarg, 1, 1LL << 40); break;
+            case 'D': args->exit_when_drained = true; break;
             case 't': args->timeout_ms = n = s_number (optarg, 1, MAX_TIMEOUT_MS); break;
             case 'o': args->output_bytes = (size_t) (n = s_number (optarg, 1, MAX_OUTPUT)); break;
             case 'h': s_usage (stdout); return 1;
@@ -181,6 +237,8 @@ options_parse (int argc, char *argv [], options_t *args)
     }
     if (!slots_given)
         args->slots = s_slots_for_memory (args->spawn.memory_mb);
+    if (!args->offer_memory_mb)
+        args->offer_memory_mb = s_host_memory_mb ();
     args->spawn.slots = args->slots;
     if (n >= 0 && (args->spawn.memory_mb > args->max_memory_mb || args->spawn.pids > args->max_pids
                ||  args->spawn.tmp_mb > args->max_tmp_mb

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 
 #define OPTIONS_MAX_TIMEOUT_MS (24LL * 3600 * 1000)
 #define OPTIONS_MAX_OUTPUT (256LL << 20)
@@ -29,7 +30,13 @@ typedef struct {
     const char *secrets_path;   //  --secrets FILE, or NULL
     int64_t idle_ttl_ms;        //  an idle session unused this long leaves its slot
     bool uid_base_given;        //  --uid-base: else the worker claims a free range (uidlock.h)
+    const char *labels;         //  --labels a,b: what placement rules may ask for, or NULL
+    int64_t offer_memory_mb;    //  --offer-memory-mb: the memory it offers the broker's placement
+    bool exit_when_drained;     //  --exit-when-drained: leave once a drain emptied it
 } options_t;
+
+//  The --labels as a JSON array (the caller owns it), or NULL if none were given.
+json_t *options_labels (const options_t *args);
 
 //  0 to run, 1 after --help, -1 on a usage error (already reported).
 int options_parse (int argc, char *argv [], options_t *args);

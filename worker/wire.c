@@ -15,6 +15,7 @@ static bool
 s_type_known (unsigned type)
 {
     return type == WIRE_RUN || type == WIRE_CLOSE || type == WIRE_STATE || type == WIRE_INTERRUPT
+        || type == WIRE_STOP
         || type == WIRE_READY || type == WIRE_RESULT || type == WIRE_CLOSED || type == WIRE_OUTPUT;
 }
 

@@ -15,6 +15,7 @@
       CLOSE   front -> back   owner, session, lang, as in RUN
       INTERRUPT front -> back i64 id, then owner, session, lang: SIGINT into that run
       STATE   front -> back   empty: "send me a ready frame" (after announce or a reconnect)
+      STOP    front -> back   empty: the broker drained us and --exit-when-drained: stop cleanly
       READY, RESULT, CLOSED, OUTPUT   back -> front: the body is a finished JSON frame
                               (`ready`, `result` already masked, `session_closed`, `output`
                               already masked) to forward as it is
@@ -42,6 +43,7 @@ typedef enum {
     WIRE_CLOSE = 2,
     WIRE_STATE = 3,
     WIRE_INTERRUPT = 4,
+    WIRE_STOP = 5,
     WIRE_READY = 16,
     WIRE_RESULT = 17,
     WIRE_CLOSED = 18,
