@@ -10,7 +10,7 @@ Prints figures and ratios; asserts nothing (timings are not tests).
 
 The Python client's cost per warm snippet against the raw protocol (`pyclient`).
 Environment: BENCH_ONLY (comma-separated parts: warm, jupyter, cli, sessions, rss, sandbox,
-inflight, locked, pyclient, mcp; default all; warm, jupyter and cli share one interleaved run), BENCH_N (warm
+inflight, locked, pyclient, mcp, fleet; default all; warm, jupyter and cli share one interleaved run), BENCH_N (warm
 snippets, default 2000), BENCH_JUPYTER_N (default 1000), BENCH_CLI_N (default 100),
 BENCH_SESSIONS_N (default 20000), BENCH_SESSIONS_DEPTH (in flight, default 64),
 BENCH_SESSIONS_CONNS (default 4), BENCH_SANDBOX_N, BENCH_INFLIGHT_DEPTHS (default 64,10000),
@@ -152,6 +152,8 @@ def main():
         pyclient_bench()
     if wanted("mcp"):
         mcp_bench()
+    if wanted("fleet"):
+        fleet_bench()
 
 
 def warm_bench(figures, wanted):
@@ -256,6 +258,48 @@ def sessions_bench(figures):
             os.cpu_count() * r["elapsed"] / r["done"] * 1e6,
             ", ".join("%s %.0f us" % (k, v / r["done"] * 1e6) for k, v in
                       sorted(used.items(), key=lambda kv: -kv[1]))), flush=True)
+
+
+def fleet_bench():
+    """Throughput of 16 sessions on 1, 2 and 3 workers of 16 slots each on this host (each
+    worker its own uid range), and the placement latency of a new session: the round trip of
+    a first snippet in a fresh session, against a warm snippet's, in the same run."""
+    total = int(os.environ.get("BENCH_FLEET_N", "10000"))
+    rates = {}
+    for n in (1, 2, 3):
+        stack = Stack(workers=0, slots=16)
+        try:
+            for i in range(n):
+                stack.start_worker("w%d" % i, extra=["--uid-base", str(300000 + 1000 * i)])
+            stack.wait_workers(n)
+            r = inflight(stack, 64, total, sessions=16, limit_s=120.0, conns=4)
+            if n == 3:
+                c = stack.client()
+                c.run("1", session="warm")
+                warm, fresh = [], []
+                for i in range(200):
+                    t0 = time.perf_counter()
+                    c.run("1", session="warm")
+                    warm.append(time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    c.run("1", session="fresh-%d" % i)
+                    fresh.append(time.perf_counter() - t0)
+                    c.call("close", session="fresh-%d" % i, lang="python")
+                c.close()
+        finally:
+            stack.stop()
+        rates[n] = r.get("rate")
+        print("fleet: %d worker%s, 16 sessions: %s snippets/s" % (n, "" if n == 1 else "s",
+              "%.0f" % rates[n] if rates[n] else "n/a"), flush=True)
+    if rates[1] and rates[2] and rates[3]:
+        print("fleet: 2 workers %.2fx, 3 workers %.2fx the throughput of 1 (one host, 2 cores: the "
+              "broker and the workers share them)" % (rates[2] / rates[1], rates[3] / rates[1]), flush=True)
+    warm.sort()
+    fresh.sort()
+    print("fleet: a new session's first snippet p50 %.2f ms vs a warm snippet %.2f ms (%.1fx): "
+          "placement, a warm interpreter from the pool and its sandbox" % (
+              1000 * fresh[len(fresh) // 2], 1000 * warm[len(warm) // 2],
+              fresh[len(fresh) // 2] / warm[len(warm) // 2]), flush=True)
 
 
 def tree_cpu(stack):
