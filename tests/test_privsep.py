@@ -243,6 +243,8 @@ def workers_without_a_uid_base_take_ranges_of_their_own():
         wait_for(lambda: not held(bases[0]), 10, "the dead worker's range to be free")
         check(held(bases[1]), "the live worker's range stays held")
         c = s.client()
+        # once the broker found the killed one silent, the other serves alone
+        wait_for(lambda: c.call("ping")["stats"]["workers"] == 1, 10, "the killed worker to be lost")
         check(c.run("import os; os.getuid()", session="own")["outcome"] == "ok", "the other still serves")
         c.close()
     finally:
