@@ -64,11 +64,17 @@ char *mask_apply (mask_t *self, const char *text, size_t len, size_t *out_len, i
 //  is masked too (the longest start of any of its forms that the text ends with).
 char *mask_apply_cut (mask_t *self, const char *text, size_t len, size_t *out_len, int *count);
 
+//  Masks text[from..len) into a new buffer as mask_apply does, text[0..from) being context:
+//  what lookbehinds and validators see before it (output a stream already released), but
+//  not part of the output. NULL when out of memory.
+char *mask_apply_after (mask_t *self, const char *text, size_t len, size_t from, size_t *out_len);
+
 //  For output that more bytes will follow (a stream): the length of the start of text that
-//  can be masked and released now. What a detector could still match once more bytes come
-//  (a pattern's partial match at the end, the start of a secret's form the text ends with),
-//  and any complete hit that reaches into it, stays after the point. 0 .. len.
-size_t mask_release_point (mask_t *self, const char *text, size_t len);
+//  can be masked and released now, from..len (text[0..from) was released already and is
+//  context). What a detector could still match once more bytes come (a pattern's partial
+//  match at the end, the start of a secret's form the text ends with), and any complete hit
+//  that reaches into it, stays after the point.
+size_t mask_release_point (mask_t *self, const char *text, size_t len, size_t from);
 
 //  Compiles pattern exactly as mask_add_pattern would, to validate policy files. Returns 0, or
 //  -1 with pcre2's message in err and the failing offset (bytes into pattern) in *erroffset.

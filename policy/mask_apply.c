@@ -67,11 +67,11 @@ s_take_match (const detector_t *det, size_t d, const char *text, size_t len, int
 }
 
 static void
-s_scan_regex (mask_t *self, size_t d, const char *text, size_t len, spans_t *spans)
+s_scan_regex (mask_t *self, size_t d, const char *text, size_t len, size_t from, spans_t *spans)
 {
     const detector_t *det = &self->dets[d];
     bool per_line = false;
-    for (size_t offset = 0; offset <= len; ) {
+    for (size_t offset = from; offset <= len; ) {
         size_t subject = per_line ? s_line_end (text, len, offset) : len;
         int rc = pcre2_match (det->re, (PCRE2_SPTR) text, subject, offset, 0, det->md,
                               self->mctx);
@@ -93,11 +93,12 @@ s_scan_regex (mask_t *self, size_t d, const char *text, size_t len, spans_t *spa
 }
 
 static void
-s_scan_forms (const detector_t *det, size_t d, const char *text, size_t len, spans_t *spans)
+s_scan_forms (const detector_t *det, size_t d, const char *text, size_t len, size_t from,
+              spans_t *spans)
 {
     for (size_t f = 0; f < det->nforms; f++) {
         size_t n = strlen (det->forms[f]);
-        for (const char *at = text; at && (size_t) (at - text) + n <= len; ) {
+        for (const char *at = text + from; at && (size_t) (at - text) + n <= len; ) {
             at = memmem (at, len - (size_t) (at - text), det->forms[f], n);
             if (at) {
                 s_span_add (spans, (size_t) (at - text), (size_t) (at - text) + n, det->rank, d);
@@ -172,17 +173,32 @@ s_merge (spans_t *spans)
     return out + 1;
 }
 
-static char *
-s_render (const mask_t *self, const char *text, size_t len, const spans_t *spans, size_t n,
-          size_t *out_len)
+//  Drops what lies before `from` (context, not output): spans are cut there, empty ones go.
+static void
+s_clip (spans_t *spans, size_t from)
 {
-    size_t size = len + 1;
+    size_t kept = 0;
+    for (size_t i = 0; i < spans->size; i++) {
+        span_t s = spans->items[i];
+        s.start = s.start < from ? from : s.start;
+        if (s.end > s.start)
+            spans->items[kept++] = s;
+    }
+    spans->size = kept;
+}
+
+//  text[at..len) with the merged spans (all at or after `at`) masked.
+static char *
+s_render (const mask_t *self, const char *text, size_t len, size_t at, const spans_t *spans,
+          size_t n, size_t *out_len)
+{
+    size_t size = len - at + 1;
     for (size_t i = 0; i < n; i++)
         size += strlen ("[MASKED:]") + strlen (self->dets[spans->items[i].det].name);
     char *out = malloc (size);
     if (!out)
         return NULL;
-    size_t o = 0, from = 0;
+    size_t o = 0, from = at;
     for (size_t i = 0; i < n; i++) {
         const span_t *s = &spans->items[i];
         memcpy (out + o, text + from, s->start - from);
@@ -212,11 +228,10 @@ s_name_char (char c)
 
 //  The "[MASKED:name]" tokens of text, in order (name as mask_name_valid has it).
 static void
-s_find_tokens (const char *text, size_t len, spans_t *tokens)
+s_find_tokens (const char *text, size_t len, size_t from, spans_t *tokens)
 {
     static const char head[] = "[MASKED:";
     const size_t hl = sizeof head - 1;
-    size_t from = 0;
     while (from + hl < len) {
         const char *at = memmem (text + from, len - from, head, hl);
         if (!at)
@@ -264,46 +279,72 @@ s_spare_tokens (spans_t *spans, const spans_t *tokens)
 }
 
 //  Byte patterns may cut a UTF-8 character; widening the mask to whole characters keeps
-//  valid UTF-8 output valid (the broker stores outputs as JSON strings).
+//  valid UTF-8 output valid (the broker stores outputs as JSON strings). Only a well-formed
+//  character the mask cuts is taken in, never stray continuation bytes beside it: so what
+//  comes next (the rest of a stream) never changes how much of the text before is masked.
+static size_t
+s_char_start (const char *text, size_t len, size_t at)
+{
+    for (size_t k = 1; k <= 3 && k <= at; k++) {
+        unsigned char c = (unsigned char) text[at - k];
+        if ((c & 0xC0) == 0x80)
+            continue;
+        size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        if (need <= k || at - k + need > len)
+            return at;                  //  no character spans `at`, or it is cut short
+        for (size_t i = 1; i < need; i++)
+            if (((unsigned char) text[at - k + i] & 0xC0) != 0x80)
+                return at;
+        return at - k;
+    }
+    return at;
+}
+
 static void
 s_widen_utf8 (const char *text, size_t len, spans_t *spans)
 {
     for (size_t i = 0; i < spans->size; i++) {
         span_t *s = &spans->items[i];
-        for (int k = 0; k < 3 && s->start > 0 && ((unsigned char) text[s->start] & 0xC0) == 0x80; k++)
-            s->start--;
-        for (int k = 0; k < 3 && s->end < len && ((unsigned char) text[s->end] & 0xC0) == 0x80; k++)
-            s->end++;
+        if (s->start < len)
+            s->start = s_char_start (text, len, s->start);
+        size_t lead = s->end < len ? s_char_start (text, len, s->end) : s->end;
+        if (lead < s->end) {            //  the end cuts a character: take all of it
+            unsigned char c = (unsigned char) text[lead];
+            s->end = lead + (c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2);
+        }
     }
 }
 
+//  Masks text[from..len); text[0..from) is context that lookbehinds and validators see.
 static char *
-s_apply (mask_t *self, const char *text, size_t len, bool cut, size_t *out_len, int *count)
+s_apply (mask_t *self, const char *text, size_t len, size_t from, bool cut, size_t *out_len,
+         int *count)
 {
-    if (!self || (!text && len))
+    if (!self || (!text && len) || from > len)
         return NULL;
     if (!text)
         text = "";
     spans_t spans = { NULL, 0, 0, false };
     for (size_t d = 0; d < self->ndets; d++) {
         if (self->dets[d].re)
-            s_scan_regex (self, d, text, len, &spans);
+            s_scan_regex (self, d, text, len, from, &spans);
         else
-            s_scan_forms (&self->dets[d], d, text, len, &spans);
+            s_scan_forms (&self->dets[d], d, text, len, from, &spans);
         if (!self->dets[d].re && cut)
             s_scan_cut (&self->dets[d], d, text, len, &spans);
     }
     spans_t tokens = { NULL, 0, 0, false };
     if (spans.size && !spans.failed)
-        s_find_tokens (text, len, &tokens);
+        s_find_tokens (text, len, from, &tokens);
     if (tokens.size || tokens.failed)
         s_spare_tokens (&spans, &tokens);
     free (tokens.items);
     char *out = NULL;
     if (!spans.failed) {
         s_widen_utf8 (text, len, &spans);
+        s_clip (&spans, from);
         size_t n = s_merge (&spans);
-        out = s_render (self, text, len, &spans, n, out_len);
+        out = s_render (self, text, len, from, &spans, n, out_len);
         if (out && count)
             *count = (int) n;
     }
@@ -314,13 +355,19 @@ s_apply (mask_t *self, const char *text, size_t len, bool cut, size_t *out_len, 
 char *
 mask_apply (mask_t *self, const char *text, size_t len, size_t *out_len, int *count)
 {
-    return s_apply (self, text, len, false, out_len, count);
+    return s_apply (self, text, len, 0, false, out_len, count);
+}
+
+char *
+mask_apply_after (mask_t *self, const char *text, size_t len, size_t from, size_t *out_len)
+{
+    return s_apply (self, text, len, from, false, out_len, NULL);
 }
 
 char *
 mask_apply_cut (mask_t *self, const char *text, size_t len, size_t *out_len, int *count)
 {
-    return s_apply (self, text, len, true, out_len, count);
+    return s_apply (self, text, len, 0, true, out_len, count);
 }
 
 //  --------------------------------------------------------------------------
@@ -330,10 +377,11 @@ mask_apply_cut (mask_t *self, const char *text, size_t len, size_t *out_len, int
 //  lengthen (PCRE2's hard partial matching), or len. Complete hits go to spans. A pattern
 //  over its match limits holds back from where it failed: fail closed.
 static size_t
-s_partial_start (mask_t *self, size_t d, const char *text, size_t len, spans_t *spans)
+s_partial_start (mask_t *self, size_t d, const char *text, size_t len, size_t from,
+                 spans_t *spans)
 {
     const detector_t *det = &self->dets[d];
-    for (size_t offset = 0; offset <= len; ) {
+    for (size_t offset = from; offset <= len; ) {
         int rc = pcre2_match (det->re, (PCRE2_SPTR) text, len, offset, PCRE2_PARTIAL_HARD,
                               det->md, self->mctx);
         if (rc == PCRE2_ERROR_NOMATCH)
@@ -348,18 +396,18 @@ s_partial_start (mask_t *self, size_t d, const char *text, size_t len, spans_t *
 }
 
 size_t
-mask_release_point (mask_t *self, const char *text, size_t len)
+mask_release_point (mask_t *self, const char *text, size_t len, size_t from)
 {
-    if (!self || !text)
-        return 0;
+    if (!self || !text || from > len)
+        return from;
     size_t point = len;
     spans_t spans = { NULL, 0, 0, false };
     for (size_t d = 0; d < self->ndets; d++) {
-        size_t start = self->dets[d].re ? s_partial_start (self, d, text, len, &spans)
+        size_t start = self->dets[d].re ? s_partial_start (self, d, text, len, from, &spans)
                                         : len - s_cut_length (&self->dets[d], text, len);
         point = start < point ? start : point;
         if (!self->dets[d].re)
-            s_scan_forms (&self->dets[d], d, text, len, &spans);
+            s_scan_forms (&self->dets[d], d, text, len, from, &spans);
     }
     //  A complete hit across the point would be cut in two: the point moves to its start,
     //  until no hit crosses it.
@@ -372,12 +420,12 @@ mask_release_point (mask_t *self, const char *text, size_t len)
             }
     }
     if (spans.failed)
-        point = 0;
+        point = from;
     free (spans.items);
     //  Never inside a UTF-8 character: both halves stay valid text. At the end, a lead byte
     //  whose character is not complete yet waits for the rest.
     if (point == len)
-        for (size_t k = 1; k <= 3 && k <= len; k++) {
+        for (size_t k = 1; k <= 3 && k <= len - from; k++) {
             unsigned char c = (unsigned char) text[len - k];
             size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
             if (c < 0x80 || c >= 0xC0) {
@@ -385,7 +433,7 @@ mask_release_point (mask_t *self, const char *text, size_t len)
                 break;
             }
         }
-    for (int k = 0; k < 3 && point > 0 && point < len && ((unsigned char) text[point] & 0xC0) == 0x80; k++)
+    for (int k = 0; k < 3 && point > from && point < len && ((unsigned char) text[point] & 0xC0) == 0x80; k++)
         point--;
-    return point;
+    return point < from ? from : point;
 }
