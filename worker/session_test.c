@@ -205,7 +205,7 @@ s_test_timeouts (session_t *py, session_t *sh)
         int64_t took = clock_mono_ms () - start;
         CHECK (s_is (r, "outcome", "timeout"));
         CHECK (s_true (r, "session_reset"));
-        CHECK (took >= 1000 && took < 2000);
+        CHECK (took >= 1000 && took < 5000);      //  ended by the deadline, not by the 100 s
         CHECK (json_real_value (json_object_get (r, "wall_ms")) >= 1000);
     }
     RUN (py, "'x' in dir()");
