@@ -98,9 +98,9 @@ $(BIN)/replgate-approver: $(call obj,approver/main.c $(APPROVER) client/conn.c $
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,libczmq libzmq jansson sqlite3 libsodium libcurl libmicrohttpd)
 # The sandbox's PID 1: static, never sanitized, nothing of the worker inside the jail.
-$(BIN)/replgate-init: worker/init.c
+$(BIN)/replgate-init: worker/init.c worker/shellhost.c worker/shellhost.h
 	@mkdir -p $(BIN)
-	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -static $< -o $@
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -I. -static $(filter %.c,$^) -o $@
 $(BIN)/replgate-selftest: $(call obj,tests/selftest.c $(BROKER) $(WORKER) $(CLIENT) $(APPROVER) $(COMMON))
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,$(PKGS)) $(POLICY_LIBS)

@@ -5,19 +5,20 @@ CLI's `replgate submit`. Then throughput with 16 sessions on 32 slots (`sessions
 with 10,000 requests pending (`rss`), and issue 12's goals as ratios of those figures. Then session
 starts and the sandbox's cost (`sandbox`), pipelined throughput from one connection at two depths
 (`inflight`), ping latency while another process holds the database's write lock (`locked`), and
-the warm snippet through `replgate mcp` against the raw protocol (`mcp`).
+the warm snippet through `replgate mcp` against the raw protocol (`mcp`), and the warm shell
+snippet, whose bash is new each time, against `bash -c` and against the Python one (`shell`).
 Prints figures and ratios; asserts nothing (timings are not tests).
 
 The Python client's cost per warm snippet against the raw protocol (`pyclient`).
 Environment: BENCH_ONLY (comma-separated parts: warm, jupyter, cli, sessions, rss, sandbox,
-inflight, locked, pyclient, mcp, fleet; default all; warm, jupyter and cli share one interleaved run), BENCH_N (warm
+inflight, locked, pyclient, mcp, fleet, shell; default all; warm, jupyter and cli share one interleaved run), BENCH_N (warm
 snippets, default 2000), BENCH_JUPYTER_N (default 1000), BENCH_CLI_N (default 100),
 BENCH_SESSIONS_N (default 20000), BENCH_SESSIONS_DEPTH (in flight, default 64),
 BENCH_SESSIONS_CONNS (default 4), BENCH_SANDBOX_N, BENCH_INFLIGHT_DEPTHS (default 64,10000),
 BENCH_INFLIGHT_N (requests per depth, one value or one per depth; default 10000,20000),
 BENCH_INFLIGHT_SESSIONS (default 8), BENCH_INFLIGHT_LIMIT_S (time cap per depth, default 180),
 BENCH_PYCLIENT_N (warm snippets each way, default 2000), BENCH_MCP_N (warm snippets each way,
-default 1000)."""
+default 1000), BENCH_SHELL_N (warm shell snippets per round kind, default 1000)."""
 import collections, json, os, sqlite3, statistics, subprocess, sys, threading, time
 import zmq
 sys.path.insert(0, os.path.dirname(__file__))
@@ -154,6 +155,8 @@ def main():
         mcp_bench()
     if wanted("fleet"):
         fleet_bench()
+    if wanted("shell"):
+        shell_bench()
 
 
 def warm_bench(figures, wanted):
@@ -752,6 +755,43 @@ def pyclient_bench(n=int(os.environ.get("BENCH_PYCLIENT_N", "2000")), rounds=10)
           "p50 %.3f ms  p99 %.3f ms  (%d each)" % (b, pct(py, 99), a, pct(raw, 99), len(py)))
     print("pyclient / raw at p50: %.2fx (+%.0f us); client CPU per snippet: pyclient %.0f us, raw %.0f us"
           % (b / a, (b - a) * 1000, cpu["pyclient"] / len(py) * 1e6, cpu["raw"] / len(raw) * 1e6), flush=True)
+
+
+def shell_bench(n=int(os.environ.get("BENCH_SHELL_N", "1000")), rounds=10):
+    """Each shell snippet runs in a bash of its own (worker/shellhost.c), started while the
+    session is idle and loaded with its state. Interleaved in rounds on one stack: back to
+    back (the next bash may still be starting), with a 20 ms pause before each (it is ready),
+    with 1 MB of variables carried along, the Python warm snippet, and a fresh `bash -c`."""
+    stack = Stack()
+    kinds = ("shell", "paused", "1mb", "python", "bash_c")
+    t = {k: [] for k in kinds}
+    step = "x=$((x+1))"
+    try:
+        c = stack.client()
+        for session, code in (("sh", "x=0"), ("pause", "x=0"), ("big", "x=0; big=$(head -c 1000000 /dev/zero | tr '\\0' a)")):
+            assert c.run(code, lang="shell", session=session)["outcome"] == "ok"
+        c.run(SNIPPET, session="py")
+        sub = lambda lang, code, session: c.call("submit", lang=lang, code=code, session=session, wait_ms=10000)
+        for _ in range(rounds):
+            part = n // rounds
+            t["shell"] += [_timed(lambda: sub("shell", step, "sh")) for _ in range(part)]
+            for _ in range(part):
+                time.sleep(0.02)
+                t["paused"].append(_timed(lambda: sub("shell", step, "pause")))
+            t["1mb"] += [_timed(lambda: sub("shell", step, "big")) for _ in range(part // 10)]
+            t["python"] += [_timed(lambda: sub("python", SNIPPET, "py")) for _ in range(part)]
+            t["bash_c"] += [_timed(lambda: subprocess.run(["/usr/bin/bash", "-c", "x=0; " + step], check=True))
+                            for _ in range(part // 10)]
+        c.close()
+    finally:
+        stack.stop()
+    p50 = {k: statistics.median(v) for k, v in t.items()}
+    print("shell warm snippet `%s` (a bash per snippet): back to back p50 %.2f ms p99 %.2f; "
+          "after a 20 ms pause p50 %.2f ms; carrying 1 MB of variables p50 %.2f ms"
+          % (step, p50["shell"], pct(t["shell"], 99), p50["paused"], p50["1mb"]))
+    print("against: python warm snippet p50 %.2f ms (shell/python %.2fx); `bash -c` whole process "
+          "p50 %.2f ms (shell/bash -c %.2fx)" % (p50["python"], p50["shell"] / p50["python"],
+          p50["bash_c"], p50["shell"] / p50["bash_c"]), flush=True)
 
 
 def _timed(fn):

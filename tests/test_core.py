@@ -84,6 +84,43 @@ def shell_exit_resets_session():
 
 
 @test
+def shell_state_outlives_each_snippets_own_bash():
+    """Each shell snippet runs in a bash of its own: what a session keeps is carried from one
+    to the next (variables of every kind, exports and unsets, functions, aliases, options,
+    the working directory, umask), and a snippet that ends the shell still ends the session."""
+    c = shared().client()
+    r = c.run("declare -A h=([k]=v); a=(1 'two words'); export E=exp; unset HOME; readonly R=1\n"
+              "set -o pipefail; shopt -s expand_aliases; alias hi='echo alias-hi'; umask 027\n"
+              "cd /tmp; f() { echo \"f:$1\"; }; n=$'line1\\nline2'; declare -i i=6", lang="shell",
+              session="sh-state")
+    check(r["outcome"] == "ok", r)
+    r = c.run("echo \"${h[k]} ${a[1]} $E ${HOME-unset} $R $(umask) $PWD\"; f x; hi\n"
+              "sh -c 'echo $E'; printf '%s\\n' \"$n\" | wc -l; false | true; echo $?; i+=1; echo $i",
+              lang="shell", session="sh-state")
+    check(r["stdout"] == "v two words exp unset 1 0027 /tmp\nf:x\nalias-hi\nexp\n2\n1\n7\n", r)
+    check(r["exit_code"] == 0 and not r["session_reset"], r)
+    r = c.run("set -e", lang="shell", session="sh-state")
+    check(r["outcome"] == "ok", r)
+    r = c.run("false; echo not-reached", lang="shell", session="sh-state")
+    check(r["exit_code"] == 1 and r["stdout"] == "" and r["session_reset"], r)
+    r = c.run("echo \"${R-gone}\"", lang="shell", session="sh-state")
+    check(r["stdout"] == "gone\n", r)
+    c.close()
+
+
+@test
+def a_shell_whose_state_cannot_be_saved_ends_with_a_reason():
+    c = shared().client()
+    r = c.run("x=1; head -c 2G /dev/zero > /tmp/fill 2>/dev/null; y=$(printf '%*s' 100000 '')",
+              lang="shell", session="sh-full", timeout=60)
+    check(r["exit_code"] == 125 and r["session_reset"], r)
+    check("state could not be saved" in r["stderr"], r)
+    r = c.run("echo \"${x-fresh}\"; df -k /tmp | tail -1", lang="shell", session="sh-full")
+    check(r["stdout"].startswith("fresh\n") and r["exit_code"] == 0, r)
+    c.close()
+
+
+@test
 def shell_status_cannot_be_forged():
     c = shared().client()
     r = c.run("echo 'deadbeef 0' >&4; printf 'marker 0\\n'; false", lang="shell", session="sh-forge")

@@ -11,7 +11,8 @@ from harness import Stack, check, run_all, test, read_cert, free_port_pair, SLOW
 
 UID_BASE = "251000"
 CG = "/sys/fs/cgroup"
-LOOPS = "for i in 1 2 3; do ( while :; do :; done ) & done; echo started"
+# Each snippet is a bash of its own: later snippets find the loops by the pids kept in `loops`.
+LOOPS = "loops=(); for i in 1 2 3; do ( while :; do :; done ) & loops+=($!); done; echo started"
 POLICY = {"version": 1, "rules": [
     {"name": "two", "match": {"session": "^two-"}, "action": "allow", "limits": {"cpus": 2}},
     {"name": "many", "match": {"session": "^many-"}, "action": "allow", "limits": {"cpus": 3}},
@@ -100,8 +101,8 @@ def start_loops(session):
 def stop_loops(session):
     c = shared().client()
     try:
-        r = c.run("kill $(jobs -p); wait; echo stopped", lang="shell", session=session)
-        check(r["outcome"] == "ok", r)
+        r = c.run('kill "${loops[@]}" && echo stopped', lang="shell", session=session)
+        check(r["outcome"] == "ok" and r["stdout"] == "stopped\n", r)
     finally:
         c.close()
 

@@ -155,6 +155,82 @@ def a_fake_reply_then_death_is_recorded_as_the_death():
         c.close()
 
 
+# A shell snippet's own descriptors above 2: a status line to each it can write, and a fence
+# nonce read from each it can read echoed to the writers.
+OWN = r"""w=()
+for f in /proc/$$/fd/*; do n=${f##*/}; (( n > 2 )) && { printf 'S 0\n' >&$n; } 2>/dev/null && w+=($n); done
+for f in /proc/$$/fd/*; do
+    n=${f##*/}; (( n > 2 )) || continue
+    IFS= read -r -t 2 -d '' nonce <&$n 2>/dev/null && for x in "${w[@]}"; do printf 'F %s\n' "$nonce" >&$x; done
+done
+echo "own: ${w[*]:-none}"
+"""
+# Then, from a child: looks through every descriptor of every process it can see for a
+# pipe other than its own output, writes a status line to each it can open for writing, takes a
+# fence nonce from each it can read and echoes it, and tries to write the memory of the shell's
+# parent and of the init. Prints what it reached.
+REACH = r"""
+import os, select, stat
+mine = {os.fstat(f).st_ino for f in (0, 1, 2)}
+reached, writers, readers = [], [], []
+for pid in [p for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()]:
+    try:
+        fds = os.listdir('/proc/%s/fd' % pid)
+    except OSError:
+        continue
+    for fd in fds:
+        path = '/proc/%s/fd/%s' % (pid, fd)
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if not stat.S_ISFIFO(st.st_mode) or st.st_ino in mine:
+            continue
+        for flags, into in ((os.O_WRONLY, writers), (os.O_RDONLY, readers)):
+            try:
+                into.append(os.open(path, flags | os.O_NONBLOCK))
+                reached.append(path)
+            except OSError:
+                pass
+for w in writers:
+    try: os.write(w, b'S 0\n')
+    except OSError: pass
+for r in readers:
+    if select.select([r], [], [], 1.0)[0]:
+        try: nonce = os.read(r, 64).split(b'\0')[0]
+        except OSError: continue
+        for w in writers:
+            try: os.write(w, b'F ' + nonce + b'\n')
+            except OSError: pass
+shell = os.getppid()
+host = open('/proc/%d/stat' % shell).read().rsplit(')', 1)[1].split()[1]
+for target in ('/proc/1/mem', '/proc/%s/mem' % host):
+    try:
+        os.close(os.open(target, os.O_RDWR))
+        reached.append(target)
+    except OSError:
+        pass
+print('reached:', ' '.join(sorted(set(reached))) or 'nothing')
+"""
+
+
+@test
+def a_shell_snippet_reaches_no_protocol_descriptor():
+    """Each snippet is a bash of its own: the worker's pipes stay with the shell host, which
+    no process of the session may open, read or write (it is not dumpable)."""
+    s = shared()
+    c = s.client()
+    try:
+        r = c.run(OWN + "python3 - <<'EOF'\n%s\nEOF\nls /proc/self/fd | tr '\\n' ' '; false" % REACH,
+                  lang="shell", session="reach", timeout=30)
+        check(r["exit_code"] == 1 and r["outcome"] == "error", r)
+        check(r["stdout"].startswith("own: none\nreached: nothing\n0 1 2 3 "), r)
+        r = c.run("echo still-here", lang="shell", session="reach", timeout=15)
+        check(r["stdout"] == "still-here\n" and not r["session_reset"], r)
+    finally:
+        c.close()
+
+
 @test
 def death_between_snippets_is_an_event_and_resets():
     s = shared()

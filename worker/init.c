@@ -12,14 +12,20 @@
     the namespace and from outside (except SIGKILL): the worker's SIGINT at a timeout reaches
     the interpreter (same process group) and not us; the worker's SIGKILL ends the session.
 
-    usage: replgate-init STATUS_FD PROGRAM [ARG...] */
+    It is not dumpable, so that no process of the session (the same uid) can write its memory
+    through /proc/1/mem and change the status it reports.
+
+    usage: replgate-init STATUS_FD PROGRAM [ARG...]
+           replgate-init --shell BASH [ARG...]     the shell session's driver (shellhost.c) */
 #define _GNU_SOURCE
+#include "worker/shellhost.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,10 +57,16 @@ s_wait_for (pid_t child)
 int
 main (int argc, char *argv [])
 {
+    if (argc >= 3 && strcmp (argv [1], "--shell") == 0)
+        return shellhost_main (argc - 2, argv + 2);
     if (argc < 3 || getpid () != 1) {
         fprintf (stderr, "usage: replgate-init STATUS_FD PROGRAM [ARG...] (as PID 1 of a "
                          "pid namespace, started by replgate-worker)\n");
         return 2;
+    }
+    if (prctl (PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+        s_say ("prctl", errno);
+        return 125;
     }
     int status_fd = atoi (argv [1]);
     //  Ours alone: the interpreter must see descriptors 0-4 only.

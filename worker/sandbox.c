@@ -44,7 +44,6 @@
 #define MAX_OPS 96
 #define ROOT_OPTS "size=1m,nr_inodes=1024,mode=0755"
 #define DEV_OPTS "size=64k,nr_inodes=64,mode=0755"
-#define INIT_PATH "/.init"      //  replgate-init inside
 
 typedef enum {
     OP_TMPFS,                   //  tmpfs at path with data as options
@@ -179,8 +178,8 @@ s_plan (sandbox_t *self)
     //  still the worker's (the path may cross directories only root can search). The
     //  worker's own descriptor is of the worker's mount namespace: binding it is refused,
     //  and exec'ing it after the old root is gone too (EACCES).
-    rc |= s_add (self, OP_FILE, INIT_PATH, NULL, "", 0755);
-    rc |= s_add (self, OP_BIND_INIT, INIT_PATH, NULL, NULL, 0);
+    rc |= s_add (self, OP_FILE, SANDBOX_INIT_PATH, NULL, "", 0755);
+    rc |= s_add (self, OP_BIND_INIT, SANDBOX_INIT_PATH, NULL, NULL, 0);
     self->split = self->count;
     //  The scratch tmpfs (options per spawn) is mounted at /.scratch, split into /tmp and
     //  the work directory by binds, and its own mount point removed.
@@ -558,6 +557,6 @@ sandbox_enter (const sandbox_t *self, const sandbox_child_t *child)
     //  Last before exec, so nothing of the setup above runs under it.
     if (child->filter && scfilter_install (child->filter) < 0)
         s_fail (child, ST_SECCOMP, -1);
-    execve (INIT_PATH, claim.argv, child->envp);
+    execve (SANDBOX_INIT_PATH, claim.argv, child->envp);
     s_fail (child, ST_EXEC, -1);
 }

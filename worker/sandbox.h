@@ -12,6 +12,7 @@
 
 #define SANDBOX_UID 1000        //  the sessions' uid and gid inside
 #define SANDBOX_WORKDIR "/work" //  per-session writable directory: cwd and HOME
+#define SANDBOX_INIT_PATH "/.init"  //  replgate-init inside
 #define SANDBOX_STATUS_FD 5     //  where replgate-init reports the interpreter's status
 #define SANDBOX_NOFILE 256      //  descriptors per process (backstop)
 

@@ -107,20 +107,22 @@ s_close_pipes (session_t *self)
 }
 
 static const char *s_py_argv [] = { "python3", "-I", "-u", "-c", pydriver_source, NULL };
+//  Each snippet in a bash of its own, under the shell host (worker/shellhost.c).
 static const char *s_sh_argv [] = { "bash", "--norc", "--noprofile", "-c", shdriver_source,
                                     "replgate-shell", NULL };
 
 bool
 session_refill (void)
 {
-    spawn_spec_t py = { "python", s_py_argv, 0 }, sh = { "shell", s_sh_argv, 0 };
+    spawn_spec_t py = { "python", s_py_argv, 0, false }, sh = { "shell", s_sh_argv, 0, true };
     return spawn_refill (&py) || spawn_refill (&sh) || spawn_prepare ();
 }
 
 static int
 s_spawn (session_t *self)
 {
-    spawn_spec_t spec = { self->lang, self->python ? s_py_argv : s_sh_argv, self->limits.tmp_mb };
+    spawn_spec_t spec = { self->lang, self->python ? s_py_argv : s_sh_argv, self->limits.tmp_mb,
+                          !self->python };
     pid_t pid = spawn_interpreter (&spec, &self->fds, &self->box);
     if (pid < 0)
         return -1;

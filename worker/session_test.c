@@ -164,8 +164,9 @@ s_test_shell (session_t *sh)
     CHECK (s_int (r, "exit_code") == 1);
     RUN (sh, "cat; (exit 7)");                      //  stdin is /dev/null: cat ends at once
     CHECK (s_int (r, "exit_code") == 7);
-    RUN (sh, "break; continue; return 5");          //  cannot reach the driver's loop
+    RUN (sh, "break; continue; return 5; echo not-reached");    //  ends the snippet only
     CHECK (s_int (r, "exit_code") == 5);
+    CHECK (s_is (r, "stdout", ""));
     //  Forgery: fd 4 is closed for the snippet and stdout is not the status channel.
     RUN (sh, "echo 'anything 0' >&4; printf '%032d 0\\n' 0; for i in 1 2 3; do echo \"$i 0\"; done;"
              " read() { :; }; printf() { :; }; false");
@@ -275,7 +276,8 @@ s_test_utf8_repair (void)
 static void
 s_test_idle_exit (session_t *sh)
 {
-    json_t *r = s_run (sh, "(sleep 0.2; kill -9 $$) >/dev/null 2>&1 &");
+    //  $$ is the snippet's own bash; its parent, the shell host, is the session.
+    json_t *r = s_run (sh, "(sleep 0.2; kill -9 $PPID) >/dev/null 2>&1 &");
     CHECK (s_is (r, "outcome", "ok"));
     json_decref (r);
     session_event_t event = SESSION_NOTHING;
@@ -297,7 +299,7 @@ s_test_idle_exit (session_t *sh)
     CHECK (s_is (r, "stdout", "again\n"));
     CHECK (!s_true (r, "session_reset"));           //  the exit was reported on its own
     //  Died and not yet noticed: the next snippet still runs, in a new shell, and says so.
-    json_decref (s_run (sh, "V=1; (sleep 0.1; kill -9 $$) >/dev/null 2>&1 &"));
+    json_decref (s_run (sh, "V=1; (sleep 0.1; kill -9 $PPID) >/dev/null 2>&1 &"));
     usleep (300 * 1000);
     RUN (sh, "echo \"again${V:-}\"");
     CHECK (s_is (r, "stdout", "again\n"));
@@ -328,7 +330,8 @@ s_test_big_and_late (session_t *py, session_t *sh)
     r = s_run (sh, code);
     CHECK (s_is (r, "stdout", "3145728\n"));
     free (code);
-    RUN (sh, "(sleep 0.2; echo late; echo late >&2) &");
+    //  Unset: the session carries its variables from one snippet's bash to the next.
+    RUN (sh, "unset X; (sleep 0.2; echo late; echo late >&2) &");
     CHECK (s_is (r, "stdout", ""));
     usleep (400 * 1000);
     CHECK (session_step (sh) == SESSION_NOTHING);   //  reads and drops the late lines

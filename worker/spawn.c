@@ -85,6 +85,7 @@ static struct {
     char name [64];
     spawn_box_t *boxes;
     size_t box_count;
+    char init [PATH_MAX];       //  replgate-init on the host
     s_spare_t *spares;
     size_t spare_count;
     s_prepared_t *prepared;
@@ -582,20 +583,26 @@ s_start (const spawn_spec_t *spec, spawn_fds_t *fds, spawn_box_t **box_p)
         log_error ("spawn: %s not found on %s", spec->argv [0], SPAWN_PATH);
         return -1;
     }
-    //  replgate-init STATUS_FD PROGRAM ARGS...
-    char *argv [MAX_ARGS + 3];
+    //  [replgate-init STATUS_FD] [INIT --shell] PROGRAM ARGS...
+    char *argv [MAX_ARGS + 5];
     size_t argc = 0;
     if (s_self.sandbox) {
         argv [argc++] = "replgate-init";
         argv [argc++] = "5";
     }
+    char *exe = path;
+    if (spec->hosted) {
+        exe = s_self.sandbox ? SANDBOX_INIT_PATH : s_self.init;
+        argv [argc++] = exe;
+        argv [argc++] = "--shell";
+    }
     argv [argc++] = path;
-    for (size_t i = 1; spec->argv [i] && argc < MAX_ARGS + 2; i++)
+    for (size_t i = 1; spec->argv [i] && argc < MAX_ARGS + 4; i++)
         argv [argc++] = (char *) spec->argv [i];
     argv [argc] = NULL;
     *box_p = NULL;
     if (!s_self.sandbox)
-        return s_start_plain (path, argv, fds);
+        return s_start_plain (exe, argv, fds);
     return s_start_boxed (argv, spec->tmp_mb > 0 ? spec->tmp_mb : s_self.config.tmp_mb, fds, box_p);
 }
 
@@ -859,7 +866,7 @@ static int
 s_probe (char *why, size_t size)
 {
     const char *argv [] = { "true", NULL };
-    spawn_spec_t spec = { NULL, argv, 0 };
+    spawn_spec_t spec = { NULL, argv, 0, false };
     spawn_fds_t fds;
     spawn_box_t *box = NULL;
     pid_t pid = s_start (&spec, &fds, &box);
@@ -884,7 +891,7 @@ static int
 s_setup_sandbox (void)
 {
     const spawn_config_t *c = &s_self.config;
-    char why [512] = "", init [PATH_MAX];
+    char why [512] = "";
     if (geteuid () != 0)
         return s_refuse ("root", "the worker must run as root to give each slot its own host uid");
     FILE *f = fopen ("/proc/sys/user/max_user_namespaces", "r");
@@ -900,9 +907,7 @@ s_setup_sandbox (void)
     if (!s_uids_ok (c->uid_base, last))
         return s_refuse ("uid range", "--uid-base must leave root (0), nobody (65534) and "
                          "the top of the range out of the slots' and the front's uids");
-    if (!c->init_path)
-        s_default_init (init, sizeof init);
-    if (!(s_self.sandbox = sandbox_new (c->init_path ? c->init_path : init, why, sizeof why)))
+    if (!(s_self.sandbox = sandbox_new (s_self.init, why, sizeof why)))
         return s_refuse ("session init", why);
     if (!(s_self.filter = scfilter_new ()))
         return s_refuse ("seccomp", "libseccomp could not build the filter (see above)");
@@ -922,6 +927,10 @@ spawn_setup (const spawn_config_t *config)
 {
     spawn_shutdown ();
     s_self.config = *config;
+    if (config->init_path)
+        snprintf (s_self.init, sizeof s_self.init, "%s", config->init_path);
+    else
+        s_default_init (s_self.init, sizeof s_self.init);
     s_self.spare_count = 2 * config->warm;
     s_self.prepared_count = config->sandbox ? config->prepare : 0;
     if ((s_self.spare_count && !(s_self.spares = calloc (s_self.spare_count, sizeof *s_self.spares)))

@@ -18,6 +18,7 @@ typedef struct {
     const char *lang;           //  warm-pool key ("python", "shell"); NULL: never pooled
     const char *const *argv;    //  NULL-terminated
     int64_t tmp_mb;             //  size of the session's /tmp + work directory; 0: default
+    bool hosted;                //  run argv under `replgate-init --shell` (worker/shellhost.c)
 } spawn_spec_t;
 
 //  The worker's ends of the child's pipes, all O_CLOEXEC and non-blocking. The interpreter

@@ -25,7 +25,7 @@ static int
 s_run_inside (const char *script)
 {
     const char *argv [] = { "bash", "--norc", "--noprofile", "-c", script, NULL };
-    spawn_spec_t spec = { NULL, argv, 0 };
+    spawn_spec_t spec = { NULL, argv, 0, false };
     spawn_fds_t fds;
     spawn_box_t *box = NULL;
     pid_t pid = spawn_interpreter (&spec, &fds, &box);
@@ -80,7 +80,7 @@ spawn_test (void)
     CHECK (spawn_prepare ());
     //  The warm pool hands over a started interpreter, then refills.
     const char *argv [] = { "bash", "--norc", "--noprofile", NULL };
-    spawn_spec_t spec = { "shell", argv, 0 };
+    spawn_spec_t spec = { "shell", argv, 0, false };
     CHECK (spawn_refill (&spec));
     CHECK (!spawn_refill (&spec));
     spawn_fds_t fds;
