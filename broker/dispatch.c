@@ -306,14 +306,15 @@ typedef struct {
     json_t *list;
 } s_listing_t;
 
-//  {lang, session, principal} of a session key "lang\x1fsession\x1fowner" (runq_key), or
-//  NULL if the key is not one.
+//  {lang, session, principal} of a session key, or NULL if the key is not one.
 static json_t *
 s_key_fields (const char *key)
 {
-    const char *sep1 = strchr (key, 0x1f), *sep2 = sep1 ? strchr (sep1 + 1, 0x1f) : NULL;
-    return sep2 ? json_pack ("{s:s%, s:s%, s:s}", "lang", key, (size_t) (sep1 - key), "session",
-                             sep1 + 1, (size_t) (sep2 - sep1 - 1), "principal", sep2 + 1) : NULL;
+    runq_key_parts_t p;
+    return runq_key_split (key, &p) == 0
+         ? json_pack ("{s:s%, s:s%, s:s%}", "lang", p.part [0], p.len [0], "session", p.part [1],
+                      p.len [1], "principal", p.part [2], p.len [2])
+         : NULL;
 }
 
 //  One entry of `sessions`.

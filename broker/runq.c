@@ -103,6 +103,17 @@ runq_key (const char *lang, const char *session, const char *owner, char *buf, s
     snprintf (buf, size, "%s\x1f%s\x1f%s", lang, session, owner);
 }
 
+int
+runq_key_split (const char *key, runq_key_parts_t *parts)
+{
+    const char *sep1 = strchr (key, 0x1f), *sep2 = sep1 ? strchr (sep1 + 1, 0x1f) : NULL;
+    if (!sep2)
+        return -1;
+    *parts = (runq_key_parts_t) { { key, sep1 + 1, sep2 + 1 },
+                                  { (size_t) (sep1 - key), (size_t) (sep2 - sep1 - 1), strlen (sep2 + 1) } };
+    return 0;
+}
+
 static void
 s_session_destroy (void **item)
 {

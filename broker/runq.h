@@ -36,6 +36,13 @@ void job_destroy (job_t **self_p);
 //  hold any byte: lang and session never hold 0x1f, and the owner comes last.
 #define RUNQ_KEY_MAX 512
 void runq_key (const char *lang, const char *session, const char *owner, char *buf, size_t size);
+//  The parts of a key runq_key made, each a span of key (lang, session, owner): 0, or -1 when
+//  key is not one.
+typedef struct {
+    const char *part [3];
+    size_t len [3];
+} runq_key_parts_t;
+int runq_key_split (const char *key, runq_key_parts_t *parts);
 
 typedef struct _runq_t runq_t;
 

@@ -101,6 +101,14 @@ runq_test (void)
     runq_key ("python", "s", "alice", a, sizeof a);
     runq_key ("python", "s", "bob", b, sizeof b);
     CHECK (strcmp (a, b) != 0);
+    //  A principal's name may hold the separator: the owner is the rest of the key.
+    runq_key_parts_t p;
+    runq_key ("shell", "ops", "eve\x1fx", b, sizeof b);
+    CHECK (runq_key_split (b, &p) == 0 && p.len [0] == 5 && strncmp (p.part [0], "shell", 5) == 0
+           && p.len [1] == 3 && strncmp (p.part [1], "ops", 3) == 0
+           && p.len [2] == 5 && strcmp (p.part [2], "eve\x1fx") == 0);
+    CHECK (runq_key_split ("python\x1fno-owner", &p) == -1 && runq_key_split ("", &p) == -1);
+    runq_key ("python", "s", "bob", b, sizeof b);
     for (int64_t id = 1; id <= 3; id++)
         runq_add (q, s_job (id, "s", id == 2 ? "bob" : "alice"));
     CHECK (runq_size (q) == 3);
