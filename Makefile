@@ -21,7 +21,7 @@ libs       = $(shell pkg-config --libs $(1) 2>/dev/null) -lm
 
 COMMON    := $(wildcard common/*.c) $(wildcard store/*.c) $(wildcard policy/*.c)
 BROKER    := $(filter-out broker/main.c,$(wildcard broker/*.c))
-WORKER    := $(filter-out worker/main.c worker/init.c,$(wildcard worker/*.c))
+WORKER    := $(filter-out worker/main.c worker/init.c worker/shellhost.c,$(wildcard worker/*.c))
 # client/lazy.c stands in for libzmq and czmq in `replgate` alone (see there).
 CLIENT    := $(filter-out client/main.c client/lazy.c,$(wildcard client/*.c))
 APPROVER  := $(filter-out approver/main.c,$(wildcard approver/*.c))

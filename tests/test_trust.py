@@ -232,6 +232,29 @@ def a_shell_snippet_reaches_no_protocol_descriptor():
 
 
 @test
+def a_shell_snippet_that_kills_the_next_bash_loses_nothing():
+    """The bash that waits for a session's next snippet is a process of the session: one the
+    session's own background job kills is replaced, with the session's state."""
+    s = shared()
+    c = s.client()
+    try:
+        # Once this snippet's bash is gone, the job kills the one waiting for the next.
+        r = c.run("x=5; me=$BASHPID; (self=$BASHPID; while kill -0 $me 2>/dev/null; do sleep 0.02; done\n"
+                  "for try in $(seq 100); do for p in /proc/[0-9]*; do p=${p#/proc/}\n"
+                  "  [ \"$p\" = \"$self\" ] && continue\n"
+                  "  grep -qa replgate-shell /proc/$p/cmdline 2>/dev/null && [ \"$(cat /proc/$p/comm)\" = bash ] \\\n"
+                  "    && kill -9 $p && echo $p >> /tmp/killed\n"
+                  "done; [ -s /tmp/killed ] && break; sleep 0.02; done) >/dev/null 2>&1 &", lang="shell",
+                  session="next", timeout=15)
+        check(r["outcome"] == "ok", r)
+        time.sleep(3 * SLOW)
+        r = c.run("cat /tmp/killed | wc -l; echo x=$x", lang="shell", session="next", timeout=15)
+        check(r["stdout"] == "1\nx=5\n" and r["outcome"] == "ok" and not r["session_reset"], r)
+    finally:
+        c.close()
+
+
+@test
 def death_between_snippets_is_an_event_and_resets():
     s = shared()
     c = s.client()

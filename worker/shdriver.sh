@@ -25,7 +25,7 @@ __replgate_options () { :; }
 __replgate_defaults=$SHELLOPTS/$BASHOPTS
 [[ -e $__replgate_state ]] && builtin source "$__replgate_state" 2>/dev/null
 __replgate_save () {
-    {
+    { {
         builtin trap : INT
         builtin printf '__replgate_options () {\n:\n'
         if [[ $SHELLOPTS/$BASHOPTS != "$__replgate_defaults" ]]; then
@@ -34,17 +34,17 @@ __replgate_save () {
         fi
         builtin printf '}\n'
         builtin set +euvx
-    } >| "$__replgate_state.new" 2>/dev/null
+    } >| "$__replgate_state.new"; } 2>/dev/null
     builtin unset -v __replgate_go
     builtin unset -f __replgate_options __replgate_save
-    {
+    { {
         builtin printf 'builtin cd -- %q\n' "$PWD"
         builtin declare -p
         builtin declare -f
         builtin alias -p
         builtin umask -p
         builtin printf '# replgate: end of state\n'
-    } >> "$__replgate_state.new" 2>/dev/null
+    } >> "$__replgate_state.new"; } 2>/dev/null
     builtin exit "$1"
 }
 IFS= builtin read -r -n 1 __replgate_go <&3 || builtin exit 0
