@@ -64,10 +64,14 @@ char *mask_apply (mask_t *self, const char *text, size_t len, size_t *out_len, i
 //  is masked too (the longest start of any of its forms that the text ends with).
 char *mask_apply_cut (mask_t *self, const char *text, size_t len, size_t *out_len, int *count);
 
-//  Masks text[from..len) into a new buffer as mask_apply does, text[0..from) being context:
-//  what lookbehinds and validators see before it (output a stream already released), but
-//  not part of the output. NULL when out of memory.
-char *mask_apply_after (mask_t *self, const char *text, size_t len, size_t from, size_t *out_len);
+//  Masks text[from..upto) into a new buffer as mask_apply does, text[0..from) and
+//  text[upto..len) being context: what lookbehinds and validators see before it (output a
+//  stream already released) and what lookaheads and word boundaries see after it (output held
+//  back), but not part of the output. Without what follows, the end of the output would look
+//  like the end of the text (`a@b.co` followed by `m` is no address ending in `.co`). NULL
+//  when out of memory.
+char *mask_apply_after (mask_t *self, const char *text, size_t len, size_t from, size_t upto,
+                        size_t *out_len);
 
 //  For output that more bytes will follow (a stream): the length of the start of text that
 //  can be masked and released now, from..len (text[0..from) was released already and is

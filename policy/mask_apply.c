@@ -173,14 +173,15 @@ s_merge (spans_t *spans)
     return out + 1;
 }
 
-//  Drops what lies before `from` (context, not output): spans are cut there, empty ones go.
+//  Keeps what lies in [from, upto), the output: spans are cut there, empty ones go.
 static void
-s_clip (spans_t *spans, size_t from)
+s_clip (spans_t *spans, size_t from, size_t upto)
 {
     size_t kept = 0;
     for (size_t i = 0; i < spans->size; i++) {
         span_t s = spans->items[i];
         s.start = s.start < from ? from : s.start;
+        s.end = s.end > upto ? upto : s.end;
         if (s.end > s.start)
             spans->items[kept++] = s;
     }
@@ -315,12 +316,13 @@ s_widen_utf8 (const char *text, size_t len, spans_t *spans)
     }
 }
 
-//  Masks text[from..len); text[0..from) is context that lookbehinds and validators see.
+//  Masks text[from..upto); text[0..from) is context that lookbehinds and validators see, and
+//  text[upto..len) what lookaheads and word boundaries see after it.
 static char *
-s_apply (mask_t *self, const char *text, size_t len, size_t from, bool cut, size_t *out_len,
-         int *count)
+s_apply (mask_t *self, const char *text, size_t len, size_t from, size_t upto, bool cut,
+         size_t *out_len, int *count)
 {
-    if (!self || (!text && len) || from > len)
+    if (!self || (!text && len) || from > upto || upto > len)
         return NULL;
     if (!text)
         text = "";
@@ -342,9 +344,9 @@ s_apply (mask_t *self, const char *text, size_t len, size_t from, bool cut, size
     char *out = NULL;
     if (!spans.failed) {
         s_widen_utf8 (text, len, &spans);
-        s_clip (&spans, from);
+        s_clip (&spans, from, upto);
         size_t n = s_merge (&spans);
-        out = s_render (self, text, len, from, &spans, n, out_len);
+        out = s_render (self, text, upto, from, &spans, n, out_len);
         if (out && count)
             *count = (int) n;
     }
@@ -355,19 +357,20 @@ s_apply (mask_t *self, const char *text, size_t len, size_t from, bool cut, size
 char *
 mask_apply (mask_t *self, const char *text, size_t len, size_t *out_len, int *count)
 {
-    return s_apply (self, text, len, 0, false, out_len, count);
+    return s_apply (self, text, len, 0, len, false, out_len, count);
 }
 
 char *
-mask_apply_after (mask_t *self, const char *text, size_t len, size_t from, size_t *out_len)
+mask_apply_after (mask_t *self, const char *text, size_t len, size_t from, size_t upto,
+                  size_t *out_len)
 {
-    return s_apply (self, text, len, from, false, out_len, NULL);
+    return s_apply (self, text, len, from, upto, false, out_len, NULL);
 }
 
 char *
 mask_apply_cut (mask_t *self, const char *text, size_t len, size_t *out_len, int *count)
 {
-    return s_apply (self, text, len, 0, true, out_len, count);
+    return s_apply (self, text, len, 0, len, true, out_len, count);
 }
 
 //  --------------------------------------------------------------------------

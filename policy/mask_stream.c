@@ -7,7 +7,8 @@
     The last CONTEXT bytes released stay in front of what is held, as context: a pattern's
     lookbehind or a validator must see what came before a chunk, or a digit run cut in two
     would look like a card number starting at the cut (or a value after a lookbehind's key
-    would go unseen). */
+    would go unseen). Likewise what is held back is context after what is released: an
+    address cut before a secret that follows it must not look like one that ends there. */
 #include "policy/mask_stream.h"
 #include "common/buf.h"
 #include <stdlib.h>
@@ -52,7 +53,7 @@ mask_stream_feed (mask_stream_t *self, mask_t *mask, const char *data, size_t le
     size_t point = last ? size : mask_release_point (mask, text, size, from);
     if (size - point > self->hold_max)
         point = size - self->hold_max < from ? from : size - self->hold_max;
-    char *out = mask_apply_after (mask, text, point, from, out_len);
+    char *out = mask_apply_after (mask, text, size, from, point, out_len);
     if (out) {
         size_t keep = point < CONTEXT ? point : CONTEXT;
         buf_consume (&self->held, point - keep);
@@ -97,9 +98,12 @@ mask_stream_test (void)
            && !strstr (whole, "AKIAIOSFODNN7EXAMPLE"));
     //  Every way of cutting the text into chunks releases what masking it whole gives. The
     //  others: a digit run whose tail alone would pass for a card number (the cut must not
-    //  hide the digits before it), and stray UTF-8 continuation bytes beside a secret.
+    //  hide the digits before it), stray UTF-8 continuation bytes beside a secret, and what
+    //  would be an address if the secret after it were not there (released alone, before the
+    //  secret is whole, its end would look like the end of the text).
     const char *texts[] = { text, "id 000000000000000000000000000000000004539578763621486 end\n",
-                            "a\xa9\xa9hunter2-very-secret\xa9\xa9\xa9" "b\xc3\xa9\n" };
+                            "a\xa9\xa9hunter2-very-secret\xa9\xa9\xa9" "b\xc3\xa9\n",
+                            "to rM3Qvd@m.Fshunter2-very-secret now\n" };
     for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
         size_t len = 0;
         char *expect = mask_apply (mask, texts[t], strlen (texts[t]), &len, NULL);
