@@ -42,6 +42,7 @@ int screen_test (void);
 int mcp_test (void);
 int wire_test (void);
 int drop_test (void);
+int proxy_test (void);
 
 static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "util", util_test },
@@ -80,6 +81,7 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "mcp", mcp_test },
     { "wire", wire_test },
     { "drop", drop_test },
+    { "proxy", proxy_test },
 };
 
 int
