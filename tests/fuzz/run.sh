@@ -53,6 +53,11 @@ run policy "$(ls policy/*.c | tr '\n' ' ') common/util.c common/buf.c" "$OUT/pol
 mkdir -p "$OUT/screen.seed"     #  flags byte, then a line that redraws itself, RLO, a stray byte
 printf '\x05# \x1b[2K\r\x1b[1Aok \xe2\x80\xae \xff \xe2\x9f\xa8ESC\xe2\x9f\xa9\n' > "$OUT/screen.seed/attack"
 run screen "client/screen.c common/buf.c common/util.c" "$OUT/screen.seed"
+mkdir -p "$OUT/proxy.seed"      #  a plain-HTTP request with hop-by-hop headers, a tunnel
+printf 'GET http://a.example:8080/p?q HTTP/1.1\r\nHost: x\r\nProxy-Connection: keep-alive\r\nContent-Length: 3\r\n\r\nabc' \
+    > "$OUT/proxy.seed/get"
+printf 'CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: x\r\n\r\n' > "$OUT/proxy.seed/connect"
+run proxy "worker/proxy_head.c common/util.c" "$OUT/proxy.seed"
 echo "fuzz: $passed passed, $failed failed"
 if [ "$failed" = 0 ] && [ -z "${FUZZ_DIR:-}" ]; then rm -rf "$OUT"; fi
 [ "$failed" = 0 ]
