@@ -115,7 +115,7 @@ static const shape_t s_broker_shapes[] = {
     { "run", { OP, ID, { "owner", F_STR, true, PROTO_MAX_KEY, NULL },
         { "session", F_STR, true, PROTO_MAX_SESSION, NULL }, { "lang", F_STR, true, 0, s_langs },
         { "code", F_STR, true, PROTO_MAX_FRAME, NULL }, { "limits", F_OBJ, true, 0, NULL },
-        { "stream", F_BOOL, false, 0, NULL }, END } },
+        { "stream", F_BOOL, false, 0, NULL }, { "network", F_OBJ, false, 0, NULL }, END } },
     { "interrupt", { OP, ID, { "owner", F_STR, true, PROTO_MAX_KEY, NULL },
         { "session", F_STR, true, PROTO_MAX_SESSION, NULL }, { "lang", F_STR, true, 0, s_langs },
         END } },

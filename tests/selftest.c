@@ -41,6 +41,8 @@ int state_table_test (void);
 int screen_test (void);
 int mcp_test (void);
 int wire_test (void);
+int grant_test (void);
+int egress_test (void);
 int drop_test (void);
 int proxy_test (void);
 
@@ -80,6 +82,8 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "screen", screen_test },
     { "mcp", mcp_test },
     { "wire", wire_test },
+    { "grant", grant_test },
+    { "egress", egress_test },
     { "drop", drop_test },
     { "proxy", proxy_test },
 };

@@ -3,6 +3,7 @@
     exposed side: whatever it sends is checked again here, and a message that is malformed or
     out of range ends it. */
 #include "worker/back.h"
+#include "worker/egress.h"
 #include "worker/pool.h"
 #include "worker/secrets.h"
 #include "worker/session.h"
@@ -17,7 +18,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#define FDS_PER_SESSION 5
+#define FDS_PER_SESSION 6
 #define FRONT_GRACE_MS 2000
 #define IDLE_TURN_MS 1000       //  the longest the loop sleeps     //  a front that outlives its socketpair this long is killed
 
@@ -183,7 +184,7 @@ s_on_run (s_back_t *b, const wire_msg_t *m)
     }
     if (m->limits.stream)
         streams_open (b->streams, m->id);
-    if (session_start (s, m->id, m->code, m->code_len, &m->limits) == 1)
+    if (session_start (s, m->id, m->code, m->code_len, &m->limits, m->grant_len ? m->grant : NULL) == 1)
         s_deliver (b, s);
 }
 
@@ -412,6 +413,7 @@ s_setup (s_back_t *b)
         return 2;
     }
     b->args->spawn.extra_env = secrets_env (b->secrets);
+    egress_configure (spawn_front_uid (&b->args->spawn), b->args->broker);
     //  Fail closed: no sandbox, no service.
     if (spawn_setup (&b->args->spawn) < 0)
         return 1;

@@ -2,6 +2,7 @@
     of a run's fields and limits, and the relay to and from the back (see front.h). */
 #define _GNU_SOURCE
 #include "worker/front.h"
+#include "worker/grant.h"
 #include "worker/drop.h"
 #include "worker/link.h"
 #include "worker/wire.h"
@@ -72,6 +73,10 @@ s_limits (const options_t *args, json_t *run, session_limits_t *limits)
     why = why ? why : s_limit (given, "pids", 8, args->max_pids, &limits->pids);
     why = why ? why : s_limit (given, "tmp_mb", 1, args->max_tmp_mb, &limits->tmp_mb);
     why = why ? why : s_limit_cpus (given, args->max_cpu_milli, &limits->cpu_milli);
+    why = why ? why : s_limit (given, "egress_connections", 1, OPTIONS_MAX_EGRESS_CONNECTIONS,
+                               &limits->egress_connections);
+    why = why ? why : s_limit (given, "egress_bytes", 1, OPTIONS_MAX_EGRESS_BYTES,
+                               &limits->egress_bytes);
     if (why)
         return why;
     json_t *timeout = json_object_get (given, "timeout_ms");
@@ -129,13 +134,22 @@ s_on_run (s_front_t *f, json_t *run)
         why = "code must be a string";
     if (!why && (!owner || !*owner || strlen (owner) > OPTIONS_MAX_NAME))
         why = "owner must be the principal's name, 1 to 256 bytes";
+    //  A grant: the back gives this run, and only it, egress through a proxy of its own.
+    json_t *network = json_object_get (run, "network");
+    buf_t grant = { 0 };
+    if (!why && network && !json_is_null (network) && grant_from_json (network, &grant, &why) == 0) {
+        msg.grant = grant.data;
+        msg.grant_len = grant.len;
+    }
     if (why) {
         log_warn ("run %lld for %s/%s refused: %s", (long long) msg.id, name, lang, why);
         json_t *result = session_reject (msg.id, name, lang, why, f->sandbox);
         link_send (f->link, &result);
+        buf_free (&grant);
         return;
     }
     s_to_back (f, &msg);
+    buf_free (&grant);
 }
 
 //  Names the back could not hold cannot name a session of it: nothing to send.

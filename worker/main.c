@@ -4,6 +4,7 @@
     The process started stays the back, so signalling it (or its death) ends the worker. */
 #define _GNU_SOURCE
 #include "worker/back.h"
+#include "worker/egress.h"
 #include "worker/front.h"
 #include "worker/options.h"
 #include "worker/uidlock.h"
@@ -56,6 +57,11 @@ s_load_keys (const options_t *args, char server_key [41])
 int
 main (int argc, char *argv [])
 {
+    //  A granted run's proxy (egress.h): started by the back, never by hand.
+    if (argc >= 2 && strcmp (argv [1], "--egress-proxy") == 0) {
+        log_set_name ("replgate-proxy");
+        return egress_proxy_main (argc - 2, argv + 2);
+    }
     log_set_name ("replgate-worker");
     options_t args;
     int rc = options_parse (argc, argv, &args);

@@ -267,7 +267,7 @@ options_default_limits (const options_t *args, session_limits_t *limits)
 {
     *limits = (session_limits_t) { args->timeout_ms, args->output_bytes, args->spawn.memory_mb,
                                    args->spawn.pids, args->spawn.tmp_mb, args->spawn.cpu_milli,
-                                   false };
+                                   OPTIONS_EGRESS_CONNECTIONS, OPTIONS_EGRESS_BYTES, false };
 }
 
 bool
@@ -278,5 +278,7 @@ options_limits_ok (const options_t *args, const session_limits_t *l)
         && l->memory_mb >= 16 && l->memory_mb <= args->max_memory_mb
         && l->pids >= 8 && l->pids <= args->max_pids
         && l->tmp_mb >= 1 && l->tmp_mb <= args->max_tmp_mb
-        && l->cpu_milli >= 10 && l->cpu_milli <= args->max_cpu_milli;
+        && l->cpu_milli >= 10 && l->cpu_milli <= args->max_cpu_milli
+        && l->egress_connections >= 1 && l->egress_connections <= OPTIONS_MAX_EGRESS_CONNECTIONS
+        && l->egress_bytes >= 1 && l->egress_bytes <= OPTIONS_MAX_EGRESS_BYTES;
 }

@@ -13,6 +13,12 @@
 #define OPTIONS_MAX_TIMEOUT_MS (24LL * 3600 * 1000)
 #define OPTIONS_MAX_OUTPUT (256LL << 20)
 #define OPTIONS_MAX_NAME 256
+//  A run with a network grant: the connections and bytes its proxy carries unless its
+//  rule's limits say otherwise (egress_connections, egress_bytes), and their ceilings.
+#define OPTIONS_EGRESS_CONNECTIONS 256
+#define OPTIONS_EGRESS_BYTES (1LL << 30)
+#define OPTIONS_MAX_EGRESS_CONNECTIONS 100000
+#define OPTIONS_MAX_EGRESS_BYTES (1LL << 40)
 
 typedef struct {
     const char *broker;

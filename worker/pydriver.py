@@ -14,6 +14,7 @@ REQ, REP = 3, 4
 VALUE_MAX = 65536
 TEXT_MAX = 1 << 20          # error names, values and tracebacks; the worker caps them further
 FENCE = 0xFFFFFFFF
+PROXY = 0xFFFFFFFE          # then a 4-byte length and NAME=VALUE\0 pairs: the next snippet's proxy
 DRIVER_FILE = sys._getframe().f_code.co_filename
 
 
@@ -169,11 +170,19 @@ def main():
             raise KeyboardInterrupt
         runner.interrupted = True
     _signal.signal(_signal.SIGINT, on_sigint)
+    proxy = {}
     while True:
         head = read_exact(4)
         if head is None:
             return
         size = int.from_bytes(head, "big")
+        if size == PROXY:
+            head = read_exact(4)
+            pairs = head and read_exact(int.from_bytes(head, "big"))
+            if pairs is None:
+                return
+            proxy = dict(p.split("=", 1) for p in pairs.decode().split("\0") if "=" in p)
+            continue
         if size == FENCE:
             runner.interrupted = False
             nonce = read_exact(32)
@@ -184,8 +193,17 @@ def main():
         code = read_exact(size)
         if code is None:
             return
+        # The proxy is this snippet's alone: what the names held before comes back after it.
+        saved = {name: os.environ.get(name) for name in proxy}
+        os.environ.update(proxy)
         reply = runner.run(code.decode("utf-8", "replace"))
         flush()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        proxy = {}
         data = encode(reply).encode("utf-8")
         write_all(len(data).to_bytes(4, "big") + data)
 

@@ -56,6 +56,13 @@ result_set_outcome (json_t *r, const result_cause_t *cause)
             error = json_copy (reply_error);
     }
     else
+    if (end == END_EGRESS) {
+        outcome = "egress_limit";
+        error = json_pack ("{s:s, s:s, s:s}", "name", "EgressLimit", "value",
+                           "the run passed its egress_connections or egress_bytes limit; "
+                           "the session was ended", "traceback", "");
+    }
+    else
         error = json_pack ("{s:s, s:s, s:s}", "name", "WorkerError",
                            "value", cause->why ? cause->why : "", "traceback", "");
     //  Whatever else happened, an OOM kill in the session is what ended or broke the snippet.

@@ -18,7 +18,8 @@ typedef enum {
     END_KILLED,                 //  session_kill()
     END_BROKEN,                 //  the driver broke the protocol: killed
     END_REJECTED,               //  never ran (no interpreter, bad code)
-    END_INTERRUPTED             //  session_interrupt(): the snippet answered SIGINT, or was killed
+    END_INTERRUPTED,            //  session_interrupt(): the snippet answered SIGINT, or was killed
+    END_EGRESS                  //  the run passed a cap of its network grant: killed
 } result_end_t;
 
 typedef struct {

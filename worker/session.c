@@ -6,15 +6,18 @@
     SIGINT sent, grace period before SIGKILL), DONE (result waits for session_take_result).
     Every way a snippet ends goes through s_finish(), which builds the one result.
 
-    The fence. The snippet runs inside the driver's process and can write to the driver's
-    reply pipe, so a reply alone does not prove the snippet is over: a snippet could write a
-    fake `ok` and then die. When a reply comes, the worker sends a fresh random nonce on the
+    The fence. A Python snippet runs inside the driver's process and can write to the
+    driver's reply pipe, so a reply alone does not prove the snippet is over: a snippet could
+    write a fake `ok` and then die. (A shell snippet cannot reach the pipes: its driver is the
+    shell host, worker/shellhost.c, whose reply is the wait status of the snippet's bash; the
+    fence is kept for both.) When a reply comes, the worker sends a fresh random nonce on the
     command pipe; the driver echoes it once it is back in its loop, and only the echo ends
     the snippet. Until then a death (the init's status), an OOM (the cgroup) or the deadline
     ends it instead, and a later reply replaces an earlier one. Whatever a snippet forges, it
     can only speak for itself: its session is its principal's alone. */
 #define _GNU_SOURCE
 #include "worker/session.h"
+#include "worker/egress.h"
 #include "worker/outbuf.h"
 #include "worker/procstat.h"
 #include "worker/result.h"
@@ -76,6 +79,7 @@ struct _session_t {
     bool fenced;                //  a reply came and the fence nonce (marker) was sent
     bool lost;                  //  the interpreter died unnoticed before this snippet
     bool interrupt;             //  session_interrupt() sent the SIGINT, not the deadline
+    egress_t *egress;           //  the proxy of a run with a network grant, while it runs
     size_t shown [2];           //  stdout, stderr bytes session_output() handed out
     buf_t tail [2];             //  a streamed snippet's last bytes, kept past its end
     json_t *result;
@@ -111,18 +115,21 @@ static const char *s_py_argv [] = { "python3", "-I", "-u", "-c", pydriver_source
 static const char *s_sh_argv [] = { "bash", "--norc", "--noprofile", "-c", shdriver_source,
                                     "replgate-shell", NULL };
 
+//  Each language's interpreter; a session's tmp_mb is its own.
+static const spawn_spec_t s_python = { "python", s_py_argv, 0, false };
+static const spawn_spec_t s_shell = { "shell", s_sh_argv, 0, true };
+
 bool
 session_refill (void)
 {
-    spawn_spec_t py = { "python", s_py_argv, 0, false }, sh = { "shell", s_sh_argv, 0, true };
-    return spawn_refill (&py) || spawn_refill (&sh) || spawn_prepare ();
+    return spawn_refill (&s_python) || spawn_refill (&s_shell) || spawn_prepare ();
 }
 
 static int
 s_spawn (session_t *self)
 {
-    spawn_spec_t spec = { self->lang, self->python ? s_py_argv : s_sh_argv, self->limits.tmp_mb,
-                          !self->python };
+    spawn_spec_t spec = self->python ? s_python : s_shell;
+    spec.tmp_mb = self->limits.tmp_mb;
     pid_t pid = spawn_interpreter (&spec, &self->fds, &self->box);
     if (pid < 0)
         return -1;
@@ -221,6 +228,7 @@ session_destroy (session_t **self_p)
         return;
     s_kill (self);
     s_close_pipes (self);
+    egress_destroy (&self->egress);
     outbuf_destroy (&self->out);
     outbuf_destroy (&self->err);
     json_decref (self->reply);
@@ -268,6 +276,36 @@ session_alive (session_t *self)
 //  --------------------------------------------------------------------------
 //  Starting a snippet.
 
+//  The proxy's settings for the run, before its code: python gets 0xfffffffe, a 4-byte
+//  big-endian length and NAME=VALUE pairs each ending in a NUL, which it sets for this
+//  snippet alone; the shell host gets "=LENGTH\0" and `export` lines, for the bash of this
+//  snippet alone to source (shdriver.sh). Curl reads only the lowercase names.
+static int
+s_queue_proxy (session_t *self)
+{
+    static const char *names [] = { "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy",
+                                    "https_proxy", "all_proxy" };
+    buf_t env = { 0 };
+    const char *url = egress_url (self->egress);
+    int rc = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names [0]; i++)
+        rc |= self->python ? buf_appendf (&env, "%s=%s", names [i], url) || buf_append (&env, "", 1)
+                           : buf_appendf (&env, "export %s=%s\n", names [i], url);
+    rc |= self->python ? buf_append (&env, "NO_PROXY=\0no_proxy=", 20)
+                       : buf_appendf (&env, "export NO_PROXY= no_proxy=\n");
+    buf_t *cmd = &self->command;
+    if (self->python) {
+        uint32_t n = (uint32_t) env.len;
+        unsigned char head [8] = { 0xff, 0xff, 0xff, 0xfe, n >> 24, n >> 16, n >> 8, n };
+        rc |= buf_append (cmd, head, 8);
+    }
+    else
+        rc |= buf_appendf (cmd, "=%zu", env.len) || buf_append (cmd, "", 1);
+    rc |= buf_append (cmd, env.data, env.len);
+    buf_free (&env);
+    return rc ? -1 : 0;
+}
+
 //  Queues the request: python gets a 4-byte big-endian length and the code; bash gets
 //  "LENGTH\0CODE".
 static int
@@ -275,7 +313,10 @@ s_queue_command (session_t *self, const char *code, size_t size)
 {
     buf_t *cmd = &self->command;
     cmd->len = self->command_off = 0;
-    int rc;
+    int rc = self->egress ? s_queue_proxy (self) : 0;
+    if (rc)
+        ;
+    else
     if (self->python) {
         uint32_t n = (uint32_t) size;
         unsigned char head [4] = { n >> 24, n >> 16, n >> 8, n };
@@ -332,7 +373,7 @@ s_flush_command (session_t *self)
 
 int
 session_start (session_t *self, int64_t id, const char *code, size_t size,
-               const session_limits_t *limits)
+               const session_limits_t *limits, const char *grant)
 {
     if (self->state != S_IDLE)
         return -1;
@@ -362,6 +403,12 @@ session_start (session_t *self, int64_t id, const char *code, size_t size,
         s_finish (self, END_REJECTED, self->python ? "cannot start python3" : "cannot start bash");
         return 1;
     }
+    char why [320];
+    if (grant && *grant && !(self->egress = egress_new (self->pid, grant, limits, why, sizeof why))) {
+        log_error ("session %s: %s", self->name, why);
+        s_finish (self, END_REJECTED, why);
+        return 1;
+    }
     if (s_queue_command (self, code, size) < 0) {
         s_finish (self, END_REJECTED, "out of memory");
         return 1;
@@ -386,7 +433,8 @@ int
 session_fds (session_t *self, int *fds, short *events, int max)
 {
     int n = 0;
-    int in [] = { self->fds.out, self->fds.err, self->fds.res, self->pidfd };
+    int in [] = { self->fds.out, self->fds.err, self->fds.res, self->pidfd,
+                  self->egress ? egress_fd (self->egress) : -1 };
     for (size_t i = 0; i < sizeof in / sizeof in [0] && n < max; i++)
         if (in [i] >= 0) {
             fds [n] = in [i];
@@ -546,7 +594,8 @@ s_finish (session_t *self, result_end_t end, const char *why)
     self->oom = boxed && usage.oom;
     long long ticks = boxed ? -1 : procstat_cpu_ticks (self->pid);
     long rss_kb = boxed ? -1 : procstat_peak_rss_kb (self->pid);
-    if (end == END_TIMEOUT || end == END_OUTPUT || end == END_KILLED || end == END_BROKEN)
+    if (end == END_TIMEOUT || end == END_OUTPUT || end == END_EGRESS || end == END_KILLED
+    ||  end == END_BROKEN)
         s_kill (self);
     else
     if (end == END_EXIT)
@@ -577,6 +626,7 @@ s_finish (session_t *self, result_end_t end, const char *why)
                                                              : self->execution_count));
     json_object_set_new (r, "session_reset", json_boolean (self->pid <= 0 || self->lost));
     json_object_set_new (r, "sandbox", json_string (spawn_sandbox_name ()));
+    egress_finish (&self->egress, r);       //  the grant ends with its run
     json_decref (self->result);
     self->result = r;
     self->state = S_DONE;
@@ -720,6 +770,10 @@ session_step (session_t *self)
     size_t total = outbuf_total (self->out) + outbuf_total (self->err);
     if (total > self->limits.output_bytes * OUTPUT_FACTOR) {
         s_finish (self, END_OUTPUT, NULL);
+        return SESSION_RESULT;
+    }
+    if (self->egress && egress_step (self->egress)) {
+        s_finish (self, END_EGRESS, NULL);
         return SESSION_RESULT;
     }
     if (s_exited (self)) {

@@ -18,6 +18,8 @@ typedef struct {
     int64_t pids;               //  processes and threads of the session, set per snippet
     int64_t tmp_mb;             //  /tmp + work directory; fixed when the interpreter starts
     int64_t cpu_milli;          //  CPU bandwidth in thousandths of a CPU, set per snippet; 0 keeps
+    int64_t egress_connections; //  connections a run with a grant may open through its proxy
+    int64_t egress_bytes;       //  bytes both ways through that proxy, all connections
     bool stream;                //  its output is handed out as it comes (session_output)
 } session_limits_t;
 
@@ -48,10 +50,12 @@ int session_exit_status (session_t *self);
 //  True while an interpreter process exists.
 bool session_alive (session_t *self);
 
-//  Starts a snippet, spawning the interpreter if there is none. Returns 0, 1 if the result
-//  is already there (the interpreter could not start), -1 if the session is busy.
+//  Starts a snippet, spawning the interpreter if there is none. grant (grant.h text, or
+//  NULL for none) gives this snippet alone egress through a proxy of its own (egress.h),
+//  within limits' egress caps. Returns 0, 1 if the result is already there (the
+//  interpreter or the proxy could not start), -1 if the session is busy.
 int session_start (session_t *self, int64_t id, const char *code, size_t size,
-                   const session_limits_t *limits);
+                   const session_limits_t *limits, const char *grant);
 
 //  The descriptors to poll (events: POLLIN, or POLLOUT for the command pipe) into fds and
 //  events, at most max. Returns how many.

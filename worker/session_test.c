@@ -21,8 +21,8 @@ static json_t *s_drive (session_t *s, int64_t after, buf_t *out);
 static json_t *
 s_run_limited (session_t *s, const char *code, int64_t timeout_ms, size_t cap)
 {
-    session_limits_t limits = { timeout_ms, cap, 512, 128, 64, 1000, false };
-    int rc = session_start (s, 7, code, strlen (code), &limits);
+    session_limits_t limits = { timeout_ms, cap, 512, 128, 64, 1000, 256, 1 << 30, false };
+    int rc = session_start (s, 7, code, strlen (code), &limits, NULL);
     return rc == 0 ? s_drive (s, -1, NULL) : session_take_result (s);
 }
 
@@ -395,10 +395,10 @@ s_drive (session_t *s, int64_t after, buf_t *out)
 static void
 s_test_interrupt (session_t *py, session_t *sh)
 {
-    session_limits_t limits = { 20000, MIB, 512, 128, 64, 1000, false };
+    session_limits_t limits = { 20000, MIB, 512, 128, 64, 1000, 256, 1 << 30, false };
     CHECK (session_interrupt (py, 7) == -1);            //  nothing runs
     const char *code = "kept = 41\nimport time\ntime.sleep(30)";
-    CHECK (session_start (py, 7, code, strlen (code), &limits) == 0);
+    CHECK (session_start (py, 7, code, strlen (code), &limits, NULL) == 0);
     CHECK (session_interrupt (py, 8) == -1);            //  another id
     double t0 = clock_mono_us ();
     json_t *r = s_drive (py, 200, NULL);
@@ -411,7 +411,7 @@ s_test_interrupt (session_t *py, session_t *sh)
     CHECK (s_is (r, "value", "42"));
     json_decref (r);
     code = "there=here; sleep 30; echo not-reached";
-    CHECK (session_start (sh, 7, code, strlen (code), &limits) == 0);
+    CHECK (session_start (sh, 7, code, strlen (code), &limits, NULL) == 0);
     r = s_drive (sh, 200, NULL);
     CHECK (s_is (r, "outcome", "interrupted") && !s_true (r, "session_reset"));
     CHECK (json_integer_value (json_object_get (r, "exit_code")) == 130);
@@ -424,7 +424,7 @@ s_test_interrupt (session_t *py, session_t *sh)
     //  and never the driver: the session keeps its state.
     code = "import time\ntime.sleep(30)";
     for (int i = 0; i < 5; i++) {
-        CHECK (session_start (py, 7, code, strlen (code), &limits) == 0);
+        CHECK (session_start (py, 7, code, strlen (code), &limits, NULL) == 0);
         r = s_drive (py, 0, NULL);
         CHECK (s_is (r, "outcome", "interrupted") && !s_true (r, "session_reset"));
         json_decref (r);
@@ -434,7 +434,7 @@ s_test_interrupt (session_t *py, session_t *sh)
     json_decref (r);
     //  A snippet that will not stop for SIGINT loses its interpreter after the grace.
     code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(30)";
-    CHECK (session_start (py, 7, code, strlen (code), &limits) == 0);
+    CHECK (session_start (py, 7, code, strlen (code), &limits, NULL) == 0);
     t0 = clock_mono_us ();
     r = s_drive (py, 100, NULL);
     CHECK (s_is (r, "outcome", "interrupted") && s_true (r, "session_reset"));
@@ -447,10 +447,10 @@ s_test_interrupt (session_t *py, session_t *sh)
 static void
 s_test_stream (session_t *py)
 {
-    session_limits_t limits = { 20000, MIB, 512, 128, 64, 1000, true };
+    session_limits_t limits = { 20000, MIB, 512, 128, 64, 1000, 256, 1 << 30, true };
     const char *code = "import time\nfor i in range(5):\n    print('line', i, flush=True)\n"
                        "    time.sleep(0.05)\nprint('end', end='')";
-    CHECK (session_start (py, 7, code, strlen (code), &limits) == 0);
+    CHECK (session_start (py, 7, code, strlen (code), &limits, NULL) == 0);
     buf_t out = { 0 };
     json_t *r = s_drive (py, -1, &out);
     CHECK (out.data && strcmp (out.data, "line 0\nline 1\nline 2\nline 3\nline 4\nend") == 0);
@@ -458,7 +458,7 @@ s_test_stream (session_t *py)
     json_decref (r);
     limits.stream = false;
     out.len = 0;
-    CHECK (session_start (py, 7, code, strlen (code), &limits) == 0);
+    CHECK (session_start (py, 7, code, strlen (code), &limits, NULL) == 0);
     r = s_drive (py, -1, &out);
     CHECK (out.len == 0 && s_is (r, "outcome", "ok"));
     json_decref (r);
@@ -494,10 +494,10 @@ session_test (void)
     s_test_interrupt (py, sh);
     s_test_stream (py);
     //  session_kill() of a running snippet ends it as killed.
-    session_limits_t limits = { 10000, MIB, 512, 128, 64, 1000, false };
-    CHECK (session_start (sh, 9, "sleep 50", 8, &limits) == 0);
+    session_limits_t limits = { 10000, MIB, 512, 128, 64, 1000, 256, 1 << 30, false };
+    CHECK (session_start (sh, 9, "sleep 50", 8, &limits, NULL) == 0);
     CHECK (session_busy (sh));
-    CHECK (session_start (sh, 10, "true", 4, &limits) == -1);
+    CHECK (session_start (sh, 10, "true", 4, &limits, NULL) == -1);
     session_kill (sh);
     json_t *r = session_take_result (sh);
     CHECK (s_is (r, "outcome", "killed") && s_true (r, "session_reset"));

@@ -20,6 +20,7 @@ builtin trap : INT
 builtin unset -v BASH_EXECUTION_STRING      # this script: nothing to save
 __replgate_state=$1/state
 __replgate_snippet=$1/snippet
+__replgate_env=$1/env
 builtin shift
 __replgate_options () { :; }
 __replgate_defaults=$SHELLOPTS/$BASHOPTS
@@ -36,6 +37,9 @@ __replgate_save () {
         builtin set +euvx
     } >| "$__replgate_state.new"; } 2>/dev/null
     builtin unset -v __replgate_go
+    # A run with a network grant had a proxy of its own: it ends with the run.
+    [[ -e $__replgate_env ]] && builtin unset -v HTTP_PROXY HTTPS_PROXY ALL_PROXY NO_PROXY \
+        http_proxy https_proxy all_proxy no_proxy
     builtin unset -f __replgate_options __replgate_save
     { {
         builtin printf 'builtin cd -- %q\n' "$PWD"
@@ -52,5 +56,6 @@ builtin unset -f exec
 exec 3<&-
 builtin trap '__replgate_save 130' INT
 __replgate_options 2>/dev/null
+[[ -e $__replgate_env ]] && builtin source "$__replgate_env"
 builtin source "$__replgate_snippet"
 __replgate_save "$?"

@@ -50,6 +50,7 @@ typedef struct {
     char state [96];
     char next [104];            //  STATE.new
     char snippet [96];
+    char env [96];              //  the proxy of this snippet alone (a run with a network grant)
     pid_t child;                //  0: none
     int code;                   //  write end of the child's fd 3: "g" once SNIPPET is in
     bool loaded;                //  STATE exists: later bashes take it instead of environ
@@ -77,6 +78,7 @@ s_cleanup (s_host_t *h)
     unlink (h->next);
     unlink (h->state);
     unlink (h->snippet);
+    unlink (h->env);
     rmdir (h->dir);
 }
 
@@ -193,12 +195,11 @@ s_ready (s_host_t *h)
     return h->child > 0 ? 0 : s_start (h);
 }
 
-//  Takes "LENGTH\0CODE" from the worker into SNIPPET, which the bash sources once it reads
-//  "g" from its fd 3. The code is read whole even if it cannot be written, so that the
-//  worker's stream stays in step; -1 when the stream broke, 1 when the code could not be
-//  handed over (a full /tmp).
+//  Takes LENGTH bytes from the worker into path, made anew. They are read whole even if they
+//  cannot be written, so that the worker's stream stays in step; -1 when the stream broke,
+//  1 when they could not be written (a full /tmp), with errno.
 static int
-s_relay (s_host_t *h, const char *length)
+s_receive (const char *length, const char *path)
 {
     char *end;
     errno = 0;
@@ -208,8 +209,8 @@ s_relay (s_host_t *h, const char *length)
         return -1;
     }
     //  Made anew each time: never through a link or into a FIFO the session put there.
-    unlink (h->snippet);
-    int fd = open (h->snippet, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    unlink (path);
+    int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     int err = fd < 0 ? errno : 0;
     char buf [65536];
     while (left > 0) {
@@ -224,10 +225,20 @@ s_relay (s_host_t *h, const char *length)
     }
     if (fd >= 0 && close (fd) < 0 && !err)
         err = errno;
-    if (err) {
-        errno = err;
-        s_say ("cannot hand the snippet to the shell (is /tmp full?); the shell ends", err);
-        return 1;
+    errno = err;
+    return err ? 1 : 0;
+}
+
+//  Takes "LENGTH\0CODE" from the worker into SNIPPET, which the bash sources once it reads
+//  "g" from its fd 3: 0, -1 when the stream broke, 1 when the code could not be handed over.
+static int
+s_relay (s_host_t *h, const char *length)
+{
+    int rc = s_receive (length, h->snippet);
+    if (rc) {
+        if (rc > 0)
+            s_say ("cannot hand the snippet to the shell (is /tmp full?); the shell ends", errno);
+        return rc;
     }
     s_write_all (h->code, "g", 1);      //  a bash that died meanwhile is seen by wait
     close (h->code);
@@ -258,6 +269,16 @@ s_snippet (s_host_t *h, const char *length)
     if (s_ready (h) < 0)
         return -1;
     unlink (h->next);           //  only this bash's save counts
+    //  "=LENGTH\0" and `export` lines first: this snippet's proxy (see shdriver.sh).
+    char code_length [24];
+    if (length [0] == '=') {
+        int env_rc = s_receive (length + 1, h->env);
+        if (env_rc > 0)
+            s_say ("cannot hand the proxy settings to the shell; the snippet runs without", errno);
+        if (env_rc < 0 || s_read_token (code_length, sizeof code_length) != 0)
+            return -1;
+        length = code_length;
+    }
     int rc = s_relay (h, length);
     if (rc < 0)
         return -1;
@@ -267,6 +288,7 @@ s_snippet (s_host_t *h, const char *length)
         s_end (h, W_EXITCODE (125, 0));
     }
     int status = s_wait (h);
+    unlink (h->env);
     if (!WIFEXITED (status))
         s_end (h, status);
     if (!s_state_complete (h)) {
@@ -325,6 +347,7 @@ s_init (s_host_t *h, int argc, char *argv [])
     snprintf (h->state, sizeof h->state, "%s/state", h->dir);
     snprintf (h->next, sizeof h->next, "%s.new", h->state);
     snprintf (h->snippet, sizeof h->snippet, "%s/snippet", h->dir);
+    snprintf (h->env, sizeof h->env, "%s/env", h->dir);
     for (int i = 0; i < argc; i++)
         h->argv [i] = argv [i];
     h->argv [argc] = h->dir;

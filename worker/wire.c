@@ -1,5 +1,6 @@
 /*  worker/wire.c: the typed messages between the worker's front and back (see wire.h). */
 #include "worker/wire.h"
+#include "worker/grant.h"
 #include "common/util.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -8,7 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define LIMITS 6
+#define LIMITS 8
 #define FLAG_STREAM 1
 
 static bool
@@ -56,6 +57,7 @@ wire_encode (const wire_msg_t *msg, buf_t *out)
     if (!s_type_known (msg->type)
     ||  (names && !(s_name_ok (msg->owner) && s_name_ok (msg->session) && s_name_ok (msg->lang)))
     ||  (run && (!msg->code || msg->code_len > WIRE_MAX_CODE))
+    ||  (run && msg->grant_len && !grant_valid (msg->grant, msg->grant_len))
     ||  (s_has_frame (msg->type) && (!msg->frame || msg->frame_len > WIRE_MAX)))
         return -1;
     size_t start = out->len;
@@ -65,6 +67,7 @@ wire_encode (const wire_msg_t *msg, buf_t *out)
         const session_limits_t *l = &msg->limits;
         int64_t fields [1 + LIMITS + 1] = { msg->id, l->timeout_ms, (int64_t) l->output_bytes,
                                             l->memory_mb, l->pids, l->tmp_mb, l->cpu_milli,
+                                            l->egress_connections, l->egress_bytes,
                                             l->stream ? FLAG_STREAM : 0 };
         rc = rc ? rc : s_put (out, fields, sizeof fields);
     }
@@ -75,8 +78,10 @@ wire_encode (const wire_msg_t *msg, buf_t *out)
         rc = rc ? rc : s_put_text (out, msg->session, strlen (msg->session));
         rc = rc ? rc : s_put_text (out, msg->lang, strlen (msg->lang));
     }
-    if (run)
+    if (run) {
         rc = rc ? rc : s_put_text (out, msg->code, msg->code_len);
+        rc = rc ? rc : s_put_text (out, msg->grant_len ? msg->grant : "", msg->grant_len);
+    }
     if (s_has_frame (msg->type))
         rc = rc ? rc : s_put (out, msg->frame, msg->frame_len);
     if (rc) {
@@ -177,6 +182,8 @@ wire_decode (const char *data, size_t len, wire_msg_t *msg, const char **why)
         l->pids = s_get_i64 (&c);
         l->tmp_mb = s_get_i64 (&c);
         l->cpu_milli = s_get_i64 (&c);
+        l->egress_connections = s_get_i64 (&c);
+        l->egress_bytes = s_get_i64 (&c);
         int64_t flags = s_get_i64 (&c);
         if (flags & ~(int64_t) FLAG_STREAM)
             s_fail (&c, "unknown flags");
@@ -189,8 +196,12 @@ wire_decode (const char *data, size_t len, wire_msg_t *msg, const char **why)
         msg->session = s_get_text (&c, true, NULL);
         msg->lang = s_get_text (&c, true, NULL);
     }
-    if (msg->type == WIRE_RUN)
+    if (msg->type == WIRE_RUN) {
         msg->code = s_get_text (&c, false, &msg->code_len);
+        msg->grant = s_get_text (&c, false, &msg->grant_len);
+        if (msg->grant && msg->grant_len && !grant_valid (msg->grant, msg->grant_len))
+            s_fail (&c, "a malformed network grant");
+    }
     if (s_has_frame (msg->type)) {
         msg->frame = c.p;
         msg->frame_len = (size_t) (c.end - c.p);

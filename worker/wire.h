@@ -8,10 +8,12 @@
     than WIRE_CHUNK goes as several datagrams: the first with the header, the rest plain
     continuations, never interleaved with another message. Bodies:
 
-      RUN     front -> back   i64 id, six i64 limits (timeout_ms, output_bytes, memory_mb,
-                              pids, tmp_mb, cpu_milli), i64 flags (1: stream its output; no
-                              other bit may be set), then owner, session, lang, code: each
-                              a u32 length, the bytes and a NUL (only code may hold NULs)
+      RUN     front -> back   i64 id, eight i64 limits (timeout_ms, output_bytes, memory_mb,
+                              pids, tmp_mb, cpu_milli, egress_connections, egress_bytes),
+                              i64 flags (1: stream its output; no other bit may be set),
+                              then owner, session, lang, code, grant: each a u32 length,
+                              the bytes and a NUL (only code may hold NULs; grant is empty
+                              or well-formed grant text, grant.h)
       CLOSE   front -> back   owner, session, lang, as in RUN
       INTERRUPT front -> back i64 id, then owner, session, lang: SIGINT into that run
       STATE   front -> back   empty: "send me a ready frame" (after announce or a reconnect)
@@ -61,6 +63,8 @@ typedef struct {
     const char *lang;
     const char *code;               //  RUN: code_len bytes, a NUL after them
     size_t code_len;
+    const char *grant;              //  RUN: the network grant (grant.h), grant_len bytes; 0: none
+    size_t grant_len;
     const char *frame;              //  READY, RESULT, CLOSED, OUTPUT: frame_len bytes of JSON
     size_t frame_len;
 } wire_msg_t;

@@ -11,7 +11,7 @@ static wire_msg_t
 s_run (const char *code, size_t len)
 {
     return (wire_msg_t) { .type = WIRE_RUN, .id = 42,
-                          .limits = { 10000, 1 << 20, 512, 128, 64, 1500 },
+                          .limits = { 10000, 1 << 20, 512, 128, 64, 1500, 256, 1 << 30 },
                           .owner = "alice", .session = "s1", .lang = "python",
                           .code = code, .code_len = len };
 }
@@ -29,6 +29,26 @@ s_round_trips (void)
     CHECK (strcmp (out.owner, "alice") == 0 && strcmp (out.session, "s1") == 0
            && strcmp (out.lang, "python") == 0);
     CHECK (out.code_len == 3 && memcmp (out.code, "x\0y", 4) == 0);
+    CHECK (out.grant_len == 0 && out.limits.egress_connections == 256);
+    //  A grant and the egress caps travel with the run; a malformed grant does not.
+    b.len = 0;
+    in.grant = "allow files.example.com:443\nmethod GET\n";
+    in.grant_len = strlen (in.grant);
+    in.limits.egress_bytes = 12345;
+    CHECK (wire_encode (&in, &b) == 0 && wire_decode (b.data, b.len, &out, &why) == 0
+           && out.grant_len == in.grant_len && strcmp (out.grant, in.grant) == 0
+           && out.limits.egress_bytes == 12345);
+    b.data [b.len - 3] = ' ';                   //  "GE T": not a method
+    CHECK (wire_decode (b.data, b.len, &out, &why) == -1 && strcmp (why, "a malformed network grant") == 0);
+    in.grant = "allow a b:1\n";
+    in.grant_len = strlen (in.grant);
+    size_t had = b.len;
+    CHECK (wire_encode (&in, &b) == -1 && b.len == had);
+    in.grant = NULL;
+    in.grant_len = 0;
+    in.limits.egress_bytes = 1 << 30;
+    b.len = 0;
+    CHECK (wire_encode (&in, &b) == 0);
     //  Every prefix of it is refused, and so is one byte more.
     int refused = 0;
     for (size_t n = 0; n < b.len; n++)
@@ -82,7 +102,7 @@ s_malformed (void)
     wire_msg_t m = s_run ("1", 1), out;
     const char *why = NULL;
     CHECK (wire_encode (&m, &b) == 0);
-    size_t owner_at = WIRE_HEADER + 64;     //  the owner's length, after id, limits and flags
+    size_t owner_at = WIRE_HEADER + 80;     //  the owner's length, after id, limits and flags
     char *copy = malloc (b.len + 16);
     CHECK (copy != NULL);
     if (!copy)
@@ -121,7 +141,7 @@ s_malformed (void)
     //  Flags other than "stream" are refused.
     memcpy (copy, b.data, b.len);
     int64_t flags = 2;
-    memcpy (copy + WIRE_HEADER + 56, &flags, 8);
+    memcpy (copy + WIRE_HEADER + 72, &flags, 8);
     CHECK (wire_decode (copy, b.len, &out, &why) == -1);
     free (copy);
     buf_free (&b);

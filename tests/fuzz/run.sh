@@ -47,7 +47,7 @@ run client "common/proto.c common/util.c" tests/corpus/frames/client tests/corpu
 run worker "common/proto.c common/util.c" tests/corpus/frames/worker
 run slack "approver/payload.c common/util.c" "$OUT/slack.seed"
 run claim "worker/claim.c common/util.c"
-run wire "worker/wire.c common/buf.c common/util.c"
+run wire "worker/wire.c worker/grant.c common/buf.c common/util.c"
 mkdir -p "$OUT/policy.seed" && cp policy/default.json "$OUT/policy.seed/"
 run policy "$(ls policy/*.c | tr '\n' ' ') common/util.c common/buf.c" "$OUT/policy.seed"
 mkdir -p "$OUT/screen.seed"     #  flags byte, then a line that redraws itself, RLO, a stray byte
