@@ -4,6 +4,7 @@
 #include "worker/egress.h"
 #include "worker/grant.h"
 #include "worker/proxy.h"
+#include "worker/seccomp.h"
 #include "common/buf.h"
 #include "common/check.h"
 #include "common/util.h"
@@ -138,6 +139,11 @@ s_child (pid_t pid, const char *grant, const session_limits_t *limits, int repor
         s_die (report, "dropping privileges");
     if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         s_die (report, "prctl no_new_privs");
+    //  The sessions' filter too: the proxy parses what a sandbox sends, and needs none of
+    //  the kernel surfaces it refuses (worker/seccomp.c).
+    scfilter_t *filter = scfilter_new ();
+    if (!filter || scfilter_install (filter) < 0)
+        s_die (report, "installing the seccomp filter");
     sigset_t none;
     sigemptyset (&none);
     sigprocmask (SIG_SETMASK, &none, NULL);
