@@ -115,7 +115,7 @@ static const shape_t s_broker_shapes[] = {
     { "run", { OP, ID, { "owner", F_STR, true, PROTO_MAX_KEY, NULL },
         { "session", F_STR, true, PROTO_MAX_SESSION, NULL }, { "lang", F_STR, true, 0, s_langs },
         { "code", F_STR, true, PROTO_MAX_FRAME, NULL }, { "limits", F_OBJ, true, 0, NULL },
-        { "stream", F_BOOL, false, 0, NULL }, END } },
+        { "stream", F_BOOL, false, 0, NULL }, { "network", F_OBJ, false, 0, NULL }, END } },
     { "interrupt", { OP, ID, { "owner", F_STR, true, PROTO_MAX_KEY, NULL },
         { "session", F_STR, true, PROTO_MAX_SESSION, NULL }, { "lang", F_STR, true, 0, s_langs },
         END } },
@@ -343,11 +343,11 @@ proto_parse_broker (const void *data, size_t size, json_t **msg, proto_error_t *
 
 json_t *
 proto_run (int64_t id, const char *owner, const char *session, const char *lang,
-           const char *code, json_t *limits)
+           const char *code, json_t *limits, json_t *network)
 {
-    return json_pack ("{s:s, s:I, s:s, s:s, s:s, s:s, s:O}", "op", "run", "id", (json_int_t) id,
+    return json_pack ("{s:s, s:I, s:s, s:s, s:s, s:s, s:O, s:O*}", "op", "run", "id", (json_int_t) id,
                       "owner", owner, "session", session, "lang", lang, "code", code,
-                      "limits", limits);
+                      "limits", limits, "network", network);
 }
 
 json_t *
