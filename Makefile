@@ -30,7 +30,7 @@ APPROVER  := $(filter-out approver/main.c,$(wildcard approver/*.c))
 STORE     := $(addprefix store/,store.c store_read.c store_row.c store_write.c store_prune.c schema.c \
                query.c verify.c verify_schema.c checkpointer.c store_test.c verify_test.c schema_test.c \
                query_test.c checkpointer_test.c verify_schema_test.c)
-POLICY    := $(addprefix policy/,policy.c load.c reader.c jpos.c nfkc.c)
+POLICY    := $(addprefix policy/,policy.c load.c reader.c grant.c jpos.c nfkc.c)
 # libunistring (NFKC, policy/nfkc.c) has no pkg-config file: every link of $(POLICY) adds it.
 POLICY_LIBS := -lunistring
 MASK      := $(addprefix policy/,mask.c mask_builtins.c)

@@ -330,6 +330,49 @@ s_fields (json_t *row, int64_t now_ms)
     return json_pack ("{s:s, s:o}", "type", "section", "fields", fields);
 }
 
+//  Appends the strings of list as `code` spans joined with ", " while b stays under about
+//  budget bytes, then "and N more". Each span is escaped and cannot hold a backtick (the
+//  policy's grant never does), so no entry can close its span or turn into markup.
+static void
+s_put_spans (buf_t *b, json_t *list, size_t budget)
+{
+    size_t i, listed = 0;
+    json_t *item;
+    json_array_foreach (list, i, item) {
+        const char *text = json_string_value (item);
+        if (b->len >= budget)
+            continue;
+        char *shown = text && !strchr (text, '`') ? slack_escape (text, strlen (text), 300) : NULL;
+        s_putf (b, "%s`%s`", listed++ ? ", " : "", shown ? shown : "?");
+        free (shown);
+    }
+    if (json_array_size (list) > listed)
+        s_putf (b, " and %zu more", json_array_size (list) - listed);
+}
+
+//  "Network: `files.example.com:443`, `*.internal.example:80` (methods `GET`)": what the
+//  rule grants the run if approved (issue 15), from the request's limits; nothing without.
+static void
+s_add_network (json_t *blocks, json_t *row)
+{
+    json_t *network = json_object_get (json_object_get (row, "limits"), "network");
+    json_t *allow = json_object_get (network, "allow"), *methods = json_object_get (network, "methods");
+    if (!json_is_array (allow))
+        return;
+    buf_t b = { 0 };
+    s_putf (&b, "%s", "*Network*: ");
+    s_put_spans (&b, allow, 2400);          //  64 entries of 260 would not fit a section
+    if (json_is_array (methods)) {
+        s_putf (&b, "%s", " (methods ");
+        s_put_spans (&b, methods, 2800);
+        s_putf (&b, "%s", ")");
+    }
+    else
+        s_putf (&b, "%s", " (any method)");
+    json_array_append_new (blocks, s_section (b.data));
+    buf_free (&b);
+}
+
 //  The code section and the context line under it (truncation note, sha256 prefix).
 static void
 s_add_code (json_t *blocks, json_t *row)
@@ -377,6 +420,7 @@ slack_message (json_t *row, json_t *slack_ids, int64_t now_ms, int rev)
         buf_free (&r);
         free (reason);
     }
+    s_add_network (blocks, row);
     s_add_code (blocks, row);
     char *status = slack_status_line (row, slack_ids);
     if (*status) {
@@ -606,6 +650,50 @@ s_test_long (void)
     json_decref (row);
 }
 
+//  The grant an approval opens is in the message, as code spans; a long one is cut to fit.
+static void
+s_test_network (void)
+{
+    json_t *row = s_test_row ("pending_approval", "print(1)");
+    json_t *msg = slack_message (row, NULL, 0, 1);
+    char *dump = json_dumps (msg, 0);
+    CHECK (dump && !strstr (dump, "*Network*"));
+    free (dump);
+    json_decref (msg);
+    json_object_set_new (row, "limits", json_pack ("{s:i, s:{s:[s,s], s:[s]}}", "timeout_ms", 5,
+                         "network", "allow", "files.example.com:443", "*.internal.example:80",
+                         "methods", "GET"));
+    msg = slack_message (row, NULL, 0, 1);
+    dump = json_dumps (msg, 0);
+    CHECK (msg && s_within_limits (msg) && dump);
+    CHECK (dump && strstr (dump, "*Network*: `files.example.com:443`, `*.internal.example:80` "
+                                 "(methods `GET`)"));
+    free (dump);
+    json_decref (msg);
+    json_t *allow = json_array ();
+    char name[300];
+    for (int i = 0; i < 64; i++) {
+        snprintf (name, sizeof name, "%02d.%0240d.example:443", i, 0);
+        json_array_append_new (allow, json_string (name));
+    }
+    json_object_set_new (row, "limits", json_pack ("{s:{s:o}}", "network", "allow", allow));
+    msg = slack_message (row, NULL, 0, 1);
+    dump = json_dumps (msg, 0);
+    CHECK (msg && s_within_limits (msg) && dump && strstr (dump, "`00.0000"));
+    CHECK (dump && strstr (dump, " more (any method)") && !strstr (dump, "`63.0000"));
+    free (dump);
+    json_decref (msg);
+    //  Not what a policy grants: shown as "?", never as markup.
+    json_object_set_new (row, "limits", json_pack ("{s:{s:[s,s,i]}}", "network", "allow", "a:1",
+                                                   "`<!here>`", 7));
+    msg = slack_message (row, NULL, 0, 1);
+    dump = json_dumps (msg, 0);
+    CHECK (msg && s_within_limits (msg) && dump && strstr (dump, "*Network*: `a:1`, `?`, `?` (any"));
+    free (dump);
+    json_decref (msg);
+    json_decref (row);
+}
+
 int
 slack_test (void)
 {
@@ -613,5 +701,6 @@ slack_test (void)
     s_test_truncate ();
     s_test_states ();
     s_test_long ();
+    s_test_network ();
     return 0;
 }

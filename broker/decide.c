@@ -101,16 +101,19 @@ decide_policy (broker_t *broker, json_t *row, const char *groups, json_t **field
                                 "decision_message", d.message ? d.message : d.action_name);
     json_object_set_new (fields, "rule", d.rule ? json_string (d.rule) : json_null ());
     json_t *asked = json_object_get (row, "timeout_ms");
-    if (d.action != POLICY_DENY && (d.limits || asked || d.labels)) {
+    if (d.action != POLICY_DENY && (d.limits || asked || d.labels || d.network)) {
         //  The run's limits: the rule's, with the timeout the submit asked for (checked
-        //  against the rule's own by decide_max_timeout before anything was recorded), and
-        //  the labels its worker must have: stored in the row, so a restart places it alike
-        //  (workers.c takes them out of the limits a `run` carries).
+        //  against the rule's own by decide_max_timeout before anything was recorded), the
+        //  labels its worker must have and the network it is granted: stored in the row, so
+        //  a restart places and runs it alike, and approvers see the grant they approve
+        //  (workers.c takes both out of the limits a `run` carries).
         json_t *limits = d.limits ? json_copy (d.limits) : json_object ();
         if (json_is_integer (asked))
             json_object_set (limits, "timeout_ms", asked);
         if (d.labels)
             json_object_set_new (limits, "labels", json_copy (d.labels));
+        if (d.network)
+            json_object_set_new (limits, "network", json_deep_copy (d.network));
         json_object_set_new (fields, "limits", limits);
     }
     state_event_t ev = d.action == POLICY_ALLOW ? EV_ALLOW : d.action == POLICY_DENY ? EV_DENY : EV_REVIEW;

@@ -83,7 +83,12 @@ s_start (broker_t *broker, worker_t *w, job_t *job)
     if (json_is_object (job->limits))
         json_object_update (limits, job->limits);
     json_object_del (limits, "labels");         //  where it runs, not how: the broker's
-    json_t *run = proto_run (job->id, job->owner, job->session, job->lang, job->code, limits);
+    //  The network grant is the run's own field, beside its limits (the worker's proxy).
+    json_t *network = json_incref (json_object_get (limits, "network"));
+    json_object_del (limits, "network");
+    json_t *run = proto_run (job->id, job->owner, job->session, job->lang, job->code, limits,
+                             json_is_object (network) ? network : NULL);
+    json_decref (network);
     if (stream_wanted (broker, job->id))
         json_object_set_new (run, "stream", json_true ());
     wsend (broker, w->routing, w->name, run);

@@ -1,6 +1,7 @@
 /*  client/approve.c: the approver's subcommands: pending, approve, deny. */
 #include "client/cli.h"
 #include "common/util.h"
+#include "policy/policy.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,6 +37,11 @@ s_print_pending (cli_t *cli, json_t *row)
         printf (", no expiry\n");
     if (json_string_value (json_object_get (row, "reason")))
         printf ("  reason: %s\n", json_string_value (json_object_get (row, "reason")));
+    //  What approving it opens: the rule's network grant (policy.h), stored in its limits.
+    char *network = policy_network_text (json_object_get (json_object_get (row, "limits"), "network"));
+    if (network)
+        printf ("  network: %s\n", network);
+    free (network);
     //  Labelled: which hash this is and what it covers (a reader compares it, or recomputes it).
     printf ("  bind_sha256 (language, session, code): %s\n",
             json_string_value (json_object_get (row, "bind_sha256")));

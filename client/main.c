@@ -47,8 +47,9 @@ static const command_t s_commands[] = {
       "Lists the requests waiting for approval, oldest first (only SESSION's with -s): id, who\n"
       "submitted it, in which session and language, the rule that sent it to review, the\n"
       "approvals so far out of the quorum and who gave them, the time left before it expires,\n"
-      "the agent's reason, the bind_sha256 an approval binds to (sha256 of language, session\n"
-      "and code) and the code. Prints \"nothing pending\" when there is none. --json prints each\n"
+      "the agent's reason, the network its rule grants (HOST:PORT entries, methods), the\n"
+      "bind_sha256 an approval binds to (sha256 of language, session and code) and the code.\n"
+      "Prints \"nothing pending\" when there is none. --json prints each\n"
       "request as one JSON object per line. Needs an approver or admin key (default\n"
       "DIR/keys/private/admin.cert; another with --key).",
       "0 2 7 10" },
@@ -106,7 +107,8 @@ static const command_t s_commands[] = {
       "policy check FILE | policy explain [-l LANG] [-s SESSION] [--principal P] [--role R]\n"
       "         [--groups a,b] [-f POLICY] CODE",
       "check: validates a policy file (errors name file:line:col). explain: the decision the\n"
-      "policy (default DIR/policy.json) makes for CODE from that caller, and the rule.",
+      "policy (default DIR/policy.json) makes for CODE from that caller, the network it\n"
+      "grants, and the rule.",
       "0 2" },
     { "history", cmd_history, "dir json principal session state since until limit",
       "history [--principal P] [--session S] [--state S] [--since T] [--until T] [--limit N] [--json]",

@@ -69,6 +69,10 @@ s_explain (cli_t *cli)
         printf ("%s by rule %s%s%s\n", json_string_value (json_object_get (why, "action")),
                 json_is_string (rule) ? json_string_value (rule) : "(none)",
                 message ? ": " : "", message ? message : "");
+        char *network = policy_network_text (json_object_get (why, "network"));
+        if (network)
+            printf ("network: %s\n", network);
+        free (network);
         json_t *source = json_object_get (why, "rule_source");
         if (source && !json_is_null (source)) {
             char *text = json_is_string (source) ? strdup (json_string_value (source))

@@ -343,11 +343,11 @@ proto_parse_broker (const void *data, size_t size, json_t **msg, proto_error_t *
 
 json_t *
 proto_run (int64_t id, const char *owner, const char *session, const char *lang,
-           const char *code, json_t *limits)
+           const char *code, json_t *limits, json_t *network)
 {
-    return json_pack ("{s:s, s:I, s:s, s:s, s:s, s:s, s:O}", "op", "run", "id", (json_int_t) id,
+    return json_pack ("{s:s, s:I, s:s, s:s, s:s, s:s, s:O, s:O*}", "op", "run", "id", (json_int_t) id,
                       "owner", owner, "session", session, "lang", lang, "code", code,
-                      "limits", limits);
+                      "limits", limits, "network", network);
 }
 
 json_t *

@@ -87,10 +87,11 @@ int proto_parse_broker (const void *data, size_t size, json_t **msg, proto_error
 
 //  The worker link's messages (the caller owns each; NULL only when out of memory).
 //  Broker to worker: a run of `code` in the session (owner, session, lang) with its final
-//  limits (not consumed); the end of a session's interpreter; heartbeat; announce (asks an
-//  unknown connection for its `ready`).
+//  limits and its network grant ({"allow": [...], "methods": [...]}, the policy's; NULL:
+//  none) (neither consumed); the end of a session's interpreter; heartbeat; announce (asks
+//  an unknown connection for its `ready`).
 json_t *proto_run (int64_t id, const char *owner, const char *session, const char *lang,
-                   const char *code, json_t *limits);
+                   const char *code, json_t *limits, json_t *network);
 json_t *proto_close (const char *owner, const char *session, const char *lang);
 //  SIGINT to the snippet request `id` runs in that session: it ends `interrupted`.
 json_t *proto_interrupt (int64_t id, const char *owner, const char *session, const char *lang);

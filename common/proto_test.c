@@ -75,7 +75,16 @@ static void
 s_test_link (void)
 {
     json_t *limits = json_pack ("{s:i, s:i}", "timeout_ms", 1000, "output_bytes", 4096);
-    CHECK (strcmp (s_round_trip (proto_run (7, "alice", "s1", "python", "1", limits), true), "ok") == 0);
+    CHECK (strcmp (s_round_trip (proto_run (7, "alice", "s1", "python", "1", limits, NULL), true), "ok") == 0);
+    json_t *network = json_pack ("{s:[s], s:[s]}", "allow", "files.example.com:443", "methods", "GET");
+    json_t *run = proto_run (7, "alice", "s1", "python", "1", limits, network);
+    CHECK (run && json_equal (json_object_get (run, "network"), network));
+    CHECK (strcmp (s_round_trip (run, true), "ok") == 0);
+    run = proto_run (7, "alice", "s1", "python", "1", limits, NULL);
+    CHECK (run && !json_object_get (run, "network"));
+    json_object_set_new (run, "network", json_pack ("[s]", "files.example.com:443"));
+    CHECK (strcmp (s_round_trip (run, true), PROTO_E_BAD_TYPE) == 0);
+    json_decref (network);
     json_decref (limits);
     CHECK (strcmp (s_round_trip (proto_close ("alice", "s1", "shell"), true), "ok") == 0);
     CHECK (strcmp (s_round_trip (proto_heartbeat (), true), "ok") == 0);

@@ -1,9 +1,11 @@
 /*  policy/load.c: reading a policy file. It owns the sections of the format (top level,
-    defaults, masks, rules and their match, review settings and limits), the setup of the
+    defaults, masks, rules and their match, review settings and limits; a rule's network
+    grant is policy/grant.c), the setup of the
     matching budgets, and the policy's lifecycle (parse, load, destroy). Parsing is pure and
     never asserts on input: every problem in a file becomes one "file:line:col: message"
     error (see policy/reader.c). */
 #include "policy/policy_int.h"
+#include "policy/grant.h"
 #include "policy/reader.h"
 #include "common/util.h"
 #include <errno.h>
@@ -44,7 +46,8 @@ static int
 s_parse_limits (reader_t *ctx, json_t *rule, rule_t *r)
 {
     static const char *const keys[] = { "cpus", "timeout_ms", "memory_mb", "pids", "tmp_mb",
-                                        "output_bytes", NULL };
+                                        "output_bytes", "egress_connections", "egress_bytes",
+                                        NULL };
     const char *const *ints = keys + 1;     //  every key but cpus is a whole number
     json_t *limits = json_object_get (rule, "limits");
     if (!limits)
@@ -202,7 +205,7 @@ s_parse_rule (reader_t *ctx, policy_t *self, json_t *rule, size_t index, json_t 
 {
     static const char *const keys[] = { "name", "comment", "match", "action", "message", "quorum",
                                         "approvers", "ttl_s", "webhook", "limits", "placement",
-                                        NULL };
+                                        "network", NULL };
     rule_t *r = &self->rules[index];
     snprintf (ctx->rule, sizeof ctx->rule, "rule %zu", index + 1);
     reader_where (ctx, NULL);
@@ -238,8 +241,13 @@ s_parse_rule (reader_t *ctx, policy_t *self, json_t *rule, size_t index, json_t 
         reader_push_key (ctx, "placement");
         return reader_fail (ctx, JPOS_KEY, "'placement' does not apply to deny rules (%s)", ctx->rule);
     }
+    if (r->action == POLICY_DENY && json_object_get (rule, "network")) {
+        reader_push_key (ctx, "network");
+        return reader_fail (ctx, JPOS_KEY, "'network' does not apply to deny rules (%s)", ctx->rule);
+    }
     return s_parse_match (ctx, rule, r) || s_parse_review (ctx, self, rule, r)
-           || s_parse_limits (ctx, rule, r) || s_parse_placement (ctx, rule, r) ? -1 : 0;
+           || s_parse_limits (ctx, rule, r) || s_parse_placement (ctx, rule, r)
+           || grant_parse (ctx, rule, &r->network) ? -1 : 0;
 }
 
 static int
@@ -465,6 +473,7 @@ policy_destroy (policy_t **self_p)
         json_decref (r->appr_principals);
         json_decref (r->appr_groups);
         json_decref (r->labels);
+        json_decref (r->network);
         pcre2_code_free (r->session_re);
         pcre2_code_free (r->code_re);
         free (r->nfkc_message);

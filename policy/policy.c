@@ -147,6 +147,7 @@ s_default_review (policy_t *self, policy_decision_t *out)
     out->webhook = NULL;
     out->limits = NULL;
     out->labels = NULL;
+    out->network = NULL;
 }
 
 //  The decision of rule r; error is the PCRE2 error if the rule was undetermined, else 0.
@@ -175,6 +176,7 @@ s_fill (policy_t *self, const rule_t *r, int index, int error, bool normalised,
     }
     out->limits = r->action != POLICY_DENY ? r->limits : NULL;
     out->labels = r->action != POLICY_DENY ? r->labels : NULL;
+    out->network = r->action != POLICY_DENY ? r->network : NULL;
 }
 
 //  First match wins over one form of the code; no match denies.
@@ -253,12 +255,57 @@ policy_decision_json (const policy_decision_t *d)
         approvers = json_pack ("{s:O*,s:O*}", "principals", d->approver_principals,
                                "groups", d->approver_groups);
     json_t *placement = d->labels ? json_pack ("{s:O}", "labels", d->labels) : NULL;
-    return json_pack ("{s:s,s:s?,s:i,s:s?,s:i,s:i,s:o*,s:O*,s:o*,s:s*,s:b,s:b,s:s?}",
+    return json_pack ("{s:s,s:s?,s:i,s:s?,s:i,s:i,s:o*,s:O*,s:o*,s:O*,s:s*,s:b,s:b,s:s?}",
                       "action", d->action_name, "rule", d->rule, "rule_index", d->rule_index,
                       "message", d->message, "quorum", d->quorum, "ttl_s", d->ttl_s,
                       "approvers", approvers, "limits", d->limits, "placement", placement,
-                      "webhook", d->webhook, "limit_hit", d->limit_hit,
+                      "network", d->network, "webhook", d->webhook, "limit_hit", d->limit_hit,
                       "normalised", d->normalised, "policy_sha256", d->policy_sha256);
+}
+
+//  Appends the strings of list to out (sized by the caller), joined with ", ".
+static void
+s_join (char *out, json_t *list)
+{
+    for (size_t i = 0; i < json_array_size (list); i++) {
+        const char *item = json_string_value (json_array_get (list, i));
+        strcat (out, i ? ", " : "");
+        strcat (out, item ? item : "?");
+    }
+}
+
+static size_t
+s_joined_size (json_t *list)
+{
+    size_t size = 0;
+    for (size_t i = 0; i < json_array_size (list); i++) {
+        const char *item = json_string_value (json_array_get (list, i));
+        size += (item ? strlen (item) : 1) + 2;
+    }
+    return size;
+}
+
+char *
+policy_network_text (json_t *network)
+{
+    json_t *allow = json_object_get (network, "allow");
+    json_t *methods = json_object_get (network, "methods");
+    if (!json_is_array (allow))
+        return NULL;
+    if (!json_is_array (methods))
+        methods = NULL;
+    size_t size = s_joined_size (allow) + s_joined_size (methods) + sizeof " (methods )";
+    char *out = malloc (size);
+    if (!out)
+        return NULL;
+    *out = 0;
+    s_join (out, allow);
+    if (methods) {
+        strcat (out, " (methods ");
+        s_join (out, methods);
+        strcat (out, ")");
+    }
+    return out;
 }
 
 json_t *

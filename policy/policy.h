@@ -34,10 +34,25 @@
           "webhook": "https://hooks.slack.com/...", review only: where to announce it
           "limits": { "timeout_ms": 30000 },        allow and review: sandbox limits, any of
                                                     timeout_ms memory_mb pids tmp_mb
-                                                    output_bytes, integers 1..2147483647
-          "placement": { "labels": ["gpu"] } },     allow and review: the snippet runs only on
+                                                    output_bytes egress_connections
+                                                    egress_bytes, integers 1..2147483647, and
+                                                    cpus (a number 0.01..1024)
+          "placement": { "labels": ["gpu"] },       allow and review: the snippet runs only on
                                                     a worker that announced every label; a
                                                     string or 1..16 labels [A-Za-z0-9_.-]{1,64}
+          "network": {                              allow and review: what the run may reach
+                                                    through its proxy (issue 15)
+            "allow": ["files.example.com:443",      required: a string or 1..64 HOST:PORT, each
+                      "*.internal.example:80",      a DNS name (labels 1..63 of a-z 0-9 -, at
+                      "10.1.2.3:5432",              most 253; lowercased, a trailing dot
+                      "[2001:db8::1]:443"],         dropped), "*." and a name (any name below
+                                                    it, not the name itself), an IPv4 address
+                                                    or an IPv6 address in brackets (canonical
+                                                    form); PORT 1..65535; no duplicates
+            "methods": ["GET", "HEAD"] } },         optional: a string or 1..16 tokens of 1..16
+                                                    A-Z, each once; only those methods, CONNECT
+                                                    (HTTPS tunnels) included, so ["GET"] is
+                                                    plain-HTTP GET only. Absent: any method
         { "name": "default", "action": "allow" }
       ]
     }
@@ -64,8 +79,9 @@
     PCRE2 error), the rule is "undetermined" and evaluation STOPS there: at a deny rule the
     decision is deny (what is never allowed stays denied), at any other rule it is review;
     rule = that rule, limit_hit = true, message naming the limit. A review takes the rule's
-    quorum, ttl_s, approvers, webhook, limits and placement when it is a review rule,
-    otherwise the file's defaults with any approver, no limits and no placement. Evaluation does not continue to later
+    quorum, ttl_s, approvers, webhook, limits, placement and network when it is a review rule,
+    otherwise the file's defaults with any approver, no limits, no placement and no network
+    grant. Evaluation does not continue to later
     rules because first-match-wins could have stopped at this rule, and a later allow must
     never be reached that way.
 
@@ -124,6 +140,9 @@ typedef struct {
     json_t *approver_groups;            //  review: array, empty = anyone
     json_t *limits;                     //  allow/review: sandbox limits object, or NULL
     json_t *labels;                     //  allow/review: placement labels (array), or NULL
+    json_t *network;                    //  allow/review: the network grant, normalised:
+                                        //  {"allow": [...], "methods": [...] (if limited)},
+                                        //  or NULL
     const char *webhook;                //  review: announce URL, or NULL
     bool limit_hit;                     //  a pattern hit its match limit (see above)
     bool normalised;                    //  decided on the code's NFKC form (see above)
@@ -155,9 +174,14 @@ int policy_decide (policy_t *self, const policy_input_t *in, policy_decision_t *
 bool policy_may_approve (const policy_decision_t *d, const char *principal, const char *groups);
 
 //  The decision as a JSON object (action, rule, rule_index, message, quorum, ttl_s, approvers,
-//  limits, placement (when the rule has one), webhook, limit_hit, normalised, policy_sha256).
-//  Caller owns the result.
+//  limits, placement and network (when the rule has them), webhook, limit_hit, normalised,
+//  policy_sha256). Caller owns the result.
 json_t *policy_decision_json (const policy_decision_t *d);
+
+//  A network grant as one line for the people who approve it: "files.example.com:443,
+//  *.internal.example:80 (methods GET, HEAD)". Entries that are not strings show as "?".
+//  NULL when network has no `allow` array (or out of memory); caller frees.
+char *policy_network_text (json_t *network);
 
 //  For `replgate policy explain`: policy_decide() as JSON plus "rule_source" (the matching
 //  rule as written in the file, or null). Caller owns the result; NULL on misuse.

@@ -35,6 +35,7 @@ typedef struct {
     json_t *appr_principals, *appr_groups;          //  owned arrays
     json_t *limits;                     //  borrowed, or NULL
     json_t *labels;                     //  placement labels, owned array, or NULL
+    json_t *network;                    //  network grant, owned and normalised, or NULL
     const char *webhook;
 } rule_t;
 

@@ -2,6 +2,7 @@
     dimension, match limits, the NFKC form of the code, outputs, parse errors with their
     positions, the shipped default.json and deterministic mutations of it. */
 #include "policy/policy_int.h"
+#include "policy/grant.h"
 #include "policy/nfkc.h"
 #include "common/check.h"
 #include "common/util.h"
@@ -461,6 +462,200 @@ s_test_placement (void)
     policy_destroy (&p);
 }
 
+//  A rule `n` (allow) on line 5 whose network is `network`, refused with `want`.
+static void
+s_refused_network (const char *network, const char *want)
+{
+    char rule[1024];
+    snprintf (rule, sizeof rule, "    { \"name\": \"n\", \"action\": \"allow\", \"network\": %s }", network);
+    s_refused_rule (rule, want);
+}
+
+static void
+s_test_errors_network (void)
+{
+    s_refused_network ("{ \"allow\": [\"files.example.com\"] }",
+                       "policy.json:5:62: bad entry 'files.example.com' in the network of rule 2 'n': "
+                       "missing port: an entry is HOST:PORT");
+    s_refused_network ("{ \"allow\": [\"a.example:443\", \"b_c.example:443\"] }",
+                       "policy.json:5:79: bad entry 'b_c.example:443' in the network of rule 2 'n': "
+                       "not a host name (letters, digits, '-' and '.', labels of 1-63, at most 253)");
+    s_refused_network ("{ \"allow\": [\"a..example:443\"] }",
+                       "policy.json:5:62: bad entry 'a..example:443' in the network of rule 2 'n': "
+                       "not a host name (letters, digits, '-' and '.', labels of 1-63, at most 253)");
+    s_refused_network ("{ \"allow\": [\"a.example:0\"] }",
+                       "policy.json:5:62: bad entry 'a.example:0' in the network of rule 2 'n': "
+                       "the port must be a number from 1 to 65535");
+    s_refused_network ("{ \"allow\": [\"a.example:65536\"] }",
+                       "policy.json:5:62: bad entry 'a.example:65536' in the network of rule 2 'n': "
+                       "the port must be a number from 1 to 65535");
+    s_refused_network ("{ \"allow\": [\"a.example:\"] }",
+                       "policy.json:5:62: bad entry 'a.example:' in the network of rule 2 'n': "
+                       "missing port: an entry is HOST:PORT");
+    s_refused_network ("{ \"allow\": [\"*.:443\"] }",
+                       "policy.json:5:62: bad entry '*.:443' in the network of rule 2 'n': "
+                       "'*.' needs a name after it ('*.example.com')");
+    s_refused_network ("{ \"allow\": [\"*:443\"] }",
+                       "policy.json:5:62: bad entry '*:443' in the network of rule 2 'n': "
+                       "'*' may only start a name, as '*.'");
+    s_refused_network ("{ \"allow\": \"2001:db8::1:443\" }",
+                       "policy.json:5:61: bad entry '2001:db8::1:443' in the network of rule 2 'n': "
+                       "an IPv6 address needs brackets: '[2001:db8::1]:443'");
+    s_refused_network ("{ \"allow\": [\"[2001:db8::g]:443\"] }",
+                       "policy.json:5:62: bad entry '[2001:db8::g]:443' in the network of rule 2 'n': "
+                       "not an IPv6 address inside the brackets");
+    s_refused_network ("{ \"allow\": [\"[2001:db8::1]\"] }",
+                       "policy.json:5:62: bad entry '[2001:db8::1]' in the network of rule 2 'n': "
+                       "missing port: an entry is HOST:PORT");
+    s_refused_network ("{ \"allow\": [\"10.1.2.300:80\"] }",
+                       "policy.json:5:62: bad entry '10.1.2.300:80' in the network of rule 2 'n': "
+                       "not an IPv4 address (four numbers 0-255, no leading zeros)");
+    s_refused_network ("{ \"allow\": [\":80\"] }",
+                       "policy.json:5:62: bad entry ':80' in the network of rule 2 'n': "
+                       "missing host: an entry is HOST:PORT");
+    s_refused_network ("{ \"allow\": [\"A.Example.:443\", \"a.example:443\"] }",
+                       "policy.json:5:80: duplicate entry 'a.example:443' in the network of rule 2 'n' "
+                       "(the same as entry 1)");
+    s_refused_network ("{ \"allow\": [\"[2001:DB8:0::1]:443\", \"[2001:db8::1]:443\"] }",
+                       "policy.json:5:85: duplicate entry '[2001:db8::1]:443' in the network of rule 2 'n' "
+                       "(the same as entry 1)");
+    s_refused_network ("{ \"allow\": [] }",
+                       "policy.json:5:61: 'allow' in the network of rule 2 'n' must not be empty");
+    s_refused_network ("{ \"allow\": [443] }",
+                       "policy.json:5:62: 'allow' in the network of rule 2 'n' must hold non-empty strings");
+    s_refused_network ("{ \"methods\": [\"GET\"] }",
+                       "policy.json:5:50: missing required key 'allow' in the network of rule 2 'n'");
+    s_refused_network ("{ \"allow\": [\"a:1\"], \"method\": \"GET\" }",
+                       "policy.json:5:70: unknown key 'method' in the network of rule 2 'n' (did you mean "
+                       "'methods'?)");
+    s_refused_network ("[\"a:1\"]", "policy.json:5:50: 'network' in rule 2 'n' must be an object");
+    s_refused_network ("{ \"allow\": [\"a:1\"], \"methods\": [\"GET\", \"get\"] }",
+                       "policy.json:5:89: method 'get' in the network of rule 2 'n' must be 1-16 of A-Z "
+                       "(as GET, CONNECT)");
+    s_refused_network ("{ \"allow\": [\"a:1\"], \"methods\": \"M-SEARCH\" }",
+                       "policy.json:5:81: method 'M-SEARCH' in the network of rule 2 'n' must be 1-16 of "
+                       "A-Z (as GET, CONNECT)");
+    s_refused_network ("{ \"allow\": [\"a:1\"], \"methods\": [\"GET\", \"GET\"] }",
+                       "policy.json:5:89: duplicate method 'GET' in the network of rule 2 'n'");
+    s_refused_network ("{ \"allow\": [\"a:1\"], \"methods\": [] }",
+                       "policy.json:5:81: 'methods' in the network of rule 2 'n' must not be empty");
+    s_refused_rule ("    { \"name\": \"d\", \"action\": \"deny\", \"message\": \"m\", \"network\": { \"allow\": [\"a:1\"] } }",
+                    "policy.json:5:54: 'network' does not apply to deny rules (rule 2 'd')");
+    s_refused_rule ("    { \"name\": \"q\", \"action\": \"allow\", \"limits\": { \"egress_bytes\": 0 } }",
+                    "policy.json:5:67: 'egress_bytes' in the limits of rule 2 'q' must be between 1 and 2147483647");
+    s_refused_rule ("    { \"name\": \"q\", \"action\": \"review\", \"limits\": { \"egress_connections\": \"9\" } }",
+                    "policy.json:5:74: 'egress_connections' in the limits of rule 2 'q' must be an integer");
+    //  65 entries: one more than a grant holds; 17 methods: one more than a grant names.
+    char many[2048] = "{ \"allow\": [";
+    for (int i = 0; i < 65; i++)
+        snprintf (many + strlen (many), sizeof many - strlen (many), "%s\"h%d:1\"", i ? "," : "", i);
+    strcat (many, "] }");
+    s_refused_network (many, "policy.json:5:61: 'allow' in the network of rule 2 'n' holds more than 64 entries");
+    s_refused_network ("{ \"allow\": \"a:1\", \"methods\": [\"A\",\"B\",\"C\",\"D\",\"E\",\"F\",\"G\",\"H\",\"I\","
+                       "\"J\",\"K\",\"L\",\"M\",\"N\",\"O\",\"P\",\"Q\"] }",
+                       "policy.json:5:79: 'methods' in the network of rule 2 'n' holds more than 16 methods");
+}
+
+//  One entry at a time: normalised as the proxy will compare it, or refused.
+static void
+s_test_grant_entries (void)
+{
+    const char *good[][2] = {
+        { "Files.Example.COM:443", "files.example.com:443" }, { "example.com.:80", "example.com:80" },
+        { "*.Internal.Example:80", "*.internal.example:80" }, { "*.internal.example.:8080", "*.internal.example:8080" },
+        { "10.1.2.3:5432", "10.1.2.3:5432" }, { "[2001:DB8:0:0::1]:443", "[2001:db8::1]:443" },
+        { "[::1]:65535", "[::1]:65535" }, { "localhost:1", "localhost:1" }, { "x-1.y2:22", "x-1.y2:22" } };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char out[GRANT_ENTRY_SIZE] = "";
+        const char *why = NULL;
+        bool ok = grant_entry (good[i][0], strlen (good[i][0]), out, &why) == 0 && strcmp (out, good[i][1]) == 0;
+        CHECK (ok);
+        if (!ok)
+            fprintf (stderr, "policy: grant entry %s: got '%s' (%s)\n", good[i][0], out, why ? why : "");
+    }
+    char label[80], name[300];
+    memset (label, 'a', 63);
+    snprintf (label + 63, sizeof label - 63, ".b:1");
+    memset (name, 'a', 64);
+    snprintf (name + 64, sizeof name - 64, ".b:1");
+    const char *bad[] = { "", "a", "a:01", "a:+1", "a:1x", "a b:1", "a:1:2", "*.*.a:1", "a.*.b:1", ".a:1",
+                          "a..:1", "-:x", "1.2.3:80", "01.2.3.4:80", "[1.2.3.4]:80", "[::1:80", "[::1]x:80",
+                          "[::1]:", "*.:1", "*:1", name, "caf\xc3\xa9.example:443" };
+    char out[GRANT_ENTRY_SIZE];
+    const char *why;
+    CHECK (grant_entry (label, strlen (label), out, &why) == 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        bool refused = grant_entry (bad[i], strlen (bad[i]), out, &why) == -1 && why;
+        CHECK (refused);
+        if (!refused)
+            fprintf (stderr, "policy: grant entry '%s' was taken as '%s'\n", bad[i], out);
+    }
+    CHECK (grant_entry ("a\0b:1", 5, out, &why) == -1);
+    char longest[400];
+    memset (longest, 'a', sizeof longest);
+    CHECK (grant_entry (longest, sizeof longest, out, &why) == -1);
+}
+
+//  The grant travels with allow and review decisions, normalised, and into their JSON; a
+//  limit hit at an allow rule reviews without it; at a review rule it keeps it.
+static void
+s_test_network (void)
+{
+    policy_t *p = s_parse (
+        "{ \"version\": 1, \"rules\": [\n"
+        "  { \"name\": \"fetch\", \"match\": { \"session\": \"^net-\" }, \"action\": \"allow\",\n"
+        "    \"limits\": { \"egress_connections\": 10, \"egress_bytes\": 1048576 },\n"
+        "    \"network\": { \"allow\": [\"Files.Example.com:443\", \"*.internal.example:80\"], \"methods\": [\"GET\"] } },\n"
+        "  { \"name\": \"ask\", \"match\": { \"code\": \"(a+)+$\" }, \"action\": \"review\",\n"
+        "    \"network\": { \"allow\": \"[2001:db8::1]:443\" } },\n"
+        "  { \"name\": \"hostile\", \"match\": { \"session\": \"^h-\", \"code\": \"(b+)+$\" }, \"action\": \"allow\",\n"
+        "    \"network\": { \"allow\": [\"a:1\"] } },\n"
+        "  { \"name\": \"any\", \"action\": \"allow\" } ] }\n", "network.json");
+    if (!p)
+        return;
+    policy_decision_t d = s_decide (p, "python", "bob", "agent", "", "net-1", "x");
+    CHECK (s_is (&d, POLICY_ALLOW, "fetch") && d.network);
+    json_t *allow = json_object_get (d.network, "allow");
+    CHECK (json_array_size (allow) == 2);
+    CHECK (strcmp (json_string_value (json_array_get (allow, 0)), "files.example.com:443") == 0);
+    CHECK (json_integer_value (json_object_get (d.limits, "egress_connections")) == 10);
+    CHECK (json_integer_value (json_object_get (d.limits, "egress_bytes")) == 1048576);
+    char *text = policy_network_text (d.network);
+    CHECK (text && strcmp (text, "files.example.com:443, *.internal.example:80 (methods GET)") == 0);
+    free (text);
+    json_t *out = policy_decision_json (&d);
+    json_t *grant = json_object_get (out, "network");
+    CHECK (json_equal (grant, d.network) && !json_object_get (out, "placement"));
+    CHECK (strcmp (json_string_value (json_array_get (json_object_get (grant, "methods"), 0)), "GET") == 0);
+    json_decref (out);
+    d = s_decide (p, "python", "bob", "agent", "", "s", "aaa");
+    CHECK (s_is (&d, POLICY_REVIEW, "ask") && !d.limit_hit && d.network);
+    CHECK (!json_object_get (d.network, "methods"));
+    text = policy_network_text (d.network);
+    CHECK (text && strcmp (text, "[2001:db8::1]:443") == 0);
+    free (text);
+    d = s_decide (p, "python", "bob", "agent", "", "s", "x");
+    CHECK (s_is (&d, POLICY_ALLOW, "any") && d.network == NULL);
+    out = policy_decision_json (&d);
+    CHECK (out && !json_object_get (out, "network"));
+    json_decref (out);
+    char hostile[20002];
+    memset (hostile, 'a', 20000);
+    strcpy (hostile + 20000, "!");
+    d = s_decide (p, "python", "bob", "agent", "", "s", hostile);          //  a review rule's limit
+    CHECK (s_is (&d, POLICY_REVIEW, "ask") && d.limit_hit && d.network);
+    memset (hostile, 'b', 20000);
+    d = s_decide (p, "python", "bob", "agent", "", "h-1", hostile);        //  an allow rule's limit
+    CHECK (s_is (&d, POLICY_REVIEW, "hostile") && d.limit_hit && d.network == NULL);
+    policy_destroy (&p);
+    CHECK (policy_network_text (NULL) == NULL);
+    json_t *odd = json_pack ("{s:[s,i]}", "allow", "a:1", 7);
+    text = policy_network_text (odd);
+    CHECK (text && strcmp (text, "a:1, ?") == 0);
+    free (text);
+    json_decref (odd);
+}
+
 //  The shipped policy, found from the source tree (tests run there) or next to bin/.
 static policy_t *
 s_load_default (char **text, size_t *size)
@@ -541,6 +736,17 @@ s_test_default_routes (policy_t *p)
         s_route (p, allow[i][0], allow[i][1], POLICY_ALLOW, "default");
     policy_decision_t d = s_decide (p, "shell", "a", "agent", "", "s1", "pip install x");
     CHECK (json_integer_value (json_object_get (d.limits, "timeout_ms")) == 600000);
+    //  Package installs and network use are reviewed with a grant to the package indexes.
+    const char *want = "pypi.org:443, files.pythonhosted.org:443, github.com:443, "
+                       "codeload.github.com:443, objects.githubusercontent.com:443";
+    for (int i = 0; i < 2; i++) {
+        d = s_decide (p, "shell", "a", "agent", "", "s1", i ? "curl https://pypi.org" : "pip install x");
+        char *text = policy_network_text (d.network);
+        CHECK (d.action == POLICY_REVIEW && text && strcmp (text, want) == 0);
+        free (text);
+    }
+    d = s_decide (p, "shell", "a", "agent", "", "s1", "ls");
+    CHECK (d.action == POLICY_ALLOW && d.network == NULL);
 }
 
 //  A few thousand deterministic mutations of default.json: parsing must never crash, and a
@@ -596,11 +802,14 @@ policy_test (void)
     s_test_outputs (p);
     s_test_nfkc_order ();
     s_test_placement ();
+    s_test_network ();
+    s_test_grant_entries ();
     policy_destroy (&p);
     CHECK (p == NULL);
     policy_destroy (&p);
     s_test_errors_top ();
     s_test_errors_rules ();
+    s_test_errors_network ();
     CHECK (policy_load ("/nonexistent/policy.json", err, sizeof err) == NULL);
     CHECK (strcmp (err, "/nonexistent/policy.json: No such file or directory") == 0);
 

@@ -7,8 +7,14 @@ from harness import BIN, Stack, Terminal, check, free_port_pair, run_all, test, 
 
 CLI = os.path.join(BIN, "replgate")
 NOWHERE = "/nonexistent/replgate-state"
+GRANT = {"allow": ["Files.Example.com:443", "*.internal.example:80"], "methods": ["GET"]}
+GRANT_NORMALISED = {"allow": ["files.example.com:443", "*.internal.example:80"], "methods": ["GET"]}
+GRANT_LINE = "files.example.com:443, *.internal.example:80 (methods GET)"
 TWO = {"version": 1, "defaults": {"quorum": 1, "ttl_s": 3600}, "rules": [
     {"name": "two-eyes", "match": {"code": "NEEDS_TWO"}, "action": "review", "quorum": 2},
+    {"name": "net-review", "match": {"code": "NET_REVIEW"}, "action": "review", "network": GRANT},
+    {"name": "net-allow", "match": {"code": "NET_ALLOW"}, "action": "allow", "network": GRANT,
+     "limits": {"egress_connections": 5, "egress_bytes": 65536}},
     {"name": "rest", "action": "allow"},
 ]}
 
@@ -201,6 +207,44 @@ def pending_names_approvers_labels_the_hash_and_says_when_empty():
               and ("bind_sha256 (language, session, code): %s\n" % bind) in p.stdout, p.stdout)
         p = s.cli("pending", "-s", "elsewhere")
         check(p.returncode == 0 and p.stdout == "nothing pending in session elsewhere\n", p.stdout)
+    finally:
+        done(s)
+
+
+@test
+def a_network_grant_is_shown_to_approvers_and_stored_with_the_request():
+    s = stack()
+    try:
+        c = s.client()
+        r = c.call("submit", lang="python", code="'NET_REVIEW'", session="n", wait_ms=0)
+        check(r and r["ok"] and r["state"] == "pending_approval", r)
+        rid = r["id"]
+        p = s.cli("pending")
+        check(p.returncode == 0 and ("request %d by agent" % rid) in p.stdout
+              and ("\n  network: %s\n" % GRANT_LINE) in p.stdout, p.stdout)
+        p = s.cli("pending", "--json")
+        row = json.loads(p.stdout.splitlines()[0])
+        check(row["limits"]["network"] == GRANT_NORMALISED, row)
+        # explain says what the rule grants, normalised; a rule without a grant says nothing
+        policy = os.path.join(s.dir, "policy.json")
+        p = s.cli("policy", "explain", "--file", policy, "'NET_REVIEW'")
+        check(p.returncode == 0 and p.stdout.startswith("review by rule net-review\nnetwork: %s\n" % GRANT_LINE),
+              p.stdout)
+        p = s.cli("policy", "explain", "--file", policy, "--json", "'NET_ALLOW'")
+        out = json.loads(p.stdout)
+        check(p.returncode == 0 and out["network"] == GRANT_NORMALISED and out["action"] == "allow"
+              and out["limits"] == {"egress_connections": 5, "egress_bytes": 65536}, p.stdout)
+        p = s.cli("policy", "explain", "--file", policy, "1 + 1")
+        check(p.returncode == 0 and "network" not in p.stdout, p.stdout)
+        # an allowed request keeps its grant in its limits and still runs (the `run` carries it)
+        r = c.call("submit", lang="python", code="print('NET_ALLOW')", session="n", wait_ms=20000)
+        check(r and r["ok"] and r["state"] == "done" and r["stdout"] == "NET_ALLOW\n", r)
+        limits = json.loads(s.sql("select limits from requests where id = ?", r["id"])[0][0])
+        check(limits == {"egress_connections": 5, "egress_bytes": 65536, "network": GRANT_NORMALISED}, limits)
+        r = c.call("submit", lang="python", code="1 + 1", session="n", wait_ms=20000)
+        check(r and r["state"] == "done", r)
+        check(s.sql("select limits from requests where id = ?", r["id"])[0][0] is None, "no grant, no limits")
+        c.close()
     finally:
         done(s)
 

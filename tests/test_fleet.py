@@ -161,6 +161,39 @@ def placement_by_label_without_head_of_line_blocking():
 
 
 @test
+def a_granted_run_carries_its_network_beside_its_limits():
+    # issue 15: the rule's grant, normalised, is the run's own `network`; its egress limits
+    # stay in `limits`; a run without a grant has no `network` at all
+    policy = {"version": 1, "rules": [
+        {"name": "net", "match": {"code": "FETCH"}, "action": "allow", "placement": {"labels": ["net"]},
+         "limits": {"egress_connections": 3, "egress_bytes": 4096},
+         "network": {"allow": ["PyPI.org.:443", "[2001:DB8::1]:8443"], "methods": ["GET", "CONNECT"]}},
+        {"name": "all", "action": "allow"}]}
+    s = Stack(workers=0, policy=policy)
+    c = s.client()
+    fw = FakeWorker(s, "net1", labels=["net"])
+    try:
+        s.wait_workers(1)
+        r = submit(c, "n", "FETCH = 1")
+        run = fw.next()
+        check(run and run["op"] == "run" and run["id"] == r["id"], run)
+        check(run["network"] == {"allow": ["pypi.org:443", "[2001:db8::1]:8443"], "methods": ["GET", "CONNECT"]}
+              and "network" not in run["limits"] and "labels" not in run["limits"]
+              and run["limits"]["egress_connections"] == 3 and run["limits"]["egress_bytes"] == 4096, run)
+        fw.result(run)
+        check(done(c, r["id"])["state"] == "done", "the granted run ended")
+        stored = json.loads(s.sql("select limits from requests where id = ?", r["id"])[0][0])
+        check(stored["network"] == run["network"] and stored["labels"] == ["net"], stored)
+        r = submit(c, "m", "1 + 1")
+        run = fw.next()
+        check(run and run["id"] == r["id"] and "network" not in run, run)
+        fw.result(run)
+        done(c, r["id"])
+    finally:
+        teardown(s, c, fw)
+
+
+@test
 def a_request_no_worker_can_take_is_cancelled_after_the_wait():
     s = Stack(workers=0, policy=GPU_POLICY, broker_args=["--placement-wait-ms", "1500"])
     c = s.client()

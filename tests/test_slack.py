@@ -30,6 +30,8 @@ class Gate:
             {"name": "quorum2", "match": {"code": "QUORUM2"}, "action": "review", "quorum": 2, "ttl_s": 600},
             {"name": "short", "match": {"code": "SHORT"}, "action": "review", "quorum": 1, "ttl_s": 3},
             {"name": "review", "match": {"code": "REVIEW"}, "action": "review", "quorum": 1, "ttl_s": 600},
+            {"name": "granted", "match": {"code": "GRANTED"}, "action": "review", "quorum": 1, "ttl_s": 600,
+             "network": {"allow": ["Files.Example.com:443", "*.internal.example:80"], "methods": ["GET"]}},
             {"name": "default", "action": "allow"}]
         if webhook_in_rule:
             for r in self.policy_rules:
@@ -191,6 +193,17 @@ def approve_from_slack_runs_the_snippet(g):
     hist = g.stack.sql("select * from history where id = ?", rid)
     check("alice" in repr(hist), hist)
     check(len(g.accepted_for(rid)) == 1, "still one message")
+
+
+@gate_test
+def the_message_shows_the_network_grant_an_approval_opens(g):
+    rid = g.submit("print('fetch')  # GRANTED")["id"]
+    t = text_of(g.message(rid))
+    check("*Network*: `files.example.com:443`, `*.internal.example:80` (methods `GET`)" in t, t[:800])
+    # a rule without a grant shows none
+    rid = g.submit("print('plain')  # REVIEW")["id"]
+    t = text_of(g.message(rid))
+    check("Network" not in t, t[:800])
 
 
 @gate_test

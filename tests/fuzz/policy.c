@@ -24,6 +24,7 @@ s_decide_on_itself (policy_t *policy, const char *text, size_t size)
     if (policy_decide (policy, &in, &d) == 0) {
         policy_may_approve (&d, "alice", "sre,ops");
         json_decref (policy_decision_json (&d));
+        free (policy_network_text (d.network));
     }
     json_decref (policy_explain (policy, &in));
     mask_t *mask = mask_new ();
