@@ -42,6 +42,8 @@ int screen_test (void);
 int mcp_test (void);
 int wire_test (void);
 int drop_test (void);
+int egress_test (void);
+int egress_record_test (void);
 
 static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "util", util_test },
@@ -80,6 +82,8 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "mcp", mcp_test },
     { "wire", wire_test },
     { "drop", drop_test },
+    { "egress", egress_test },
+    { "egress_record", egress_record_test },
 };
 
 int
