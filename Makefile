@@ -81,11 +81,11 @@ $(B)/gen/%_sh.h: worker/%.sh tests/cstring.sh
 	sh tests/cstring.sh $* < $< > $@
 
 $(BIN)/replgate-broker: $(call obj,broker/main.c $(BROKER) $(UTIL) common/keys.c \
-                          common/proto.c common/preflight.c $(STORE) $(POLICY) $(MASK) $(REDACT))
+                          common/proto.c common/egress_check.c common/preflight.c $(STORE) $(POLICY) $(MASK) $(REDACT))
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,libczmq libzmq jansson sqlite3 libsodium libpcre2-8) $(POLICY_LIBS)
 # No store, SQLite or policy engine: the worker only masks secrets out of results.
-$(BIN)/replgate-worker: $(call obj,worker/main.c $(WORKER) $(UTIL) common/proto.c $(MASK) $(REDACT))
+$(BIN)/replgate-worker: $(call obj,worker/main.c $(WORKER) $(UTIL) common/proto.c common/egress_check.c $(MASK) $(REDACT))
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,libczmq libzmq jansson libsodium libpcre2-8 libseccomp)
 # No libzmq or czmq: client/lazy.c loads them when a command first calls them.

@@ -10,6 +10,7 @@
 #include "broker/backlog.h"
 #include "broker/decide.h"
 #include "broker/dispatch.h"
+#include "broker/egress.h"
 #include "broker/fleet.h"
 #include "broker/refusals.h"
 #include "broker/state.h"
@@ -269,6 +270,8 @@ s_result_fields (json_t *msg)
             json_object_set_new (fields, streams[i], json_stringn_nocheck (bytes, n));
         free (bytes);
     }
+    if (egress_fields (msg, fields) != 0)
+        log_error ("out of memory: the egress totals of a result are not recorded");
     return fields;
 }
 
@@ -314,6 +317,7 @@ s_on_result (broker_t *broker, worker_t *w, json_t *msg)
             json_object_set_new (fields, "session_reset", json_true ());
             json_object_set_new (fields, "reset_reason", json_string (job->reset_reason));
         }
+        egress_record (broker, job->id, w->name, msg);
         if (backlog_fire (broker, job->id, "running", EV_FINISH, w->name, fields) != 0)
             log_error ("request %lld: result could not be recorded", (long long) job->id);
         json_decref (fields);

@@ -1,7 +1,8 @@
 /*  client/export.c: `replgate export`: the record for a SIEM or a spreadsheet. One row per
     request (who, what, the decision and who allowed it, when, how it ended, output sizes and
-    hashes), or with --events the raw hash-chained event log, each event with its hashes so a
-    third party can re-verify it. csv, json (one array) and jsonl all stream: rows come one
+    hashes, egress totals), or with --events the raw hash-chained event log (a run's
+    connections through its egress proxy among them, as `egress` events), each event with
+    its hashes so a third party can re-verify it. csv, json (one array) and jsonl all stream: rows come one
     at a time from the store and go straight out, so memory stays flat. */
 #include "client/cli.h"
 #include <stdio.h>
@@ -14,7 +15,8 @@ static const char *s_request_columns[] = {
     "queued_at", "started_at", "finished_at", "worker", "outcome", "exit_code", "signal",
     "error_name", "stdout_bytes", "stderr_bytes", "stdout_truncated", "stderr_truncated",
     "code_sha256", "bind_sha256", "stdout_sha256", "stderr_sha256", "policy_sha256", "wall_ms",
-    "cpu_ms", "max_rss_kb", "pruned_at",
+    "cpu_ms", "max_rss_kb", "pruned_at", "egress_connections", "egress_denied", "egress_bytes_out",
+    "egress_bytes_in",
 };
 static const char *s_event_columns[] = {
     "seq", "at", "request_id", "type", "actor", "data", "prev_hash", "hash",

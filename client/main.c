@@ -160,7 +160,7 @@ static const char *s_exits[] = {
     [EXIT_PENDING] = "still pending or running: --no-wait, --timeout, or interrupted (Ctrl-C,\n"
         "      SIGTERM); `replgate wait ID` picks it up",
     [EXIT_ENDED] = "expired or cancelled",
-    [EXIT_LIMIT] = "a limit ended it (timeout, oom, killed, output_limit)",
+    [EXIT_LIMIT] = "a limit ended it (timeout, oom, killed, output_limit, egress_limit)",
     [EXIT_UNREACHABLE] = "broker unreachable, or it does not trust the key (no answer)",
     [EXIT_LOST] = "lost (its worker died or the broker restarted while it ran)",
     [EXIT_NOT_FOUND] = "not found: no such request (another agent's reads as none)",

@@ -1,10 +1,12 @@
 /*  client/replay.c: `replgate replay SESSION`: plays a session back from the record, in
     order, as a terminal showed it: each snippet with who sent it, when, what the policy
     decided and who approved it, then the output the agent received (already masked when it
-    was stored). Real gaps are kept, capped, and scaled by --speed; --cast writes the same
-    text as an asciinema v2 recording instead. On a terminal (or with --escape) every text of
-    the record is rendered first (client/screen.h): the replay shows what the agent got, it
-    does not run it on the investigator's terminal; a pipe and the cast get it as it was.
+    was stored), with each connection it made through its egress proxy, one line each, where
+    the record has them: with its end, before its output. Real gaps are kept, capped, and
+    scaled by --speed; --cast writes the same text as an asciinema v2 recording instead. On a
+    terminal (or with --escape) every text of the record is rendered first (client/screen.h):
+    the replay shows what the agent got, it does not run it on the investigator's terminal; a
+    pipe and the cast get it as it was.
     Reads only: works with the broker stopped. */
 #include "client/cli.h"
 #include "common/buf.h"
@@ -20,6 +22,7 @@
 
 typedef struct {
     cli_t *cli;
+    store_t *store;
     FILE *cast;                 //  NULL: to the terminal
     bool wait;
     int64_t last_ms;            //  record time of the previous output, -1 before the first
@@ -138,6 +141,62 @@ s_footer (json_t *row, buf_t *out)
         buf_appendf (out, "[session reset]\n");
 }
 
+//  "[egress] CONNECT files.example.com:443 -> 93.184.216.34, 517 B out, 4096 B in, 12.5 ms,
+//  allowed": one line for an entry (already rendered for the screen). A field of the wrong
+//  type (the file was edited) shows as "?" rather than stopping the replay.
+static void
+s_egress_line (json_t *d, buf_t *out)
+{
+    const char *method = s_str (d, "method"), *host = s_str (d, "host");
+    const char *address = s_str (d, "address"), *outcome = s_str (d, "outcome");
+    const char *reason = s_str (d, "reason");
+    json_t *port = json_object_get (d, "port"), *ms = json_object_get (d, "ms");
+    buf_appendf (out, "[egress] %s %s:", method ? method : "?", host ? host : "?");
+    if (json_is_integer (port))
+        buf_appendf (out, "%lld", (long long) json_integer_value (port));
+    else
+        buf_appendf (out, "?");
+    buf_appendf (out, " -> %s, %lld B out, %lld B in, ", address ? address : "(unresolved)",
+                 (long long) json_integer_value (json_object_get (d, "bytes_out")),
+                 (long long) json_integer_value (json_object_get (d, "bytes_in")));
+    if (json_is_number (ms))
+        buf_appendf (out, "%.1f ms, ", json_number_value (ms));
+    buf_appendf (out, "%s%s%s\n", outcome ? outcome : "?", reason ? ": " : "", reason ? reason : "");
+}
+
+//  The data of the run's egress events, in order: the row's "egress" (--json prints it too,
+//  and screen_row renders it with the rest of the row).
+static json_t *
+s_egress (replay_t *self, json_t *row)
+{
+    json_t *events = store_request_events (self->store,
+                                           json_integer_value (json_object_get (row, "id")), "egress");
+    json_t *entries = json_array ();
+    size_t i;
+    json_t *event;
+    json_array_foreach (events, i, event) {
+        json_t *data = json_object_get (event, "data");
+        if (json_is_object (data))
+            json_array_append (entries, data);
+    }
+    json_decref (events);
+    return entries;
+}
+
+static void
+s_play_egress (replay_t *self, json_t *row, int64_t at)
+{
+    size_t i;
+    json_t *d;
+    json_array_foreach (json_object_get (row, "egress"), i, d) {
+        buf_t line = { 0 };
+        s_egress_line (d, &line);
+        if (line.data)
+            s_emit (self, at, line.data);
+        buf_free (&line);
+    }
+}
+
 static void
 s_output (replay_t *self, json_t *row, int64_t at)
 {
@@ -168,6 +227,9 @@ s_play (json_t *row, void *arg)
 {
     replay_t *self = (replay_t *) arg;
     self->rows++;
+    json_t *egress = s_egress (self, row);
+    if (!egress || json_object_set_new (row, "egress", egress) != 0)
+        return -1;
     if (self->cli->json && !self->cast) {
         cli_print_json (row);
         return 0;
@@ -186,6 +248,7 @@ s_play (json_t *row, void *arg)
     if (code)
         s_emit (self, submitted, code);
     free (code);
+    s_play_egress (self, row, finished >= 0 ? finished : submitted);
     s_output (self, row, finished >= 0 ? finished : submitted);
     return 0;
 }
@@ -223,7 +286,7 @@ cmd_replay (cli_t *cli)
     cli->session = cli->argv[0];
     json_t *filters = cli_filters (cli);
     store_t *store = filters ? cli_open_store (cli, STORE_READONLY) : NULL;
-    replay_t self = { cli, NULL, !cli->no_wait, -1, 0, 0,
+    replay_t self = { cli, store, NULL, !cli->no_wait, -1, 0, 0,
                       cli->cast ? 0 : screen_flags (cli->screen_mode, STDOUT_FILENO) };
     if (store && cli->cast)
         self.cast = s_cast_open (cli, cli->session);

@@ -2,13 +2,16 @@
     Each message type lists its fields with a type, whether it is required and its bounds;
     anything not in the table is an error, so new fields are a deliberate protocol change. */
 #include "common/proto.h"
+#include "common/egress_check.h"
 #include "common/util.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-//  F_LABELS: an array of at most PROTO_MAX_LABELS labels (proto_label_valid).
-typedef enum { F_STR, F_INT, F_BOOL, F_OBJ, F_RID, F_ANY, F_NUM, F_ARR, F_LABELS } ftype_t;
+//  F_LABELS: an array of at most PROTO_MAX_LABELS labels (proto_label_valid). F_EGRESS and
+//  F_EGRESS_TOTALS: a run's egress record (common/egress_check.h), checked entry by entry.
+typedef enum { F_STR, F_INT, F_BOOL, F_OBJ, F_RID, F_ANY, F_NUM, F_ARR, F_LABELS, F_EGRESS,
+               F_EGRESS_TOTALS } ftype_t;
 
 typedef struct {
     const char *name;
@@ -27,7 +30,7 @@ static const char *const s_langs[] = { "python", "shell", NULL };
 //  Events a gateway may add to the record (a closed list: the log is not a free-for-all).
 static const char *const s_report_types[] = { "delivery_failed", NULL };
 static const char *const s_outcomes[] = {
-    "ok", "error", "timeout", "oom", "killed", "output_limit", "interrupted", NULL };
+    "ok", "error", "timeout", "oom", "killed", "output_limit", "interrupted", "egress_limit", NULL };
 static const char *const s_streams[] = { "stdout", "stderr", NULL };
 
 #define RID         { "rid", F_RID, false, 0, NULL }
@@ -99,6 +102,7 @@ static const shape_t s_worker_shapes[] = {
         { "session_cpu_ms", F_NUM, false, 0, NULL },
         { "max_rss_kb", F_NUM, false, 0, NULL }, { "execution_count", F_NUM, false, 0, NULL },
         { "session_reset", F_BOOL, false, 0, NULL }, { "sandbox", F_STR, false, 64, NULL },
+        { "egress", F_EGRESS, false, 0, NULL }, { "egress_totals", F_EGRESS_TOTALS, false, 0, NULL },
         END } },
     { "session_closed", { OP, { "session", F_STR, true, PROTO_MAX_SESSION, NULL },
         { "lang", F_STR, true, 0, s_langs }, { "owner", F_STR, true, PROTO_MAX_KEY, NULL },
@@ -170,10 +174,25 @@ s_check_labels (const field_t *f, json_t *value, proto_error_t *err)
     return 0;
 }
 
+//  The egress record goes on the hash-chained log as it is: one bad entry refuses the result.
+static int
+s_check_egress (const field_t *f, json_t *value, proto_error_t *err)
+{
+    char why[sizeof err->message];
+    const char *code = f->type == F_EGRESS ? egress_check_entries (value, why, sizeof why)
+                                           : egress_check_totals (value, why, sizeof why);
+    if (!code)
+        return 0;
+    s_fail (err, code, "%s", why);
+    return -1;
+}
+
 //  Checks one present field's type and bounds; 0 if it conforms.
 static int
 s_check_field (const field_t *f, json_t *value, proto_error_t *err)
 {
+    if (f->type == F_EGRESS || f->type == F_EGRESS_TOTALS)
+        return s_check_egress (f, value, err);
     bool ok;
     switch (f->type) {
         case F_STR:  ok = json_is_string (value); break;

@@ -183,6 +183,24 @@ proto_test (void)
     CHECK (proto_parse_worker (nul, strlen (nul), &msg, &err) == 0
            && json_string_length (json_object_get (msg, "stdout")) == 3);
     json_decref (msg);
+    //  A result with an egress record, and the outcome egress_limit; one bad entry refuses it.
+    const char *eg = "{\"op\":\"result\",\"id\":3,\"session\":\"s\",\"lang\":\"python\","
+                     "\"outcome\":\"egress_limit\",\"egress\":[{\"host\":\"h.example\",\"port\":443,"
+                     "\"method\":\"CONNECT\",\"bytes_out\":1,\"bytes_in\":2,\"ms\":0.5,"
+                     "\"outcome\":\"allowed\"}],\"egress_totals\":{\"connections\":1,\"denied\":0,"
+                     "\"bytes_out\":1,\"bytes_in\":2,\"dropped\":0}}";
+    CHECK (proto_parse_worker (eg, strlen (eg), &msg, &err) == 0);
+    json_decref (msg);
+    const char *eg_bad = "{\"op\":\"result\",\"id\":3,\"session\":\"s\",\"lang\":\"python\","
+                         "\"outcome\":\"ok\",\"egress\":[{\"host\":\"h\",\"port\":443,"
+                         "\"method\":\"GET\",\"bytes_out\":-1,\"bytes_in\":2,\"ms\":0.5,"
+                         "\"outcome\":\"allowed\"}]}";
+    CHECK (proto_parse_worker (eg_bad, strlen (eg_bad), &msg, &err) == -1
+           && strcmp (err.code, PROTO_E_BAD_VALUE) == 0 && strstr (err.message, "bytes_out"));
+    const char *eg_totals = "{\"op\":\"result\",\"id\":3,\"session\":\"s\",\"lang\":\"python\","
+                            "\"outcome\":\"ok\",\"egress_totals\":{\"connections\":1}}";
+    CHECK (proto_parse_worker (eg_totals, strlen (eg_totals), &msg, &err) == -1
+           && strcmp (err.code, PROTO_E_MISSING) == 0);
     const char *closed = "{\"op\":\"session_closed\",\"session\":\"s\",\"lang\":\"shell\"}";
     CHECK (proto_parse_worker (closed, strlen (closed), &msg, &err) == -1
            && strcmp (err.code, PROTO_E_MISSING) == 0);

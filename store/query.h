@@ -5,7 +5,7 @@
 #include "store/store.h"
 #include <sqlite3.h>
 
-//  The history view's columns (as schema v4 defines it), read from the base tables `requests
+//  The history view's columns (as schema v5 defines it), read from the base tables `requests
 //  r`, `approvals` and `events`: the readers never read a view, which anyone with the file can
 //  redefine (verify would say so, but what a reader showed would already be the view's).
 #define QUERY_HISTORY_COLUMNS \
@@ -29,7 +29,8 @@
     " length (CAST (r.stdout AS BLOB)) AS stdout_bytes," \
     " length (CAST (r.stderr AS BLOB)) AS stderr_bytes, r.pruned_at," \
     " (SELECT a.reason FROM approvals a WHERE a.request_id = r.id AND a.decision = 'deny'" \
-    " ORDER BY a.id LIMIT 1) AS deny_reason"
+    " ORDER BY a.id LIMIT 1) AS deny_reason," \
+    " r.egress_connections, r.egress_denied, r.egress_bytes_out, r.egress_bytes_in"
 
 //  The history filters on `requests r`, parameters ?1 .. ?5 (principal, session, state,
 //  since, until: see store_history).

@@ -198,9 +198,104 @@ s_test_states (const char *path)
     free (history);
 }
 
+//  Request 1 as a version 4 broker left it: run, interrupted, its events as it wrote them.
+static int
+s_test_v4 (const char *path)
+{
+    sqlite3 *db = NULL;
+    char code_sha[65], bind_sha[65], prev[65] = VERIFY_GENESIS;
+    const char *at = "2026-01-01T00:00:00.000Z";
+    sha256_hex ("1", 1, code_sha);
+    sha256_hex ("python\0s\0" "1", 11, bind_sha);
+    int rc = sqlite3_open (path, &db);
+    for (int v = 0; v < 4; v++)
+        rc |= sqlite3_exec (db, schema_migration (v), NULL, NULL, NULL);
+    char *sql = sqlite3_mprintf ("INSERT INTO requests (principal, role, session, lang, code,"
+                                 " code_sha256, bind_sha256, state, submitted_at, queued_at,"
+                                 " started_at, finished_at, rule, worker, outcome, exit_code)"
+                                 " VALUES ('alice', 'agent', 's', 'python', '1', %Q, %Q, 'done',"
+                                 " %Q, %Q, %Q, %Q, 'r', 'w1', 'interrupted', 130)",
+                                 code_sha, bind_sha, at, at, at, at);
+    rc |= sqlite3_exec (db, sql, NULL, NULL, NULL);
+    sqlite3_free (sql);
+    rc |= s_test_event (db, 1, 1, "received", json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:n, s:n}",
+                        "principal", "alice", "role", "agent", "session", "s", "lang", "python",
+                        "code_sha256", code_sha, "bind_sha256", bind_sha, "reason", "key"), prev);
+    rc |= s_test_event (db, 2, 1, "queued", json_pack ("{s:s, s:s, s:s}", "from", "received",
+                        "to", "queued", "rule", "r"), prev);
+    rc |= s_test_event (db, 3, 1, "running", json_pack ("{s:s, s:s, s:s}", "from", "queued",
+                        "to", "running", "worker", "w1"), prev);
+    rc |= s_test_event (db, 4, 1, "done", json_pack ("{s:s, s:s, s:s, s:i}", "from", "running",
+                        "to", "done", "outcome", "interrupted", "exit_code", 130), prev);
+    sqlite3_close (db);
+    return rc;
+}
+
+//  A run with a grant on the migrated file: its connections as events before its end, the
+//  totals in the row and in history, egress_limit taken, and an egress event anywhere but
+//  before the end of a run found by verify.
+static void
+s_test_egress (store_t *store)
+{
+    json_t *req = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "principal", "bob", "role", "agent",
+                             "session", "net", "lang", "python", "code", "fetch()");
+    int64_t id = 0;
+    bool duplicate;
+    CHECK (store_submit (store, req, &id, &duplicate) == 0 && id == 2);
+    json_decref (req);
+    CHECK (store_transition (store, id, "received", "queued", "broker", NULL) == 0);
+    json_t *worker = json_pack ("{s:s}", "worker", "w1");
+    CHECK (store_transition (store, id, "queued", "running", "broker", worker) == 0);
+    json_decref (worker);
+    json_t *entry = json_pack ("{s:s, s:s, s:i, s:s, s:i, s:i, s:f, s:s}", "host", "pypi.org",
+                               "address", "151.101.0.223", "port", 443, "method", "CONNECT",
+                               "bytes_out", 517, "bytes_in", 4096, "ms", 12.5, "outcome", "allowed");
+    CHECK (store_event (store, id, "egress", "w1", entry) == 0);
+    json_t *fields = json_pack ("{s:s, s:i, s:i, s:i, s:i, s:i}", "outcome", "egress_limit",
+                                "egress_connections", 2, "egress_denied", 1, "egress_bytes_out",
+                                517, "egress_bytes_in", 4096, "egress_dropped", 3);
+    CHECK (store_transition (store, id, "running", "done", "w1", fields) == 0);
+    json_decref (fields);
+    json_t *data = store_test_last_data (store);
+    CHECK (json_integer_value (json_object_get (data, "egress_dropped")) == 3);
+    CHECK (json_integer_value (json_object_get (data, "egress_bytes_in")) == 4096);
+    json_decref (data);
+    json_t *row = store_get (store, id);
+    CHECK (strcmp (json_string_value (json_object_get (row, "outcome")), "egress_limit") == 0);
+    CHECK (json_integer_value (json_object_get (row, "egress_connections")) == 2);
+    CHECK (json_integer_value (json_object_get (row, "egress_bytes_out")) == 517);
+    json_decref (row);
+    json_t *history = store_history (store, NULL, 0);
+    CHECK (json_integer_value (json_object_get (json_array_get (history, 1), "egress_denied")) == 1);
+    CHECK (json_is_null (json_object_get (json_array_get (history, 0), "egress_denied")));
+    json_decref (history);
+    CHECK (s_test_verify (store, NULL, 0) == 0);
+    CHECK (store_event (store, id, "egress", "w1", entry) == 0);        //  after the end
+    CHECK (s_test_verify (store, "events", store_head_seq (store)) == 1);
+    json_decref (entry);
+}
+
 int
 schema_test (const char *dir)
 {
+    char v4[256];
+    snprintf (v4, sizeof v4, "%s/v4.db", dir);
+    CHECK (s_test_v4 (v4) == SQLITE_OK);
+    store_t *store4 = store_new (v4, 0);
+    CHECK (store4);
+    if (store4) {
+        CHECK (s_test_verify (store4, NULL, 0) == 0);
+        json_t *row = store_get (store4, 1);
+        CHECK (row && strcmp (json_string_value (json_object_get (row, "outcome")), "interrupted") == 0);
+        CHECK (json_integer_value (json_object_get (row, "exit_code")) == 130);
+        CHECK (strcmp (json_string_value (json_object_get (row, "code")), "1") == 0);
+        CHECK (json_object_get (row, "egress_connections") && json_is_null (json_object_get (row, "egress_connections")));
+        json_decref (row);
+        s_test_egress (store4);
+        store_destroy (&store4);
+    }
+    unlink (v4);
+
     char path[256];
     snprintf (path, sizeof path, "%s/v1.db", dir);
     CHECK (s_test_v1 (path) == SQLITE_OK);

@@ -56,7 +56,9 @@ static const char *s_sql[ST_COUNT] = {
                       " session_reset = ?17, sandbox = ?18, value_truncated = ?19,"
                       " error_name_truncated = ?20, error_value_truncated = ?21,"
                       " traceback_truncated = ?22, reset_reason = ?23, session_cpu_ms = ?24,"
-                      " stdout_sha256 = ?25, stderr_sha256 = ?26 WHERE id = ?1",
+                      " egress_connections = ?25, egress_denied = ?26, egress_bytes_out = ?27,"
+                      " egress_bytes_in = ?28, stdout_sha256 = ?29, stderr_sha256 = ?30"
+                      " WHERE id = ?1",
     [ST_APPROVAL_ADD] = "INSERT INTO approvals (request_id, approver, via, on_behalf_of, decision,"
                         " reason, at, slack_user) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_GET] = "SELECT * FROM requests WHERE id = ?1",
@@ -76,6 +78,8 @@ static const char *s_sql[ST_COUNT] = {
     [ST_PRUNE_PICK] = "SELECT id, code, stdout, stderr, value, traceback FROM requests"
                       " WHERE finished_at < ?1 AND pruned_at IS NULL AND state IN ('done',"
                       " 'denied', 'expired', 'cancelled', 'lost') ORDER BY id LIMIT ?2",
+    [ST_REQUEST_EVENTS] = "SELECT seq, at, actor, data FROM events WHERE request_id = ?1"
+                          " AND type = ?2 ORDER BY seq",
     [ST_PRUNE_SET] = "UPDATE requests SET code = '', stdout = NULL, stderr = NULL, value = NULL,"
                      " traceback = NULL, pruned_at = ?2 WHERE id = ?1 AND pruned_at IS NULL",
 };

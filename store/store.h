@@ -8,7 +8,7 @@
     events; a write function returns 0 only after COMMIT succeeded, and on any failure rolls
     back (nothing half-written), logs why and returns -1.
 
-    SCHEMA (PRAGMA user_version = 4; migrations in schema.c, older files upgrade on open)
+    SCHEMA (PRAGMA user_version = 5; migrations in schema.c, older files upgrade on open)
     requests   one row per submitted snippet: inputs (principal, role, session, lang, code,
                code_sha256, bind_sha256, reason, idem_key, submitted_at; immutable by trigger),
                state, decision (rule, decision_message, policy_sha256), worker, timestamps
@@ -16,7 +16,10 @@
                stdout, stderr, *_truncated, stdout_sha256, stderr_sha256, value, error_name,
                error_value, traceback, wall_ms, cpu_ms, max_rss_kb, execution_count,
                session_reset, sandbox), review and limits (v2: JSON objects as compact,
-               sorted-key text, or NULL) and pruned_at (v2: when prune blanked its bodies).
+               sorted-key text, or NULL) and pruned_at (v2: when prune blanked its bodies);
+               v5: egress_connections, egress_denied, egress_bytes_out, egress_bytes_in
+               (the worker's egress_totals; NULL for a run without a network grant) and
+               the outcome egress_limit.
                UNIQUE (principal, idem_key). Rows are never deleted. Inputs are immutable
                (trigger) except the blanking of code by prune in the same UPDATE that sets
                pruned_at, once.
@@ -26,7 +29,8 @@
                prev_hash, hash. Append-only (triggers).
     views      history (one readable row per request; v2 adds decision allow|review|deny, review,
                limits, policy_sha256, bind_sha256, stdout_sha256, stderr_sha256, stdout_bytes,
-               stderr_bytes, pruned_at), pending (requests awaiting approval with the approvals
+               stderr_bytes, pruned_at; v4 deny_reason; v5 the four egress totals),
+               pending (requests awaiting approval with the approvals
                so far; v2 adds quorum, expires_at, review), session_log (each session's
                snippets in order).
     Times are ISO-8601 UTC text with milliseconds ("2026-11-28T12:00:00.123Z").
@@ -61,6 +65,12 @@
                       traceback_sha256}: the hashes of the bodies prune removed (null where there
                       was none), computed from what it removed, so verify can tell that what was
                       pruned was still what the chain recorded. One per pruned request.
+    egress            (v5) one per connection a run made through its egress proxy, in the
+                      order they ended, written with (and before) the run's `done` transition,
+                      actor the worker: {host, address (absent if unresolved), port, method,
+                      bytes_out, bytes_in, ms, outcome allowed|denied, reason (denied only)}
+                      as common/egress_check.h checked it. The `done` event then also has
+                      egress_dropped: entries the worker left out past 1000.
     anything else     whatever the caller recorded (rejected, worker_joined, worker_lost, ...). */
 #ifndef RG_STORE_H
 #define RG_STORE_H
@@ -134,7 +144,9 @@ int store_submit (store_t *self, json_t *req, int64_t *id, bool *duplicate);
 //                    stdout_truncated, stderr_truncated (bool), value, error_name,
 //                    error_value, traceback (flat, or inside an "error" object {name,
 //                    value, traceback}), wall_ms, cpu_ms (numbers), max_rss_kb,
-//                    execution_count (integers), session_reset (bool), sandbox (string).
+//                    execution_count (integers), session_reset (bool), sandbox (string),
+//                    egress_connections, egress_denied, egress_bytes_out, egress_bytes_in
+//                    (integers; v5), and egress_dropped (an integer >= 0, in the event only).
 //                    stdout_sha256 / stderr_sha256 are computed here.
 //    any:            reason, message (strings): recorded in the event only.
 //  Keys not listed for the transition are ignored; a listed key of the wrong type fails.
@@ -186,6 +198,10 @@ json_t *store_received_data (store_t *self, int64_t id);
 //  the principal of the request the event is about (null if about none): who may see it.
 //  It is not part of the hashed event; strip it before showing the event. NULL on error.
 json_t *store_events_since (store_t *self, int64_t seq, int limit);
+
+//  The events of type `type` about request id, ascending: {seq, at, actor, data (parsed; null
+//  if it is not JSON)}. Usable inside store_each's fn (same snapshot). NULL on error.
+json_t *store_request_events (store_t *self, int64_t id, const char *type);
 
 //  The seq of the last event (0 if none), or -1 on error.
 int64_t store_head_seq (store_t *self);

@@ -140,6 +140,26 @@ store_events_since (store_t *self, int64_t seq, int limit)
     return events;
 }
 
+json_t *
+store_request_events (store_t *self, int64_t id, const char *type)
+{
+    assert (self && type);
+    binder_t b = { store_stmt (self, ST_REQUEST_EVENTS), SQLITE_OK };
+    store_bind_int (&b, 1, id);
+    store_bind_str (&b, 2, type);
+    json_t *events = store_bound (self, &b, "events") ? NULL
+                   : store_rows (self, b.st, "reading a request's events");
+    size_t i;
+    json_t *event;
+    json_array_foreach (events, i, event) {
+        const char *text = json_string_value (json_object_get (event, "data"));
+        json_error_t error;
+        json_t *data = text ? json_loads (text, JSON_ALLOW_NUL, &error) : NULL;
+        json_object_set_new (event, "data", data ? data : json_null ());
+    }
+    return events;
+}
+
 int64_t
 store_head_seq (store_t *self)
 {

@@ -24,7 +24,8 @@ static const char *s_columns[] = {
     "stderr_truncated", "stdout_sha256", "stderr_sha256", "error_name", "error_value", "wall_ms",
     "cpu_ms", "max_rss_kb", "execution_count", "session_reset", "sandbox", "pruned_at",
     "value_truncated", "error_name_truncated", "error_value_truncated", "traceback_truncated",
-    "reset_reason", "session_cpu_ms",
+    "reset_reason", "session_cpu_ms", "egress_connections", "egress_denied", "egress_bytes_out",
+    "egress_bytes_in",
 };
 //  JSON objects kept as canonical text; the events hold the objects.
 static const char *s_json_columns[] = { "limits", "review" };
@@ -318,6 +319,11 @@ s_walk_event (walk_t *w, int64_t seq, const char *at, const char *type, json_t *
     }
     else if (strcmp (type, "pruned") == 0)
         s_walk_pruned (w, seq, at, data);
+    //  A connection of a run is recorded with its result, before the run's end: one anywhere
+    //  else was not written by the broker.
+    else if (strcmp (type, "egress") == 0 && strcmp (w->state, "running") != 0)
+        w->bad = s_bad ("events", seq, "egress event of request %lld, which was %s",
+                        (long long) w->id, w->state);
     else if (strcmp (type, "approval") == 0) {
         json_t *a = json_deep_copy (data);
         json_object_set_new (a, "at", json_string (at));

@@ -113,6 +113,36 @@ class Client:
         self.sock.close()
 
 
+class FakeWorker:
+    """A worker key speaking the worker protocol by hand, to send results no real worker would."""
+
+    def __init__(self, stack, name):
+        cert, server = read_cert(stack.key("worker")), read_cert(os.path.join(stack.dir, "keys", "broker.cert"))
+        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.curve_secretkey = cert["secret"].encode()
+        self.sock.curve_publickey = cert["public"].encode()
+        self.sock.curve_serverkey = server["public"].encode()
+        self.sock.connect(stack.workers_ep)
+        self.send({"op": "ready", "name": name, "slots": 4, "sandbox": "none", "sessions": [], "running": []})
+
+    def send(self, msg):
+        self.sock.send(msg if isinstance(msg, bytes) else json.dumps(msg).encode())
+
+    def next(self, op, timeout=10):
+        deadline = time.time() + timeout * SLOW
+        while time.time() < deadline:
+            self.send({"op": "heartbeat"})
+            if self.sock.poll(200):
+                m = json.loads(self.sock.recv())
+                if m.get("op") == op:
+                    return m
+        return None
+
+    def close(self):
+        self.sock.close()
+
+
 def default_uid(args):
     """A worker without --uid-base takes REPLGATE_TEST_UID_BASE when set, so that two checkouts can run
     their suites side by side without their sandboxes sharing host uids."""

@@ -45,6 +45,8 @@ int grant_test (void);
 int egress_test (void);
 int drop_test (void);
 int proxy_test (void);
+int egress_check_test (void);
+int egress_record_test (void);
 
 static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "util", util_test },
@@ -86,6 +88,8 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "egress", egress_test },
     { "drop", drop_test },
     { "proxy", proxy_test },
+    { "egress_check", egress_check_test },
+    { "egress_record", egress_record_test },
 };
 
 int

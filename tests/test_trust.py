@@ -5,7 +5,7 @@ the record and the next snippet says its session started over."""
 import base64, json, os, struct, subprocess, threading, time
 import zmq
 import harness
-from harness import Stack, Client, check, read_cert, run_all, test, SLOW
+from harness import Stack, Client, FakeWorker, check, read_cert, run_all, test, SLOW
 
 UID_BASE = 281000
 S = None
@@ -297,36 +297,6 @@ def eviction_is_never_silent():
     finally:
         c.close()
         check(not s.stop(), "sanitizer")
-
-
-class FakeWorker:
-    """A worker key speaking the worker protocol by hand, to send results no real worker would."""
-
-    def __init__(self, stack, name):
-        cert, server = read_cert(stack.key("worker")), read_cert(os.path.join(stack.dir, "keys", "broker.cert"))
-        self.sock = zmq.Context.instance().socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.curve_secretkey = cert["secret"].encode()
-        self.sock.curve_publickey = cert["public"].encode()
-        self.sock.curve_serverkey = server["public"].encode()
-        self.sock.connect(stack.workers_ep)
-        self.send({"op": "ready", "name": name, "slots": 4, "sandbox": "none", "sessions": [], "running": []})
-
-    def send(self, msg):
-        self.sock.send(msg if isinstance(msg, bytes) else json.dumps(msg).encode())
-
-    def next(self, op, timeout=10):
-        deadline = time.time() + timeout * SLOW
-        while time.time() < deadline:
-            self.send({"op": "heartbeat"})
-            if self.sock.poll(200):
-                m = json.loads(self.sock.recv())
-                if m.get("op") == op:
-                    return m
-        return None
-
-    def close(self):
-        self.sock.close()
 
 
 @test

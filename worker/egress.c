@@ -6,6 +6,7 @@
 #include "worker/proxy.h"
 #include "worker/seccomp.h"
 #include "common/buf.h"
+#include "common/egress_check.h"
 #include "common/check.h"
 #include "common/util.h"
 #include <arpa/inet.h>
@@ -382,19 +383,24 @@ egress_entry (const char *line)
     bool allowed = strcmp (field [7], "allowed") == 0, denied = strcmp (field [7], "denied") == 0;
     if (rest || !s_count (field [2], &port) || port > 65535 || !s_count (field [4], &out)
     ||  !s_count (field [5], &in) || *end || end == field [6] || !(ms >= 0) || !(allowed || denied)
-    ||  !*field [0] || strlen (field [0]) > 16 || !*field [1] || strlen (field [1]) > 255
-    ||  strlen (field [3]) > 64 || strlen (field [8]) > 200)
+    ||  strlen (field [1]) > 255 || strlen (field [3]) > 64)
         return NULL;
     for (const char *c = line; *c; c++)
         if ((unsigned char) *c < 0x20 ? *c != '\t' : (unsigned char) *c >= 0x7f)
             return NULL;
-    json_t *e = json_pack ("{s:s, s:s, s:I, s:I, s:I, s:f, s:s}", "method", field [0],
-                           "host", field [1], "port", (json_int_t) port, "bytes_out", (json_int_t) out,
-                           "bytes_in", (json_int_t) in, "ms", ms, "outcome", field [7]);
+    //  "-" is a field the proxy did not know (a request it could not read): the record keeps
+    //  the connection with what is known. A method is a word of A-Z for the broker.
+    bool method = strlen (field [0]) >= 1 && strlen (field [0]) <= 16
+               && strspn (field [0], "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == strlen (field [0]);
+    json_t *e = json_pack ("{s:s, s:s, s:I, s:I, s:I, s:f, s:s}", "method", method ? field [0] : "UNKNOWN",
+                           "host", strcmp (field [1], "-") ? field [1] : "", "port", (json_int_t) port,
+                           "bytes_out", (json_int_t) out, "bytes_in", (json_int_t) in, "ms", ms,
+                           "outcome", field [7]);
     if (e && strcmp (field [3], "-") != 0)
         json_object_set_new (e, "address", json_string (field [3]));
     if (e && denied)
-        json_object_set_new (e, "reason", json_string (strcmp (field [8], "-") ? field [8] : "denied"));
+        json_object_set_new (e, "reason", json_stringn (strcmp (field [8], "-") ? field [8] : "denied",
+                                                        strlen (field [8]) > 200 ? 200 : strlen (field [8])));
     return e;
 }
 
@@ -489,6 +495,16 @@ egress_test (void)
     CHECK (e && !json_object_get (e, "address")
            && strcmp (json_string_value (json_object_get (e, "reason")), "link-local address") == 0);
     json_decref (e);
+    //  What the proxy could not read is kept with what is known, in the broker's shape.
+    e = egress_entry ("E\t-\t-\t0\t-\t0\t0\t0.010\tdenied\tbad request line");
+    CHECK (e && strcmp (json_string_value (json_object_get (e, "method")), "UNKNOWN") == 0
+           && strcmp (json_string_value (json_object_get (e, "host")), "") == 0
+           && json_integer_value (json_object_get (e, "port")) == 0);
+    char why [160];
+    json_t *list = json_pack ("[O]", e);
+    CHECK (egress_check_entries (list, why, sizeof why) == NULL);
+    json_decref (list);
+    json_decref (e);
     const char *bad [] = {
         "E\tGET\th\t80\t-\t0\t0\t0.1\tallowed",                 //  a field short
         "E\tGET\th\t80\t-\t0\t0\t0.1\tallowed\t-\tx",           //  one too many
@@ -496,7 +512,6 @@ egress_test (void)
         "E\tGET\th\t80\t-\t-1\t0\t0.1\tallowed\t-",             //  negative bytes
         "E\tGET\th\t80\t-\t0\t0\tx\tallowed\t-",                //  ms
         "E\tGET\th\t80\t-\t0\t0\t0.1\tmaybe\t-",                //  outcome
-        "E\tGET\t\t80\t-\t0\t0\t0.1\tallowed\t-",               //  no host
         "E\tGET\th\xc3\xa9\t80\t-\t0\t0\t0.1\tallowed\t-",      //  not ASCII
         "E\tGET\th\x1b[2J\t80\t-\t0\t0\t0.1\tallowed\t-",       //  a control character
         "X\tGET\th\t80\t-\t0\t0\t0.1\tallowed\t-", "" };

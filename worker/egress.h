@@ -11,8 +11,8 @@
 
     Reports come on a pipe, one line each (proxy.h): "P PORT" once when it listens, "E ..." per
     connection ended, "L connections|bytes" when the run passed a cap. */
-#ifndef RG_EGRESS_H
-#define RG_EGRESS_H
+#ifndef RG_WORKER_EGRESS_H
+#define RG_WORKER_EGRESS_H
 #include "worker/session.h"
 #include <jansson.h>
 #include <stdbool.h>

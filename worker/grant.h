@@ -4,8 +4,8 @@
     GRANT_MAX_METHODS; none means every method). The broker's policy checked what a grant
     means; here each item is only checked to be a short printable word, so that nothing
     the front could forge becomes anything else on the way (a space, a newline, a NUL). */
-#ifndef RG_GRANT_H
-#define RG_GRANT_H
+#ifndef RG_WORKER_GRANT_H
+#define RG_WORKER_GRANT_H
 #include "common/buf.h"
 #include <jansson.h>
 #include <stdbool.h>

@@ -43,8 +43,8 @@ run() {             # name, sources, seed dirs...
     fi
 }
 slack_seed "$OUT/slack.seed"
-run client "common/proto.c common/util.c" tests/corpus/frames/client tests/corpus/frames/admin
-run worker "common/proto.c common/util.c" tests/corpus/frames/worker
+run client "common/proto.c common/egress_check.c common/util.c" tests/corpus/frames/client tests/corpus/frames/admin
+run worker "common/proto.c common/egress_check.c common/util.c" tests/corpus/frames/worker
 run slack "approver/payload.c common/util.c" "$OUT/slack.seed"
 run claim "worker/claim.c common/util.c"
 run wire "worker/wire.c worker/grant.c common/buf.c common/util.c"
