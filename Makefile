@@ -52,9 +52,11 @@ check-deps:
 	if [ -n "$$missing" ]; then echo "replgate: missing Debian packages:$$missing"; \
 	  echo "  install them with: make deps   (as root), or: sudo apt-get install -y$$missing"; exit 2; fi
 
-# What only tests/test_mcp.py needs (it runs the official MCP SDK, from npm, on node), found by
-# command: a nodejs from elsewhere (NodeSource) bundles npm and conflicts with Debian's npm.
-TEST_CMDS := nodejs npm
+# What only tests need, found by command (each command is also its Debian package): nodejs and
+# npm for tests/test_mcp.py (the official MCP SDK; a nodejs from elsewhere, NodeSource, bundles
+# npm and conflicts with Debian's npm); curl (run inside sandboxes) and openssl (makes the test
+# HTTPS origin's certificate) for tests/test_egress.py, which also runs pip (python3-pip, above).
+TEST_CMDS := nodejs npm curl openssl
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	for c in $(TEST_CMDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \

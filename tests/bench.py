@@ -6,19 +6,23 @@ with 10,000 requests pending (`rss`), and issue 12's goals as ratios of those fi
 starts and the sandbox's cost (`sandbox`), pipelined throughput from one connection at two depths
 (`inflight`), ping latency while another process holds the database's write lock (`locked`), and
 the warm snippet through `replgate mcp` against the raw protocol (`mcp`), and the warm shell
-snippet, whose bash is new each time, against `bash -c` and against the Python one (`shell`).
+snippet, whose bash is new each time, against `bash -c` and against the Python one (`shell`),
+and issue 15's egress proxy: a 100 MB download and a small HTTPS request through a granted run's
+proxy against the same from this process directly, from local servers (`egress`).
 Prints figures and ratios; asserts nothing (timings are not tests).
 
 The Python client's cost per warm snippet against the raw protocol (`pyclient`).
 Environment: BENCH_ONLY (comma-separated parts: warm, jupyter, cli, sessions, rss, sandbox,
-inflight, locked, pyclient, mcp, fleet, shell; default all; warm, jupyter and cli share one interleaved run), BENCH_N (warm
+inflight, locked, pyclient, mcp, fleet, shell, egress; default all; warm, jupyter and cli share one interleaved run), BENCH_N (warm
 snippets, default 2000), BENCH_JUPYTER_N (default 1000), BENCH_CLI_N (default 100),
 BENCH_SESSIONS_N (default 20000), BENCH_SESSIONS_DEPTH (in flight, default 64),
 BENCH_SESSIONS_CONNS (default 4), BENCH_SANDBOX_N, BENCH_INFLIGHT_DEPTHS (default 64,10000),
 BENCH_INFLIGHT_N (requests per depth, one value or one per depth; default 10000,20000),
 BENCH_INFLIGHT_SESSIONS (default 8), BENCH_INFLIGHT_LIMIT_S (time cap per depth, default 180),
 BENCH_PYCLIENT_N (warm snippets each way, default 2000), BENCH_MCP_N (warm snippets each way,
-default 1000), BENCH_SHELL_N (warm shell snippets per round kind, default 1000)."""
+default 1000), BENCH_SHELL_N (warm shell snippets per round kind, default 1000),
+BENCH_EGRESS_MB (the download, default 100), BENCH_EGRESS_ROUNDS (downloads each way, default 3),
+BENCH_EGRESS_N (small HTTPS requests each way, default 20)."""
 import collections, json, os, sqlite3, statistics, subprocess, sys, threading, time
 import zmq
 sys.path.insert(0, os.path.dirname(__file__))
@@ -157,6 +161,8 @@ def main():
         fleet_bench()
     if wanted("shell"):
         shell_bench()
+    if wanted("egress"):
+        egress_bench()
 
 
 def warm_bench(figures, wanted):
@@ -839,6 +845,113 @@ def mcp_bench(n=int(os.environ.get("BENCH_MCP_N", "1000")), rounds=10):
           % (statistics.median(mcp), pct(mcp, 99), len(mcp)))
     print("MCP / raw at p50: %.2fx (+%.3f ms a call)" % (statistics.median(mcp) / statistics.median(raw),
                                                        statistics.median(mcp) - statistics.median(raw)), flush=True)
+
+
+# The egress snippet: reads url DOWNLOADS times, discarding, then fetches small SMALL times, each
+# on a new connection (urllib opens one per request), through the proxies the run's environment
+# names. Timed inside the sandbox, so that the submit round trip is not counted. NO_PROXY is set
+# aside because the local servers are on 127.0.0.1, which a NO_PROXY list may name.
+EGRESS_SNIPPET = r"""# EGRESS_BENCH
+import json, os, ssl, time, urllib.request
+for k in ("NO_PROXY", "no_proxy"):
+    os.environ.pop(k, None)
+def timed_read(opener, url):
+    t0 = time.perf_counter()
+    n = 0
+    with opener.open(url, timeout=120) as r:
+        while True:
+            b = r.read(1 << 20)
+            if not b:
+                break
+            n += len(b)
+    return time.perf_counter() - t0, n
+opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ssl.create_default_context(cadata=%(cert)r)))
+out = {"proxy": os.environ.get("HTTP_PROXY"), "download": [], "small": []}
+for _ in range(%(downloads)d):
+    out["download"].append(timed_read(opener, %(big)r))
+for _ in range(%(small)d):
+    out["small"].append(timed_read(opener, %(hello)r)[0] * 1000)
+print(json.dumps(out))
+"""
+
+
+def egress_bench(mb=int(os.environ.get("BENCH_EGRESS_MB", "100")),
+                 rounds=int(os.environ.get("BENCH_EGRESS_ROUNDS", "3")),
+                 n=int(os.environ.get("BENCH_EGRESS_N", "20"))):
+    """A download of `mb` MB through a granted run's proxy against the same download from this
+    process directly (urllib both, 1 MiB reads, discarded), as a throughput ratio, interleaved in
+    rounds; and the p50 of a small HTTPS request (a new connection and TLS handshake each)
+    through the proxy against direct: the latency the proxy adds. Local servers stand in for
+    the internet (tests/egress_servers.py)."""
+    import ssl, urllib.request
+    from egress_servers import EgressServers
+    srv = EgressServers().start()
+    grant = {"allow": ["127.0.0.1:%d" % srv.http_port, "127.0.0.1:%d" % srv.https_port]}
+    policy = {"version": 1, "rules": [
+        {"name": "egress-bench", "match": {"code": "EGRESS_BENCH"}, "action": "allow", "network": grant},
+        {"name": "rest", "action": "allow"}]}
+    size = mb * 1024 * 1024
+    big, hello = srv.url("http", "/bytes/%d" % size), srv.url("https", "/hello")
+    direct_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(
+        context=ssl.create_default_context(cadata=srv.cert_pem)))
+
+    def direct_read(url):
+        t0 = time.perf_counter()
+        got = 0
+        with direct_opener.open(url, timeout=120) as r:
+            while True:
+                b = r.read(1 << 20)
+                if not b:
+                    break
+                got += len(b)
+        return time.perf_counter() - t0, got
+    try:
+        stack = Stack(policy=policy, worker_args=["--uid-base", "302600"])
+    except RuntimeError as e:        # a broker without issue 15 refuses the grant
+        srv.stop()
+        print("egress: the stack did not start (is issue 15 merged?): %s" % str(e).strip()[-500:], flush=True)
+        return
+    direct, proxied, direct_small, proxied_small = [], [], [], []
+    try:
+        c = stack.client()
+        code = EGRESS_SNIPPET % {"cert": srv.cert_pem, "downloads": 1, "big": big, "small": 1, "hello": hello}
+        for _ in range(3):           # warm-up: session up, servers and pages warm, each way
+            direct_read(hello)
+        r = c.run(code, session="egress-bench", timeout=300, timeout_ms=300000)
+        if r.get("outcome") != "ok" or not r.get("stdout", "").strip().startswith("{"):
+            print("egress: the granted snippet failed (is issue 15 merged?): outcome %s rule %s\n%s"
+                  % (r.get("outcome"), r.get("rule"), (r.get("stderr") or "")[-2000:]), flush=True)
+            return
+        for _ in range(rounds):
+            s, got = direct_read(big)
+            assert got == size, got
+            direct.append(s)
+            r = c.run(EGRESS_SNIPPET % {"cert": srv.cert_pem, "downloads": 1, "big": big, "small": 0, "hello": hello},
+                      session="egress-bench", timeout=300, timeout_ms=300000)
+            assert r["outcome"] == "ok", r
+            (s, got), = json.loads(r["stdout"].strip().splitlines()[-1])["download"]
+            assert got == size, got
+            proxied.append(s)
+        for _ in range(3):
+            direct_read(hello)
+        direct_small = [direct_read(hello)[0] * 1000 for _ in range(n)]
+        r = c.run(EGRESS_SNIPPET % {"cert": srv.cert_pem, "downloads": 0, "big": big, "small": n + 3, "hello": hello},
+                  session="egress-bench", timeout=300, timeout_ms=300000)
+        assert r["outcome"] == "ok", r
+        proxied_small = json.loads(r["stdout"].strip().splitlines()[-1])["small"][3:]
+        c.close()
+    finally:
+        stack.stop()
+        srv.stop()
+    mbps = lambda secs: size / secs / 1e6
+    d, p = statistics.median(direct), statistics.median(proxied)
+    print("egress download of %d MB: direct p50 %.2f s (%.0f MB/s), through the proxy p50 %.2f s (%.0f MB/s)  (%d each)"
+          % (mb, d, mbps(d), p, mbps(p), rounds))
+    print("egress proxy / direct throughput: %.0f%% (goal >= 80%%)" % (100 * d / p))
+    ds, ps = statistics.median(direct_small), statistics.median(proxied_small)
+    print("egress small HTTPS request (new connection, TLS): direct p50 %.2f ms p99 %.2f, through the proxy "
+          "p50 %.2f ms p99 %.2f  (%d each); added latency at p50: %.2f ms"
+          % (ds, pct(direct_small, 99), ps, pct(proxied_small, 99), n, ps - ds), flush=True)
 
 
 if __name__ == "__main__":
