@@ -270,7 +270,7 @@ egress_fd (egress_t *self)
 static void
 s_report (egress_t *self, const char *line)
 {
-    if (strcmp (line, "L connections") == 0 || strcmp (line, "L bytes") == 0) {
+    if (strcmp (line, "L\tconnections") == 0 || strcmp (line, "L\tbytes") == 0) {
         self->limit = true;
         return;
     }

@@ -9,8 +9,9 @@
     When the run ends the proxy is stopped (its connections close, and it reports them) and
     what it reported goes into the run's result: `egress` and `egress_totals`.
 
-    Reports come on a pipe, one line each (proxy.h): "P PORT" once when it listens, "E ..." per
-    connection ended, "L connections|bytes" when the run passed a cap. */
+    Reports come on a pipe, one line each: "P PORT" once when it listens (egress_proxy_main),
+    then proxy.h's tab-separated "E ..." per connection ended and "L connections|bytes" when
+    the run passed a cap. */
 #ifndef RG_WORKER_EGRESS_H
 #define RG_WORKER_EGRESS_H
 #include "worker/session.h"

@@ -171,13 +171,12 @@ proxy_rules_request (const proxy_rules_t *rules, const char *method, const char 
         }
     }
     else {
-        bool ip_port = false;
-        for (size_t i = 0; i < rules->count; i++) {
+        //  The destination as asked is what was approved: a name must be granted as a name
+        //  (an IP entry does not admit every name that resolves to it). Its addresses are
+        //  checked after resolution (proxy_rules_address).
+        for (size_t i = 0; i < rules->count; i++)
             *by_name |= proxy_entry_names (&rules->entries [i], host, port);
-            ip_port |= rules->entries [i].is_ip && rules->entries [i].port == port;
-        }
-        //  A name no name entry allows may still resolve to an address an IP entry names.
-        if (!*by_name && !ip_port)
+        if (!*by_name)
             return *reason = "not in grant", -1;
     }
     if (rules->method_count == 0)

@@ -49,9 +49,10 @@ typedef struct {
     const struct sockaddr_storage *own; size_t own_count;
 } proxy_rules_t;
 
-//  Before resolution: whether host:port (as asked) and the method may go on. 0 with *by_name
-//  (a name entry matched, so any acceptable address of the name will do; otherwise only an
-//  address an IP entry names), or -1 with *reason.
+//  Before resolution: whether host:port (as asked) and the method may go on: a name must
+//  match a name entry, an IP literal an IP entry (or be refused by its class). 0 with
+//  *by_name (a name entry matched: any acceptable address of the name will do, checked by
+//  proxy_rules_address), or -1 with *reason.
 int proxy_rules_request (const proxy_rules_t *rules, const char *method, const char *host,
                          int port, bool *by_name, const char **reason);
 

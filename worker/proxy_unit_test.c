@@ -188,8 +188,10 @@ proxy_dest_test (void)
            && by_name);
     CHECK (proxy_rules_request (&rules, "GET", "other.example", 444, &by_name, &why) == -1
            && strcmp (why, "not in grant") == 0);
-    //  A name no name entry allows may go on only toward an IP entry's port...
-    CHECK (proxy_rules_request (&rules, "GET", "db.example", 5432, &by_name, &why) == 0 && !by_name);
+    //  A name no name entry allows is refused, even toward an IP entry's port: the grant
+    //  names what may be asked for.
+    CHECK (proxy_rules_request (&rules, "GET", "db.example", 5432, &by_name, &why) == -1
+           && strcmp (why, "not in grant") == 0);
     proxy_host_literal ("10.1.2.3", &a);
     CHECK (proxy_rules_address (&rules, false, &a, 5432, &why) == 0);
     proxy_host_literal ("10.1.2.4", &a);
