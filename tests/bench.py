@@ -871,6 +871,9 @@ for _ in range(%(downloads)d):
     out["download"].append(timed_read(opener, %(big)r))
 for _ in range(%(small)d):
     out["small"].append(timed_read(opener, %(hello)r)[0] * 1000)
+# Rounded: sixteen digits in a row look like a card number to the output masking.
+out["download"] = [[round(s, 6), n] for s, n in out["download"]]
+out["small"] = [round(ms, 4) for ms in out["small"]]
 print(json.dumps(out))
 """
 

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -464,6 +465,13 @@ egress_proxy_main (int argc, char *argv [])
     grant.max_bytes = bytes;
     grant.own = own;
     grant.own_count = s_own_addresses (argc == 4 ? argv [3] : NULL, own, 64);
+    //  Two sockets and two pipes per connection, 256 connections: more than the usual soft
+    //  limit of 1024 descriptors. Without them a connection copies instead of splicing.
+    struct rlimit nofile;
+    if (getrlimit (RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 2048) {
+        nofile.rlim_cur = nofile.rlim_max < 2048 ? nofile.rlim_max : 2048;
+        setrlimit (RLIMIT_NOFILE, &nofile);
+    }
     struct sockaddr_in at;
     socklen_t len = sizeof at;
     if (getsockname (FD_LISTEN, (struct sockaddr *) &at, &len) < 0 || at.sin_family != AF_INET) {

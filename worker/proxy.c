@@ -5,8 +5,11 @@
 
     A connection goes HEAD (reading the request head, 10 s at most) -> RESOLVE (a resolver
     thread has the name) -> CONNECT (non-blocking connect to the one address checked: no
-    second lookup between check and connect) -> RELAY (two fixed 64 KiB buffers; a side is
-    read only while the buffer toward its peer has room, so a slow peer slows its sender).
+    second lookup between check and connect) -> RELAY (per direction a 64 KiB buffer for the
+    bytes the proxy writes itself (the forwarded head, the tunnel's 200), then a pipe that
+    splice() moves the rest through without copying it into this process; where no pipe
+    could be made, the buffer carries everything. A side is read only while the way toward
+    its peer has room, so a slow peer slows its sender).
     A refusal answers with a status line and goes to DRAIN: the client's unread bytes are
     read and dropped for a moment after our reply, because closing a socket with unread
     input sends a reset that can destroy the reply before the client reads it. */
@@ -18,6 +21,8 @@
 #include "common/util.h"
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -31,6 +36,7 @@
 
 #define MAX_OPEN 256                //  connections open at once; more wait in the backlog
 #define RELAY_BUF (64 * 1024)
+#define PIPE_WANT (512 * 1024)
 #define HEAD_TIMEOUT_MS 10000
 #define CONNECT_TIMEOUT_MS 30000
 #define DRAIN_MS 2000
@@ -40,6 +46,9 @@ enum { K_LISTEN = 1, K_SIGNAL, K_RESOLVER, K_CLIENT, K_ORIGIN };
 
 typedef struct {
     size_t start, end;
+    int pipe [2];                   //  -1: none (copy through data)
+    size_t piped;                   //  bytes in the pipe
+    size_t pipe_size;
     char data [RELAY_BUF];
 } pbuf_t;
 
@@ -142,6 +151,34 @@ s_record (proxy_t *self, conn_t *c)
 }
 
 static void
+s_pbuf_free (pbuf_t *b)
+{
+    if (b && b->pipe [0] >= 0) {
+        close (b->pipe [0]);
+        close (b->pipe [1]);
+    }
+    free (b);
+}
+
+//  A direction's buffer, and its pipe if one can be made (descriptors may run short).
+static pbuf_t *
+s_pbuf_new (void)
+{
+    pbuf_t *b = malloc (sizeof *b);
+    if (!b)
+        return NULL;
+    b->start = b->end = b->piped = 0;
+    if (pipe2 (b->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+        b->pipe [0] = b->pipe [1] = -1;
+    else {
+        fcntl (b->pipe [0], F_SETPIPE_SZ, PIPE_WANT);     //  fewer, larger moves; may fail
+        int size = fcntl (b->pipe [0], F_GETPIPE_SZ);
+        b->pipe_size = size > 0 ? (size_t) size : 4096;
+    }
+    return b;
+}
+
+static void
 s_close (proxy_t *self, conn_t *c)
 {
     s_record (self, c);
@@ -150,8 +187,8 @@ s_close (proxy_t *self, conn_t *c)
     if (c->ofd >= 0)
         close (c->ofd);
     free (c->head);
-    free (c->up);
-    free (c->down);
+    s_pbuf_free (c->up);
+    s_pbuf_free (c->down);
     self->conns [c->slot] = NULL;
     self->open--;
     free (c);
@@ -299,13 +336,12 @@ s_connected (proxy_t *self, conn_t *c)
         s_refuse (self, c, 502, reason);
         return;
     }
-    c->up = malloc (sizeof *c->up);
-    c->down = malloc (sizeof *c->down);
+    c->up = s_pbuf_new ();
+    c->down = s_pbuf_new ();
     if (!c->up || !c->down) {
         s_refuse (self, c, 503, "out of memory");
         return;
     }
-    c->up->start = c->up->end = c->down->start = c->down->end = 0;
     size_t extra = c->head_len - c->req.head_len;
     const char *rest = c->head + c->req.head_len;
     if (c->req.tunnel) {
@@ -467,60 +503,108 @@ s_read_head (proxy_t *self, conn_t *c)
     }
 }
 
-//  One read from `from` into b (if it has room) and one write of b to `to` (if it holds
-//  bytes). Returns 1 when something moved, 0 when not, -1 when a socket failed.
+//  Room toward the peer, and bytes waiting for it, in direction b.
+static bool
+s_room (const pbuf_t *b)
+{
+    return b->pipe [0] >= 0 ? b->piped < b->pipe_size : b->end < RELAY_BUF;
+}
+
+static bool
+s_waiting (const pbuf_t *b)
+{
+    return b->end > b->start || b->piped > 0;
+}
+
+//  One read from `from` toward b: into its pipe (spliced) or its buffer. Plain HTTP's
+//  client bytes past the request's body are read and dropped. 1 moved, 0 not, -1 failed.
+static int
+s_take (proxy_t *self, conn_t *c, bool upward, pbuf_t *b, int from)
+{
+    bool *eof = upward ? &c->c_eof : &c->o_eof;
+    int64_t limit = upward && c->body_left >= 0 ? c->body_left : INT64_MAX;
+    ssize_t n;
+    if (limit == 0) {
+        char sink [4096];
+        n = recv (from, sink, sizeof sink, 0);
+    }
+    else
+    if (b->pipe [0] >= 0) {
+        size_t want = b->pipe_size - b->piped;
+        n = splice (from, NULL, b->pipe [1], NULL, (int64_t) want < limit ? want : (size_t) limit,
+                    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0)
+            b->piped += (size_t) n;
+    }
+    else {
+        size_t want = RELAY_BUF - b->end;
+        n = recv (from, b->data + b->end, (int64_t) want < limit ? want : (size_t) limit, 0);
+        if (n > 0)
+            b->end += (size_t) n;
+    }
+    if (n == 0) {
+        *eof = true;
+        return 1;
+    }
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    if (limit == 0)
+        return 1;
+    if (upward && c->body_left >= 0)
+        c->body_left -= n;
+    s_count (self, c, upward ? &c->bytes_out : &c->bytes_in, (size_t) n);
+    return 1;
+}
+
+//  One write toward `to`: the buffer's bytes first (the proxy's own), then the pipe's.
+static int
+s_give (pbuf_t *b, int to)
+{
+    ssize_t n;
+    if (b->end > b->start) {
+        n = send (to, b->data + b->start, b->end - b->start, MSG_NOSIGNAL);
+        if (n > 0)
+            b->start += (size_t) n;
+        if (b->start == b->end)
+            b->start = b->end = 0;
+        else
+        if (b->end == RELAY_BUF && b->start > 0) {
+            memmove (b->data, b->data + b->start, b->end - b->start);
+            b->end -= b->start;
+            b->start = 0;
+        }
+    }
+    else
+    if (b->piped > 0) {
+        n = splice (b->pipe [0], NULL, to, NULL, b->piped, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0)
+            b->piped -= (size_t) n;
+    }
+    else
+        return 0;
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    return n > 0;
+}
+
+//  One read toward the peer (if there is room) and one write to it (if bytes wait).
+//  Returns 1 when something moved, 0 when not, -1 when a socket failed.
 static int
 s_move (proxy_t *self, conn_t *c, bool upward)
 {
     pbuf_t *b = upward ? c->up : c->down;
     int from = upward ? c->cfd : c->ofd, to = upward ? c->ofd : c->cfd;
-    bool *eof = upward ? &c->c_eof : &c->o_eof;
+    bool eof = upward ? c->c_eof : c->o_eof;
     bool *shut = upward ? &c->o_shut : &c->c_shut;
-    int moved = 0;
-    if (!*eof && b->end < RELAY_BUF) {
-        ssize_t n = recv (from, b->data + b->end, RELAY_BUF - b->end, 0);
-        if (n == 0)
-            *eof = true, moved = 1;
-        else
-        if (n > 0) {
-            size_t keep = (size_t) n;
-            //  Plain HTTP: one request; client bytes past its body are read and dropped.
-            if (upward && c->body_left >= 0) {
-                if ((int64_t) keep > c->body_left)
-                    keep = (size_t) c->body_left;
-                c->body_left -= (int64_t) keep;
-            }
-            b->end += keep;
-            s_count (self, c, upward ? &c->bytes_out : &c->bytes_in, keep);
-            moved = 1;
-        }
-        else
-        if (errno != EAGAIN && errno != EINTR)
-            return -1;
-    }
-    if (b->end > b->start) {
-        ssize_t n = send (to, b->data + b->start, b->end - b->start, MSG_NOSIGNAL);
-        if (n > 0) {
-            b->start += (size_t) n;
-            moved = 1;
-        }
-        else
-        if (n < 0 && errno != EAGAIN && errno != EINTR)
-            return -1;
-    }
-    if (b->start == b->end)
-        b->start = b->end = 0;
-    else
-    if (b->end == RELAY_BUF && b->start > 0) {
-        memmove (b->data, b->data + b->start, b->end - b->start);
-        b->end -= b->start;
-        b->start = 0;
-    }
-    if (*eof && b->start == b->end && !*shut) {
+    int got = !eof && s_room (b) ? s_take (self, c, upward, b, from) : 0;
+    int gave = got < 0 ? 0 : s_give (b, to);
+    if (got < 0 || gave < 0)
+        return -1;
+    if ((upward ? c->c_eof : c->o_eof) && !s_waiting (b) && !*shut) {
         shutdown (to, SHUT_WR);
         *shut = true;
     }
-    return moved;
+    return got || gave;
 }
 
 //  Moves bytes both ways until neither side can, then watches for what would unblock it.
@@ -546,10 +630,10 @@ s_relay (proxy_t *self, conn_t *c)
         if (!up && !down)
             break;
     }
-    s_watch (self, c, false, (!c->c_eof && c->up->end < RELAY_BUF ? EPOLLIN : 0)
-                           | (c->down->end > c->down->start ? EPOLLOUT : 0));
-    s_watch (self, c, true, (!c->o_eof && c->down->end < RELAY_BUF ? EPOLLIN : 0)
-                          | (c->up->end > c->up->start ? EPOLLOUT : 0));
+    s_watch (self, c, false, (!c->c_eof && s_room (c->up) ? EPOLLIN : 0)
+                           | (s_waiting (c->down) ? EPOLLOUT : 0));
+    s_watch (self, c, true, (!c->o_eof && s_room (c->down) ? EPOLLIN : 0)
+                          | (s_waiting (c->up) ? EPOLLOUT : 0));
 }
 
 static void
