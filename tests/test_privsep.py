@@ -168,9 +168,11 @@ def name(text):
     return struct.pack("=I", len(text)) + text + b"\0"
 
 
-def run_body(limits, lang=b"python", flags=0):
-    """A RUN body (worker/wire.h): id, six limits, flags, then the names and the code."""
-    return struct.pack("=8q", 7, *limits, flags) + name(b"agent") + name(b"s") + name(lang) + name(b"1")
+def run_body(limits, lang=b"python", flags=0, grant=b""):
+    """A RUN body (worker/wire.h): id, eight limits, flags, then the names, the code and the
+    network grant (worker/grant.h; empty for none)."""
+    return (struct.pack("=10q", 7, *limits, flags) + name(b"agent") + name(b"s") + name(lang)
+            + name(b"1") + name(grant))
 
 
 def refused(datagram, reason):
@@ -194,15 +196,24 @@ def refused(datagram, reason):
 @test
 def malformed_message_from_the_front_stops_the_worker():
     # a RUN whose body is one byte short of what its header announces
-    body = run_body([10000, 1 << 20, 512, 128, 64, 1000])
+    body = run_body([10000, 1 << 20, 512, 128, 64, 1000, 256, 1 << 30])
     refused(struct.pack("=B3xI", 1, len(body)) + body[:-1], "sent a malformed message")
 
 
 @test
 def out_of_range_run_from_the_front_stops_the_worker():
     # well-formed, but asking for more memory than the worker's --max-memory-mb
-    body = run_body([10000, 1 << 20, 1 << 20, 128, 64, 1000])
+    body = run_body([10000, 1 << 20, 1 << 20, 128, 64, 1000, 256, 1 << 30])
     refused(struct.pack("=B3xI", 1, len(body)) + body, "outside the worker's names or limits")
+
+
+@test
+def forged_grant_from_the_front_stops_the_worker():
+    # a compromised front smuggles a second item into a grant entry, and one with a NUL
+    body = run_body([10000, 1 << 20, 512, 128, 64, 1000, 256, 1 << 30], grant=b"allow a:1 method GET\n")
+    refused(struct.pack("=B3xI", 1, len(body)) + body, "sent a malformed message")
+    body = run_body([10000, 1 << 20, 512, 128, 64, 1000, 256, 1 << 30], grant=b"allow a:1\n\0allow b:2\n")
+    refused(struct.pack("=B3xI", 1, len(body)) + body, "sent a malformed message")
 
 
 @test
