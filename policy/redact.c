@@ -86,6 +86,18 @@ redact_foreach (json_t *result, redact_fn *fn, void *arg)
     json_t *error = json_object_get (result, "error");
     if (json_is_object (error))
         count += s_each (result, error, s_error, sizeof s_error / sizeof s_error[0], fn, arg);
+    //  A granted run's destinations are the snippet's words too: a name can carry a secret
+    //  (`curl https://$TOKEN.example.com`), and the record keeps each one.
+    static const field_t host[] = { { "host", NULL } };
+    size_t i;
+    json_t *entry;
+    json_array_foreach (json_object_get (result, "egress"), i, entry)
+        if (json_is_object (entry)) {
+            count += s_each (result, entry, host, 1, fn, arg);
+            json_t *h = json_object_get (entry, "host");
+            if (json_string_length (h) > 255)   //  the record's bound (common/egress_check.h)
+                json_object_set_new (entry, "host", json_stringn (json_string_value (h), 255));
+        }
     return count;
 }
 
@@ -214,6 +226,23 @@ redact_test (void)
     CHECK (strcmp (json_string_value (json_object_get (r, "outcome")), "error") == 0);
     CHECK (json_integer_value (json_object_get (r, "exit_code")) == 1);
     free (text);
+    json_decref (r);
+    //  A granted run's destinations: a secret in a name is masked, and a masked name stays
+    //  within the record's 255 bytes.
+    char name[256];
+    memset (name, 'a', 250);
+    memcpy (name + 235, "s3cr3t-Value-42", 15);
+    name[250] = 0;
+    r = json_pack ("{s:[{s:s, s:s}, {s:s}]}", "egress", "host", "s3cr3t-Value-42.evil.example",
+                   "method", "CONNECT", "host", name);
+    CHECK (redact_result (mask, r) == 2);
+    json_t *first = json_array_get (json_object_get (r, "egress"), 0);
+    json_t *second = json_array_get (json_object_get (r, "egress"), 1);
+    CHECK (strcmp (json_string_value (json_object_get (first, "host")),
+                   "[MASKED:db_password].evil.example") == 0);
+    CHECK (strcmp (json_string_value (json_object_get (first, "method")), "CONNECT") == 0);
+    CHECK (json_string_length (json_object_get (second, "host")) == 255
+           && !strstr (json_string_value (json_object_get (second, "host")), "s3cr3t"));
     json_decref (r);
     //  Binary output (base64 on the wire) is masked as bytes and stays bytes.
     char *b64 = base64_encode ("\xff" "s3cr3t-Value-42\0", 17);

