@@ -118,14 +118,10 @@ store_received_data (store_t *self, int64_t id)
     return data;
 }
 
-json_t *
-store_events_since (store_t *self, int64_t seq, int limit)
+//  Each event's data, stored as JSON text, as the JSON it is (null, logged, if it is not).
+static json_t *
+s_decode_data (json_t *events)
 {
-    assert (self);
-    binder_t b = { store_stmt (self, ST_EVENTS), SQLITE_OK };
-    store_bind_int (&b, 1, seq);
-    store_bind_int (&b, 2, limit > 0 ? limit : -1);
-    json_t *events = store_bound (self, &b, "events") ? NULL : store_rows (self, b.st, "reading events");
     size_t i;
     json_t *event;
     json_array_foreach (events, i, event) {
@@ -141,23 +137,25 @@ store_events_since (store_t *self, int64_t seq, int limit)
 }
 
 json_t *
+store_events_since (store_t *self, int64_t seq, int limit)
+{
+    assert (self);
+    binder_t b = { store_stmt (self, ST_EVENTS), SQLITE_OK };
+    store_bind_int (&b, 1, seq);
+    store_bind_int (&b, 2, limit > 0 ? limit : -1);
+    return s_decode_data (store_bound (self, &b, "events") ? NULL
+                          : store_rows (self, b.st, "reading events"));
+}
+
+json_t *
 store_request_events (store_t *self, int64_t id, const char *type)
 {
     assert (self && type);
     binder_t b = { store_stmt (self, ST_REQUEST_EVENTS), SQLITE_OK };
     store_bind_int (&b, 1, id);
     store_bind_str (&b, 2, type);
-    json_t *events = store_bound (self, &b, "events") ? NULL
-                   : store_rows (self, b.st, "reading a request's events");
-    size_t i;
-    json_t *event;
-    json_array_foreach (events, i, event) {
-        const char *text = json_string_value (json_object_get (event, "data"));
-        json_error_t error;
-        json_t *data = text ? json_loads (text, JSON_ALLOW_NUL, &error) : NULL;
-        json_object_set_new (event, "data", data ? data : json_null ());
-    }
-    return events;
+    return s_decode_data (store_bound (self, &b, "events") ? NULL
+                          : store_rows (self, b.st, "reading a request's events"));
 }
 
 int64_t
