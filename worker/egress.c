@@ -400,7 +400,7 @@ egress_entry (const char *line)
                            "host", strcmp (field [1], "-") ? field [1] : "", "port", (json_int_t) port,
                            "bytes_out", (json_int_t) out, "bytes_in", (json_int_t) in, "ms", ms,
                            "outcome", field [7]);
-    if (e && strcmp (field [3], "-") != 0)
+    if (e && *field [3] && strcmp (field [3], "-") != 0)
         json_object_set_new (e, "address", json_string (field [3]));
     if (e && denied)
         json_object_set_new (e, "reason", json_stringn (strcmp (field [8], "-") ? field [8] : "denied",
@@ -511,6 +511,10 @@ egress_test (void)
     CHECK (e && strcmp (json_string_value (json_object_get (e, "method")), "UNKNOWN") == 0
            && strcmp (json_string_value (json_object_get (e, "host")), "") == 0
            && json_integer_value (json_object_get (e, "port")) == 0);
+    json_decref (e);
+    //  An empty address is no address (the broker's checks refuse an empty one).
+    e = egress_entry ("E\tCONNECT\th.example\t443\t\t1\t2\t12.5\tallowed\te");
+    CHECK (e && !json_object_get (e, "address") && !json_object_get (e, "reason"));
     char why [160];
     json_t *list = json_pack ("[O]", e);
     CHECK (egress_check_entries (list, why, sizeof why) == NULL);

@@ -58,6 +58,11 @@ printf 'GET http://a.example:8080/p?q HTTP/1.1\r\nHost: x\r\nProxy-Connection: k
     > "$OUT/proxy.seed/get"
 printf 'CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: x\r\n\r\n' > "$OUT/proxy.seed/connect"
 run proxy "worker/proxy_head.c common/util.c" "$OUT/proxy.seed"
+mkdir -p "$OUT/egress.seed"    #  a report line the proxy writes, and a grant
+printf 'E\tCONNECT\tfiles.example.com\t443\t93.184.216.34\t517\t4096\t12.500\tallowed\t-' > "$OUT/egress.seed/line"
+printf 'allow files.example.com:443\nallow *.internal.example:80\nmethod GET\n' > "$OUT/egress.seed/grant"
+run egress "worker/egress.c worker/grant.c worker/proxy.c worker/proxy_dest.c worker/proxy_head.c \
+    worker/proxy_resolve.c worker/seccomp.c common/egress_check.c common/buf.c common/util.c" "$OUT/egress.seed"
 echo "fuzz: $passed passed, $failed failed"
 if [ "$failed" = 0 ] && [ -z "${FUZZ_DIR:-}" ]; then rm -rf "$OUT"; fi
 [ "$failed" = 0 ]

@@ -3,6 +3,7 @@
     whole, and cut into datagrams (each prefixed by a 2-byte length) fed to the reassembler.
     A message that decodes has every pointer inside the bytes it came from. */
 #include "worker/wire.h"
+#include "worker/grant.h"
 #include "tests/fuzz/common.h"
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,10 @@ s_check (const char *data, size_t size)
     if (msg.code && (msg.code + msg.code_len >= data + size || msg.code [msg.code_len]))
         abort ();
     if (msg.frame && msg.frame + msg.frame_len != data + size)
+        abort ();
+    //  A grant that decodes is NUL-terminated inside the message and well-formed.
+    if (msg.grant && (msg.grant < data || msg.grant + msg.grant_len >= data + size
+                      || msg.grant [msg.grant_len] || (msg.grant_len && !grant_valid (msg.grant, msg.grant_len))))
         abort ();
 }
 
