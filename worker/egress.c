@@ -49,12 +49,16 @@ struct _egress_t {
 
 static uid_t s_uid;
 static char s_broker [64];
+static scfilter_t *s_filter;    //  built once: a child of the back (which may have threads)
+                                //  only installs it between fork and exec
 
 void
 egress_configure (uid_t uid, const char *broker)
 {
     s_uid = uid;
     s_broker [0] = 0;
+    if (!s_filter && !(s_filter = scfilter_new ()))
+        log_error ("egress: no seccomp filter: granted runs will fail to start their proxy");
     //  tcp://ADDRESS:PORT, numeric: the proxies refuse it unless a grant names it.
     const char *host = broker && strncmp (broker, "tcp://", 6) == 0 ? broker + 6 : NULL;
     const char *colon = host ? strrchr (host, ':') : NULL;
@@ -131,7 +135,11 @@ s_child (pid_t pid, pid_t back, const char *grant, const session_limits_t *limit
          int exe)
 {
     int fd = s_listen_in (pid, report);
-    if (dup2 (fd, FD_LISTEN) < 0 || dup2 (report, FD_REPORT) < 0 || dup3 (exe, FD_EXE, O_CLOEXEC) < 0
+    //  Out of the way first: any of the three may sit where another must go.
+    int high [3] = { fcntl (fd, F_DUPFD_CLOEXEC, 10), fcntl (report, F_DUPFD_CLOEXEC, 10),
+                     fcntl (exe, F_DUPFD_CLOEXEC, 10) };
+    if (high [0] < 0 || high [1] < 0 || high [2] < 0 || dup2 (high [0], FD_LISTEN) < 0
+    ||  dup2 (high [1], FD_REPORT) < 0 || dup3 (high [2], FD_EXE, O_CLOEXEC) < 0
     ||  close_range (FD_EXE + 1, ~0U, 0) < 0)
         s_die (report, "arranging descriptors");
     report = FD_REPORT;
@@ -145,8 +153,7 @@ s_child (pid_t pid, pid_t back, const char *grant, const session_limits_t *limit
         s_die (report, "prctl no_new_privs");
     //  The sessions' filter too: the proxy parses what a sandbox sends, and needs none of
     //  the kernel surfaces it refuses (worker/seccomp.c).
-    scfilter_t *filter = scfilter_new ();
-    if (!filter || scfilter_install (filter) < 0)
+    if (!s_filter || scfilter_install (s_filter) < 0)
         s_die (report, "installing the seccomp filter");
     sigset_t none;
     sigemptyset (&none);
