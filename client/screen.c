@@ -23,11 +23,12 @@ static const char *s_names[33] = {
 
 //  The code points past ASCII shown as ⟨U+XXXX⟩: C1 controls (an 8-bit CSI is one); the
 //  format characters (Unicode 15 category Cf: bidirectional controls, zero-width and other
-//  invisible characters, tags); the line and paragraph separators; and ⟨ itself.
+//  invisible characters, tags), and U+2065, unassigned among them and default-ignorable, so
+//  drawn as nothing; the line and paragraph separators; and ⟨ itself.
 static const uint32_t s_marked[][2] = {
     { 0x80, 0x9F }, { 0xAD, 0xAD }, { 0x600, 0x605 }, { 0x61C, 0x61C }, { 0x6DD, 0x6DD },
     { 0x70F, 0x70F }, { 0x890, 0x891 }, { 0x8E2, 0x8E2 }, { 0x180E, 0x180E },
-    { 0x200B, 0x200F }, { 0x2028, 0x202E }, { 0x2060, 0x2064 }, { 0x2066, 0x206F },
+    { 0x200B, 0x200F }, { 0x2028, 0x202E }, { 0x2060, 0x206F },
     { 0x27E8, 0x27E8 }, { 0xFEFF, 0xFEFF }, { 0xFFF9, 0xFFFB }, { 0x110BD, 0x110BD },
     { 0x110CD, 0x110CD }, { 0x13430, 0x1343F }, { 0x1BCA0, 0x1BCA3 }, { 0x1D173, 0x1D17A },
     { 0xE0001, 0xE0001 }, { 0xE0020, 0xE007F } };
@@ -322,6 +323,7 @@ screen_test (void)
     CHECK (RENDERS ("\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80\xe2\x82", v,
                     "⟨\\xC0⟩⟨\\xAF⟩⟨\\xED⟩⟨\\xA0⟩⟨\\x80⟩⟨\\xF4⟩⟨\\x90⟩⟨\\x80⟩⟨\\x80⟩⟨\\xE2⟩⟨\\x82⟩"));
     CHECK (RENDERS ("ok \xe2\x80\xae lmth.exe", v, "ok ⟨U+202E⟩ lmth.exe"));
+    CHECK (RENDERS ("a\xe2\x81\xa5" "b", v, "a⟨U+2065⟩b"));     //  found by make fuzz
     CHECK (RENDERS ("a\xe2\x80\x8b" "b\xef\xbb\xbf" "c\xe2\x81\xa6" "d\xf3\xa0\x81\x81\xe2\x80\xa8", v,
                     "a⟨U+200B⟩b⟨U+FEFF⟩c⟨U+2066⟩d⟨U+E0041⟩⟨U+2028⟩"));
     //  Text that spells a marker never looks like one: its ⟨ is marked.
