@@ -185,7 +185,7 @@ backlog_group_begin (broker_t *broker)
     return !backlog_down (broker) && store_group_begin (broker->store) == 0;
 }
 
-void
+bool
 backlog_group_end (broker_t *broker)
 {
     backlog_t *self = broker->backlog;
@@ -205,27 +205,37 @@ backlog_group_end (broker_t *broker)
     }
     zlistx_purge (self->journal);
     notify_release (broker, committed);
+    return committed;
 }
 
-//  Applies the policy's decision to a `received` request: the state it moved to, or
+//  Applies a decision (ev, fields) to a `received` request: the state it moved to, or
 //  "received" if the transition failed.
+static const char *
+s_apply (broker_t *broker, json_t *row, state_event_t ev, json_t *fields)
+{
+    const char *to = "received";
+    state_fire (broker, json_integer_value (json_object_get (row, "id")), "received", ev,
+                "broker", fields, &to);
+    return to;
+}
+
+//  Decides now, with the policy in force now.
 static const char *
 s_decide (broker_t *broker, json_t *row, const char *groups)
 {
     json_t *fields = NULL;
-    state_event_t ev = decide_policy (broker, row, groups, &fields);
-    const char *to = "received";
-    state_fire (broker, json_integer_value (json_object_get (row, "id")), "received", ev,
-                "broker", fields, &to);
+    state_event_t ev = decide_policy (broker, row, groups, &fields, NULL);
+    const char *to = s_apply (broker, row, ev, fields);
     json_decref (fields);
     return to;
 }
 
 const char *
-backlog_decide (broker_t *broker, json_t *row, const char *groups)
+backlog_decide (broker_t *broker, json_t *row, const char *groups, state_event_t ev,
+                json_t *fields)
 {
     if (!backlog_down (broker)) {
-        const char *to = s_decide (broker, row, groups);
+        const char *to = fields ? s_apply (broker, row, ev, fields) : s_decide (broker, row, groups);
         if (strcmp (to, "received") != 0 || !backlog_check (broker, "recording a decision"))
             return to;
     }
@@ -258,8 +268,7 @@ void
 backlog_refuse (broker_t *broker, caller_t *c, const char *what)
 {
     if (backlog_down (broker) || backlog_check (broker, what))
-        broker_refuse (broker, c, PROTO_E_BUSY, "the database cannot be written now (see `store` "
-                       "in ping); nothing was recorded, retry later");
+        broker_refuse (broker, c, PROTO_E_BUSY, BACKLOG_BUSY_TEXT);
     else
         broker_refuse (broker, c, PROTO_E_BAD_STATE, "the request changed state meanwhile");
 }

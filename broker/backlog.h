@@ -6,6 +6,9 @@
 
 #define BACKLOG_RETRY_MS    250     //  the longest wait before a refused write is tried again
 #define BACKLOG_BUSY_MS     50      //  how long one write waits for another process's lock
+//  What a request that could not be recorded is told, with the code `busy`.
+#define BACKLOG_BUSY_TEXT   "the database cannot be written now (see `store` in ping); nothing " \
+                            "was recorded, retry later"
 
 backlog_t *backlog_new (void);
 void backlog_destroy (backlog_t **self_p);
@@ -25,16 +28,21 @@ bool backlog_check (broker_t *broker, const char *what);
 int backlog_fire (broker_t *broker, int64_t id, const char *from, state_event_t ev,
                   const char *actor, json_t *fields);
 
-//  Groups the writes of what follows (a pass over the worker socket) in one commit: true if
-//  a group was opened (not while the store is down). backlog_group_end commits it; if the
-//  commit fails, every write of the group is kept here, in order, as if each had failed,
-//  and the answers to long polls it would have given wait for them (notify_release).
+//  Groups the writes of what follows (a pass over a socket, the starts of a pass) in one
+//  commit: true if a group was opened (not while the store is down). backlog_group_end
+//  commits it and returns whether it did. If the commit failed, every write of the group made
+//  through this module is kept here, in order, as if each had failed, and the answers to
+//  long polls it would have given wait for them (notify_release); what the caller wrote
+//  through the store itself is the caller's to undo (see pass.c, launch.c).
 bool backlog_group_begin (broker_t *broker);
-void backlog_group_end (broker_t *broker);
+bool backlog_group_end (broker_t *broker);
 
-//  Decides request `row` (its stored columns, not consumed) now or once the store is back:
-//  the decision is written before anything else happens to it. Returns the state it is in.
-const char *backlog_decide (broker_t *broker, json_t *row, const char *groups);
+//  Applies the decision (ev, fields: decide_policy's, not consumed) to request `row` (its
+//  stored columns, not consumed), or with fields NULL decides it now. If the store refuses,
+//  it is decided again, with the policy then in force, once the store is back: the decision
+//  is written before anything else happens to the request. Returns the state it is in.
+const char *backlog_decide (broker_t *broker, json_t *row, const char *groups, state_event_t ev,
+                            json_t *fields);
 
 //  Appends an event that belongs to no transition (worker_joined, session_ended...), now or
 //  once the store is back. `data` is not consumed and must not change after the call.

@@ -26,6 +26,7 @@ typedef struct _backlog_t backlog_t;
 typedef struct _prune_t prune_t;
 typedef struct _stream_t stream_t;
 typedef struct _fleet_t fleet_t;
+typedef struct _pass_t pass_t;
 
 typedef struct {
     char *dir;                  //  state directory (keys, database)
@@ -59,6 +60,7 @@ typedef struct {
     prune_t *prune;             //  the retention run under way, if any
     stream_t *stream;           //  submitters that want their output as it comes
     fleet_t *fleet;             //  workers that left, draining, requests no worker can take
+    pass_t *pass;               //  the pass over the client socket under way: its replies wait
 } broker_t;
 
 //  The caller of a client operation, read from the authenticated connection.

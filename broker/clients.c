@@ -9,6 +9,7 @@
 #include "broker/fleet.h"
 #include "broker/notify.h"
 #include "broker/outbox.h"
+#include "broker/pass.h"
 #include "broker/prune.h"
 #include "broker/refusals.h"
 #include "broker/state.h"
@@ -27,7 +28,10 @@ broker_send_client (broker_t *self, zframe_t *routing, char *text)
     zmsg_addmem (msg, zframe_data (routing), zframe_size (routing));
     zmsg_addstr (msg, text);
     free (text);
-    outbox_send (self, &msg);
+    if (pass_open (self))
+        pass_hold (self, &msg);         //  nobody is told before the pass commits
+    else
+        outbox_send (self, &msg);
 }
 
 void
@@ -59,27 +63,20 @@ s_load_visible (broker_t *broker, caller_t *c, json_t *msg)
     return row;
 }
 
-//  Records a submit and the policy's decision on it in one commit (a group): one commit per
-//  snippet fewer. What was just stored is what the policy reads, so nothing is read back.
-//  The dispatcher waits for the commit, since nothing may run that the record does not
-//  show; if the commit fails, what the decision queued or parked is forgotten again.
+//  Records a submit and the policy's decision (ev, fields) on it, in the pass's commit: one
+//  commit for the pass, and what was just stored is what the policy read, so nothing is
+//  read back. The dispatcher waits for the commit, since nothing may run that the record
+//  does not show.
 static int
-s_record (broker_t *broker, json_t *req, const char *groups, int64_t *id, bool *duplicate,
-          const char **state)
+s_record (broker_t *broker, caller_t *c, json_t *req, state_event_t ev, json_t *fields,
+          int64_t *id, bool *duplicate, const char **state)
 {
-    if (store_group_begin (broker->store) != 0)
+    if (store_submit (broker->store, req, id, duplicate) != 0)
         return -1;
-    int rc = store_submit (broker->store, req, id, duplicate);
-    if (rc == 0 && !*duplicate) {
+    pass_wrote (broker, c, *duplicate ? 0 : *id);
+    if (!*duplicate) {
         json_object_set_new (req, "id", json_integer (*id));
-        *state = backlog_decide (broker, req, groups);
-    }
-    bool committed = store_group_end (broker->store, rc == 0) == 0 && rc == 0;
-    notify_release (broker, committed);
-    if (!committed) {
-        if (rc == 0 && !*duplicate)
-            state_unwind (broker, *id);
-        return -1;
+        *state = backlog_decide (broker, req, c->groups, ev, fields);
     }
     return 0;
 }
@@ -99,21 +96,58 @@ s_same_snippet (json_t *row, json_t *msg)
 }
 
 //  A run timeout above what the matching rule (or the broker) allows is refused before
-//  anything is recorded; one within it goes into the request for the decision to apply.
+//  anything is recorded. `fields` are the policy's decision, which names the rule.
 static bool
-s_timeout_refused (broker_t *broker, caller_t *c, json_t *req, json_t *timeout)
+s_timeout_refused (broker_t *broker, caller_t *c, json_t *timeout, int64_t max, json_t *fields)
 {
-    char rule[128];
-    int64_t max = decide_max_timeout (broker, req, c->groups, rule, sizeof rule);
-    if (json_integer_value (timeout) < 1 || json_integer_value (timeout) > max) {
-        char why[256];
-        snprintf (why, sizeof why, "timeout_ms must be 1 to %lld here (the maximum of %s%s)",
-                  (long long) max, *rule ? "rule " : "this broker", rule);
-        broker_refuse (broker, c, PROTO_E_BAD_VALUE, why);
-        return true;
+    if (json_integer_value (timeout) >= 1 && json_integer_value (timeout) <= max)
+        return false;
+    const char *rule = json_string_value (json_object_get (fields, "rule"));
+    char why[256];
+    snprintf (why, sizeof why, "timeout_ms must be 1 to %lld here (the maximum of %s%s)",
+              (long long) max, rule ? "rule " : "this broker", rule ? rule : "");
+    broker_refuse (broker, c, PROTO_E_BAD_VALUE, why);
+    return true;
+}
+
+//  A recorded submit's answer, given once the pass committed: its stream, its long poll or
+//  the request as stored; `busy` if the pass did not commit.
+typedef struct {
+    zframe_t *routing;
+    json_t *rid;
+    int64_t id;
+    const char *state;          //  where the decision took it (static), or NULL: a duplicate
+    json_int_t wait_ms;
+    bool stream;
+} answer_t;
+
+static void
+s_answer (broker_t *broker, void *arg, bool committed)
+{
+    answer_t *a = (answer_t *) arg;
+    json_t *row = committed ? store_get (broker->store, a->id) : NULL;
+    const char *state = row ? json_string_value (json_object_get (row, "state")) : NULL;
+    if (!committed)
+        broker_send_client (broker, a->routing, proto_reply_error (a->rid, PROTO_E_BUSY,
+                                                                   BACKLOG_BUSY_TEXT));
+    else if (!row)
+        broker_send_client (broker, a->routing, proto_reply_error (a->rid, PROTO_E_INTERNAL,
+                                                                   "the request vanished"));
+    else {
+        if (a->stream && a->state && !states_is_terminal (state))
+            stream_open (broker, a->id, a->routing);
+        if (a->wait_ms > 0 && !states_is_terminal (state))
+            notify_wait (broker, a->routing, a->rid, a->id, clock_mono_ms () + a->wait_ms);
+        else {
+            if (!a->state)
+                json_object_set_new (row, "duplicate", json_true ());
+            broker_send_client (broker, a->routing, proto_reply_ok (a->rid, json_incref (row)));
+        }
     }
-    json_object_set (req, "timeout_ms", timeout);
-    return false;
+    json_decref (row);
+    zframe_destroy (&a->routing);
+    json_decref (a->rid);
+    free (a);
 }
 
 static void
@@ -133,51 +167,50 @@ s_submit (broker_t *broker, caller_t *c, json_t *msg)
     if (c->groups && *c->groups)
         json_object_set_new (req, "groups", json_string (c->groups));
     json_t *timeout = json_object_get (msg, "timeout_ms");
-    if (timeout && s_timeout_refused (broker, c, req, timeout)) {
-        json_decref (req);
-        return;
-    }
+    if (timeout)
+        json_object_set (req, "timeout_ms", timeout);
+    //  The policy decides once, before anything is recorded.
+    json_t *fields = NULL;
+    int64_t max = 0;
+    state_event_t ev = decide_policy (broker, req, c->groups, &fields, &max);
     int64_t id = 0;
     bool duplicate = false;
     const char *state = NULL;
-    //  Fail closed: nothing is accepted that the record cannot hold now.
-    if (backlog_down (broker) || s_record (broker, req, c->groups, &id, &duplicate, &state) != 0) {
-        json_decref (req);
+    int rc = timeout && s_timeout_refused (broker, c, timeout, max, fields) ? 1
+           //  Fail closed: nothing is accepted that the record cannot hold now.
+           : backlog_down (broker) || !pass_open (broker) ? -1
+           : s_record (broker, c, req, ev, fields, &id, &duplicate, &state);
+    json_decref (fields);
+    json_decref (req);
+    if (rc == 1)
+        return;
+    if (rc != 0) {
         if (backlog_down (broker) || backlog_check (broker, "recording a submit"))
             backlog_refuse (broker, c, "recording a submit");
         else
             broker_refuse (broker, c, PROTO_E_INTERNAL, "the request could not be recorded");
         return;
     }
-    json_decref (req);
-    if (json_is_true (json_object_get (msg, "stream")) && !duplicate && state
-    &&  !states_is_terminal (state))
-        stream_open (broker, id, c->routing);
-    json_int_t wait_ms = json_integer_value (json_object_get (msg, "wait_ms"));
-    if (state && wait_ms > 0 && !states_is_terminal (state)) {
-        notify_wait (broker, c->routing, c->rid, id, clock_mono_ms () + wait_ms);
-        return;
-    }
-    json_t *row = store_get (broker->store, id);
-    if (row && duplicate && !s_same_snippet (row, msg)) {
-        //  A key names one snippet: answering with another's result would tell the agent
-        //  that code ran which never did.
+    if (duplicate) {
+        json_t *row = store_get (broker->store, id);
+        bool same = row && s_same_snippet (row, msg);
         json_decref (row);
-        broker_refuse (broker, c, PROTO_E_CONFLICT, "this idempotency key was used for another "
-                       "snippet (a different code, lang or session); use a new key");
-        return;
+        if (!same) {
+            //  A key names one snippet: answering with another's result would tell the agent
+            //  that code ran which never did.
+            broker_refuse (broker, c, PROTO_E_CONFLICT, "this idempotency key was used for "
+                           "another snippet (a different code, lang or session); use a new key");
+            return;
+        }
     }
-    state = row ? json_string_value (json_object_get (row, "state")) : "received";
-    if (wait_ms > 0 && !states_is_terminal (state))
-        notify_wait (broker, c->routing, c->rid, id, clock_mono_ms () + wait_ms);
-    else if (row) {
-        if (duplicate)
-            json_object_set_new (row, "duplicate", json_true ());
-        broker_send_client (broker, c->routing, proto_reply_ok (c->rid, json_incref (row)));
-    }
-    else
-        broker_refuse (broker, c, PROTO_E_INTERNAL, "the request vanished");
-    json_decref (row);
+    answer_t *a = (answer_t *) zmalloc (sizeof (answer_t));
+    a->routing = zframe_dup (c->routing);
+    a->rid = c->rid ? json_incref (c->rid) : NULL;
+    a->id = id;
+    a->state = duplicate ? NULL : state;
+    a->wait_ms = json_integer_value (json_object_get (msg, "wait_ms"));
+    a->stream = json_is_true (json_object_get (msg, "stream"));
+    pass_after (broker, s_answer, a);
 }
 
 static void
@@ -225,8 +258,10 @@ s_cancel (broker_t *broker, caller_t *c, json_t *msg)
         broker_refuse (broker, c, PROTO_E_BAD_STATE, "only queued or pending requests can be cancelled");
     else if (backlog_down (broker) || state_fire (broker, id, state, EV_CANCEL, c->principal, NULL, NULL) != 0)
         backlog_refuse (broker, c, "cancelling");
-    else
+    else {
+        pass_wrote (broker, c, id);
         notify_reply_request (broker, c->routing, c->rid, id);
+    }
     json_decref (row);
 }
 
@@ -282,7 +317,8 @@ s_decide (broker_t *broker, caller_t *c, json_t *msg, bool approve)
     int64_t id = json_integer_value (json_object_get (msg, "id"));
     json_t *fields = v.deny ? json_pack ("{s:s}", "message", v.message) : NULL;
     if (v.tampered) {
-        state_fire (broker, id, "pending_approval", EV_DENY, "broker", fields, NULL);
+        if (state_fire (broker, id, "pending_approval", EV_DENY, "broker", fields, NULL) == 0)
+            pass_wrote (broker, c, id);
         json_decref (fields);
         return broker_refuse (broker, c, PROTO_E_BAD_STATE, "hash mismatch: the stored code was altered; denied");
     }
@@ -292,6 +328,7 @@ s_decide (broker_t *broker, caller_t *c, json_t *msg, bool approve)
     json_decref (fields);
     if (rc != 0)
         return backlog_refuse (broker, c, "recording an approval");
+    pass_wrote (broker, c, id);
     notify_reply_request (broker, c->routing, c->rid, id);
 }
 
@@ -332,8 +369,10 @@ s_report (broker_t *broker, caller_t *c, json_t *msg)
         else
             broker_refuse (broker, c, PROTO_E_INTERNAL, "the event could not be recorded");
     }
-    else
+    else {
+        pass_wrote (broker, c, 0);
         broker_send_client (broker, c->routing, proto_reply_ok (c->rid, json_pack ("{s:b}", "recorded", 1)));
+    }
 }
 
 typedef void (op_fn) (broker_t *, caller_t *, json_t *);
@@ -380,6 +419,7 @@ clients_message (broker_t *broker, zmsg_t **msg_p)
     zframe_t *routing = zmsg_pop (msg);
     zframe_t *body = zmsg_last (msg);
     caller_t c = { routing, NULL, NULL, NULL, NULL, NULL, 0 };
+    pass_next (broker);                 //  what is answered from here on is this message's
     if (routing && body) {
         c.principal = zframe_meta (body, "name");
         c.role = zframe_meta (body, "role");

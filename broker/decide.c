@@ -86,7 +86,8 @@ s_review (const policy_decision_t *d)
 }
 
 state_event_t
-decide_policy (broker_t *broker, json_t *row, const char *groups, json_t **fields_p)
+decide_policy (broker_t *broker, json_t *row, const char *groups, json_t **fields_p,
+               int64_t *max_timeout)
 {
     policy_input_t in = {
         .lang = json_string_value (json_object_get (row, "lang")),
@@ -101,6 +102,9 @@ decide_policy (broker_t *broker, json_t *row, const char *groups, json_t **field
                                 "decision_message", d.message ? d.message : d.action_name);
     json_object_set_new (fields, "rule", d.rule ? json_string (d.rule) : json_null ());
     json_t *asked = json_object_get (row, "timeout_ms");
+    json_t *own = d.action != POLICY_DENY ? json_object_get (d.limits, "timeout_ms") : NULL;
+    if (max_timeout)
+        *max_timeout = json_is_integer (own) ? json_integer_value (own) : broker->cfg.max_timeout_ms;
     if (d.action != POLICY_DENY && (d.limits || asked || d.labels || d.network)) {
         //  The run's limits: the rule's, with the timeout the submit asked for (checked
         //  against the rule's own by decide_max_timeout before anything was recorded), the
@@ -121,22 +125,6 @@ decide_policy (broker_t *broker, json_t *row, const char *groups, json_t **field
         json_object_set_new (fields, "review", s_review (&d));
     *fields_p = fields;
     return ev;
-}
-
-int64_t
-decide_max_timeout (broker_t *broker, json_t *row, const char *groups, char *rule, size_t size)
-{
-    json_t *fields = NULL;
-    json_t *bare = json_copy (row);         //  the rule's own limit, not the one asked
-    json_object_del (bare, "timeout_ms");
-    decide_policy (broker, bare, groups, &fields);
-    json_t *limit = json_object_get (json_object_get (fields, "limits"), "timeout_ms");
-    int64_t max = json_is_integer (limit) ? json_integer_value (limit) : broker->cfg.max_timeout_ms;
-    const char *name = json_string_value (json_object_get (fields, "rule"));
-    snprintf (rule, size, "%s", name ? name : "");
-    json_decref (fields);
-    json_decref (bare);
-    return max;
 }
 
 //  The worker masked its named secrets already; this masks the built-in detectors and the

@@ -15,15 +15,13 @@ void decide_reload (broker_t *broker);
 
 //  The policy's decision on a `received` request: the event that applies it (EV_ALLOW,
 //  EV_DENY or EV_REVIEW) and in *fields what that transition records (the caller owns
-//  it). `row` has the stored request's principal, role, session, lang and code; groups are
-//  the submitter's cert's. Changes nothing: the caller fires the event.
-state_event_t decide_policy (broker_t *broker, json_t *row, const char *groups, json_t **fields);
-
-//  The longest run a submit (row as for decide_policy) may ask for: the timeout_ms of the
-//  rule that matches it, or the broker's --max-timeout-ms where the rule sets none. rule
-//  receives that rule's name ("" if none).
-int64_t decide_max_timeout (broker_t *broker, json_t *row, const char *groups, char *rule,
-                            size_t size);
+//  it). `row` has the stored request's principal, role, session, lang and code, and the
+//  timeout_ms the submit asked for, if any; groups are the submitter's cert's. If max_timeout
+//  is not NULL it receives the longest run the matching rule lets a submit ask for: its
+//  timeout_ms, or the broker's --max-timeout-ms where it sets none. Changes nothing: the
+//  caller checks the timeout asked and fires the event.
+state_event_t decide_policy (broker_t *broker, json_t *row, const char *groups, json_t **fields,
+                             int64_t *max_timeout);
 
 //  Masks the text fields of a worker result in place (stdout, stderr, value, error.value,
 //  error.traceback) before anything stores or returns them.

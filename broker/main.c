@@ -8,8 +8,10 @@
 #include "broker/decide.h"
 #include "broker/dispatch.h"
 #include "broker/fleet.h"
+#include "broker/launch.h"
 #include "broker/notify.h"
 #include "broker/outbox.h"
+#include "broker/pass.h"
 #include "broker/prune.h"
 #include "broker/refusals.h"
 #include "broker/state.h"
@@ -169,7 +171,8 @@ s_recover (broker_t *self)
         if (row && json_object_get (received, "timeout_ms"))    //  and the run timeout it asked
             json_object_set (row, "timeout_ms", json_object_get (received, "timeout_ms"));
         if (row)                          //  with the groups the submitter's cert had
-            backlog_decide (self, row, json_string_value (json_object_get (received, "groups")));
+            backlog_decide (self, row, json_string_value (json_object_get (received, "groups")),
+                            EV_ALLOW, NULL);
         json_decref (received);
         json_decref (row);
     }
@@ -239,6 +242,7 @@ s_start (broker_t *self)
     self->prune = prune_new ();
     self->stream = stream_new ();
     self->fleet = fleet_new ();
+    self->pass = pass_new ();
     self->trust = trust_new (path);             //  path: DIR/keys/trusted, as zauth reads it
     if (!self->trust || s_recover (self) != 0)
         return -1;
@@ -336,11 +340,16 @@ s_loop (broker_t *self)
             if (grouped)
                 backlog_group_end (self);
         }
-        for (int n = 0; n < 64 && (items[0].revents & ZMQ_POLLIN); n++) {
-            zmsg_t *msg = zmsg_recv (self->clients);
-            if (!msg)
-                break;
-            clients_message (self, &msg);
+        //  So are the clients' (pass.c): their replies wait for that commit.
+        if (items[0].revents & ZMQ_POLLIN) {
+            pass_begin (self);
+            for (int n = 0; n < 64; n++) {
+                zmsg_t *msg = zmsg_recv (self->clients);
+                if (!msg)
+                    break;
+                clients_message (self, &msg);
+            }
+            pass_end (self);
         }
         backlog_tick (self);
         prune_step (self);
@@ -354,7 +363,7 @@ s_loop (broker_t *self)
         }
         //  Whatever this pass queued (submits, approvals, results that freed a slot, a
         //  store that takes writes again) starts now, after its commits.
-        workers_pump (self);
+        launch_ready (self);
         //  The checkpointer copied the WAL back off this loop; a short pass here catches up
         //  with what we wrote meanwhile, so that our next write starts the WAL over instead
         //  of growing it (a checkpoint that never catches up with the writer never ends).
@@ -379,6 +388,7 @@ s_stop (broker_t *self)
     prune_destroy (&self->prune);
     stream_destroy (&self->stream);
     fleet_destroy (&self->fleet);
+    pass_destroy (&self->pass);
     trust_destroy (&self->trust);
     notify_destroy (&self->notify);
     outbox_destroy (&self->outbox);

@@ -228,6 +228,14 @@ s_count (runq_t *self, const char *set, int delta)
         zhashx_delete (self->counts, set);
 }
 
+//  A session's jobs run in id order, which is the order they were submitted in.
+static int
+s_job_order (const void *a, const void *b)
+{
+    int64_t x = ((const job_t *) a)->id, y = ((const job_t *) b)->id;
+    return x < y ? -1 : x > y;
+}
+
 static session_t *
 s_session (runq_t *self, const char *key, bool create)
 {
@@ -237,6 +245,7 @@ s_session (runq_t *self, const char *key, bool create)
         s->key = strdup (key);
         s->jobs = zlistx_new ();
         zlistx_set_destructor (s->jobs, (zlistx_destructor_fn *) job_destroy);
+        zlistx_set_comparator (s->jobs, s_job_order);
         zhashx_insert (self->sessions, key, s);
     }
     return s;
@@ -248,7 +257,9 @@ runq_add (runq_t *self, job_t *job)
     char key[RUNQ_KEY_MAX], id[24];
     runq_key (job->lang, job->session, job->owner, key, sizeof key);
     session_t *s = s_session (self, key, true);
-    job->handle = zlistx_add_end (s->jobs, job);
+    //  Searched from the end: a new job goes last at once, one put back (a start or a cancel
+    //  whose commit failed) before the later ones of its session.
+    job->handle = zlistx_insert (s->jobs, job, false);
     snprintf (id, sizeof id, "%lld", (long long) job->id);
     zhashx_update (self->queued, id, job);
     s_count (self, job->labels, 1);

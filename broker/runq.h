@@ -49,7 +49,8 @@ typedef struct _runq_t runq_t;
 runq_t *runq_new (void);
 void runq_destroy (runq_t **self_p);
 
-//  Queues a job at the end of its session's queue. Takes the job.
+//  Queues a job in its session's queue, in id order: a new job goes last, one put back
+//  (its start or cancel did not commit) before its session's later jobs. Takes the job.
 void runq_add (runq_t *self, job_t *job);
 //  Takes queued request id out of its queue; the caller owns the job. NULL if not queued.
 job_t *runq_remove (runq_t *self, int64_t id);

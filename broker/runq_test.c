@@ -175,6 +175,20 @@ runq_test (void)
         runq_done (q, a);
     }
     CHECK (ordered && want == 10100 && runq_size (q) == 0);
+    //  A start that did not commit puts its job back: it runs before its session's later jobs.
+    runq_add (q, s_job (20001, "s", "alice"));
+    runq_add (q, s_job (20002, "s", "alice"));
+    job = runq_start (q, a, "w3");
+    CHECK (job && job->id == 20001);
+    runq_done (q, a);
+    runq_add (q, job);
+    job = runq_start (q, a, "w3");
+    CHECK (job && job->id == 20001);
+    job_destroy (&job);
+    runq_done (q, a);
+    job = runq_start (q, a, "w3");
+    CHECK (job && job->id == 20002 && runq_size (q) == 0);
+    job_destroy (&job);
     runq_destroy (&q);
     CHECK (q == NULL);
     s_test_label_sets ();

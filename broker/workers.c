@@ -1,11 +1,11 @@
 /*  broker/workers.c: the worker socket, an event source of the broker.
     Workers announce themselves (`ready`, with the labels and memory they offer for
     placement), send results and the ends of interpreters between snippets
-    (`session_closed`), and heartbeat. This module turns each into
-    transitions through state.c (or backlog.c while the database refuses writes), asks
-    dispatch.c what to start and sends the `run`s, and judges liveness: a worker is dead
-    when *it* was silent for PROTO_SILENCE_MS, not when the broker was busy; a run its live
-    worker never answers ends at its limit plus RUN_GRACE_MS by the broker's clock. */
+    (`session_closed`), and heartbeat. This module turns each into transitions through
+    state.c (or backlog.c while the database refuses writes), and judges liveness: a worker
+    is dead when *it* was silent for PROTO_SILENCE_MS, not when the broker was busy; a run
+    its live worker never answers ends at its limit plus RUN_GRACE_MS by the broker's clock.
+    launch.c starts the runs. */
 #include "broker/workers.h"
 #include "broker/backlog.h"
 #include "broker/decide.h"
@@ -34,82 +34,6 @@ int
 workers_send (broker_t *broker, worker_t *w, json_t *body)
 {
     return wsend (broker, w->routing, w->name, body);
-}
-
-//  ----------------------------------------------------------------------------------------
-//  Starting runs
-
-//  The session of job is bound to w, but job needs labels w lacks (the rule that matched
-//  it asks for a placement the earlier snippets' did not): its interpreter on w ends, and
-//  the session goes where its job fits, starting over (recorded, and said in its result).
-static void
-s_move (broker_t *broker, worker_t *w, job_t *job)
-{
-    char key[RUNQ_KEY_MAX], why[512];
-    runq_key (job->lang, job->session, job->owner, key, sizeof key);
-    snprintf (why, sizeof why, "moved: its next snippet needs labels %.300s, which worker %.64s "
-              "lacks", job->labels, w->name);
-    json_t *close = proto_close (job->owner, job->session, job->lang);
-    wsend (broker, w->routing, w->name, close);
-    json_decref (close);
-    dispatch_unbind (broker, key);
-    dispatch_session_ended (broker, key, why);
-    json_t *data = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "principal", job->owner, "session",
-                              job->session, "lang", job->lang, "worker", w->name, "reason", why);
-    backlog_event (broker, 0, "session_closed", "broker", data);
-    json_decref (data);
-}
-
-//  Starts job on w: `queued -> running` in the store, then the `run`. False if it did not
-//  start: the store is down (the job stays queued) or the request was no longer queued
-//  (the job is forgotten).
-//  A job that does not fit w (s_move) does not start either.
-static bool
-s_start (broker_t *broker, worker_t *w, job_t *job)
-{
-    if (!dispatch_fits (w, job->labels)) {
-        s_move (broker, w, job);
-        return false;
-    }
-    json_t *fields = json_pack ("{s:s}", "worker", w->name);
-    int rc = state_fire (broker, job->id, "queued", EV_DISPATCH, "broker", fields, NULL);
-    json_decref (fields);
-    if (rc != 0) {
-        if (!backlog_check (broker, "starting a request"))
-            dispatch_unqueue (broker, job->id);         //  cancelled meanwhile
-        return false;
-    }
-    json_t *limits = json_pack ("{s:i, s:i}", "timeout_ms", broker->cfg.timeout_ms,
-                                "output_bytes", broker->cfg.output_bytes);
-    if (json_is_object (job->limits))
-        json_object_update (limits, job->limits);
-    json_object_del (limits, "labels");         //  where it runs, not how: the broker's
-    //  The network grant is the run's own field, beside its limits (the worker's proxy).
-    json_t *network = json_incref (json_object_get (limits, "network"));
-    json_object_del (limits, "network");
-    json_t *run = proto_run (job->id, job->owner, job->session, job->lang, job->code, limits,
-                             json_is_object (network) ? network : NULL);
-    json_decref (network);
-    if (stream_wanted (broker, job->id))
-        json_object_set_new (run, "stream", json_true ());
-    wsend (broker, w->routing, w->name, run);
-    json_t *timeout = json_object_get (limits, "timeout_ms");
-    dispatch_start (broker, job, w, clock_mono_ms () + json_integer_value (timeout) + RUN_GRACE_MS);
-    json_decref (run);
-    json_decref (limits);
-    return true;
-}
-
-//  Nothing starts while the store refuses writes, or inside an uncommitted group: a run the
-//  record does not show must never begin.
-void
-workers_pump (broker_t *broker)
-{
-    worker_t *w;
-    job_t *job;
-    while (!backlog_down (broker) && !store_in_group (broker->store)
-       &&  (job = dispatch_next (broker, &w)))
-        s_start (broker, w, job);
 }
 
 //  ----------------------------------------------------------------------------------------

@@ -11,10 +11,6 @@ void workers_message (broker_t *broker, zmsg_t **msg_p);
 //  requests become `lost`, its sessions are placed anew. Nothing if no worker is there.
 void workers_drop (broker_t *broker, zframe_t *routing, const char *why);
 
-//  Starts whatever queued work can start now. Call after anything that may have queued
-//  work or freed a slot (the loop does, every pass).
-void workers_pump (broker_t *broker);
-
 //  Sends body (not consumed) to worker w; 0, or -1 (logged) when it could not be queued.
 int workers_send (broker_t *broker, worker_t *w, json_t *body);
 

@@ -241,6 +241,109 @@ def a_group_whose_commit_fails_keeps_its_writes():
         check(not s.stop(), "sanitizer report")
 
 
+def fail_commit_on(event_type):
+    """SQL that fails every commit whose transaction appends an event of event_type."""
+    return FAIL_COMMIT.replace("'done'", "'%s'" % event_type)
+
+
+def inject(s, sql):
+    con = sqlite3.connect(s.db, timeout=10)
+    con.executescript(sql)
+    con.close()
+
+
+def lift_commit_failure(s, c):
+    s.sql("DROP TRIGGER inject_commit")
+    s.sql("DROP TABLE inject")
+    wait_for(lambda: c.call("ping")["store"]["writable"], what="writable again")
+
+
+@test
+def a_client_pass_whose_commit_fails_answers_busy_and_undoes_itself():
+    """The writes of a pass over the client socket commit together. When that commit fails:
+    a submit is answered `busy` (once, with its rid, a long poll and a stream included) and
+    left no row; a cancel is answered `busy` and its request stays queued, in memory as in
+    the database, and later runs in its session's order."""
+    s = Stack(worker_args=UID)
+    try:
+        c = s.client()
+        check(c.run("1", session="cp")["outcome"] == "ok", "warm up")
+        first = c.call("submit", lang="python", session="cp", code="import time; time.sleep(1.5)")
+        second = c.call("submit", lang="python", session="cp", code="print('second')")
+        third = c.call("submit", lang="python", session="cp", code="print('third')")
+        check(second["state"] == "queued" and third["state"] == "queued", (second, third))
+        before = s.sql("SELECT count(*) FROM requests")[0][0]
+        inject(s, fail_commit_on("cancelled"))
+        r = c.call("cancel", id=second["id"])
+        check(r and not r["ok"] and r["error"]["code"] == "busy", ("a cancel that did not commit", r))
+        p = agree(c, s)
+        check(p["stats"]["queued"] == 2 and "committing a group" in p["store"]["error"], p)
+        lift_commit_failure(s, c)
+        inject(s, fail_commit_on("received"))
+        for extra in ({}, {"wait_ms": 3000}, {"wait_ms": 3000, "stream": True}):
+            c.n += 1
+            rid = "sub%d" % c.n
+            c.send_raw(json.dumps(dict({"op": "submit", "rid": rid, "lang": "python",
+                                        "session": "cp-new", "code": "print('never')"}, **extra)))
+            got = c.recv(10)
+            check(got and got.get("rid") == rid and not got["ok"]
+                  and got["error"]["code"] == "busy", ("a submit that did not commit", extra, got))
+            lift_commit_failure(s, c)
+            inject(s, fail_commit_on("received"))
+        lift_commit_failure(s, c)
+        check(s.sql("SELECT count(*) FROM requests")[0][0] == before, "a row of a refused submit")
+        check(c.recv(0.5) is None, "a second answer to a refused submit")
+        # The cancelled-then-restored request runs, before the one queued after it.
+        r2 = c.call("await", id=second["id"], timeout_ms=10000, timeout=15)
+        r3 = c.call("await", id=third["id"], timeout_ms=10000, timeout=15)
+        check(r2["state"] == "done" and r2["stdout"] == "second\n", r2)
+        check(r3["state"] == "done" and r3["stdout"] == "third\n", r3)
+        order = [row[0] for row in s.sql("SELECT request_id FROM events WHERE type = 'running' "
+                                          "AND request_id IN (%d, %d) ORDER BY seq"
+                                          % (second["id"], third["id"]))]
+        check(order == [second["id"], third["id"]], ("session order", order))
+        check(c.call("await", id=first["id"], timeout_ms=10000, timeout=15)["state"] == "done", "first")
+        r = c.call("submit", lang="python", session="cp-new", code="print('now')", wait_ms=10000)
+        check(r["ok"] and r["stdout"] == "now\n", r)
+        agree(c, s)
+        c.close()
+    finally:
+        check(not s.stop(), "sanitizer report")
+
+
+@test
+def starts_whose_commit_fails_are_not_sent_and_run_later_once_in_order():
+    """The starts of a pass commit together before any `run` is sent. When that commit
+    fails, no worker gets the runs: they stay queued (ping and the database agree) and run
+    once, in their session's order, when commits work again."""
+    s = Stack(worker_args=UID)
+    try:
+        c = s.client()
+        check(c.run("n = 0", session="st")["outcome"] == "ok", "warm up")
+        c.call("submit", lang="python", session="st", code="import time; time.sleep(1)")
+        a = c.call("submit", lang="python", session="st", code="n += 1; print(n)")
+        b = c.call("submit", lang="python", session="st", code="n *= 10; print(n)")
+        check(a["state"] == "queued" and b["state"] == "queued", (a, b))
+        inject(s, fail_commit_on("running"))
+        p = until_down(c)
+        check("committing a group" in p["store"]["error"], p)
+        p = agree(c, s)
+        check(p["stats"]["queued"] == 2 and p["stats"]["running"] == 0, p)
+        time.sleep(1.0)                        # a run sent anyway would have run meanwhile
+        lift_commit_failure(s, c)
+        ra = c.call("await", id=a["id"], timeout_ms=10000, timeout=15)
+        rb = c.call("await", id=b["id"], timeout_ms=10000, timeout=15)
+        check(ra["state"] == "done" and ra["stdout"] == "1\n", ("ran more than once?", ra))
+        check(rb["state"] == "done" and rb["stdout"] == "10\n", rb)
+        agree(c, s)
+        v = subprocess.run([os.path.join(os.environ.get("REPLGATE_BIN", "bin"), "replgate"),
+                            "verify", "--dir", s.dir], capture_output=True, text=True)
+        check(v.returncode == 0, v.stdout + v.stderr)
+        c.close()
+    finally:
+        check(not s.stop(), "sanitizer report")
+
+
 @test
 def a_refused_decision_is_made_later():
     """The submit is recorded but its decision cannot be: it is acknowledged as `received`,

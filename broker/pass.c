@@ -1,0 +1,203 @@
+/*  broker/pass.c: one pass over the client socket, written in one commit.
+
+    The loop reads up to 64 client messages a pass. What they write (submits and the policy's
+    decisions on them, approvals, cancels, reports, the events of revocations and drains)
+    commits in one transaction: each write keeps its own event and hash, and the commit is
+    paid once a pass instead of once a message.
+    Nothing is told before that commit. The replies given meanwhile wait here (pass_hold,
+    from broker_send_client), and so does what a submit does once it is on record (pass_after:
+    its stream, its long poll, its answer); after the commit they go out in order.
+    If the commit fails, nothing of the pass was written:
+    - the writes made through backlog.c (events of revocations, drains, interrupts) record
+      what took effect already: backlog.c keeps them and writes them later, and their
+      answers stand;
+    - a message that wrote through the store itself (pass_wrote: submit, cancel, approve,
+      deny, report) is answered `busy`, as if the store had refused it then, and what its
+      transition did in memory (queued, parked, unqueued, forgotten) is set back to what the
+      record says: state_unwind, then state_resume from the stored row (a submit has none).
+    The broker is down then (backlog.c): nothing is dispatched until writes commit again. */
+#include "broker/pass.h"
+#include "broker/backlog.h"
+#include "broker/outbox.h"
+#include "broker/state.h"
+#include "common/proto.h"
+
+typedef struct {            //  one client message of the pass
+    zframe_t *routing;      //  its connection, once it wrote
+    json_t *rid;            //  its rid, once it wrote
+    int64_t id;             //  the request it changed in memory, or 0
+    bool wrote;
+    bool refused;           //  answered `busy` already
+} message_t;
+
+typedef struct {            //  a held reply, or something to do after the commit
+    message_t *from;        //  the message under way when it was held (NULL: none)
+    zmsg_t *reply;
+    pass_fn *fn;
+    void *arg;
+} item_t;
+
+struct _pass_t {
+    bool open;
+    zlistx_t *messages;     //  message_t, in order
+    zlistx_t *items;        //  item_t, in order
+    message_t *current;
+};
+
+static void
+s_message_destroy (void **item)
+{
+    message_t *m = (message_t *) *item;
+    if (m) {
+        zframe_destroy (&m->routing);
+        json_decref (m->rid);
+        free (m);
+        *item = NULL;
+    }
+}
+
+static void
+s_item_destroy (void **item)
+{
+    item_t *it = (item_t *) *item;
+    if (it) {
+        zmsg_destroy (&it->reply);
+        free (it);
+        *item = NULL;
+    }
+}
+
+pass_t *
+pass_new (void)
+{
+    pass_t *self = (pass_t *) zmalloc (sizeof (pass_t));
+    self->messages = zlistx_new ();
+    zlistx_set_destructor (self->messages, s_message_destroy);
+    self->items = zlistx_new ();
+    zlistx_set_destructor (self->items, s_item_destroy);
+    return self;
+}
+
+void
+pass_destroy (pass_t **self_p)
+{
+    if (*self_p) {
+        zlistx_destroy (&(*self_p)->items);
+        zlistx_destroy (&(*self_p)->messages);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+bool
+pass_begin (broker_t *broker)
+{
+    pass_t *self = broker->pass;
+    self->open = backlog_group_begin (broker);
+    self->current = NULL;
+    return self->open;
+}
+
+bool
+pass_open (broker_t *broker)
+{
+    return broker->pass && broker->pass->open;
+}
+
+void
+pass_next (broker_t *broker)
+{
+    pass_t *self = broker->pass;
+    if (self->open) {
+        self->current = (message_t *) zmalloc (sizeof (message_t));
+        zlistx_add_end (self->messages, self->current);
+    }
+}
+
+void
+pass_wrote (broker_t *broker, caller_t *c, int64_t id)
+{
+    message_t *m = broker->pass->open ? broker->pass->current : NULL;
+    if (!m || m->wrote)
+        return;
+    m->wrote = true;
+    m->routing = zframe_dup (c->routing);
+    m->rid = c->rid ? json_incref (c->rid) : NULL;
+    m->id = id;
+}
+
+static item_t *
+s_item (pass_t *self)
+{
+    item_t *it = (item_t *) zmalloc (sizeof (item_t));
+    it->from = self->current;
+    zlistx_add_end (self->items, it);
+    return it;
+}
+
+void
+pass_hold (broker_t *broker, zmsg_t **msg_p)
+{
+    s_item (broker->pass)->reply = *msg_p;
+    *msg_p = NULL;
+}
+
+void
+pass_after (broker_t *broker, pass_fn *fn, void *arg)
+{
+    item_t *it = s_item (broker->pass);
+    it->fn = fn;
+    it->arg = arg;
+}
+
+//  A request whose transition rolled back: its place in memory is the record's again.
+static void
+s_undo (broker_t *broker, int64_t id)
+{
+    state_unwind (broker, id);
+    json_t *row = store_get (broker->store, id);
+    if (row)
+        state_resume (broker, row);
+    json_decref (row);
+}
+
+//  Sends a held reply, or (the pass did not commit and it answers a message that wrote) the
+//  `busy` that message gets instead.
+static void
+s_send (broker_t *broker, item_t *it, bool committed)
+{
+    message_t *m = it->from;
+    if (committed || !m || !m->wrote || !zframe_eq (zmsg_first (it->reply), m->routing)) {
+        outbox_send (broker, &it->reply);
+        return;
+    }
+    if (m->refused)
+        return;                         //  one answer a message
+    m->refused = true;
+    broker_send_client (broker, m->routing, proto_reply_error (m->rid, PROTO_E_BUSY, BACKLOG_BUSY_TEXT));
+}
+
+void
+pass_end (broker_t *broker)
+{
+    pass_t *self = broker->pass;
+    if (!self->open)
+        return;
+    self->open = false;                 //  from here on, replies go out
+    bool committed = backlog_group_end (broker);
+    message_t *m;
+    if (!committed)
+        for (m = (message_t *) zlistx_first (self->messages); m; m = (message_t *) zlistx_next (self->messages))
+            if (m->wrote && m->id)
+                s_undo (broker, m->id);
+    item_t *it;
+    while ((it = (item_t *) zlistx_first (self->items))) {
+        if (it->fn)
+            it->fn (broker, it->arg, committed);
+        else
+            s_send (broker, it, committed);
+        zlistx_delete (self->items, zlistx_cursor (self->items));
+    }
+    zlistx_purge (self->messages);
+    self->current = NULL;
+}
