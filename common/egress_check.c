@@ -25,44 +25,23 @@ static const ekey_t s_entry_keys[] = {
 static const char *s_total_keys[] = { "connections", "denied", "bytes_out", "bytes_in", "dropped" };
 #define COUNT(a) (sizeof (a) / sizeof (a)[0])
 
-//  True if text is at most max bytes (and at least min), each printable ASCII (0x20-0x7e).
+//  The bytes each kind of text may hold. A host or an address: printable ASCII. A method: a
+//  word of A-Z. A reason is the proxy's words: any UTF-8 the frame reader let through, but no
+//  control character (a terminal shows it; a NUL would cut it).
+static bool s_printable (unsigned char c) { return c >= 0x20 && c <= 0x7e; }
+static bool s_upper (unsigned char c) { return c >= 'A' && c <= 'Z'; }
+static bool s_no_control (unsigned char c) { return c >= 0x20 && c != 0x7f; }
+
+//  True if v is a string of min to max bytes, each one `allowed` admits.
 static bool
-s_ascii (json_t *v, size_t min, size_t max)
+s_text (json_t *v, size_t min, size_t max, bool (*allowed) (unsigned char))
 {
     const char *text = json_string_value (v);
     size_t len = json_string_length (v);
     if (!text || len < min || len > max)
         return false;
     for (size_t i = 0; i < len; i++)
-        if (text[i] < 0x20 || text[i] > 0x7e)
-            return false;
-    return true;
-}
-
-//  A reason is the proxy's words: any UTF-8 the frame reader let through, but no control
-//  character (a terminal shows it; a NUL would cut it).
-static bool
-s_reason (json_t *v)
-{
-    const char *text = json_string_value (v);
-    size_t len = json_string_length (v);
-    if (!text || len > EGRESS_MAX_REASON)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char) text[i] < 0x20 || text[i] == 0x7f)
-            return false;
-    return true;
-}
-
-static bool
-s_method (json_t *v)
-{
-    const char *text = json_string_value (v);
-    size_t len = json_string_length (v);
-    if (!text || len < 1 || len > EGRESS_MAX_METHOD)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (text[i] < 'A' || text[i] > 'Z')
+        if (!allowed ((unsigned char) text[i]))
             return false;
     return true;
 }
@@ -77,15 +56,15 @@ s_check_value (kind_t kind, json_t *v)
         return PROTO_E_BAD_TYPE;
     bool ok;
     switch (kind) {
-        case K_HOST:    ok = s_ascii (v, 0, EGRESS_MAX_HOST); break;
-        case K_ADDRESS: ok = s_ascii (v, 1, EGRESS_MAX_ADDRESS); break;
+        case K_HOST:    ok = s_text (v, 0, EGRESS_MAX_HOST, s_printable); break;
+        case K_ADDRESS: ok = s_text (v, 1, EGRESS_MAX_ADDRESS, s_printable); break;
         case K_PORT:    ok = json_integer_value (v) >= 0 && json_integer_value (v) <= 65535; break;
-        case K_METHOD:  ok = s_method (v); break;
+        case K_METHOD:  ok = s_text (v, 1, EGRESS_MAX_METHOD, s_upper); break;
         case K_COUNT:   ok = json_integer_value (v) >= 0; break;
         case K_MS:      ok = json_number_value (v) >= 0; break;
         case K_OUTCOME: ok = strcmp (json_string_value (v), "allowed") == 0
                           || strcmp (json_string_value (v), "denied") == 0; break;
-        default:        ok = s_reason (v); break;
+        default:        ok = s_text (v, 0, EGRESS_MAX_REASON, s_no_control); break;
     }
     return ok ? NULL : PROTO_E_BAD_VALUE;
 }
@@ -215,6 +194,8 @@ s_test_entries (void)
     CHECK (!strcmp (s_test_one ("{" GOOD ",\"address\":\"93.184.216.34\",\"outcome\":\"allowed\"}"), "ok"));
     CHECK (!strcmp (s_test_one ("{" GOOD ",\"outcome\":\"denied\",\"reason\":\"link-local address\"}"), "ok"));
     CHECK (!strcmp (s_test_one ("{" GOOD ",\"outcome\":\"denied\"}"), "ok"));
+    //  A reason may hold any UTF-8 but no control character (DEL is refused above).
+    CHECK (!strcmp (s_test_one ("{" GOOD ",\"outcome\":\"denied\",\"reason\":\"caf\\u00e9\"}"), "ok"));
     CHECK (!strcmp (s_test_one ("{\"host\":\"\",\"port\":0,\"method\":\"GET\",\"bytes_out\":0,"
                                 "\"bytes_in\":0,\"ms\":0,\"outcome\":\"denied\"}"), "ok"));
     CHECK (!strcmp (s_test_one ("{" GOOD ",\"outcome\":\"allowed\",\"reason\":\"x\"}"), PROTO_E_BAD_VALUE));
@@ -245,6 +226,8 @@ s_test_entries (void)
         "{\"host\":\"h\",\"port\":443,\"method\":\"GET\",\"bytes_out\":0,\"bytes_in\":0,\"ms\":-0.5,\"outcome\":\"allowed\"}",
         "{\"host\":\"h\",\"address\":\"\",\"port\":443,\"method\":\"GET\",\"bytes_out\":0,\"bytes_in\":0,\"ms\":0,\"outcome\":\"allowed\"}",
         "{\"host\":\"h\",\"port\":443,\"method\":\"GET\",\"bytes_out\":0,\"bytes_in\":0,\"ms\":0,\"outcome\":\"denied\",\"reason\":\"a\\u001bb\"}",
+        "{\"host\":\"h\",\"port\":443,\"method\":\"GET\",\"bytes_out\":0,\"bytes_in\":0,\"ms\":0,\"outcome\":\"denied\",\"reason\":\"a\\u007fb\"}",
+        "{\"host\":\"h\",\"address\":\"1.2.3.4\\u007f\",\"port\":443,\"method\":\"GET\",\"bytes_out\":0,\"bytes_in\":0,\"ms\":0,\"outcome\":\"allowed\"}",
     };
     for (size_t i = 0; i < COUNT (bad_value); i++)
         CHECK (!strcmp (s_test_one (bad_value[i]), PROTO_E_BAD_VALUE));

@@ -4,7 +4,7 @@ worker key speaking the protocol by hand answers runs with results that carry `e
 `done`; the totals land in the request's columns and the history view; verify, replay and
 export show them. A result whose egress record is malformed is refused whole, and its request
 still ends."""
-import json, sqlite3, time
+import json, os, sqlite3, subprocess, time
 from harness import Stack, FakeWorker, check, run_all, test, wait_for
 
 S = None
@@ -159,6 +159,28 @@ def outcome_egress_limit_is_stored():
     p = s.stack.cli("status", str(rid))
     check(p.returncode == 6, (p.returncode, p.stdout, p.stderr))      # a limit ended it
     cli_ok(s, "verify")
+
+
+@test
+def readme_queries_run_as_written():
+    """Every `sqlite3 var/replgate.db ...` line of the README runs as written against a real
+    database, and its egress queries find this file's connections."""
+    s = shared()
+    readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
+    lines = [l.strip() for l in open(readme, encoding="utf-8")
+             if l.startswith("sqlite3 var/replgate.db ")]
+    check(len(lines) >= 10, ("README queries found", len(lines)))
+    outputs = {}
+    for line in lines:
+        cmd = line.replace("var/replgate.db", s.stack.db, 1)
+        p = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=30)
+        check(p.returncode == 0 and not p.stderr, (line, p.returncode, p.stderr))
+        outputs[line] = p.stdout
+    totals = [out for line, out in outputs.items() if "egress_connections is not null" in line]
+    events = [out for line, out in outputs.items() if "type = 'egress'" in line]
+    check(totals and "%d|" % s.granted_id in totals[0] and "|3|1|597|5296" in totals[0], totals)
+    check(events and "files.example.com|443|allowed" in events[0]
+          and "169.254.169.254|80|denied|link-local" in events[0], events)
 
 
 def bad_results():

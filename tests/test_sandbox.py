@@ -2,8 +2,8 @@
 reference/sandbox.md section 2 (and the attacks issue 3 names), each submitted as a snippet
 through the real broker and worker. Every test asserts that the attack failed and then, in
 unaffected(), that the host, the broker and another session are as they were."""
-import os, re, signal, time
-from harness import Stack, check, run_all, test, SLOW
+import glob, os, re, shutil, signal, subprocess, time
+from harness import Stack, check, run_all, test, wait_for, SLOW
 
 S = None
 CANARY = "replgate host canary %d\n" % os.getpid()
@@ -706,6 +706,48 @@ def fails_closed_and_no_sandbox_says_none():
     finally:
         check(not s.stop(), "sanitizer report")
     unaffected()
+
+
+
+@test
+def an_unsandboxed_shell_killed_leaves_nothing_in_tmp():
+    """Unsandboxed, the shell host keeps its state in the host's /tmp. Killed with SIGKILL,
+    it cannot clean up: the worker removes its directory when it reaps it."""
+    # What hosts left that are gone (a worker killed with its hosts) goes when a worker
+    # starts; a live host's stays.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = "/tmp/.replgate-shell-%d-left" % gone.pid
+    live = "/tmp/.replgate-shell-%d-live" % os.getpid()
+    for d in (dead, live):
+        os.makedirs(d, exist_ok=True)
+        open(os.path.join(d, "state"), "w").close()
+    s = Stack(workers=0)
+    try:
+        s.start_worker("open", extra=["--no-sandbox"])
+        s.wait_workers(1)
+        check(not os.path.exists(dead) and os.path.exists(os.path.join(live, "state")), (dead, live))
+        c = s.client()
+        before = set(glob.glob("/tmp/.replgate-shell-*"))
+        r = c.run("x=41; echo $PPID", lang="shell", session="plain-sh")
+        check(r["outcome"] == "ok", r)
+        host = int(r["stdout"])
+        mine = glob.glob("/tmp/.replgate-shell-%d-*" % host)
+        check(len(mine) == 1 and os.path.exists(os.path.join(mine[0], "state")), (host, mine))
+        os.kill(host, signal.SIGKILL)          # the stack's own shell host
+        r = c.run("echo ${x:-gone}", lang="shell", session="plain-sh")
+        check(r["stdout"] == "gone\n" and r["execution_count"] == 1, r)          # a new host
+        wait_for(lambda: not os.path.exists(mine[0]), what="the killed host's directory removed")
+
+        def alive(path):
+            return os.path.exists("/proc/%s" % os.path.basename(path).split("-")[2])
+        c.call("close", lang="shell", session="plain-sh")
+        wait_for(lambda: all(alive(d) for d in set(glob.glob("/tmp/.replgate-shell-*")) - before),
+                 what="no directory left of a host that is gone")
+        c.close()
+    finally:
+        check(not s.stop(), "sanitizer report")
+        shutil.rmtree(live, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -394,14 +394,14 @@ egress_entry (const char *line)
     bool allowed = strcmp (field [7], "allowed") == 0, denied = strcmp (field [7], "denied") == 0;
     if (rest || !s_count (field [2], &port) || port > 65535 || !s_count (field [4], &out)
     ||  !s_count (field [5], &in) || *end || end == field [6] || !(ms >= 0) || !(allowed || denied)
-    ||  strlen (field [1]) > 255 || strlen (field [3]) > 64)
+    ||  strlen (field [1]) > EGRESS_MAX_HOST || strlen (field [3]) > EGRESS_MAX_ADDRESS)
         return NULL;
     for (const char *c = line; *c; c++)
         if ((unsigned char) *c < 0x20 ? *c != '\t' : (unsigned char) *c >= 0x7f)
             return NULL;
     //  "-" is a field the proxy did not know (a request it could not read): the record keeps
     //  the connection with what is known. A method is a word of A-Z for the broker.
-    bool method = strlen (field [0]) >= 1 && strlen (field [0]) <= 16
+    bool method = strlen (field [0]) >= 1 && strlen (field [0]) <= EGRESS_MAX_METHOD
                && strspn (field [0], "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == strlen (field [0]);
     json_t *e = json_pack ("{s:s, s:s, s:I, s:I, s:I, s:f, s:s}", "method", method ? field [0] : "UNKNOWN",
                            "host", strcmp (field [1], "-") ? field [1] : "", "port", (json_int_t) port,
@@ -411,7 +411,8 @@ egress_entry (const char *line)
         json_object_set_new (e, "address", json_string (field [3]));
     if (e && denied)
         json_object_set_new (e, "reason", json_stringn (strcmp (field [8], "-") ? field [8] : "denied",
-                                                        strlen (field [8]) > 200 ? 200 : strlen (field [8])));
+                                                        strlen (field [8]) > EGRESS_MAX_REASON
+                                                        ? EGRESS_MAX_REASON : strlen (field [8])));
     return e;
 }
 

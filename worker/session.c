@@ -164,6 +164,8 @@ s_reap (session_t *self)
     }
     //  Sandboxed, the pid is the session's init; the interpreter's own status comes from it.
     self->wstatus = spawn_exit_status (&self->fds, self->wstatus);
+    if (!self->python)
+        spawn_sweep_shell (self->pid);
     spawn_release (&self->box);
     self->pid = 0;
     s_close_pipes (self);

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -715,6 +716,66 @@ spawn_release (spawn_box_t **box_p)
     *box_p = NULL;
 }
 
+//  The temporary directory the shell host was given: the worker's TMPDIR for it, if any, as
+//  shellhost.c takes it; else /tmp.
+static const char *
+s_shell_tmp (void)
+{
+    for (size_t i = 0; s_self.config.extra_env && s_self.config.extra_env [i]; i++) {
+        const char *e = s_self.config.extra_env [i];
+        if (strncmp (e, "TMPDIR=", 7) == 0)
+            return e [7] == '/' && strlen (e + 7) < 32 ? e + 7 : "/tmp";
+    }
+    return "/tmp";
+}
+
+//  True if a shell host's directory `name` is one to remove: of host `pid`, or with pid 0 of
+//  any host that is gone (the name holds its pid).
+static bool
+s_left_by (const char *name, pid_t pid)
+{
+    const char *prefix = ".replgate-shell-";
+    if (strncmp (name, prefix, strlen (prefix)) != 0)
+        return false;
+    char *end;
+    long host = strtol (name + strlen (prefix), &end, 10);
+    if (*end != '-' || host <= 0)
+        return false;
+    return pid ? host == pid : kill ((pid_t) host, 0) < 0 && errno == ESRCH;
+}
+
+void
+spawn_sweep_shell (pid_t pid)
+{
+    if (s_self.sandbox)
+        return;
+    DIR *tmp = opendir (s_shell_tmp ());
+    if (!tmp)
+        return;
+    //  Through descriptors, never following a link, and only a directory of our own: the
+    //  temporary directory is shared with whatever else runs on this host.
+    struct dirent *e;
+    while ((e = readdir (tmp))) {
+        if (!s_left_by (e->d_name, pid))
+            continue;
+        int fd = openat (dirfd (tmp), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat (fd, &st) < 0 || st.st_uid != geteuid ()) {
+            if (fd >= 0)
+                close (fd);
+            continue;
+        }
+        const char *files [] = { "state", "state.new", "snippet", "env" };
+        for (size_t i = 0; i < sizeof files / sizeof files [0]; i++)
+            if (unlinkat (fd, files [i], 0) < 0 && errno != ENOENT)
+                log_warn ("spawn: removing %s/%s: %s", e->d_name, files [i], strerror (errno));
+        close (fd);
+        if (unlinkat (dirfd (tmp), e->d_name, AT_REMOVEDIR) < 0)
+            log_warn ("spawn: removing %s: %s", e->d_name, strerror (errno));
+    }
+    closedir (tmp);
+}
+
 int
 spawn_account_start (spawn_box_t *box, int64_t memory_mb, int64_t pids, int64_t cpu_milli)
 {
@@ -944,6 +1005,7 @@ spawn_setup (const spawn_config_t *config)
         spawn_shutdown ();
         return -1;
     }
+    spawn_sweep_shell (0);      //  what the hosts of a worker that was killed left
     return 0;
 }
 

@@ -102,6 +102,11 @@ size_t spawn_prepared (void);
 int spawn_exit_status (const spawn_fds_t *fds, int wstatus);
 //  Returns the box of a reaped interpreter to the free list.
 void spawn_release (spawn_box_t **box_p);
+//  Unsandboxed, a shell host that was killed leaves its directory (shellhost.c) in the
+//  host's temporary directory: removes what the host with this pid left, or with pid 0 what
+//  every host that is gone left (a worker starting after one that was killed). Only
+//  directories of our uid. Nothing sandboxed: there it vanished with the session's /tmp.
+void spawn_sweep_shell (pid_t pid);
 
 //  Sets the box's limits for a snippet (CPU in thousandths of a CPU; 0 keeps the current
 //  one) and starts its accounting; -1 if a limit could not be applied (e.g. memory below what
