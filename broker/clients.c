@@ -110,39 +110,41 @@ s_timeout_refused (broker_t *broker, caller_t *c, json_t *timeout, int64_t max, 
     return true;
 }
 
-//  A recorded submit's answer, given once the pass committed: its stream, its long poll or
-//  the request as stored; `busy` if the pass did not commit.
+//  A recorded submit's answer, given once the pass committed: the request as stored, or its
+//  long poll (a duplicate's: a new submit's waits already); if the pass did not commit,
+//  `busy`, and its long poll and stream are forgotten.
 typedef struct {
     zframe_t *routing;
     json_t *rid;
     int64_t id;
-    const char *state;          //  where the decision took it (static), or NULL: a duplicate
+    bool duplicate;
+    bool waiting;               //  its long poll waits already (notify.c)
     json_int_t wait_ms;
-    bool stream;
 } answer_t;
 
 static void
 s_answer (broker_t *broker, void *arg, bool committed)
 {
     answer_t *a = (answer_t *) arg;
-    json_t *row = committed ? store_get (broker->store, a->id) : NULL;
+    json_t *row = committed && !a->waiting ? store_get (broker->store, a->id) : NULL;
     const char *state = row ? json_string_value (json_object_get (row, "state")) : NULL;
-    if (!committed)
+    if (!committed) {
+        notify_forget (broker, a->id);
+        stream_end (broker, a->id);     //  nothing was sent: forgotten, as the request is
         broker_send_client (broker, a->routing, proto_reply_error (a->rid, PROTO_E_BUSY,
                                                                    BACKLOG_BUSY_TEXT));
+    }
+    else if (a->waiting)
+        ;                               //  answered when it ends, or at its deadline
     else if (!row)
         broker_send_client (broker, a->routing, proto_reply_error (a->rid, PROTO_E_INTERNAL,
                                                                    "the request vanished"));
+    else if (a->wait_ms > 0 && !states_is_terminal (state))
+        notify_wait (broker, a->routing, a->rid, a->id, clock_mono_ms () + a->wait_ms);
     else {
-        if (a->stream && a->state && !states_is_terminal (state))
-            stream_open (broker, a->id, a->routing);
-        if (a->wait_ms > 0 && !states_is_terminal (state))
-            notify_wait (broker, a->routing, a->rid, a->id, clock_mono_ms () + a->wait_ms);
-        else {
-            if (!a->state)
-                json_object_set_new (row, "duplicate", json_true ());
-            broker_send_client (broker, a->routing, proto_reply_ok (a->rid, json_incref (row)));
-        }
+        if (a->duplicate)
+            json_object_set_new (row, "duplicate", json_true ());
+        broker_send_client (broker, a->routing, proto_reply_ok (a->rid, json_incref (row)));
     }
     json_decref (row);
     zframe_destroy (&a->routing);
@@ -207,9 +209,19 @@ s_submit (broker_t *broker, caller_t *c, json_t *msg)
     a->routing = zframe_dup (c->routing);
     a->rid = c->rid ? json_incref (c->rid) : NULL;
     a->id = id;
-    a->state = duplicate ? NULL : state;
+    a->duplicate = duplicate;
     a->wait_ms = json_integer_value (json_object_get (msg, "wait_ms"));
-    a->stream = json_is_true (json_object_get (msg, "stream"));
+    //  A new request's stream and long poll start now: the start that may follow in this
+    //  pass asks the worker for the stream, and whatever ends the request in this pass
+    //  answers the poll once the pass committed.
+    if (!duplicate && !states_is_terminal (state)) {
+        if (json_is_true (json_object_get (msg, "stream")))
+            stream_open (broker, id, c->routing);
+        if (a->wait_ms > 0) {
+            notify_wait (broker, c->routing, c->rid, id, clock_mono_ms () + a->wait_ms);
+            a->waiting = true;
+        }
+    }
     pass_after (broker, s_answer, a);
 }
 

@@ -1,9 +1,10 @@
-/*  broker/launch.c: starting runs, the starts of a pass in one commit.
+/*  broker/launch.c: starting runs, in the commit of the pass that freed them.
 
     dispatch.c answers "start job X on worker W" until nothing more can start. Each start is
-    `queued -> running` in the store, fired inside one group, so that the starts of a pass
-    commit together; no worker gets its `run` before that commit, since a run the record does
-    not show must never begin.
+    `queued -> running` in the store, fired inside the open group: the pass's (pass.c), so
+    that a submit, its decision and its start commit together, or a group of its own after
+    the loop's timers. No worker gets its `run` before that commit, since a run the record
+    does not show must never begin.
     In memory a start is made at once (dispatch_start): the dispatcher's next answer counts
     the slot and the session's turn it took. If the commit fails, nothing of it was written:
     each job is released and queued again from its stored row, in its session's place (the
@@ -111,12 +112,12 @@ s_start_destroy (void **item)
     }
 }
 
-void
-launch_ready (broker_t *broker)
+zlistx_t *
+launch_fire (broker_t *broker)
 {
-    //  Nothing starts while the store refuses writes.
-    if (backlog_down (broker) || store_in_group (broker->store) || !backlog_group_begin (broker))
-        return;
+    //  Nothing starts while the store refuses writes, nor outside a group.
+    if (backlog_down (broker) || !store_in_group (broker->store))
+        return NULL;
     zlistx_t *starts = zlistx_new ();
     zlistx_set_destructor (starts, s_start_destroy);
     worker_t *w;
@@ -130,14 +131,30 @@ launch_ready (broker_t *broker)
             zlistx_add_end (starts, s);
         }
     }
-    bool committed = backlog_group_end (broker);
-    for (start_t *s = (start_t *) zlistx_first (starts); s; s = (start_t *) zlistx_next (starts)) {
-        w = dispatch_worker (broker, s->worker);
-        job = w ? dispatch_running (broker, w, s->id) : NULL;
+    return starts;
+}
+
+void
+launch_send (broker_t *broker, zlistx_t **starts_p, bool committed)
+{
+    zlistx_t *starts = *starts_p;
+    for (start_t *s = starts ? (start_t *) zlistx_first (starts) : NULL; s;
+         s = (start_t *) zlistx_next (starts)) {
+        worker_t *w = dispatch_worker (broker, s->worker);
+        job_t *job = w ? dispatch_running (broker, w, s->id) : NULL;
         if (committed && w)
             wsend (broker, w->routing, w->name, s->run);
         else if (job)
             s_put_back (broker, w, job);
     }
-    zlistx_destroy (&starts);
+    zlistx_destroy (starts_p);
+}
+
+void
+launch_ready (broker_t *broker)
+{
+    if (backlog_down (broker) || store_in_group (broker->store) || !backlog_group_begin (broker))
+        return;
+    zlistx_t *starts = launch_fire (broker);
+    launch_send (broker, &starts, backlog_group_end (broker));
 }

@@ -323,34 +323,28 @@ s_loop (broker_t *self)
             log_error ("poll failed: %s", zmq_strerror (zmq_errno ()));
             break;
         }
-        //  Workers first: results free slots that queued client requests are waiting for.
-        //  What they bring is written in one commit (a group): a burst of results costs one
-        //  commit, not one each, and nobody hears of any before it committed.
-        if (items[1].revents & ZMQ_POLLIN) {
-            bool grouped = backlog_group_begin (self);
-            for (int n = 0; n < 64; n++) {
-                zmsg_t *msg = zmsg_recv (self->workers);
-                if (!msg)
-                    break;
-                if (s_worker_trusted (self, msg))
-                    workers_message (self, &msg);
-                else
-                    zmsg_destroy (&msg);
-            }
-            if (grouped)
-                backlog_group_end (self);
+        //  One pass, one commit (pass.c): what the workers and the clients bring, and the
+        //  starts that frees, are written together; nobody hears of any, and no worker gets
+        //  its `run`, before it committed. Workers first: results free the slots that queued
+        //  requests wait for.
+        pass_begin (self);
+        for (int n = 0; n < 64 && (items[1].revents & ZMQ_POLLIN); n++) {
+            zmsg_t *msg = zmsg_recv (self->workers);
+            if (!msg)
+                break;
+            if (s_worker_trusted (self, msg))
+                workers_message (self, &msg);
+            else
+                zmsg_destroy (&msg);
         }
-        //  So are the clients' (pass.c): their replies wait for that commit.
-        if (items[0].revents & ZMQ_POLLIN) {
-            pass_begin (self);
-            for (int n = 0; n < 64; n++) {
-                zmsg_t *msg = zmsg_recv (self->clients);
-                if (!msg)
-                    break;
-                clients_message (self, &msg);
-            }
-            pass_end (self);
+        for (int n = 0; n < 64 && (items[0].revents & ZMQ_POLLIN); n++) {
+            zmsg_t *msg = zmsg_recv (self->clients);
+            if (!msg)
+                break;
+            clients_message (self, &msg);
         }
+        zlistx_t *starts = launch_fire (self);
+        launch_send (self, &starts, pass_end (self));
         backlog_tick (self);
         prune_step (self);
         int64_t now = clock_mono_ms ();
@@ -361,8 +355,8 @@ s_loop (broker_t *self)
             trust_tick (self);
             refusals_tick (self);
         }
-        //  Whatever this pass queued (submits, approvals, results that freed a slot, a
-        //  store that takes writes again) starts now, after its commits.
+        //  What the timers freed (runs ended at their deadline, workers lost) or a store
+        //  that takes writes again lets start, starts now.
         launch_ready (self);
         //  The checkpointer copied the WAL back off this loop; a short pass here catches up
         //  with what we wrote meanwhile, so that our next write starts the WAL over instead

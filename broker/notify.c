@@ -165,6 +165,25 @@ notify_wait (broker_t *broker, zframe_t *routing, json_t *rid, int64_t id, int64
     zhashx_update (self->by_id, key, w);
 }
 
+//  Ends the long polls on request id: each answered with the request as it is now, or
+//  (answer false) forgotten.
+static void
+s_end_waits (broker_t *broker, int64_t id, bool answer)
+{
+    notify_t *self = broker->notify;
+    char key[24];
+    snprintf (key, sizeof key, "%lld", (long long) id);
+    waiter_t *w = (waiter_t *) zhashx_lookup (self->by_id, key);
+    zhashx_delete (self->by_id, key);
+    while (w) {
+        waiter_t *next = w->next;
+        if (answer)
+            notify_reply_request (broker, w->routing, w->rid, id);
+        zlistx_delete (self->waits, w->handle);
+        w = next;
+    }
+}
+
 void
 notify_finished (broker_t *broker, int64_t id)
 {
@@ -176,14 +195,13 @@ notify_finished (broker_t *broker, int64_t id)
         return;
     }
     stream_end (broker, id);            //  its last output goes before its answer
-    waiter_t *w = (waiter_t *) zhashx_lookup (self->by_id, key);
-    zhashx_delete (self->by_id, key);
-    while (w) {
-        waiter_t *next = w->next;
-        notify_reply_request (broker, w->routing, w->rid, id);
-        zlistx_delete (self->waits, w->handle);
-        w = next;
-    }
+    s_end_waits (broker, id, true);
+}
+
+void
+notify_forget (broker_t *broker, int64_t id)
+{
+    s_end_waits (broker, id, false);
 }
 
 void

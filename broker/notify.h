@@ -15,6 +15,10 @@ void notify_wait (broker_t *broker, zframe_t *routing, json_t *rid, int64_t id, 
 //  group the answer waits for notify_release: nobody hears of what may yet roll back.
 void notify_finished (broker_t *broker, int64_t id);
 
+//  Forgets the long polls on `id` without answering them (their request was never recorded:
+//  whoever asked is answered otherwise).
+void notify_forget (broker_t *broker, int64_t id);
+
 //  The group ended: answers what ended inside it (committed), or forgets it (rolled back;
 //  whatever writes it again answers then).
 void notify_release (broker_t *broker, bool committed);

@@ -1,20 +1,24 @@
-/*  broker/pass.c: one pass over the client socket, written in one commit.
+/*  broker/pass.c: one pass of the broker's loop, written in one commit.
 
-    The loop reads up to 64 client messages a pass. What they write (submits and the policy's
-    decisions on them, approvals, cancels, reports, the events of revocations and drains)
-    commits in one transaction: each write keeps its own event and hash, and the commit is
-    paid once a pass instead of once a message.
-    Nothing is told before that commit. The replies given meanwhile wait here (pass_hold,
-    from broker_send_client), and so does what a submit does once it is on record (pass_after:
-    its stream, its long poll, its answer); after the commit they go out in order.
-    If the commit fails, nothing of the pass was written:
-    - the writes made through backlog.c (events of revocations, drains, interrupts) record
-      what took effect already: backlog.c keeps them and writes them later, and their
-      answers stand;
-    - a message that wrote through the store itself (pass_wrote: submit, cancel, approve,
-      deny, report) is answered `busy`, as if the store had refused it then, and what its
-      transition did in memory (queued, parked, unqueued, forgotten) is set back to what the
-      record says: state_unwind, then state_resume from the stored row (a submit has none).
+    A pass reads up to 64 messages from the worker socket, then up to 64 from the client
+    socket, then starts what can start (launch.c). What they write (results, submits and
+    the policy's decisions, approvals, cancels, reports, events, starts) commits in one
+    transaction: each write keeps its own event and hash, and the commit is paid once a
+    pass, not once a write. A lone snippet's submit, decision and start share one.
+    Nothing is told before that commit. Replies given meanwhile wait here (pass_hold, from
+    broker_send_client), and so does what a submit does once it is on record (pass_after:
+    its stream, its long poll, its answer); long polls wait in notify.c, `run`s in launch.c.
+    After the commit they go out in order.
+    If it fails, nothing of the pass was written:
+    - the writes made through backlog.c (results, requests lost with their worker, the
+      events of revocations, drains, interrupts) record what took effect already:
+      backlog.c keeps them and writes them later, and their answers stand;
+    - a client message that wrote through the store itself (pass_wrote: submit, cancel,
+      approve, deny, report) is answered `busy`, as if the store had refused it then, and
+      what its transition did in memory (queued, parked, unqueued, forgotten) is set back
+      to what the record says: state_unwind, then state_resume from the stored row (a
+      submit has none);
+    - starts are queued again (launch.c).
     The broker is down then (backlog.c): nothing is dispatched until writes commit again. */
 #include "broker/pass.h"
 #include "broker/backlog.h"
@@ -177,12 +181,12 @@ s_send (broker_t *broker, item_t *it, bool committed)
     broker_send_client (broker, m->routing, proto_reply_error (m->rid, PROTO_E_BUSY, BACKLOG_BUSY_TEXT));
 }
 
-void
+bool
 pass_end (broker_t *broker)
 {
     pass_t *self = broker->pass;
     if (!self->open)
-        return;
+        return true;
     self->open = false;                 //  from here on, replies go out
     bool committed = backlog_group_end (broker);
     message_t *m;
@@ -200,4 +204,5 @@ pass_end (broker_t *broker)
     }
     zlistx_purge (self->messages);
     self->current = NULL;
+    return committed;
 }

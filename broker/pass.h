@@ -1,4 +1,4 @@
-/*  broker/pass.h: one pass over the client socket, written in one commit (see pass.c). */
+/*  broker/pass.h: one pass of the broker's loop, written in one commit (see pass.c). */
 #ifndef RG_PASS_H
 #define RG_PASS_H
 #include "broker/broker.h"
@@ -25,7 +25,8 @@ void pass_hold (broker_t *broker, zmsg_t **msg_p);
 typedef void (pass_fn) (broker_t *broker, void *arg, bool committed);
 void pass_after (broker_t *broker, pass_fn *fn, void *arg);
 
-//  Commits the pass, then sends what waited. If the commit failed: see pass_wrote.
-void pass_end (broker_t *broker);
+//  Commits the pass, then sends what waited. If the commit failed: see pass_wrote. Returns
+//  whether it committed (true if no pass was open).
+bool pass_end (broker_t *broker);
 
 #endif

@@ -16,8 +16,8 @@
        in s_table; a pair that is not in the table changes nothing and is an error.
     2. Every transition is one SQLite transaction: the row's state and the fields the
        transition records are updated, and exactly one event is appended to the hash chain.
-       (The writes of one pass over a socket commit together, as one group, and so do the
-       starts of a pass: each keeps its own event; see pass.c, launch.c and backlog.c.)
+       (The writes of one pass of the loop commit together, as one group, each with its own
+       event; see pass.c, launch.c and backlog.c.)
        The UPDATE is conditional on the state the caller saw, so a stale caller changes nothing.
     3. Nothing about a transition is told to anyone (reply, worker `run`, subscriber event)
        before its transaction committed.
