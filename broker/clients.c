@@ -152,13 +152,11 @@ s_answer (broker_t *broker, void *arg, bool committed)
     free (a);
 }
 
-static void
-s_submit (broker_t *broker, caller_t *c, json_t *msg)
+//  The request a submit asks to record: the caller's identity from its connection, the
+//  snippet and its options from the message.
+static json_t *
+s_request (caller_t *c, json_t *msg)
 {
-    if (!s_role_is (c, "agent", "admin")) {
-        broker_refuse (broker, c, PROTO_E_FORBIDDEN, "only agent and admin keys may submit");
-        return;
-    }
     json_t *req = json_pack ("{s:s, s:s, s:O, s:O, s:O}", "principal", c->principal, "role", c->role,
                              "session", json_object_get (msg, "session"),
                              "lang", json_object_get (msg, "lang"), "code", json_object_get (msg, "code"));
@@ -168,31 +166,64 @@ s_submit (broker_t *broker, caller_t *c, json_t *msg)
         json_object_set (req, "key", json_object_get (msg, "key"));
     if (c->groups && *c->groups)
         json_object_set_new (req, "groups", json_string (c->groups));
-    json_t *timeout = json_object_get (msg, "timeout_ms");
-    if (timeout)
-        json_object_set (req, "timeout_ms", timeout);
-    //  The policy decides once, before anything is recorded.
-    json_t *fields = NULL;
-    int64_t max = 0;
-    state_event_t ev = decide_policy (broker, req, c->groups, &fields, &max);
-    int64_t id = 0;
-    bool duplicate = false;
-    const char *state = NULL;
-    int rc = timeout && s_timeout_refused (broker, c, timeout, max, fields) ? 1
-           //  Fail closed: nothing is accepted that the record cannot hold now.
-           : backlog_down (broker) || !pass_open (broker) ? -1
-           : s_record (broker, c, req, ev, fields, &id, &duplicate, &state);
-    json_decref (fields);
-    json_decref (req);
-    if (rc == 1)
-        return;
-    if (rc != 0) {
-        if (backlog_down (broker) || backlog_check (broker, "recording a submit"))
-            backlog_refuse (broker, c, "recording a submit");
-        else
-            broker_refuse (broker, c, PROTO_E_INTERNAL, "the request could not be recorded");
+    if (json_object_get (msg, "timeout_ms"))
+        json_object_set (req, "timeout_ms", json_object_get (msg, "timeout_ms"));
+    return req;
+}
+
+//  What follows a recorded submit (request id, in `state`; a duplicate's state is NULL):
+//  a new request's stream and long poll start now, since the start that may follow in this
+//  pass asks the worker for the stream, and whatever ends the request in this pass answers
+//  the poll once the pass committed. The answer itself waits for that commit (s_answer).
+static void
+s_follow (broker_t *broker, caller_t *c, json_t *msg, int64_t id, bool duplicate, const char *state)
+{
+    answer_t *a = (answer_t *) zmalloc (sizeof (answer_t));
+    a->routing = zframe_dup (c->routing);
+    a->rid = c->rid ? json_incref (c->rid) : NULL;
+    a->id = id;
+    a->duplicate = duplicate;
+    a->wait_ms = json_integer_value (json_object_get (msg, "wait_ms"));
+    if (!duplicate && !states_is_terminal (state)) {
+        if (json_is_true (json_object_get (msg, "stream")))
+            stream_open (broker, id, c->routing);
+        if (a->wait_ms > 0) {
+            notify_wait (broker, c->routing, c->rid, id, clock_mono_ms () + a->wait_ms);
+            a->waiting = true;
+        }
+    }
+    pass_after (broker, s_answer, a);
+}
+
+static void
+s_submit (broker_t *broker, caller_t *c, json_t *msg)
+{
+    if (!s_role_is (c, "agent", "admin")) {
+        broker_refuse (broker, c, PROTO_E_FORBIDDEN, "only agent and admin keys may submit");
         return;
     }
+    json_t *req = s_request (c, msg);
+    json_t *timeout = json_object_get (msg, "timeout_ms");
+    //  The policy decides once, before anything is recorded.
+    json_t *fields = NULL;
+    int64_t max = 0, id = 0;
+    state_event_t ev = decide_policy (broker, req, c->groups, &fields, &max);
+    bool duplicate = false, refused = timeout && s_timeout_refused (broker, c, timeout, max, fields);
+    const char *state = NULL;
+    int rc = 0;
+    if (!refused) {
+        //  Fail closed: nothing is accepted that the record cannot hold now.
+        rc = backlog_down (broker) || !pass_open (broker) ? -1
+           : s_record (broker, c, req, ev, fields, &id, &duplicate, &state);
+        if (rc != 0 && (backlog_down (broker) || backlog_check (broker, "recording a submit")))
+            backlog_refuse (broker, c, "recording a submit");
+        else if (rc != 0)
+            broker_refuse (broker, c, PROTO_E_INTERNAL, "the request could not be recorded");
+    }
+    json_decref (fields);
+    json_decref (req);
+    if (refused || rc != 0)
+        return;
     if (duplicate) {
         json_t *row = store_get (broker->store, id);
         bool same = row && s_same_snippet (row, msg);
@@ -205,24 +236,7 @@ s_submit (broker_t *broker, caller_t *c, json_t *msg)
             return;
         }
     }
-    answer_t *a = (answer_t *) zmalloc (sizeof (answer_t));
-    a->routing = zframe_dup (c->routing);
-    a->rid = c->rid ? json_incref (c->rid) : NULL;
-    a->id = id;
-    a->duplicate = duplicate;
-    a->wait_ms = json_integer_value (json_object_get (msg, "wait_ms"));
-    //  A new request's stream and long poll start now: the start that may follow in this
-    //  pass asks the worker for the stream, and whatever ends the request in this pass
-    //  answers the poll once the pass committed.
-    if (!duplicate && !states_is_terminal (state)) {
-        if (json_is_true (json_object_get (msg, "stream")))
-            stream_open (broker, id, c->routing);
-        if (a->wait_ms > 0) {
-            notify_wait (broker, c->routing, c->rid, id, clock_mono_ms () + a->wait_ms);
-            a->waiting = true;
-        }
-    }
-    pass_after (broker, s_answer, a);
+    s_follow (broker, c, msg, id, duplicate, state);
 }
 
 static void

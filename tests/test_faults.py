@@ -268,7 +268,7 @@ def a_client_pass_whose_commit_fails_answers_busy_and_undoes_itself():
     try:
         c = s.client()
         check(c.run("1", session="cp")["outcome"] == "ok", "warm up")
-        first = c.call("submit", lang="python", session="cp", code="import time; time.sleep(1.5)")
+        first = c.call("submit", lang="python", session="cp", code="import time; time.sleep(3)")
         second = c.call("submit", lang="python", session="cp", code="print('second')")
         third = c.call("submit", lang="python", session="cp", code="print('third')")
         check(second["state"] == "queued" and third["state"] == "queued", (second, third))
