@@ -106,11 +106,11 @@ decide_policy (broker_t *broker, json_t *row, const char *groups, json_t **field
     if (max_timeout)
         *max_timeout = json_is_integer (own) ? json_integer_value (own) : broker->cfg.max_timeout_ms;
     if (d.action != POLICY_DENY && (d.limits || asked || d.labels || d.network)) {
-        //  The run's limits: the rule's, with the timeout the submit asked for (checked
-        //  against the rule's own by decide_max_timeout before anything was recorded), the
-        //  labels its worker must have and the network it is granted: stored in the row, so
-        //  a restart places and runs it alike, and approvers see the grant they approve
-        //  (workers.c takes both out of the limits a `run` carries).
+        //  The run's limits: the rule's, with the timeout the submit asked for (the caller
+        //  checks it against *max_timeout before anything is recorded), the labels its
+        //  worker must have and the network it is granted: stored in the row, so a restart
+        //  places and runs it alike, and approvers see the grant they approve (launch.c
+        //  takes both out of the limits a `run` carries).
         json_t *limits = d.limits ? json_copy (d.limits) : json_object ();
         if (json_is_integer (asked))
             json_object_set (limits, "timeout_ms", asked);

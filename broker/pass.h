@@ -29,4 +29,6 @@ void pass_after (broker_t *broker, pass_fn *fn, void *arg);
 //  whether it committed (true if no pass was open).
 bool pass_end (broker_t *broker);
 
+int pass_test (void);
+
 #endif

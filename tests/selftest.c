@@ -32,6 +32,7 @@ int http_test (void);
 int flow_test (void);
 int trust_test (void);
 int refusals_test (void);
+int pass_test (void);
 int runq_test (void);
 int dispatch_test (void);
 int approvals_test (void);
@@ -75,6 +76,7 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "flow", flow_test },
     { "trust", trust_test },
     { "refusals", refusals_test },
+    { "pass", pass_test },
     { "runq", runq_test },
     { "dispatch", dispatch_test },
     { "approvals", approvals_test },
