@@ -735,9 +735,9 @@ def an_unsandboxed_shell_killed_leaves_nothing_in_tmp():
         mine = glob.glob("/tmp/.replgate-shell-%d-*" % host)
         check(len(mine) == 1 and os.path.exists(os.path.join(mine[0], "state")), (host, mine))
         os.kill(host, signal.SIGKILL)          # the stack's own shell host
+        wait_for(lambda: not os.path.exists(mine[0]), what="the killed host's directory removed")
         r = c.run("echo ${x:-gone}", lang="shell", session="plain-sh")
         check(r["stdout"] == "gone\n" and r["execution_count"] == 1, r)          # a new host
-        wait_for(lambda: not os.path.exists(mine[0]), what="the killed host's directory removed")
 
         def alive(path):
             return os.path.exists("/proc/%s" % os.path.basename(path).split("-")[2])
