@@ -111,8 +111,6 @@ approvals_test (void)
     zlistx_destroy (&due);
     approvals_destroy (&b.approvals);
     store_destroy (&b.store);
-    char cmd[300];
-    snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
-    CHECK (system (cmd) == 0);
+    CHECK (check_remove_dir (dir) == 0);
     return 0;
 }

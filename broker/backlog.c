@@ -219,7 +219,7 @@ s_apply (broker_t *broker, json_t *row, state_event_t ev, json_t *fields)
     return to;
 }
 
-//  Decides now, with the policy in force now.
+//  Decides again, with the policy in force now: a decision that waited for the store.
 static const char *
 s_decide (broker_t *broker, json_t *row, const char *groups)
 {
@@ -235,7 +235,7 @@ backlog_decide (broker_t *broker, json_t *row, const char *groups, state_event_t
                 json_t *fields)
 {
     if (!backlog_down (broker)) {
-        const char *to = fields ? s_apply (broker, row, ev, fields) : s_decide (broker, row, groups);
+        const char *to = s_apply (broker, row, ev, fields);
         if (strcmp (to, "received") != 0 || !backlog_check (broker, "recording a decision"))
             return to;
     }

@@ -38,7 +38,7 @@ bool backlog_group_begin (broker_t *broker);
 bool backlog_group_end (broker_t *broker);
 
 //  Applies the decision (ev, fields: decide_policy's, not consumed) to request `row` (its
-//  stored columns, not consumed), or with fields NULL decides it now. If the store refuses,
+//  stored columns, not consumed). If the store refuses,
 //  it is decided again, with the policy then in force, once the store is back: the decision
 //  is written before anything else happens to the request. Returns the state it is in.
 const char *backlog_decide (broker_t *broker, json_t *row, const char *groups, state_event_t ev,

@@ -111,8 +111,10 @@ s_timeout_refused (broker_t *broker, caller_t *c, json_t *timeout, int64_t max, 
 }
 
 //  A recorded submit's answer, given once the pass committed: the request as stored, or its
-//  long poll (a duplicate's: a new submit's waits already); if the pass did not commit,
-//  `busy`, and its long poll and stream are forgotten.
+//  long poll; if the pass did not commit, `busy`, and its long poll and stream are forgotten.
+//  A new submit's long poll waits already (s_follow); a duplicate's starts only here, after
+//  the commit: a pass that fails forgets every long poll on a new request's id, and a
+//  duplicate's id is another submitter's too.
 typedef struct {
     zframe_t *routing;
     json_t *rid;

@@ -170,9 +170,13 @@ s_recover (broker_t *self)
         json_t *received = store_received_data (self->store, json_integer_value (id));
         if (row && json_object_get (received, "timeout_ms"))    //  and the run timeout it asked
             json_object_set (row, "timeout_ms", json_object_get (received, "timeout_ms"));
-        if (row)                          //  with the groups the submitter's cert had
-            backlog_decide (self, row, json_string_value (json_object_get (received, "groups")),
-                            EV_ALLOW, NULL);
+        if (row) {                        //  with the groups the submitter's cert had
+            const char *groups = json_string_value (json_object_get (received, "groups"));
+            json_t *fields = NULL;
+            state_event_t ev = decide_policy (self, row, groups, &fields, NULL);
+            backlog_decide (self, row, groups, ev, fields);
+            json_decref (fields);
+        }
         json_decref (received);
         json_decref (row);
     }

@@ -26,16 +26,16 @@
 #include "broker/state.h"
 #include "common/proto.h"
 
-typedef struct {            //  one client message of the pass
-    zframe_t *routing;      //  its connection, once it wrote
-    json_t *rid;            //  its rid, once it wrote
+typedef struct {            //  a client message of the pass that wrote through the store
+    uint64_t seq;           //  its number in the pass
+    zframe_t *routing;      //  its connection
+    json_t *rid;
     int64_t id;             //  the request it changed in memory, or 0
-    bool wrote;
     bool refused;           //  answered `busy` already
 } message_t;
 
 typedef struct {            //  a held reply, or something to do after the commit
-    message_t *from;        //  the message under way when it was held (NULL: none)
+    uint64_t seq;           //  the message under way when it was held (0: none)
     zmsg_t *reply;
     pass_fn *fn;
     void *arg;
@@ -43,9 +43,10 @@ typedef struct {            //  a held reply, or something to do after the commi
 
 struct _pass_t {
     bool open;
-    zlistx_t *messages;     //  message_t, in order
+    uint64_t seq;           //  the client message under way, numbered from 1 (0: none)
+    zlistx_t *messages;     //  message_t, in order: only those that wrote, so that a
+                            //  read costs no record
     zlistx_t *items;        //  item_t, in order
-    message_t *current;
 };
 
 static void
@@ -98,7 +99,7 @@ pass_begin (broker_t *broker)
 {
     pass_t *self = broker->pass;
     self->open = backlog_group_begin (broker);
-    self->current = NULL;
+    self->seq = 0;
     return self->open;
 }
 
@@ -112,19 +113,20 @@ void
 pass_next (broker_t *broker)
 {
     pass_t *self = broker->pass;
-    if (self->open) {
-        self->current = (message_t *) zmalloc (sizeof (message_t));
-        zlistx_add_end (self->messages, self->current);
-    }
+    if (self->open)
+        self->seq++;
 }
 
 void
 pass_wrote (broker_t *broker, caller_t *c, int64_t id)
 {
-    message_t *m = broker->pass->open ? broker->pass->current : NULL;
-    if (!m || m->wrote)
+    pass_t *self = broker->pass;
+    message_t *last = (message_t *) zlistx_last (self->messages);
+    if (!self->open || !self->seq || (last && last->seq == self->seq))
         return;
-    m->wrote = true;
+    message_t *m = (message_t *) zmalloc (sizeof (message_t));
+    m->seq = self->seq;
+    zlistx_add_end (self->messages, m);
     m->routing = zframe_dup (c->routing);
     m->rid = c->rid ? json_incref (c->rid) : NULL;
     m->id = id;
@@ -134,7 +136,7 @@ static item_t *
 s_item (pass_t *self)
 {
     item_t *it = (item_t *) zmalloc (sizeof (item_t));
-    it->from = self->current;
+    it->seq = self->seq;
     zlistx_add_end (self->items, it);
     return it;
 }
@@ -165,13 +167,12 @@ s_undo (broker_t *broker, int64_t id)
     json_decref (row);
 }
 
-//  Sends a held reply, or (the pass did not commit and it answers a message that wrote) the
-//  `busy` that message gets instead.
+//  Sends a held reply, or (the pass did not commit and it answers message m, which wrote)
+//  the `busy` that message gets instead.
 static void
-s_send (broker_t *broker, item_t *it, bool committed)
+s_send (broker_t *broker, item_t *it, message_t *m, bool committed)
 {
-    message_t *m = it->from;
-    if (committed || !m || !m->wrote || !zframe_eq (zmsg_first (it->reply), m->routing)) {
+    if (committed || !m || !zframe_eq (zmsg_first (it->reply), m->routing)) {
         outbox_send (broker, &it->reply);
         return;
     }
@@ -192,17 +193,21 @@ pass_end (broker_t *broker)
     message_t *m;
     if (!committed)
         for (m = (message_t *) zlistx_first (self->messages); m; m = (message_t *) zlistx_next (self->messages))
-            if (m->wrote && m->id)
+            if (m->id)
                 s_undo (broker, m->id);
+    //  Items and messages are both in the pass's order: walk them side by side.
+    m = (message_t *) zlistx_first (self->messages);
     item_t *it;
     while ((it = (item_t *) zlistx_first (self->items))) {
+        while (m && m->seq < it->seq)
+            m = (message_t *) zlistx_next (self->messages);
         if (it->fn)
             it->fn (broker, it->arg, committed);
         else
-            s_send (broker, it, committed);
+            s_send (broker, it, m && m->seq == it->seq ? m : NULL, committed);
         zlistx_delete (self->items, zlistx_cursor (self->items));
     }
     zlistx_purge (self->messages);
-    self->current = NULL;
+    self->seq = 0;
     return committed;
 }

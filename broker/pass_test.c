@@ -129,11 +129,6 @@ pass_test (void)
     notify_destroy (&b.notify);
     backlog_destroy (&b.backlog);
     store_destroy (&b.store);
-    const char *files[] = { "t.db", "t.db-wal", "t.db-shm" };
-    for (size_t i = 0; i < 3; i++) {
-        snprintf (path, sizeof path, "%s/%s", dir, files[i]);
-        unlink (path);
-    }
-    CHECK (rmdir (dir) == 0);
+    CHECK (check_remove_dir (dir) == 0);
     return 0;
 }

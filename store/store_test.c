@@ -400,22 +400,6 @@ s_test_row_json (void)
     sqlite3_close (db);
 }
 
-static void
-s_test_cleanup (const char *dir)
-{
-    DIR *d = opendir (dir);
-    struct dirent *entry;
-    char path[512];
-    while (d && (entry = readdir (d)))
-        if (entry->d_name[0] != '.') {
-            snprintf (path, sizeof path, "%s/%s", dir, entry->d_name);
-            unlink (path);
-        }
-    if (d)
-        closedir (d);
-    rmdir (dir);
-}
-
 //  A group: its writes are invisible to other connections until it commits, a write that
 //  fails inside it rolls back alone, and a group rolled back leaves nothing.
 static void
@@ -480,6 +464,6 @@ store_test (void)
     checkpointer_test (dir);
     schema_test (dir);
     query_test (dir);
-    s_test_cleanup (dir);
+    CHECK (check_remove_dir (dir) == 0);
     return 0;
 }

@@ -3,7 +3,7 @@
 Integration tests use real processes, real CURVE keys (made by the broker) and a real SQLite
 file. `Stack` owns one state directory and the processes on it; `Client` is a pyzmq DEALER with
 the key pair of a named principal."""
-import json, os, re, signal, socket, sqlite3, subprocess, sys, tempfile, time, traceback
+import atexit, json, os, re, shutil, signal, socket, sqlite3, subprocess, sys, tempfile, time, traceback
 import zmq
 
 BIN = os.environ.get("REPLGATE_BIN", os.path.join(os.path.dirname(__file__), "..", "bin"))
@@ -150,13 +150,37 @@ def default_uid(args):
     return [] if base is None or "--uid-base" in args else ["--uid-base", base]
 
 
+_scratch = []               # directories scratch_dir made in this run
+_failed = False             # a test of this run failed: its directories stay for a look
+
+
+def scratch_dir(prefix):
+    """A fresh directory under the temporary directory (a stack's state, a secrets file...),
+    removed when the test program exits if every test passed: a suite run leaves about a
+    gigabyte of databases and logs behind otherwise. If one failed, all stay, and are named."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    _scratch.append(d)
+    return d
+
+
+@atexit.register
+def _remove_scratch():
+    # After the program's own `finally` stopped its shared stacks: nothing writes there now.
+    if _failed:
+        if _scratch:
+            print("kept for a look: %s" % " ".join(_scratch), flush=True)
+        return
+    for d in _scratch:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 class Stack:
     """A broker and (optionally) a worker on fresh ports and a fresh state directory."""
 
     ALLOW_ALL = {"version": 1, "rules": [{"name": "allow-all", "action": "allow"}]}
 
     def __init__(self, workers=1, slots=4, broker_args=(), worker_args=(), policy=ALLOW_ALL):
-        self.dir = tempfile.mkdtemp(prefix="replgate-test-")
+        self.dir = scratch_dir("replgate-test-")
         if policy is not None:
             self.write_policy(policy)
         self.port = free_port_pair()
@@ -353,6 +377,7 @@ class Terminal:
 
 
 def run_all(label):
+    global _failed
     only = sys.argv[1:] if len(sys.argv) > 1 else None
     passed = failed = skipped = 0
     for fn in _tests:
@@ -367,6 +392,7 @@ def run_all(label):
             skipped += 1
             print(" * %s: SKIPPED: %s" % (fn.__name__, e), flush=True)
         except Exception:
+            _failed = True
             failed += 1
             print(" * %s: FAILED (%.1fs)\n%s" % (fn.__name__, time.time() - t0, traceback.format_exc()), flush=True)
     if skipped:

@@ -3,6 +3,7 @@ and close, interrupt, a run timeout of its own choosing and output streamed as i
 through the real broker and worker, and each against another principal naming what is not its
 own."""
 import json, os, re, signal, tempfile, time
+import harness
 from harness import BIN, Stack, Terminal, check, run_all, test, SLOW
 
 UID_BASE = 298000
@@ -16,7 +17,7 @@ API_TOKEN = "tok-" + "stream-me-not-" + "7f3a9c"     # the worker's secret; snip
 def shared():
     global S
     if S is None:
-        path = os.path.join(tempfile.mkdtemp(prefix="replgate-agents-"), "secrets.json")
+        path = os.path.join(harness.scratch_dir("replgate-agents-"), "secrets.json")
         with open(path, "w") as f:
             json.dump({"API_TOKEN": API_TOKEN}, f)
         S = Stack(slots=6, policy=POLICY, worker_args=["--uid-base", str(UID_BASE), "--secrets", path],

@@ -3,6 +3,7 @@ checked before anything is opened, one-line refusals with a suggestion, --json a
 everywhere, exit codes that tell refusals apart, pending and the live line naming approvers,
 and Ctrl-C/SIGTERM during a wait that leave the request to `replgate wait`."""
 import json, os, re, shutil, signal, subprocess, sys, tempfile, time
+import harness
 from harness import BIN, Stack, Terminal, check, free_port_pair, run_all, test, SLOW
 
 CLI = os.path.join(BIN, "replgate")
@@ -139,7 +140,7 @@ def json_is_taken_by_every_command_or_refused_the_same_way():
         else:
             check("not supported" not in p.stderr, (name, p.stderr))
     # the ones that only printed text before now print JSON
-    d = tempfile.mkdtemp(prefix="replgate-cli-")
+    d = harness.scratch_dir("replgate-cli-")
     try:
         p = run("keygen", "bob", "--role", "agent", "--dir", d, "--json")
         out = json.loads(p.stdout)
@@ -163,7 +164,7 @@ def a_missing_state_dir_or_key_file_is_local_set_up():
                  ["revoke", "bob"], ["history"], ["verify"]):
         p = run(*(args + ["--dir", NOWHERE]))
         check(p.returncode == 2 and ("no such state dir: " + NOWHERE) in p.stderr, (args, p.returncode, p.stderr))
-    d = tempfile.mkdtemp(prefix="replgate-cli-")
+    d = harness.scratch_dir("replgate-cli-")
     try:
         p = run("ping", "--dir", d)
         check(p.returncode == 2 and "no key file: " in p.stderr and "agent.cert_secret" in p.stderr, p.stderr)
@@ -314,7 +315,7 @@ def submit_and_wait_interrupted_while_parked_exit_4_and_name_the_request():
 
 @test
 def submit_interrupted_before_the_broker_answered_says_so():
-    d = tempfile.mkdtemp(prefix="replgate-cli-")
+    d = harness.scratch_dir("replgate-cli-")
     try:
         check(run("keygen", "agent", "--role", "agent", "--dir", d).returncode == 0, "keygen")
         ep = "tcp://127.0.0.1:%d" % free_port_pair()       # nobody listens there

@@ -1,5 +1,6 @@
 """tests/test_core.py: the core pipeline end to end: real broker, real worker, real SQLite."""
 import json, os, signal, sqlite3, subprocess, threading, time
+import harness
 from harness import BIN, Stack, check, free_port_pair, run_all, test, wait_for, SLOW
 
 S = None   # a shared stack for the tests that do not kill anything
@@ -485,7 +486,7 @@ def history_view_and_verify_detect_tampering():
 def disk_full_fails_closed():
     """When the record cannot be written, nothing runs and the broker keeps serving."""
     import tempfile
-    mnt = tempfile.mkdtemp(prefix="replgate-full-")
+    mnt = harness.scratch_dir("replgate-full-")
     check(subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt]).returncode == 0, "mount")
     s = None
     try:
@@ -513,7 +514,7 @@ def disk_full_fails_closed():
         wait_for(lambda: c.call("ping")["store"]["writable"], what="the store taking writes again")
         r = c.run("'after'", session="full")
         check(r["state"] == "done" and r["value"] == "'after'", r)
-        view = tempfile.mkdtemp(prefix="replgate-view-")     # verify reads DIR/replgate.db
+        view = harness.scratch_dir("replgate-view-")     # verify reads DIR/replgate.db
         os.symlink(os.path.join(mnt, "replgate.db"), os.path.join(view, "replgate.db"))
         p = subprocess.run([os.path.join(os.environ.get("REPLGATE_BIN", "bin"), "replgate"), "verify",
                             "--dir", view], capture_output=True, text=True)
@@ -530,7 +531,7 @@ def up_stops_on_a_signal_to_itself_alone():
     """`kill -INT` to `replgate up` (not to its group, as Ctrl-C does) stops the stack: the
     wait for the children must not restart after the signal."""
     import tempfile
-    d = tempfile.mkdtemp(prefix="replgate-up-")
+    d = harness.scratch_dir("replgate-up-")
     port = free_port_pair()
     p = subprocess.Popen([os.path.join(BIN, "replgate"), "up", "--dir", d, "--port", str(port)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -551,7 +552,7 @@ def up_stops_on_a_signal_to_itself_alone():
 @test
 def up_runs_several_workers_each_with_its_own_uids():
     import tempfile
-    d = tempfile.mkdtemp(prefix="replgate-up-")
+    d = harness.scratch_dir("replgate-up-")
     port = free_port_pair()
     p = subprocess.Popen([os.path.join(BIN, "replgate"), "up", "--dir", d, "--port", str(port),
                           "--workers", "2", "--slots", "2", "--uid-base", "297000"],

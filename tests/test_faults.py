@@ -3,6 +3,7 @@ by another process, a full disk and a transition the database refuses: the loop 
 answering, nothing acknowledged is stranded, `ping` and the database agree, and everything
 that waited is written, in order, once the database takes writes again."""
 import json, os, sqlite3, subprocess, tempfile, time
+import harness
 from harness import Stack, check, run_all, test, wait_for, SLOW
 
 UID = ["--uid-base", "291000"]
@@ -120,7 +121,7 @@ def a_full_disk_strands_nothing():
     """The disk fills while runs are under way: their results wait in memory (ping counts them
     as running, as the database does), nothing new is accepted or dispatched, and once space is
     freed every result is written, then the queued requests run."""
-    mnt = tempfile.mkdtemp(prefix="replgate-full-")
+    mnt = harness.scratch_dir("replgate-full-")
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt]).returncode != 0:
         check(False, "cannot mount a tmpfs (needs root)")
     s = None
@@ -157,7 +158,7 @@ def a_full_disk_strands_nothing():
         check(outs == ["out %d\n" % i for i in range(4)], outs)
         wait_for(lambda: a.call("ping")["store"]["writable"], what="writable again")
         agree(a, s, db)
-        view = tempfile.mkdtemp(prefix="replgate-view-")
+        view = harness.scratch_dir("replgate-view-")
         os.symlink(db, os.path.join(view, "replgate.db"))
         v = subprocess.run([os.path.join(os.environ.get("REPLGATE_BIN", "bin"), "replgate"),
                             "verify", "--dir", view], capture_output=True, text=True)

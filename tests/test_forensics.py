@@ -2,6 +2,7 @@
 allowed it: replay, export, history, verify (with a saved head) and prune, against a real broker
 and worker, with the broker stopped and while it runs under load."""
 import csv, datetime, hashlib, io, json, os, shutil, sqlite3, subprocess, tempfile, threading, time
+import harness
 from harness import Stack, check, run_all, test, SLOW
 
 S = None   # one recorded investigation shared by the read-only tests
@@ -49,7 +50,7 @@ def jsonl(text):
 
 def snapshot(s):
     """A copy of the stack's database in a directory of its own, to tamper with."""
-    d = tempfile.mkdtemp(prefix="replgate-copy-")
+    d = harness.scratch_dir("replgate-copy-")
     src = sqlite3.connect(s.db)
     dst = sqlite3.connect(os.path.join(d, "replgate.db"))
     src.backup(dst)

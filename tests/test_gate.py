@@ -1,5 +1,6 @@
 """tests/test_gate.py: identity, policy, approvals and masking through the real broker."""
 import json, os, re, signal, time
+import harness
 from harness import BIN, SLOW, Stack, Terminal, check, run_all, test
 
 REVIEW = {"version": 1, "defaults": {"quorum": 1, "ttl_s": 3600}, "rules": [
@@ -381,7 +382,7 @@ def outputs_are_masked_before_storage():
 def worker_secrets_reach_snippets_but_never_the_record():
     import tempfile
     value = "Zq8-" + "worker-only-" + "7e1f0c"
-    path = os.path.join(tempfile.mkdtemp(prefix="replgate-secrets-"), "secrets.json")
+    path = os.path.join(harness.scratch_dir("replgate-secrets-"), "secrets.json")
     with open(path, "w") as f:
         json.dump({"DB_PASSWORD": value}, f)
     s = Stack(worker_args=["--secrets", path])

@@ -2,6 +2,7 @@
 named secrets, the broker its detectors, each once, over every text field of a result; what
 neither lets through is in no reply, row, event, subscriber push or byte of the database."""
 import json, os, subprocess, tempfile, time
+import harness
 from harness import Stack, check, run_all, test, SLOW
 
 # Built from pieces so that no stored snippet ever holds them: snippets read the environment.
@@ -12,7 +13,7 @@ SECRETS = {"DB_PASSWORD": DB_PASSWORD, "ODD_SECRET": ODD_SECRET, "QUOTE_SECRET":
 
 
 def stack(uid_base, policy=Stack.ALLOW_ALL):
-    path = os.path.join(tempfile.mkdtemp(prefix="replgate-masking-"), "secrets.json")
+    path = os.path.join(harness.scratch_dir("replgate-masking-"), "secrets.json")
     with open(path, "w") as f:
         json.dump(SECRETS, f)
     return Stack(worker_args=["--secrets", path, "--uid-base", str(uid_base)], policy=policy)

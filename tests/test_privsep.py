@@ -3,6 +3,7 @@ front, which speaks to the broker, runs under its own uid with no capabilities, 
 privileges, a seccomp filter and an empty root, and holds no secret; either process's death
 ends the other; a malformed or out-of-range message from the front ends the worker."""
 import ctypes, json, os, re, signal, socket, struct, tempfile, time
+import harness
 from harness import Stack, check, run_all, test, wait_for, ASAN, SLOW
 
 UID_BASE = 295000
@@ -12,7 +13,7 @@ SECRET = "Pv7-" + "privsep-" + "e11c0d3"              # built from pieces: no sn
 
 
 def stack(uid_base=UID_BASE):
-    path = os.path.join(tempfile.mkdtemp(prefix="replgate-privsep-"), "secrets.json")
+    path = os.path.join(harness.scratch_dir("replgate-privsep-"), "secrets.json")
     with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
         json.dump({"PRIVSEP_TOKEN": SECRET}, f)
     return Stack(slots=SLOTS, worker_args=["--secrets", path, "--uid-base", str(uid_base),

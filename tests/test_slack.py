@@ -1,6 +1,7 @@
 """tests/test_slack.py: Slack approvals end to end: a real broker, worker and replgate-approver,
 and the fake Slack of tests/fakeslack.py, all on loopback."""
 import json, os, signal, socket, sqlite3, subprocess, time
+import harness
 from harness import BIN, SLOW, Stack, check, run_all, test, wait_for
 from fakeslack import FakeSlack, sign
 
@@ -38,7 +39,7 @@ class Gate:
                 if r["action"] == "review":
                     r.setdefault("webhook", self.hook)
         import tempfile
-        pdir = tempfile.mkdtemp(prefix="replgate-policy-")
+        pdir = harness.scratch_dir("replgate-policy-")
         self.policy = os.path.join(pdir, "policy.json")
         with open(self.policy, "w") as f:
             json.dump({"version": 1, "rules": self.policy_rules}, f)

@@ -8,6 +8,7 @@ line and is left out of the count: run.sh sums the `passed, failed` line, so a s
 Every chattr and mount is undone in a finally block: an immutable file left in /tmp cannot be
 removed by anyone's cleanup."""
 import os, shutil, signal, sqlite3, subprocess, sys, tempfile
+import harness
 from harness import BIN, SLOW, Stack, check, proc_env, run_all, test
 
 SETTLE = 5          # seconds a refusing broker may take to exit
@@ -15,7 +16,7 @@ SETTLE = 5          # seconds a refusing broker may take to exit
 
 def _chattr_missing():
     """Why chattr +i cannot be used here, or None if it works (and is enforced) in /tmp."""
-    d = tempfile.mkdtemp(prefix="replgate-probe-")
+    d = harness.scratch_dir("replgate-probe-")
     f = os.path.join(d, "f")
     open(f, "w").close()
     try:
@@ -36,7 +37,7 @@ def _chattr_missing():
 
 def _mount_missing():
     """Why a tmpfs cannot be mounted and remounted read-only here, or None."""
-    d = tempfile.mkdtemp(prefix="replgate-probe-")
+    d = harness.scratch_dir("replgate-probe-")
     try:
         p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", d], capture_output=True, text=True)
         if p.returncode != 0:
@@ -115,7 +116,7 @@ def verify(s, db):
     """`replgate verify` on db (through a view directory when the db is not DIR/replgate.db)."""
     view = s.dir
     if db != s.db:
-        view = tempfile.mkdtemp(prefix="replgate-view-")
+        view = harness.scratch_dir("replgate-view-")
         os.symlink(db, os.path.join(view, "replgate.db"))
     p = subprocess.run([os.path.join(BIN, "replgate"), "verify", "--dir", view], capture_output=True,
                        text=True, timeout=60 * SLOW, env=dict(os.environ, ZSYS_SIGHANDLER="false"))
@@ -214,7 +215,7 @@ def replgate_up_shows_the_refusal():
 
 
 def tmpfs(size):
-    mnt = tempfile.mkdtemp(prefix="replgate-mnt-")
+    mnt = harness.scratch_dir("replgate-mnt-")
     check(subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", mnt]).returncode == 0, "mount")
     return mnt
 

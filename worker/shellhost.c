@@ -337,10 +337,9 @@ s_init (s_host_t *h, int argc, char *argv [])
         s_say ("sigaction", errno);
         return -1;
     }
-    const char *tmp = getenv ("TMPDIR");
     //  Named with our pid: a worker that had to kill us removes what we leave (spawn.c).
     snprintf (h->dir, sizeof h->dir, "%s/.replgate-shell-%d-XXXXXX",
-              tmp && *tmp == '/' && strlen (tmp) < 32 ? tmp : "/tmp", (int) getpid ());
+              shellhost_tmp (getenv ("TMPDIR")), (int) getpid ());
     if (!mkdtemp (h->dir)) {
         s_say (h->dir, errno);
         return -1;

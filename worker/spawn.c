@@ -21,6 +21,7 @@
 #include "worker/sandbox.h"
 #include "worker/claim.h"
 #include "worker/seccomp.h"
+#include "worker/shellhost.h"
 #include "common/util.h"
 #include <dirent.h>
 #include <errno.h>
@@ -716,15 +717,14 @@ spawn_release (spawn_box_t **box_p)
     *box_p = NULL;
 }
 
-//  The temporary directory the shell host was given: the worker's TMPDIR for it, if any, as
-//  shellhost.c takes it; else /tmp.
+//  The temporary directory the shell host took: from the worker's TMPDIR for it, if any.
 static const char *
 s_shell_tmp (void)
 {
     for (size_t i = 0; s_self.config.extra_env && s_self.config.extra_env [i]; i++) {
         const char *e = s_self.config.extra_env [i];
         if (strncmp (e, "TMPDIR=", 7) == 0)
-            return e [7] == '/' && strlen (e + 7) < 32 ? e + 7 : "/tmp";
+            return shellhost_tmp (e + 7);
     }
     return "/tmp";
 }
