@@ -520,8 +520,9 @@ store_append (store_t *self, int64_t request_id, const char *type, const char *a
         return -1;
     seq++;
     char *text = event_data_text (data);
-    if (!text || event_hash (prev, seq, at, request_id, type, actor, data, hash)) {
-        log_error ("store: out of memory hashing event %lld", (long long) seq);
+    if (!text || event_hash_text (prev, seq, at, request_id, type, actor, text, hash)) {
+        log_error ("store: cannot hash event %lld (out of memory, or a string not UTF-8)",
+                   (long long) seq);
         free (text);
         return -1;
     }

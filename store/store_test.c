@@ -363,6 +363,42 @@ s_test_canonical (void)
     json_decref (data);
 }
 
+//  The streamed hash against the canonical event built and dumped whole, as it was first
+//  written: the strings it passes through as they are, those jansson must escape, numbers.
+static void
+s_test_canonical_strings (void)
+{
+    const char *strings[] = { "bob", "", "a\"b", "back\\slash", "tab\there", "\x7f",
+                              "caf\xc3\xa9", "\xf0\x9f\x94\x92", "a/b", "~ !#$%&'()*+,-.:;<=>?@[]^_`{|}",
+                              "\x01\x1f" };
+    json_t *data = json_pack ("{s:s}", "k", "v");
+    char *text = event_data_text (data);
+    for (size_t i = 0; i < COUNT (strings); i++)
+        for (int64_t request_id = 0; request_id <= 9007199254740993LL; request_id += 9007199254740993LL) {
+            json_t *event = json_pack ("{s:I, s:s, s:o, s:s, s:s, s:O}", "seq", (json_int_t) 77 + i,
+                                       "at", strings[i], "request_id", request_id ? json_integer (
+                                       request_id) : json_null (), "type", strings[COUNT (strings) - 1 - i],
+                                       "actor", strings[i], "data", data);
+            char *canonical = json_dumps (event, JSON_COMPACT | JSON_SORT_KEYS);
+            char *bytes = canonical ? sqlite3_mprintf ("%s%s", VERIFY_GENESIS, canonical) : NULL;
+            char want[65] = "", hash[65] = "";
+            if (bytes)
+                sha256_hex (bytes, strlen (bytes), want);
+            CHECK (event_hash_text (VERIFY_GENESIS, 77 + (int64_t) i, strings[i], request_id,
+                                    strings[COUNT (strings) - 1 - i], strings[i], text, hash) == 0);
+            CHECK (*want && strcmp (hash, want) == 0);
+            sqlite3_free (bytes);
+            free (canonical);
+            json_decref (event);
+        }
+    char hash[65];
+    CHECK (event_hash_text (VERIFY_GENESIS, 1, "t", 0, "note", "\xc3(", text, hash) == -1);
+    CHECK (event_hash_text (VERIFY_GENESIS, 1, "t", 0, "note", NULL, text, hash) == -1);
+    CHECK (event_hash_text (VERIFY_GENESIS, 1, "t", 0, "note", "bob", NULL, hash) == -1);
+    free (text);
+    json_decref (data);
+}
+
 //  store_row_json on every kind of value SQLite can hand it, from any statement.
 static void
 s_test_row_json (void)
@@ -439,6 +475,7 @@ store_test (void)
     CHECK (mkdtemp (dir) != NULL);
     s_test_open (dir);
     s_test_canonical ();
+    s_test_canonical_strings ();
     s_test_row_json ();
     char path[256];
     snprintf (path, sizeof path, "%s/test.db", dir);

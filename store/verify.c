@@ -8,6 +8,7 @@
 #include "store/store.h"
 #include "store/schema.h"
 #include "common/util.h"
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,26 +54,79 @@ event_data_text (const json_t *data)
     return json_dumps (data, DUMP_FLAGS);
 }
 
+//  Hashes s as the canonical form writes a string: as it is, quoted, when it is printable
+//  ASCII with nothing to escape (timestamps, types and principals nearly always are), else as
+//  jansson encodes it. 0, or -1 if it is not valid UTF-8 or memory ran out.
+static int
+s_hash_string (crypto_hash_sha256_state *h, const char *s)
+{
+    const char *p = s;
+    while (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+        p++;
+    if (!*p) {
+        crypto_hash_sha256_update (h, (const unsigned char *) "\"", 1);
+        crypto_hash_sha256_update (h, (const unsigned char *) s, (size_t) (p - s));
+        crypto_hash_sha256_update (h, (const unsigned char *) "\"", 1);
+        return 0;
+    }
+    json_t *str = json_string (s);
+    char *text = str ? json_dumps (str, JSON_ENCODE_ANY | DUMP_FLAGS) : NULL;
+    json_decref (str);
+    if (text)
+        crypto_hash_sha256_update (h, (const unsigned char *) text, strlen (text));
+    free (text);
+    return text ? 0 : -1;
+}
+
+static void
+s_hash_raw (crypto_hash_sha256_state *h, const char *text)
+{
+    crypto_hash_sha256_update (h, (const unsigned char *) text, strlen (text));
+}
+
+//  The canonical event is the object {actor, at, data, request_id, seq, type} dumped with
+//  sorted keys: streamed into the hash in that order, with data's text as stored, so that
+//  neither the event nor its text is built, and data is dumped once (by the caller).
+int
+event_hash_text (const char *prev_hash, int64_t seq, const char *at, int64_t request_id,
+                 const char *type, const char *actor, const char *data_text, char hash[65])
+{
+    if (!at || !type || !actor || !data_text)
+        return -1;
+    crypto_hash_sha256_state h;
+    crypto_hash_sha256_init (&h);
+    s_hash_raw (&h, prev_hash);
+    s_hash_raw (&h, "{\"actor\":");
+    int rc = s_hash_string (&h, actor);
+    s_hash_raw (&h, ",\"at\":");
+    rc |= s_hash_string (&h, at);
+    s_hash_raw (&h, ",\"data\":");
+    s_hash_raw (&h, data_text);
+    char numbers[64];
+    if (request_id)
+        snprintf (numbers, sizeof numbers, ",\"request_id\":%lld,\"seq\":%lld,\"type\":",
+                  (long long) request_id, (long long) seq);
+    else
+        snprintf (numbers, sizeof numbers, ",\"request_id\":null,\"seq\":%lld,\"type\":",
+                  (long long) seq);
+    s_hash_raw (&h, numbers);
+    rc |= s_hash_string (&h, type);
+    s_hash_raw (&h, "}");
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final (&h, digest);
+    if (rc == 0)
+        sodium_bin2hex (hash, 65, digest, sizeof digest);
+    return rc;
+}
+
 int
 event_hash (const char *prev_hash, int64_t seq, const char *at, int64_t request_id,
             const char *type, const char *actor, json_t *data, char hash[65])
 {
-    json_t *event = json_pack ("{s:I, s:s, s:o, s:s, s:s, s:O}", "seq", (json_int_t) seq,
-                               "at", at, "request_id",
-                               request_id ? json_integer (request_id) : json_null (),
-                               "type", type, "actor", actor, "data", data);
-    char *canonical = event ? json_dumps (event, DUMP_FLAGS) : NULL;
-    json_decref (event);
-    size_t plen = strlen (prev_hash), clen = canonical ? strlen (canonical) : 0;
-    char *bytes = canonical ? (char *) malloc (plen + clen) : NULL;
-    if (bytes) {
-        memcpy (bytes, prev_hash, plen);
-        memcpy (bytes + plen, canonical, clen);
-        sha256_hex (bytes, plen + clen, hash);
-    }
-    free (bytes);
-    free (canonical);
-    return bytes ? 0 : -1;
+    char *text = event_data_text (data);
+    int rc = event_hash_text (prev_hash, seq, at, request_id, type, actor, text, hash);
+    free (text);
+    return rc;
 }
 
 //  --------------------------------------------------------------------------------------
@@ -155,8 +209,8 @@ s_check_event (sqlite3_stmt *st, int64_t expect, const char *prev)
     bool canonical_ok = canonical && strcmp (canonical, text) == 0;
     char computed[65] = "";
     if (canonical_ok)
-        event_hash (prev_hash, seq, at, rtype == SQLITE_NULL ? 0 : sqlite3_column_int64 (st, 2),
-                    type, actor, data, computed);
+        event_hash_text (prev_hash, seq, at, rtype == SQLITE_NULL ? 0 : sqlite3_column_int64 (st, 2),
+                         type, actor, text, computed);
     free (canonical);
     json_decref (data);
     if (!canonical_ok)

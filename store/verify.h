@@ -39,7 +39,11 @@ int verify_schema (sqlite3 *db, json_t **differences);
 //  The canonical text of an event's data (compact, sorted keys); caller frees. NULL on error.
 char *event_data_text (const json_t *data);
 
-//  hash = sha256_hex (prev_hash || canonical event), see store.h. 0 or -1 (out of memory).
+//  hash = sha256_hex (prev_hash || canonical event), see store.h, with the event's data as its
+//  canonical text (event_data_text). 0, or -1 (a string not UTF-8, out of memory).
+int event_hash_text (const char *prev_hash, int64_t seq, const char *at, int64_t request_id,
+                     const char *type, const char *actor, const char *data_text, char hash[65]);
+//  The same, from the data itself.
 int event_hash (const char *prev_hash, int64_t seq, const char *at, int64_t request_id,
                 const char *type, const char *actor, json_t *data, char hash[65]);
 
