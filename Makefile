@@ -22,8 +22,9 @@ libs       = $(shell pkg-config --libs $(1) 2>/dev/null) -lm
 COMMON    := $(wildcard common/*.c) $(wildcard store/*.c) $(wildcard policy/*.c)
 BROKER    := $(filter-out broker/main.c,$(wildcard broker/*.c))
 WORKER    := $(filter-out worker/main.c worker/init.c worker/shellhost.c,$(wildcard worker/*.c))
-# client/lazy.c stands in for libzmq and czmq in `replgate` alone (see there).
-CLIENT    := $(filter-out client/main.c client/lazy.c,$(wildcard client/*.c))
+# client/lazy.c stands in for czmq in `replgate` alone (see there); client/zmtp_test.c runs
+# the client's connection against a real libzmq server, and only the self-test links libzmq.
+CLIENT    := $(filter-out client/main.c client/lazy.c client/zmtp_test.c,$(wildcard client/*.c))
 APPROVER  := $(filter-out approver/main.c,$(wildcard approver/*.c))
 # The shared modules, by what they need. The store's *_test.c files are part of the
 # store (store_test.c runs the others, and defines store_raw_exec, which they call).
@@ -95,15 +96,16 @@ $(BIN)/replgate: $(call obj,client/main.c client/lazy.c $(CLIENT) $(UTIL) common
                    $(STORE) $(POLICY) $(MASK))
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,jansson sqlite3 libsodium libpcre2-8) $(POLICY_LIBS)
-$(BIN)/replgate-approver: $(call obj,approver/main.c $(APPROVER) client/conn.c $(UTIL) store/store_row.c \
-                            common/keys.c)
+$(BIN)/replgate-approver: $(call obj,approver/main.c $(APPROVER) client/conn.c client/zmtp.c \
+                            client/zmtp_wire.c $(UTIL) store/store_row.c common/keys.c)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,libczmq libzmq jansson sqlite3 libsodium libcurl libmicrohttpd)
 # The sandbox's PID 1: static, never sanitized, nothing of the worker inside the jail.
 $(BIN)/replgate-init: worker/init.c worker/shellhost.c worker/shellhost.h
 	@mkdir -p $(BIN)
 	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -I. -static $(filter %.c,$^) -o $@
-$(BIN)/replgate-selftest: $(call obj,tests/selftest.c $(BROKER) $(WORKER) $(CLIENT) $(APPROVER) $(COMMON))
+$(BIN)/replgate-selftest: $(call obj,tests/selftest.c $(BROKER) $(WORKER) $(CLIENT) client/zmtp_test.c \
+                            $(APPROVER) $(COMMON))
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,$(PKGS)) $(POLICY_LIBS)
 
@@ -123,7 +125,8 @@ run: deps
 	$(BIN)/replgate up
 
 # libFuzzer targets for the readers of hostile bytes (client and worker frames, Slack's
-# callbacks, the sandbox claim, the policy, the terminal rendering): each runs FUZZ_RUNS
+# callbacks, the sandbox claim, the policy, the terminal rendering, a ZeroMQ server's bytes to
+# the CLI): each runs FUZZ_RUNS
 # inputs from its seeds.
 fuzz-deps:
 	@dpkg -s clang >/dev/null 2>&1 || { if [ "$$(id -u)" != 0 ]; then \

@@ -34,11 +34,8 @@ s_call (cli_t *cli, json_t *req, int timeout_ms, int *rc)
 {
     conn_t *conn = cli_connect (cli, "admin", rc);
     json_t *reply = conn ? conn_call (conn, req, timeout_ms) : NULL;
-    if (conn && !reply) {
-        fprintf (stderr, "replgate: no answer from the broker within %d ms "
-                 "(is it running? is your key trusted?)\n", timeout_ms);
-        *rc = EXIT_UNREACHABLE;
-    }
+    if (conn && !reply)
+        *rc = cli_no_answer (conn, timeout_ms);
     conn_destroy (&conn);
     json_decref (req);
     return reply;

@@ -46,6 +46,9 @@ typedef struct {
 //  set: EXIT_USAGE for a missing state directory or key file, a key that cannot be read or
 //  an endpoint that is not one (local set-up), EXIT_UNREACHABLE otherwise.
 conn_t *cli_connect (cli_t *cli, const char *default_key, int *code);
+//  Says on stderr that the broker did not answer within timeout_ms, and why the last
+//  connection to it ended if one did; returns EXIT_UNREACHABLE.
+int cli_no_answer (conn_t *conn, int timeout_ms);
 
 //  Sends req (consumed) and returns the reply, or NULL with *code set to the exit code to use:
 //  EXIT_UNREACHABLE (no answer), cli_refusal_code of a refusal (both printed), or

@@ -1,12 +1,15 @@
-/*  client/conn.c: the client side of the broker protocol, on libzmq alone: a context and a
-    socket of its own, so a command that reaches the broker loads libzmq and not czmq with
-    its own dependencies and start-up (the CLI loads even libzmq only then: client/lazy.c). */
+/*  client/conn.c: the client side of the broker protocol: requests matched to replies by
+    `rid`, over one CURVE connection (client/zmtp.c, which speaks ZeroMQ's wire protocol
+    itself, so that neither the CLI nor the approver's calls need libzmq's context and
+    threads). */
 #include "client/conn.h"
+#include "client/zmtp.h"
+#include "client/zmtp_wire.h"
 #include "common/util.h"
+#include <sodium.h>
 
 struct _conn_t {
-    void *ctx;
-    void *sock;
+    zmtp_t *link;
     int64_t next_rid;
     int wake_fd;            //  readable: stop waiting (conn_wake_on), or -1
     conn_push_fn *on_push;  //  gets pushed messages conn_call meets (conn_on_push), or NULL
@@ -14,28 +17,19 @@ struct _conn_t {
     char prefix[17];        //  random per connection, so rids of two CLIs never collide
 };
 
-static int
-s_key (void *sock, int option, const char *z85)
-{
-    //  Z85 text of 40 characters; libzmq decodes it and refuses anything else.
-    return z85 && strlen (z85) == 40 ? zmq_setsockopt (sock, option, z85, 40) : -1;
-}
-
 conn_t *
 conn_new_z85 (const char *endpoint, const char *public_key, const char *secret_key,
               const char *server_key)
 {
+    uint8_t pub[32], sec[32], server[32];
+    if (zmtp_z85_decode (public_key, pub) || zmtp_z85_decode (secret_key, sec)
+    ||  zmtp_z85_decode (server_key, server))
+        return NULL;
     conn_t *self = (conn_t *) zmalloc (sizeof (conn_t));
-    int linger = 0;
-    self->ctx = zmq_ctx_new ();
-    self->sock = self->ctx ? zmq_socket (self->ctx, ZMQ_DEALER) : NULL;
-    if (!self->sock
-    ||  zmq_setsockopt (self->sock, ZMQ_LINGER, &linger, sizeof linger) != 0
-    ||  s_key (self->sock, ZMQ_CURVE_PUBLICKEY, public_key) != 0
-    ||  s_key (self->sock, ZMQ_CURVE_SECRETKEY, secret_key) != 0
-    ||  s_key (self->sock, ZMQ_CURVE_SERVERKEY, server_key) != 0
-    ||  zmq_connect (self->sock, endpoint) != 0) {
-        conn_destroy (&self);
+    self->link = zmtp_new (endpoint, pub, sec, server);
+    sodium_memzero (sec, sizeof sec);
+    if (!self->link) {
+        free (self);
         return NULL;
     }
     random_hex (8, self->prefix);
@@ -55,10 +49,7 @@ conn_destroy (conn_t **self_p)
 {
     conn_t *self = *self_p;
     if (self) {
-        if (self->sock)
-            zmq_close (self->sock);
-        if (self->ctx)
-            zmq_ctx_term (self->ctx);
+        zmtp_destroy (&self->link);
         free (self);
         *self_p = NULL;
     }
@@ -67,16 +58,10 @@ conn_destroy (conn_t **self_p)
 json_t *
 conn_recv (conn_t *self, int timeout_ms)
 {
-    zmq_pollitem_t items[2] = { { self->sock, 0, ZMQ_POLLIN, 0 },
-                                { NULL, self->wake_fd, ZMQ_POLLIN, 0 } };
-    if (zmq_poll (items, self->wake_fd >= 0 ? 2 : 1, timeout_ms) < 1 || items[1].revents)
-        return NULL;                //  timeout, a signal, or told to stop
-    zmq_msg_t frame;
-    zmq_msg_init (&frame);
-    json_t *msg = NULL;
-    if (zmq_msg_recv (&frame, self->sock, ZMQ_DONTWAIT) >= 0)
-        msg = json_loadb ((const char *) zmq_msg_data (&frame), zmq_msg_size (&frame), 0, NULL);
-    zmq_msg_close (&frame);
+    size_t size;
+    uint8_t *frame = zmtp_recv (self->link, timeout_ms, self->wake_fd, &size);
+    json_t *msg = frame ? json_loadb ((const char *) frame, size, 0, NULL) : NULL;
+    free (frame);
     return msg;
 }
 
@@ -99,15 +84,21 @@ conn_send (conn_t *self, json_t *req, char rid[40])
     snprintf (rid, 40, "%s-%lld", self->prefix, (long long) ++self->next_rid);
     json_object_set_new (req, "rid", json_string (rid));
     char *text = json_dumps (req, JSON_COMPACT);
-    int rc = text ? zmq_send (self->sock, text, strlen (text), 0) : -1;
+    int rc = text ? zmtp_send (self->link, text, strlen (text)) : -1;
     free (text);
-    return rc < 0 ? -1 : 0;
+    return rc;
 }
 
-void *
-conn_socket (conn_t *self)
+const char *
+conn_why (conn_t *self)
 {
-    return self->sock;
+    return zmtp_why (self->link);
+}
+
+int
+conn_poll_item (conn_t *self, struct pollfd *pfd)
+{
+    return zmtp_poll_item (self->link, pfd);
 }
 
 json_t *

@@ -4,6 +4,7 @@
 #define RG_CONN_H
 #include <czmq.h>
 #include <jansson.h>
+#include <poll.h>
 
 typedef struct _conn_t conn_t;
 
@@ -31,13 +32,18 @@ json_t *conn_recv (conn_t *self, int timeout_ms);
 //  reply is the message from conn_recv with this rid and no `op`). 0, or -1 if not sent.
 int conn_send (conn_t *self, json_t *req, char rid[40]);
 
-//  The libzmq socket, for a caller that polls it with other descriptors (zmq_poll) before
-//  reading it with conn_recv. Still owned by the connection.
-void *conn_socket (conn_t *self);
+//  For a caller that polls the connection with other descriptors: fills pfd and returns the
+//  longest it may wait (ms, -1: no limit) before it calls conn_recv (timeout 0) again. A
+//  message may be read once pfd reports anything, or the wait has passed.
+int conn_poll_item (conn_t *self, struct pollfd *pfd);
 
 //  From now on conn_recv (and so conn_call) returns NULL at once while fd is readable: a
 //  wait ends on a signal even if it came just before the poll (the handler writes to fd).
 void conn_wake_on (conn_t *self, int fd);
+
+//  Why the last connection to the broker ended (refused, closed in the handshake...), or
+//  NULL if none has: for the message of a call that got no answer.
+const char *conn_why (conn_t *self);
 
 //  Pushed messages (with an `op`: output, event) that conn_call meets while it waits go to
 //  fn (not consumed) instead of being dropped. fn NULL: dropped again.

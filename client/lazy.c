@@ -1,19 +1,19 @@
-/*  client/lazy.c: libzmq and czmq for `replgate`, loaded by the first call that needs them.
-    The CLI does not link them: with what they link in turn (libstdc++, Kerberos, systemd,
-    PGM, ...) they were 24 of its 32 shared libraries and most of its start-up time, and only
-    the commands that reach the broker (libzmq, client/conn.c) or make keys (czmq, through
-    common/keys.c) call them. Each function those objects call is defined here under its
-    own name, with the type its header declares (the compiler checks), and hands over to the
-    library's own, which dlsym finds on the first call. A function missing here is an
-    undefined reference when bin/replgate links, never a failure at run time. */
+/*  client/lazy.c: czmq for `replgate`, loaded by the first call that needs it. The CLI does
+    not link it: with libzmq and what they link in turn (libstdc++, Kerberos, systemd, PGM,
+    ...) they were 24 of its 32 shared libraries and most of its start-up time, and only the
+    commands that make keys (keygen, up: common/keys.c) call czmq. The commands that reach
+    the broker need neither: client/zmtp.c speaks ZeroMQ's wire protocol itself. Each
+    function those objects call is defined here under its own name, with the type its
+    header declares (the compiler checks), and hands over to the library's own, which dlsym
+    finds on the first call. A function missing here is an undefined reference when
+    bin/replgate links, never a failure at run time. */
 #include <czmq.h>
 #include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-//  The sonames of the Debian packages libzmq5 and libczmq4 that the Makefile builds against.
-#define ZMQ_SO "libzmq.so.5"
+//  The soname of the Debian package libczmq4 that the Makefile builds against.
 #define CZMQ_SO "libczmq.so.4"
 
 //  A library that cannot be loaded ends the command, as it would have ended at start if it
@@ -45,23 +45,7 @@ s_resolve (const char *library, const char *name)
         real args; \
     }
 
-//  client/conn.c
-FORWARD (ZMQ_SO, void *, zmq_ctx_new, (void), ())
-FORWARD (ZMQ_SO, int, zmq_ctx_term, (void *context), (context))
-FORWARD (ZMQ_SO, void *, zmq_socket, (void *context, int type), (context, type))
-FORWARD (ZMQ_SO, int, zmq_close, (void *s), (s))
-FORWARD (ZMQ_SO, int, zmq_setsockopt, (void *s, int option, const void *value, size_t size),
-         (s, option, value, size))
-FORWARD (ZMQ_SO, int, zmq_connect, (void *s, const char *addr), (s, addr))
-FORWARD (ZMQ_SO, int, zmq_send, (void *s, const void *buf, size_t len, int flags),
-         (s, buf, len, flags))
-FORWARD (ZMQ_SO, int, zmq_poll, (zmq_pollitem_t *items, int nitems, long timeout),
-         (items, nitems, timeout))
-FORWARD (ZMQ_SO, int, zmq_msg_init, (zmq_msg_t *msg), (msg))
-FORWARD (ZMQ_SO, int, zmq_msg_recv, (zmq_msg_t *msg, void *s, int flags), (msg, s, flags))
-FORWARD (ZMQ_SO, void *, zmq_msg_data, (zmq_msg_t *msg), (msg))
-FORWARD (ZMQ_SO, size_t, zmq_msg_size, (const zmq_msg_t *msg), (msg))
-FORWARD (ZMQ_SO, int, zmq_msg_close, (zmq_msg_t *msg), (msg))
+//  client/conn.c (conn_new, which the approver calls with certs)
 FORWARD (CZMQ_SO, const char *, zcert_public_txt, (zcert_t *self), (self))
 FORWARD (CZMQ_SO, const char *, zcert_secret_txt, (zcert_t *self), (self))
 

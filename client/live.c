@@ -103,6 +103,15 @@ s_keys (const char *key_path, const char *server_path, char public_key[41],
     return 0;
 }
 
+int
+cli_no_answer (conn_t *conn, int timeout_ms)
+{
+    const char *why = conn_why (conn);
+    fprintf (stderr, "replgate: no answer from the broker within %d ms (is it running? is your "
+             "key trusted?)%s%s\n", timeout_ms, why ? "; the last connection: " : "", why ? why : "");
+    return EXIT_UNREACHABLE;
+}
+
 conn_t *
 cli_connect (cli_t *cli, const char *default_key, int *code)
 {
@@ -167,9 +176,7 @@ cli_call (cli_t *cli, conn_t *conn, json_t *req, int timeout_ms, int *code)
         return NULL;
     }
     if (!reply) {
-        fprintf (stderr, "replgate: no answer from the broker within %d ms "
-                 "(is it running? is your key trusted?)\n", timeout_ms);
-        *code = EXIT_UNREACHABLE;
+        *code = cli_no_answer (conn, timeout_ms);
         return NULL;
     }
     if (!json_is_true (json_object_get (reply, "ok"))) {

@@ -1,6 +1,6 @@
 /*  client/mcp.c: `replgate mcp`, a Model Context Protocol server on stdio for agents.
     One process, one broker connection (the key's principal makes every call), one loop:
-    zmq_poll over stdin and the broker socket. Each tools/call becomes broker messages sent
+    poll over stdin and the broker connection. Each tools/call becomes broker messages sent
     without waiting (conn_send) and matched to their answers by rid, so any number of calls
     are in flight at once and a parked one never holds up the rest. A run is a submit that
     the broker holds at most FIRST_SLICE_MS, then `await` long polls of SLICE_MS (held by
@@ -16,6 +16,7 @@
 #include "common/states.h"
 #include "common/util.h"
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -438,20 +439,23 @@ cmd_mcp (cli_t *cli)
     signal (SIGPIPE, SIG_IGN);      //  a client gone shows as EPIPE on the next write
     bool open = true;
     while (open && !self.gone) {
-        zmq_pollitem_t items[2] = { { NULL, STDIN_FILENO, ZMQ_POLLIN, 0 },
-                                    { conn_socket (self.conn), 0, ZMQ_POLLIN, 0 } };
-        if (zmq_poll (items, 2, s_poll_timeout (&self)) < 0 && errno != EINTR) {
+        struct pollfd items[2] = { { .fd = STDIN_FILENO, .events = POLLIN } };
+        int timeout = (int) s_poll_timeout (&self), link = conn_poll_item (self.conn, &items[1]);
+        if (link >= 0 && (timeout < 0 || link < timeout))
+            timeout = link;
+        if (poll (items, 2, timeout) < 0 && errno != EINTR) {
             log_error ("mcp: poll: %s", strerror (errno));
             rc = 1;
             break;
         }
+        //  Each time round, not only when the socket says so: the connection also moves on
+        //  its own timers (a reconnect) and may hold a message read with an earlier one.
         json_t *reply;
-        if (items[1].revents & ZMQ_POLLIN)
-            while (!self.gone && (reply = conn_recv (self.conn, 0))) {
-                s_answer (&self, reply);
-                json_decref (reply);
-            }
-        if (items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR))
+        while (!self.gone && (reply = conn_recv (self.conn, 0))) {
+            s_answer (&self, reply);
+            json_decref (reply);
+        }
+        if (items[0].revents & (POLLIN | POLLERR | POLLHUP))
             open = s_read (&self);
         s_expire (&self);
     }

@@ -48,6 +48,8 @@ int drop_test (void);
 int proxy_test (void);
 int egress_check_test (void);
 int egress_record_test (void);
+int zmtp_wire_test (void);
+int zmtp_test (void);
 
 static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "util", util_test },
@@ -92,6 +94,8 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "proxy", proxy_test },
     { "egress_check", egress_check_test },
     { "egress_record", egress_record_test },
+    { "zmtp_wire", zmtp_wire_test },
+    { "zmtp", zmtp_test },
 };
 
 int

@@ -361,7 +361,12 @@ def unknown_key_gets_nothing():
     c.close()
     check(s.sql("select count(*) from events")[0][0] == before, "stranger recorded")
     p = s.cli("ping", "--key", path)
-    check(p.returncode == 7, (p.returncode, p.stderr))
+    check(p.returncode == 7 and "the last connection: the broker refused our key" in p.stderr,
+          (p.returncode, p.stderr))
+    # a broker key that is not the broker's: the handshake cannot go on, and the CLI says so
+    p = s.cli("ping", "--server-key", path)
+    check(p.returncode == 7 and "closed the connection in the handshake" in p.stderr,
+          (p.returncode, p.stderr))
 
 
 @test

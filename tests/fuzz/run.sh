@@ -58,6 +58,16 @@ printf 'GET http://a.example:8080/p?q HTTP/1.1\r\nHost: x\r\nProxy-Connection: k
     > "$OUT/proxy.seed/get"
 printf 'CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: x\r\n\r\n' > "$OUT/proxy.seed/connect"
 run proxy "worker/proxy_head.c common/util.c" "$OUT/proxy.seed"
+mkdir -p "$OUT/zmtp.seed"       #  a key, a ROUTER's greeting, WELCOME, READY with metadata
+python3 -c 'import sys
+g = b"\xff" + bytes(7) + b"\x01\x7f\x03\x01" + b"CURVE".ljust(20, b"\0") + bytes(32)
+w = b"\x07WELCOME" + bytes(160)
+r = b"\x05READY" + bytes(8) + b"\x0bSocket-Type\x00\x00\x00\x06ROUTER" + bytes(16)
+m = b"\x07MESSAGE" + bytes(8) + b"x" * 300
+sys.stdout.buffer.write(g + b"\x04" + bytes([len(w)]) + w
+                        + b"\x04" + bytes([len(r)]) + r + b"\x02" + len(m).to_bytes(8, "big") + m)' \
+    > "$OUT/zmtp.seed/handshake"
+run zmtp "client/zmtp_wire.c common/util.c" "$OUT/zmtp.seed"
 mkdir -p "$OUT/egress.seed"    #  a report line the proxy writes, and a grant
 printf 'E\tCONNECT\tfiles.example.com\t443\t93.184.216.34\t517\t4096\t12.500\tallowed\t-' > "$OUT/egress.seed/line"
 printf 'allow files.example.com:443\nallow *.internal.example:80\nmethod GET\n' > "$OUT/egress.seed/grant"
