@@ -180,11 +180,11 @@ s_connect (zmtp_t *self)
     int one = 1;
     if (self->fd >= 0 && !*self->path)
         setsockopt (self->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int rc = self->fd >= 0 ? connect (self->fd, addr, len) : -1;
+    int err = self->fd >= 0 && connect (self->fd, addr, len) == 0 ? 0 : errno;
     if (ai)
         freeaddrinfo (ai);
-    if (rc < 0 && errno != EINPROGRESS)
-        return s_drop (self, strerror (errno));
+    if (err && err != EINPROGRESS)
+        return s_drop (self, strerror (err));
     self->state = CONNECTING;
     return 0;
 }
@@ -282,9 +282,10 @@ s_ready (zmtp_t *self, const uint8_t *data, size_t size)
     size_t type_len;
     bool router = meta && zmtp_property (meta, n, "Socket-Type", &type, &type_len) == 0
                   && type_len == 6 && memcmp (type, "ROUTER", 6) == 0;
+    bool opened = meta != NULL;
     free (meta);
     if (!router)
-        return s_drop (self, meta ? "the server is not a ROUTER" : "READY does not open");
+        return s_drop (self, opened ? "the server is not a ROUTER" : "READY does not open");
     self->state = OPEN;
     return 0;
 }
