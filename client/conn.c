@@ -22,16 +22,15 @@ conn_new_z85 (const char *endpoint, const char *public_key, const char *secret_k
               const char *server_key)
 {
     uint8_t pub[32], sec[32], server[32];
-    if (zmtp_z85_decode (public_key, pub) || zmtp_z85_decode (secret_key, sec)
-    ||  zmtp_z85_decode (server_key, server))
+    zmtp_t *link = NULL;
+    if (zmtp_z85_decode (public_key, pub) == 0 && zmtp_z85_decode (secret_key, sec) == 0
+    &&  zmtp_z85_decode (server_key, server) == 0)
+        link = zmtp_new (endpoint, pub, sec, server);
+    sodium_memzero (sec, sizeof sec);
+    if (!link)
         return NULL;
     conn_t *self = (conn_t *) zmalloc (sizeof (conn_t));
-    self->link = zmtp_new (endpoint, pub, sec, server);
-    sodium_memzero (sec, sizeof sec);
-    if (!self->link) {
-        free (self);
-        return NULL;
-    }
+    self->link = link;
     random_hex (8, self->prefix);
     self->wake_fd = -1;
     return self;

@@ -8,9 +8,10 @@
 
 typedef struct _conn_t conn_t;
 
-//  Connects to endpoint with the client's Z85 public and secret keys and the broker's Z85
-//  public key (40 characters each). Returns NULL if the socket cannot be made or a key is
-//  not Z85. Makes no czmq call, so the CLI reaches the broker without loading czmq.
+//  Connects to endpoint (tcp://HOST:PORT or ipc://PATH) with the client's Z85 public and
+//  secret keys and the broker's Z85 public key (40 characters each); the connection is made,
+//  and made again if lost, as calls need it. Returns NULL if the endpoint is not one of those
+//  or a key is not Z85. Makes no czmq or libzmq call.
 conn_t *conn_new_z85 (const char *endpoint, const char *public_key, const char *secret_key,
                       const char *server_key);
 
