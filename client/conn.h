@@ -23,6 +23,8 @@ void conn_destroy (conn_t **self_p);
 //  Sends `req` (not consumed; a fresh `rid` is set on it) and waits up to timeout_ms for the
 //  reply carrying the same rid, discarding stale replies and events. Returns the reply (caller
 //  owns) or NULL on timeout: the broker is down, or it refused our key (it never answers then).
+//  An `await`, `status` or `ping` is sent again if its connection is lost and a new one opens
+//  before its answer (a broker restart); no other op is.
 json_t *conn_call (conn_t *self, json_t *req, int timeout_ms);
 
 //  Receives the next message (reply or pushed event) within timeout_ms; NULL on timeout.

@@ -72,6 +72,7 @@ struct _zmtp_t {
     queue_t outbox, inbox;
     char why[128];
     bool ended;                 //  a connection ended (why says how)
+    uint64_t opened;            //  handshakes completed
 };
 
 static void
@@ -287,6 +288,7 @@ s_ready (zmtp_t *self, const uint8_t *data, size_t size)
     if (!router)
         return s_drop (self, opened ? "the server is not a ROUTER" : "READY does not open");
     self->state = OPEN;
+    self->opened++;
     return 0;
 }
 
@@ -507,6 +509,12 @@ zmtp_send (zmtp_t *self, const void *data, size_t size)
     if (self->state == OPEN)
         s_step (self, 0);
     return 0;
+}
+
+uint64_t
+zmtp_opened (zmtp_t *self)
+{
+    return self->opened;
 }
 
 const char *

@@ -31,6 +31,9 @@ uint8_t *zmtp_recv (zmtp_t *self, int timeout_ms, int wake_fd, size_t *size);
 //  calls zmtp_recv (with timeout 0) again.
 int zmtp_poll_item (zmtp_t *self, struct pollfd *pfd);
 
+//  How many connections have completed their handshake so far.
+uint64_t zmtp_opened (zmtp_t *self);
+
 //  Why the last connection ended, or NULL if none has.
 const char *zmtp_why (zmtp_t *self);
 

@@ -420,6 +420,32 @@ def broker_killed_loses_no_acknowledged_request():
 
 
 @test
+def a_cli_wait_goes_on_across_a_broker_restart():
+    """`replgate wait` on a queued request while the broker is killed and started again: its
+    await, lost with the connection, is sent again on the new one, and the wait ends with the
+    result (before: no answer within the slice and 5 s, exit 7)."""
+    s = Stack(slots=1)
+    try:
+        c = s.client()
+        running = c.call("submit", lang="shell", code="sleep 3", session="w1", wait_ms=300)
+        queued = c.call("submit", lang="python", code="40 + 2", session="w2", wait_ms=0)
+        check(running["state"] == "running" and queued["state"] == "queued", (running, queued))
+        c.close()
+        wait = subprocess.Popen([os.path.join(BIN, "replgate"), "wait", str(queued["id"]), "--dir", s.dir],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, ZSYS_SIGHANDLER="false"))
+        time.sleep(0.7 * SLOW)          # its await is held by the broker now
+        t0 = time.time()
+        s.kill_broker()
+        s.start_broker()
+        out, err = wait.communicate(timeout=30 * SLOW)
+        check(wait.returncode == 0 and out.strip() == "42", (wait.returncode, out, err))
+        check(time.time() - t0 < 20 * SLOW, "the wait ended only after its slice")
+    finally:
+        check(not s.stop(), "sanitizer report")
+
+
+@test
 def recovery_keeps_each_session_in_order():
     """Queued snippets of a session and one recorded but not yet decided when the broker died
     run in submission order after the restart (B, C, D), never the undecided one first."""
