@@ -98,7 +98,7 @@ s_round_trip (bench_t *b, zmtp_t *c, size_t size)
     //  The client moves its connection only when called: a thread of its own would hide
     //  that; instead it is given turns while the router waits.
     zpoller_t *poller = zpoller_new (b->router, NULL);
-    int64_t until = zclock_mono () + 5000;
+    int64_t until = zclock_mono () + 15000;
     char *got = NULL;
     size_t n;
     while (ok && !got && zclock_mono () < until) {
@@ -111,7 +111,7 @@ s_round_trip (bench_t *b, zmtp_t *c, size_t size)
          && strcmp (user, zcert_public_txt (b->client)) == 0;
     if (ok)
         s_reply (b->router, routing, out, size);
-    uint8_t *back = ok ? zmtp_recv (c, 5000, -1, &n) : NULL;
+    uint8_t *back = ok ? zmtp_recv (c, 15000, -1, &n) : NULL;
     ok = ok && back && n == size && memcmp (back, out, size) == 0;
     free (back);
     free (got);
@@ -133,10 +133,11 @@ s_hostile (zmtp_t *c, int listener, const void *bytes, size_t size)
             close (fd);
         return "(the test could not write)";
     }
-    //  In short waits: a longer one would reconnect, and leave that connection waiting in
-    //  the listener's backlog for the next case to accept.
+    //  In short waits, ending as soon as it gives up (up to 3 s, for a loaded machine): a
+    //  longer one would reconnect, and leave that connection waiting in the listener's
+    //  backlog for the next case to accept.
     uint8_t *msg = NULL;
-    for (int i = 0; i < 30 && !msg && !zmtp_why (c); i++)
+    for (int i = 0; i < 300 && !msg && !zmtp_why (c); i++)
         msg = zmtp_recv (c, 10, -1, &n);
     bool came = msg != NULL;
     free (msg);
@@ -252,7 +253,7 @@ zmtp_test (void)
     char user[41];
     zpoller_t *poller = zpoller_new (b.router, NULL);
     char *early = NULL;
-    for (int i = 0; i < 200 && !early; i++) {
+    for (int i = 0; i < 1000 && !early; i++) {
         free (zmtp_recv (c, 0, -1, &n));
         if (zpoller_wait (poller, 10))
             early = s_router_recv (b.router, &routing, user);
@@ -275,7 +276,7 @@ zmtp_test (void)
     }
     int in_order = 0;
     poller = zpoller_new (b.router, NULL);
-    for (int tries = 0; tries < 2000 && in_order < 300; tries++) {
+    for (int tries = 0; tries < 10000 && in_order < 300; tries++) {
         free (zmtp_recv (c, 0, -1, &n));
         if (!zpoller_wait (poller, 2))
             continue;
@@ -314,12 +315,16 @@ zmtp_test (void)
     zmtp_t *misled = s_client (&b, b.client, b.stranger, NULL);
     CHECK (zmtp_send (stranger, "let me in", 9) == 0 && zmtp_send (misled, "hello?", 6) == 0);
     zsock_set_rcvtimeo (b.router, 0);
-    for (int i = 0; i < 30; i++) {
-        CHECK (zmtp_recv (stranger, 10, -1, &n) == NULL && zmtp_recv (misled, 10, -1, &n) == NULL);
+    bool silent = true;
+    for (int i = 0; i < 300 && (i < 30 || !zmtp_why (stranger) || !zmtp_why (misled)); i++) {
+        uint8_t *a = zmtp_recv (stranger, 10, -1, &n), *m = zmtp_recv (misled, 10, -1, &n);
         zmsg_t *got = zmsg_recv (b.router);
-        CHECK (got == NULL);
+        silent = silent && !a && !m && !got;
+        free (a);
+        free (m);
         zmsg_destroy (&got);
     }
+    CHECK (silent);
     CHECK (zmtp_why (stranger) != NULL && zmtp_why (misled) != NULL);
     zmtp_destroy (&stranger);
     zmtp_destroy (&misled);
