@@ -115,22 +115,6 @@ s_nonce (uint8_t out[crypto_box_NONCEBYTES], const char *prefix, const uint8_t *
     memcpy (out + n, rest, crypto_box_NONCEBYTES - n);
 }
 
-static void
-s_be64 (uint8_t out[8], uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        out[i] = (uint8_t) (v & 0xFF);
-}
-
-static uint64_t
-s_get64 (const uint8_t in[8])
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | in[i];
-    return v;
-}
-
 //  Ends the connection; the next is tried RETRY_MS later.
 static int
 s_drop (zmtp_t *self, const char *why)
@@ -203,7 +187,7 @@ s_hello (zmtp_t *self)
     static const uint8_t zeros[64];
     zmtp_greeting (greeting);
     memcpy (hello + 80, self->cn_public, KEY);          //  after 72 bytes of padding
-    s_be64 (hello + 112, self->nonce++);
+    zmtp_put_be (hello + 112, self->nonce++, 8);
     s_nonce (nonce, "CurveZMQHELLO---", hello + 112);
     if (crypto_box_easy (hello + 120, zeros, sizeof zeros, nonce, self->server_key, self->cn_secret))
         return s_drop (self, "cannot seal HELLO: a weak broker key");
@@ -243,7 +227,7 @@ s_welcome (zmtp_t *self, const uint8_t *data, size_t size)
     uint8_t body[9 + 96 + 8 + sizeof init + MAC];
     memcpy (body, "\x08INITIATE", 9);
     memcpy (body + 9, plain + KEY, 96);                 //  the cookie, as it came
-    s_be64 (body + 105, self->nonce++);
+    zmtp_put_be (body + 105, self->nonce++, 8);
     s_nonce (nonce, "CurveZMQINITIATE", body + 105);
     int rc = crypto_box_easy_afternm (body + 113, init, init_len, nonce, self->shared);
     sodium_memzero (plain, sizeof plain);
@@ -258,7 +242,7 @@ s_welcome (zmtp_t *self, const uint8_t *data, size_t size)
 static uint8_t *
 s_open (zmtp_t *self, const char *prefix, const uint8_t *data, size_t size, size_t *plain_size)
 {
-    if (size < 8 + MAC || s_get64 (data) <= self->peer_nonce)
+    if (size < 8 + MAC || zmtp_get_be (data, 8) <= self->peer_nonce)
         return NULL;
     uint8_t nonce[crypto_box_NONCEBYTES];
     s_nonce (nonce, prefix, data);
@@ -268,7 +252,7 @@ s_open (zmtp_t *self, const char *prefix, const uint8_t *data, size_t size, size
         return NULL;
     }
     if (plain) {
-        self->peer_nonce = s_get64 (data);
+        self->peer_nonce = zmtp_get_be (data, 8);
         *plain_size = size - 8 - MAC;
     }
     return plain;
@@ -304,7 +288,7 @@ s_seal (zmtp_t *self, uint8_t flags, const uint8_t *data, size_t size)
         return s_drop (self, "out of memory");
     }
     memcpy (body, "\x07MESSAGE", 8);
-    s_be64 (body + 8, self->nonce++);
+    zmtp_put_be (body + 8, self->nonce++, 8);
     s_nonce (nonce, "CurveZMQMESSAGEC", body + 8);
     plain[0] = flags;
     memcpy (plain + 1, data, size);

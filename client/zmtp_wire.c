@@ -9,6 +9,22 @@
 #define FLAG_COMMAND 0x04
 
 void
+zmtp_put_be (uint8_t *out, uint64_t value, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--, value >>= 8)
+        out[i] = (uint8_t) (value & 0xFF);
+}
+
+uint64_t
+zmtp_get_be (const uint8_t *in, int bytes)
+{
+    uint64_t value = 0;
+    for (int i = 0; i < bytes; i++)
+        value = value << 8 | in[i];
+    return value;
+}
+
+void
 zmtp_greeting (uint8_t out[ZMTP_GREETING])
 {
     memset (out, 0, ZMTP_GREETING);
@@ -41,12 +57,7 @@ zmtp_frame_decode (const uint8_t *buf, size_t len, size_t max, zmtp_frame_t *fra
     size_t header = flags & FLAG_LONG ? 9 : 2;
     if (len < header)
         return 0;
-    uint64_t size = 0;
-    if (flags & FLAG_LONG)
-        for (int i = 1; i < 9; i++)
-            size = size << 8 | buf[i];
-    else
-        size = buf[1];
+    uint64_t size = flags & FLAG_LONG ? zmtp_get_be (buf + 1, 8) : buf[1];
     if (size > max)
         return -1;
     if (len - header < size)
@@ -67,8 +78,7 @@ zmtp_frame_header (uint8_t out[ZMTP_HEADER_MAX], bool more, bool command, size_t
         return 2;
     }
     out[0] |= FLAG_LONG;
-    for (int i = 8; i >= 1; i--, size >>= 8)
-        out[i] = (uint8_t) (size & 0xFF);
+    zmtp_put_be (out + 1, size, 8);
     return 9;
 }
 
@@ -94,8 +104,7 @@ zmtp_property (const uint8_t *list, size_t size, const char *name, const uint8_t
         if (n == 0 || size - at < 1 + n + 4)
             return -1;
         const uint8_t *key = list + at + 1;
-        const uint8_t *len = key + n;
-        uint32_t v = (uint32_t) len[0] << 24 | (uint32_t) len[1] << 16 | (uint32_t) len[2] << 8 | len[3];
+        uint64_t v = zmtp_get_be (key + n, 4);
         at += 1 + n + 4;
         if (v > size - at)
             return -1;
@@ -115,12 +124,8 @@ zmtp_property_put (uint8_t *out, const char *name, const char *value)
     size_t n = strlen (name), v = strlen (value);
     out[0] = (uint8_t) n;
     memcpy (out + 1, name, n);
-    uint8_t *len = out + 1 + n;
-    len[0] = (uint8_t) (v >> 24);
-    len[1] = (uint8_t) (v >> 16);
-    len[2] = (uint8_t) (v >> 8);
-    len[3] = (uint8_t) v;
-    memcpy (len + 4, value, v);
+    zmtp_put_be (out + 1 + n, v, 4);
+    memcpy (out + 1 + n + 4, value, v);
     return 1 + n + 4 + v;
 }
 
@@ -164,6 +169,12 @@ zmtp_wire_test (void)
     CHECK (zmtp_z85_decode ("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7x", key) == -1);
     CHECK (zmtp_z85_decode ("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]y~7", key) == -1);
     CHECK (zmtp_z85_decode ("%%%%%rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H", key) == -1);   //  > 2^32
+
+    uint8_t be[8];
+    zmtp_put_be (be, 0x0102030405060708ULL, 8);
+    CHECK (be[0] == 1 && be[7] == 8 && zmtp_get_be (be, 8) == 0x0102030405060708ULL);
+    zmtp_put_be (be, 0xA1B2C3D4, 4);
+    CHECK (be[0] == 0xA1 && be[3] == 0xD4 && zmtp_get_be (be, 4) == 0xA1B2C3D4);
 
     uint8_t g[ZMTP_GREETING];
     zmtp_greeting (g);

@@ -19,6 +19,11 @@ typedef struct {
     size_t size;
 } zmtp_frame_t;
 
+//  A big-endian unsigned integer of `bytes` bytes (1 to 8): how ZMTP writes sizes and
+//  CurveZMQ its short nonces.
+void zmtp_put_be (uint8_t *out, uint64_t value, int bytes);
+uint64_t zmtp_get_be (const uint8_t *in, int bytes);
+
 //  Our greeting as a CURVE client of ZMTP 3.0.
 void zmtp_greeting (uint8_t out[ZMTP_GREETING]);
 
