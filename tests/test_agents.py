@@ -2,7 +2,7 @@
 and close, interrupt, a run timeout of its own choosing and output streamed as it comes, each
 through the real broker and worker, and each against another principal naming what is not its
 own."""
-import json, os, re, signal, tempfile, time
+import json, os, re, signal, time
 import harness
 from harness import BIN, Stack, Terminal, check, run_all, test, SLOW
 

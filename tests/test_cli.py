@@ -2,7 +2,7 @@
 checked before anything is opened, one-line refusals with a suggestion, --json and --version
 everywhere, exit codes that tell refusals apart, pending and the live line naming approvers,
 and Ctrl-C/SIGTERM during a wait that leave the request to `replgate wait`."""
-import json, os, re, shutil, signal, subprocess, sys, tempfile, time
+import json, os, re, shutil, signal, subprocess, sys, time
 import harness
 from harness import BIN, Stack, Terminal, check, free_port_pair, run_all, test, SLOW
 

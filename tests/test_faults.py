@@ -2,7 +2,7 @@
 by another process, a full disk and a transition the database refuses: the loop keeps
 answering, nothing acknowledged is stranded, `ping` and the database agree, and everything
 that waited is written, in order, once the database takes writes again."""
-import json, os, sqlite3, subprocess, tempfile, time
+import json, os, sqlite3, subprocess, time
 import harness
 from harness import Stack, check, run_all, test, wait_for, SLOW
 

@@ -1,7 +1,7 @@
 """tests/test_forensics.py: the record alone answers who ran what, when, with what result and who
 allowed it: replay, export, history, verify (with a saved head) and prune, against a real broker
 and worker, with the broker stopped and while it runs under load."""
-import csv, datetime, hashlib, io, json, os, shutil, sqlite3, subprocess, tempfile, threading, time
+import csv, datetime, hashlib, io, json, os, shutil, sqlite3, subprocess, threading, time
 import harness
 from harness import Stack, check, run_all, test, SLOW
 

@@ -380,7 +380,6 @@ def outputs_are_masked_before_storage():
 
 @test
 def worker_secrets_reach_snippets_but_never_the_record():
-    import tempfile
     value = "Zq8-" + "worker-only-" + "7e1f0c"
     path = os.path.join(harness.scratch_dir("replgate-secrets-"), "secrets.json")
     with open(path, "w") as f:

@@ -1,7 +1,7 @@
 """tests/test_masking.py: masking through the real broker and worker. The worker masks its
 named secrets, the broker its detectors, each once, over every text field of a result; what
 neither lets through is in no reply, row, event, subscriber push or byte of the database."""
-import json, os, subprocess, tempfile, time
+import json, os, subprocess, time
 import harness
 from harness import Stack, check, run_all, test, SLOW
 

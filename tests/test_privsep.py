@@ -2,7 +2,7 @@
 front, which speaks to the broker, runs under its own uid with no capabilities, no new
 privileges, a seccomp filter and an empty root, and holds no secret; either process's death
 ends the other; a malformed or out-of-range message from the front ends the worker."""
-import ctypes, json, os, re, signal, socket, struct, tempfile, time
+import ctypes, json, os, re, signal, socket, struct, time
 import harness
 from harness import Stack, check, run_all, test, wait_for, ASAN, SLOW
 

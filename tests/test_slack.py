@@ -38,7 +38,6 @@ class Gate:
             for r in self.policy_rules:
                 if r["action"] == "review":
                     r.setdefault("webhook", self.hook)
-        import tempfile
         pdir = harness.scratch_dir("replgate-policy-")
         self.policy = os.path.join(pdir, "policy.json")
         with open(self.policy, "w") as f:

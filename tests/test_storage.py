@@ -7,7 +7,7 @@ The cases need root (chattr +i, mount). Where that is not permitted each case pr
 line and is left out of the count: run.sh sums the `passed, failed` line, so a skip is neither.
 Every chattr and mount is undone in a finally block: an immutable file left in /tmp cannot be
 removed by anyone's cleanup."""
-import os, shutil, signal, sqlite3, subprocess, sys, tempfile
+import os, shutil, signal, sqlite3, subprocess, sys
 import harness
 from harness import BIN, SLOW, Stack, check, proc_env, run_all, test
 
