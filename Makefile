@@ -22,9 +22,8 @@ libs       = $(shell pkg-config --libs $(1) 2>/dev/null) -lm
 COMMON    := $(wildcard common/*.c) $(wildcard store/*.c) $(wildcard policy/*.c)
 BROKER    := $(filter-out broker/main.c,$(wildcard broker/*.c))
 WORKER    := $(filter-out worker/main.c worker/init.c worker/shellhost.c,$(wildcard worker/*.c))
-# client/lazy.c stands in for czmq in `replgate` alone (see there); client/zmtp_test.c runs
-# the client's connection against a real libzmq server, and only the self-test links libzmq.
-CLIENT    := $(filter-out client/main.c client/lazy.c client/zmtp_test.c,$(wildcard client/*.c))
+# client/lazy.c stands in for czmq in `replgate` alone (see there).
+CLIENT    := $(filter-out client/main.c client/lazy.c,$(wildcard client/*.c))
 APPROVER  := $(filter-out approver/main.c,$(wildcard approver/*.c))
 # The shared modules, by what they need. The store's *_test.c files are part of the
 # store (store_test.c runs the others, and defines store_raw_exec, which they call).
@@ -38,6 +37,10 @@ MASK      := $(addprefix policy/,mask.c mask_builtins.c)
 REDACT    := $(addprefix policy/,mask_apply.c mask_stream.c redact.c)
 # What every program may call: helpers, growable buffers, the table of request states.
 UTIL      := $(addprefix common/,util.c buf.c states.c)
+# A CURVE DEALER connection to the broker, and its keys read from cert files, without czmq
+# or libzmq: for the CLI, the approver and the worker's front (common/zmtp_test.c runs it
+# against a real libzmq server: only the self-test, which links COMMON, links libzmq).
+ZMTP      := $(addprefix common/,zmtp.c zmtp_wire.c certfile.c)
 obj        = $(patsubst %.c,$(B)/%.o,$(1))
 GEN       := $(B)/gen/pydriver_py.h $(B)/gen/shdriver_sh.h $(B)/gen/default_json.h
 
@@ -88,23 +91,24 @@ $(BIN)/replgate-broker: $(call obj,broker/main.c $(BROKER) $(UTIL) common/keys.c
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,libczmq libzmq jansson sqlite3 libsodium libpcre2-8) $(POLICY_LIBS)
 # No store, SQLite or policy engine: the worker only masks secrets out of results.
-$(BIN)/replgate-worker: $(call obj,worker/main.c $(WORKER) $(UTIL) common/proto.c common/egress_check.c $(MASK) $(REDACT))
+$(BIN)/replgate-worker: $(call obj,worker/main.c $(WORKER) $(UTIL) $(ZMTP) common/proto.c common/egress_check.c $(MASK) $(REDACT))
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,libczmq libzmq jansson libsodium libpcre2-8 libseccomp)
+	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,libczmq jansson libsodium libpcre2-8 libseccomp)
 # No libzmq or czmq: client/lazy.c loads them when a command first calls them.
-$(BIN)/replgate: $(call obj,client/main.c client/lazy.c $(CLIENT) $(UTIL) common/keys.c \
+$(BIN)/replgate: $(call obj,client/main.c client/lazy.c $(CLIENT) $(UTIL) $(ZMTP) common/keys.c \
                    $(STORE) $(POLICY) $(MASK))
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,jansson sqlite3 libsodium libpcre2-8) $(POLICY_LIBS)
-$(BIN)/replgate-approver: $(call obj,approver/main.c $(APPROVER) client/conn.c client/zmtp.c \
-                            client/zmtp_wire.c $(UTIL) store/store_row.c common/keys.c)
+# No czmq or libzmq: its connections to the broker are common/zmtp.c's.
+$(BIN)/replgate-approver: $(call obj,approver/main.c $(APPROVER) client/conn.c $(ZMTP) $(UTIL) \
+                            store/store_row.c)
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,libczmq libzmq jansson sqlite3 libsodium libcurl libmicrohttpd)
+	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,jansson sqlite3 libsodium libcurl libmicrohttpd)
 # The sandbox's PID 1: static, never sanitized, nothing of the worker inside the jail.
 $(BIN)/replgate-init: worker/init.c worker/shellhost.c worker/shellhost.h
 	@mkdir -p $(BIN)
 	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -I. -static $(filter %.c,$^) -o $@
-$(BIN)/replgate-selftest: $(call obj,tests/selftest.c $(BROKER) $(WORKER) $(CLIENT) client/zmtp_test.c \
+$(BIN)/replgate-selftest: $(call obj,tests/selftest.c $(BROKER) $(WORKER) $(CLIENT) \
                             $(APPROVER) $(COMMON))
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,$(PKGS)) $(POLICY_LIBS)

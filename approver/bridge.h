@@ -1,36 +1,40 @@
 /*  approver/bridge.h: the approver's two connections to the broker (CURVE, gateway key): one
-    DEALER that only carries the event subscription, and one (client/conn.c) for calls, so a
-    call never has to sort pushed events from its reply. A socket monitor on the subscription
-    tells when the broker came back (a restart loses its subscribers), so the approver
-    re-subscribes from the last event it handled. */
+    that only carries the event subscription, and one (client/conn.c) for calls, so a call
+    never has to sort pushed events from its reply. Both are common/zmtp.c connections (no
+    libzmq). When the subscription's connection completes a handshake after its first, the
+    broker came back (a restart loses its subscribers), so the approver re-subscribes from
+    the last event it handled. */
 #ifndef RG_BRIDGE_H
 #define RG_BRIDGE_H
-#include <czmq.h>
+#include "common/zmtp.h"
 #include <jansson.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 typedef struct _bridge_t bridge_t;
 
-//  Neither cert is taken over. NULL if a socket cannot be made.
-bridge_t *bridge_new (const char *endpoint, zcert_t *cert, zcert_t *server);
+//  keys are copied. NULL if the endpoint is not valid.
+bridge_t *bridge_new (const char *endpoint, const zmtp_keys_t *keys);
 void bridge_destroy (bridge_t **self_p);
 
-//  Makes a fresh subscription socket and subscribes from `since`. 0 or -1.
+//  Makes a fresh subscription connection and subscribes from `since`. 0 or -1.
 int bridge_subscribe (bridge_t *self, int64_t since);
 
-//  The subscription socket's libzmq handle, for zmq_poll.
-void *bridge_handle (bridge_t *self);
+//  What to give poll(2) for the subscription, and the longest the caller may wait (ms, -1:
+//  no limit) before it calls bridge_next_event again (see zmtp_poll_item).
+int bridge_poll_item (bridge_t *self, struct pollfd *pfd);
 
-//  The next pushed event, without waiting; NULL if none. Replies are skipped.
+//  The next pushed event, without waiting; NULL if none. Replies are skipped. Each call
+//  also moves the connection along (reads, writes, the handshake, a reconnect).
 json_t *bridge_next_event (bridge_t *self);
 
-//  True once after the subscription connection was re-established (or refused): the caller
-//  must subscribe again.
+//  True once after the subscription connection was re-established: the caller must
+//  subscribe again. Logs (once each) how the connection was lost or refused.
 bool bridge_needs_resubscribe (bridge_t *self);
 
-//  A request/reply call (rid matched). NULL on timeout; the call socket is then replaced, so
-//  an unsent request cannot reach the broker later and surprise anyone.
+//  A request/reply call (rid matched). NULL on timeout; the call connection is then
+//  replaced, so an unsent request cannot reach the broker later and surprise anyone.
 json_t *bridge_call (bridge_t *self, json_t *req, int timeout_ms);
 
 #endif

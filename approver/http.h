@@ -23,7 +23,7 @@ typedef struct {
 http_t *http_new (const http_config_t *config);
 void http_destroy (http_t **self_p);
 
-//  A file descriptor that is readable while clicks are queued (for zmq_poll).
+//  A file descriptor that is readable while clicks are queued (for poll).
 int http_fd (http_t *self);
 
 //  Takes the oldest queued click into *click; false if none.

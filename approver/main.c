@@ -8,10 +8,13 @@
 #include "approver/http.h"
 #include "approver/bridge.h"
 #include "approver/state.h"
-#include "common/keys.h"
+#include "common/certfile.h"
 #include "common/util.h"
 #include <curl/curl.h>
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
 #include <sodium.h>
 #include <sys/stat.h>
 
@@ -99,19 +102,16 @@ s_app_open (app_t *app)
         log_error ("cannot create %s: %s", c->dir, strerror (errno));
         return -1;
     }
-    zcert_t *cert = keys_load_pair (c->key, err, sizeof err);
-    zcert_t *server = cert ? keys_load_public (c->server_key, err, sizeof err) : NULL;
-    if (!server) {
+    zmtp_keys_t keys;
+    if (certfile_load (c->key, c->server_key, &keys, err, sizeof err) != 0) {
         log_error ("%s", err);
-        zcert_destroy (&cert);
         return -1;
     }
     snprintf (path, sizeof path, "%s/approver.db", c->dir);
     app->state = state_new (path);
     app->deliver = app->state ? deliver_new (app->state, c->http_timeout_ms) : NULL;
-    app->bridge = app->deliver ? bridge_new (c->broker, cert, server) : NULL;
-    zcert_destroy (&cert);
-    zcert_destroy (&server);
+    app->bridge = app->deliver ? bridge_new (c->broker, &keys) : NULL;
+    sodium_memzero (&keys, sizeof keys);
     app->flow = app->bridge ? flow_new (c, app->state, app->bridge) : NULL;
     if (!app->flow)
         return -1;
@@ -137,12 +137,23 @@ s_pump_events (app_t *app)
     return ok;
 }
 
+//  SIGINT and SIGTERM end the loop (within its longest wait, 500 ms, if a thread of
+//  libmicrohttpd's takes the signal rather than the poll).
+static volatile sig_atomic_t s_stop;
+
+static void
+s_on_signal (int sig)
+{
+    (void) sig;
+    s_stop = 1;
+}
+
 static void
 s_run (app_t *app)
 {
     bool subscribe = true, catch_up = true;
     int64_t subscribe_at = 0, catch_up_at = 0;
-    while (!zsys_interrupted) {
+    while (!s_stop) {
         int64_t now = clock_mono_ms ();
         if (subscribe && now >= subscribe_at) {
             subscribe = bridge_subscribe (app->bridge, state_last_seq (app->state)) != 0;
@@ -154,10 +165,12 @@ s_run (app_t *app)
             catch_up_at = clock_mono_ms () + 2000;
         }
         int timeout = deliver_tick (app->deliver, clock_wall_ms (), subscribe || catch_up ? 200 : 500);
-        zmq_pollitem_t items[2] = { { NULL, http_fd (app->http), ZMQ_POLLIN, 0 },
-                                    { bridge_handle (app->bridge), 0, ZMQ_POLLIN, 0 } };
-        if (zmq_poll (items, items[1].socket ? 2 : 1, timeout) < 0 && zmq_errno () != EINTR) {
-            log_error ("zmq_poll: %s", zmq_strerror (zmq_errno ()));
+        struct pollfd items[2] = { { .fd = http_fd (app->http), .events = POLLIN } };
+        int wait = bridge_poll_item (app->bridge, &items[1]);
+        if (wait >= 0 && (timeout < 0 || wait < timeout))
+            timeout = wait;
+        if (poll (items, 2, timeout) < 0 && errno != EINTR) {
+            log_error ("poll: %s", strerror (errno));
             break;
         }
         if (bridge_needs_resubscribe (app->bridge))
@@ -183,6 +196,10 @@ main (int argc, char *argv[])
         config_destroy (&app.config);
         return 1;
     }
+    struct sigaction sa = { .sa_handler = s_on_signal };
+    sigemptyset (&sa.sa_mask);
+    if (sigaction (SIGINT, &sa, NULL) != 0 || sigaction (SIGTERM, &sa, NULL) != 0)
+        log_warn ("cannot catch SIGINT and SIGTERM: %s", strerror (errno));
     int rc = s_app_open (&app);
     if (rc == 0) {
         log_info ("up: broker %s, state %s/approver.db, %zu Slack user%s mapped", app.config->broker,

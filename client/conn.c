@@ -1,12 +1,12 @@
 /*  client/conn.c: the client side of the broker protocol: requests matched to replies by
-    `rid`, over one CURVE connection (client/zmtp.c, which speaks ZeroMQ's wire protocol
+    `rid`, over one CURVE connection (common/zmtp.c, which speaks ZeroMQ's wire protocol
     itself, so that neither the CLI nor the approver's calls need libzmq's context and
     threads). */
 #include "client/conn.h"
-#include "client/zmtp.h"
-#include "client/zmtp_wire.h"
+#include "common/zmtp.h"
 #include "common/util.h"
-#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
 
 struct _conn_t {
     zmtp_t *link;
@@ -18,29 +18,19 @@ struct _conn_t {
 };
 
 conn_t *
-conn_new_z85 (const char *endpoint, const char *public_key, const char *secret_key,
-              const char *server_key)
+conn_new (const char *endpoint, const zmtp_keys_t *keys)
 {
-    uint8_t pub[32], sec[32], server[32];
-    zmtp_t *link = NULL;
-    if (zmtp_z85_decode (public_key, pub) == 0 && zmtp_z85_decode (secret_key, sec) == 0
-    &&  zmtp_z85_decode (server_key, server) == 0)
-        link = zmtp_new (endpoint, pub, sec, server);
-    sodium_memzero (sec, sizeof sec);
-    if (!link)
+    conn_t *self = (conn_t *) calloc (1, sizeof (conn_t));
+    if (!self)
         return NULL;
-    conn_t *self = (conn_t *) zmalloc (sizeof (conn_t));
-    self->link = link;
+    self->link = zmtp_new (endpoint, keys);
+    if (!self->link) {
+        free (self);
+        return NULL;
+    }
     random_hex (8, self->prefix);
     self->wake_fd = -1;
     return self;
-}
-
-conn_t *
-conn_new (const char *endpoint, zcert_t *cert, zcert_t *server)
-{
-    return conn_new_z85 (endpoint, zcert_public_txt (cert), zcert_secret_txt (cert),
-                         zcert_public_txt (server));
 }
 
 void
@@ -77,12 +67,19 @@ conn_on_push (conn_t *self, conn_push_fn *fn, void *arg)
     self->push_arg = arg;
 }
 
-int
-conn_send (conn_t *self, json_t *req, char rid[40])
+//  req with a fresh rid (also copied into rid), as text (caller frees); NULL if out of memory.
+static char *
+s_encode (conn_t *self, json_t *req, char rid[40])
 {
     snprintf (rid, 40, "%s-%lld", self->prefix, (long long) ++self->next_rid);
     json_object_set_new (req, "rid", json_string (rid));
-    char *text = json_dumps (req, JSON_COMPACT);
+    return json_dumps (req, JSON_COMPACT);
+}
+
+int
+conn_send (conn_t *self, json_t *req, char rid[40])
+{
+    char *text = s_encode (self, req, rid);
     int rc = text ? zmtp_send (self->link, text, strlen (text)) : -1;
     free (text);
     return rc;
@@ -118,35 +115,28 @@ s_woken (conn_t *self)
     return self->wake_fd >= 0 && poll (&p, 1, 0) > 0;
 }
 
-json_t *
-conn_call (conn_t *self, json_t *req, int timeout_ms)
+//  Waits for the reply to rid until deadline. text (its request, kept only when it may be
+//  sent again) goes out again, the same rid, whenever a connection opens after the one it
+//  went out on was lost. NULL on timeout or when woken.
+static json_t *
+s_await_reply (conn_t *self, const char *rid, const char *text, int64_t deadline)
 {
-    char rid[40];
-    if (conn_send (self, req, rid) != 0)
-        return NULL;
-    bool again = s_safe_again (req);
     //  Connections opened by the time it went out: one that opens after a later loss
     //  started without it (the first one to open carries what waited for it).
     uint64_t sent_on = zmtp_opened (self->link);
-    int64_t deadline = clock_mono_ms () + timeout_ms;
-    while (clock_mono_ms () < deadline) {
-        int64_t left = deadline - clock_mono_ms ();
-        json_t *reply = conn_recv (self, (int) (again && left > 100 ? 100 : left));
-        if (!reply && (!again || s_woken (self)))
+    int64_t left;
+    while ((left = deadline - clock_mono_ms ()) > 0) {
+        json_t *reply = conn_recv (self, (int) left);
+        if (!reply && (!text || s_woken (self)))
             return NULL;
-        if (!reply) {
-            uint64_t opened = zmtp_opened (self->link);
-            if (opened > (sent_on ? sent_on : 1)) {
-                char *text = json_dumps (req, JSON_COMPACT);     //  the same rid
-                if (!text || zmtp_send (self->link, text, strlen (text)) != 0) {
-                    free (text);
-                    return NULL;
-                }
-                free (text);
-                sent_on = opened;
-            }
-            continue;
+        uint64_t opened = zmtp_opened (self->link);
+        if (!reply && opened > (sent_on ? sent_on : 1)) {
+            if (zmtp_send (self->link, text, strlen (text)) != 0)
+                return NULL;
+            sent_on = opened;
         }
+        if (!reply)
+            continue;
         const char *got = json_string_value (json_object_get (reply, "rid"));
         if (got && strcmp (got, rid) == 0 && !json_object_get (reply, "op"))
             return reply;
@@ -155,4 +145,20 @@ conn_call (conn_t *self, json_t *req, int timeout_ms)
         json_decref (reply);
     }
     return NULL;
+}
+
+json_t *
+conn_call (conn_t *self, json_t *req, int timeout_ms)
+{
+    char rid[40], *text = s_encode (self, req, rid);
+    if (!text || zmtp_send (self->link, text, strlen (text)) != 0) {
+        free (text);
+        return NULL;
+    }
+    bool again = s_safe_again (req);
+    zmtp_break_on_open (self->link, again);
+    json_t *reply = s_await_reply (self, rid, again ? text : NULL, clock_mono_ms () + timeout_ms);
+    zmtp_break_on_open (self->link, false);
+    free (text);
+    return reply;
 }

@@ -2,22 +2,16 @@
     matching by `rid`. Used by the CLI and the approver; one connection, one caller thread. */
 #ifndef RG_CONN_H
 #define RG_CONN_H
-#include <czmq.h>
+#include "common/zmtp.h"
 #include <jansson.h>
 #include <poll.h>
 
 typedef struct _conn_t conn_t;
 
-//  Connects to endpoint (tcp://HOST:PORT or ipc://PATH) with the client's Z85 public and
-//  secret keys and the broker's Z85 public key (40 characters each); the connection is made,
-//  and made again if lost, as calls need it. Returns NULL if the endpoint is not one of those
-//  or a key is not Z85. Makes no czmq or libzmq call.
-conn_t *conn_new_z85 (const char *endpoint, const char *public_key, const char *secret_key,
-                      const char *server_key);
-
-//  The same with the client pair `cert` and the broker's public `server` cert (neither is
-//  taken over).
-conn_t *conn_new (const char *endpoint, zcert_t *cert, zcert_t *server);
+//  Connects to endpoint (tcp://HOST:PORT or ipc://PATH) with keys (copied; see
+//  common/certfile.h); the connection is made, and made again if lost, as calls need it.
+//  Returns NULL if the endpoint is not one of those. Makes no czmq or libzmq call.
+conn_t *conn_new (const char *endpoint, const zmtp_keys_t *keys);
 void conn_destroy (conn_t **self_p);
 
 //  Sends `req` (not consumed; a fresh `rid` is set on it) and waits up to timeout_ms for the

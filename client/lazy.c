@@ -2,7 +2,7 @@
     not link it: with libzmq and what they link in turn (libstdc++, Kerberos, systemd, PGM,
     ...) they were 24 of its 32 shared libraries and most of its start-up time, and only the
     commands that make keys (keygen, up: common/keys.c) call czmq. The commands that reach
-    the broker need neither: client/zmtp.c speaks ZeroMQ's wire protocol itself. Each
+    the broker need neither: common/zmtp.c speaks ZeroMQ's wire protocol itself. Each
     function those objects call is defined here under its own name, with the type its
     header declares (the compiler checks), and hands over to the library's own, which dlsym
     finds on the first call. A function missing here is an undefined reference when
@@ -45,19 +45,14 @@ s_resolve (const char *library, const char *name)
         real args; \
     }
 
-//  client/conn.c (conn_new, which the approver calls with certs)
-FORWARD (CZMQ_SO, const char *, zcert_public_txt, (zcert_t *self), (self))
-FORWARD (CZMQ_SO, const char *, zcert_secret_txt, (zcert_t *self), (self))
-
 //  common/keys.c (keygen and up make keys with czmq; the rest it links is not called here)
 FORWARD (CZMQ_SO, zcert_t *, zcert_new, (void), ())
 FORWARD_VOID (CZMQ_SO, zcert_destroy, (zcert_t **self_p), (self_p))
 FORWARD (CZMQ_SO, zcert_t *, zcert_load, (const char *filename), (filename))
+FORWARD (CZMQ_SO, const char *, zcert_secret_txt, (zcert_t *self), (self))
 FORWARD (CZMQ_SO, int, zcert_save, (zcert_t *self, const char *filename), (self, filename))
 FORWARD (CZMQ_SO, int, zcert_save_public, (zcert_t *self, const char *filename),
          (self, filename))
-FORWARD_VOID (CZMQ_SO, zcert_apply, (zcert_t *self, void *socket), (self, socket))
-FORWARD_VOID (CZMQ_SO, zsock_set_curve_serverkey, (void *self, const char *key), (self, key))
 FORWARD (CZMQ_SO, bool, zsys_file_exists, (const char *filename), (filename))
 
 //  A variadic call cannot be handed on as such: the value is formatted here.

@@ -2,10 +2,12 @@
     cancel, ping; and cli_connect, which the others that talk to it share. */
 #include "client/cli.h"
 #include "common/buf.h"
+#include "common/certfile.h"
 #include "common/keys.h"
 #include "common/util.h"
 #include <errno.h>
 #include <signal.h>
+#include <sodium.h>
 #include <unistd.h>
 
 //  Long polls are cut into slices so a dead broker is noticed within one slice.
@@ -33,74 +35,6 @@ s_read_file (FILE *in)
         return NULL;
     }
     return buf_take (&b);
-}
-
-//  The Z85 keys of a czmq cert file, read here so that a command that only talks to the
-//  broker never loads czmq (client/lazy.c). The file is ZPL: a `curve` section at the left
-//  margin, then indented `public-key = "..."` and `secret-key = "..."` (quotes optional).
-//  A key that is absent or not 40 characters is left empty. -1 if the file cannot be read.
-static int
-s_cert_keys (const char *path, char public_key[41], char secret_key[41])
-{
-    FILE *f = fopen (path, "r");
-    if (!f)
-        return -1;
-    char line[512];
-    bool curve = false;
-    public_key[0] = secret_key[0] = 0;
-    while (fgets (line, sizeof line, f)) {
-        char *p = line + strspn (line, " \t");
-        if (*p == '#' || *p == '\r' || *p == '\n' || *p == 0)
-            continue;
-        if (p == line) {            //  a section
-            curve = strncmp (p, "curve", 5) == 0 && strchr (" \t\r\n#", p[5]);
-            continue;
-        }
-        char *key = !curve ? NULL : strncmp (p, "public-key", 10) == 0 ? public_key
-                  : strncmp (p, "secret-key", 10) == 0 ? secret_key : NULL;
-        if (!key)
-            continue;
-        p += 10;
-        p += strspn (p, " \t");
-        if (*p++ != '=')
-            continue;
-        p += strspn (p, " \t");
-        char quote = *p == '"' || *p == '\'' ? *p++ : 0;
-        size_t n = strcspn (p, quote == '"' ? "\"" : quote ? "'" : " \t\r\n");
-        if (n == 40 && (!quote || p[n] == quote)) {
-            memcpy (key, p, 40);
-            key[40] = 0;
-        }
-    }
-    fclose (f);
-    return 0;
-}
-
-//  The client's pair and the broker's public key from their cert files, as Z85 text.
-//  -1 with a message in err.
-static int
-s_keys (const char *key_path, const char *server_path, char public_key[41],
-        char secret_key[41], char server_key[41], char *err, size_t err_size)
-{
-    //  The pair's secret file holds both halves: czmq's zcert_load reads it the same way.
-    char secret_path[1100], unused[41];
-    snprintf (secret_path, sizeof secret_path, "%s_secret", key_path);
-    const char *missing = access (secret_path, F_OK) != 0 ? secret_path
-                        : access (server_path, F_OK) != 0 ? server_path : NULL;
-    if (missing) {
-        snprintf (err, err_size, "no key file: %s", missing);
-        return -1;
-    }
-    if (s_cert_keys (secret_path, public_key, secret_key) != 0 || !*public_key || !*secret_key
-    ||  strcmp (secret_key, "0000000000000000000000000000000000000000") == 0) {
-        snprintf (err, err_size, "cannot read a key pair from %s", key_path);
-        return -1;
-    }
-    if (s_cert_keys (server_path, server_key, unused) != 0 || !*server_key) {
-        snprintf (err, err_size, "cannot read a public key from %s", server_path);
-        return -1;
-    }
-    return 0;
 }
 
 int
@@ -141,11 +75,15 @@ cli_connect (cli_t *cli, const char *default_key, int *code)
             fclose (f);
         }
     }
-    char err[1200], public_key[41], secret_key[41], server_key[41];
+    //  Read here, without czmq: a command that only talks to the broker never loads it
+    //  (client/lazy.c).
+    char err[1200];
+    zmtp_keys_t keys;
     conn_t *conn = NULL;
-    if (s_keys (key_path, server_path, public_key, secret_key, server_key, err, sizeof err) == 0
-    &&  !(conn = conn_new_z85 (ep, public_key, secret_key, server_key)))
+    if (certfile_load (key_path, server_path, &keys, err, sizeof err) == 0
+    &&  !(conn = conn_new (ep, &keys)))
         snprintf (err, sizeof err, "cannot connect to %s", ep);
+    sodium_memzero (&keys, sizeof keys);
     if (!conn) {
         fprintf (stderr, "replgate %s: %s\n", cli->cmd, err);
         *code = EXIT_USAGE;

@@ -155,19 +155,3 @@ keys_load_pair (const char *path, char *err, size_t err_size)
     }
     return cert;
 }
-
-zcert_t *
-keys_load_public (const char *path, char *err, size_t err_size)
-{
-    zcert_t *cert = zsys_file_exists (path) ? zcert_load (path) : NULL;
-    if (!cert)
-        snprintf (err, err_size, "cannot read a public key from %s", path);
-    return cert;
-}
-
-void
-keys_apply_client (zsock_t *sock, zcert_t *cert, zcert_t *server)
-{
-    zcert_apply (cert, sock);
-    zsock_set_curve_serverkey (sock, zcert_public_txt (server));
-}

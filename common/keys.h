@@ -23,18 +23,13 @@ int keys_name_valid (const char *name);
 //  Creates broker, worker, agent and admin pairs under DIR if they do not exist yet.
 int keys_ensure_local (const char *dir, char *err, size_t err_size);
 
-//  Loads a cert with its secret half (path and path_secret). NULL with err filled on failure.
+//  Loads a cert with its secret half (path and path_secret), for the broker (its clients read
+//  theirs with common/certfile.h). NULL with err filled on failure.
 zcert_t *keys_load_pair (const char *path, char *err, size_t err_size);
-
-//  Loads a public cert (for a server key). NULL with err filled on failure.
-zcert_t *keys_load_public (const char *path, char *err, size_t err_size);
 
 //  Paths of the standard files under DIR (into buf).
 void keys_path_private (const char *dir, const char *name, char *buf, size_t size);
 void keys_path_broker (const char *dir, char *buf, size_t size);
 void keys_path_trusted (const char *dir, char *buf, size_t size);
-
-//  Applies `cert` as a CURVE client key with `server` as the server's public key.
-void keys_apply_client (zsock_t *sock, zcert_t *cert, zcert_t *server);
 
 #endif

@@ -50,6 +50,7 @@ int egress_check_test (void);
 int egress_record_test (void);
 int zmtp_wire_test (void);
 int zmtp_test (void);
+int certfile_test (void);
 
 static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "util", util_test },
@@ -96,6 +97,7 @@ static struct { const char *name; int (*fn) (void); } s_tests[] = {
     { "egress_record", egress_record_test },
     { "zmtp_wire", zmtp_wire_test },
     { "zmtp", zmtp_test },
+    { "certfile", certfile_test },
 };
 
 int

@@ -446,6 +446,36 @@ def a_cli_wait_goes_on_across_a_broker_restart():
 
 
 @test
+def a_cli_wait_sleeps_while_it_waits():
+    """`replgate wait` on a request that stays queued (no worker) sleeps in one piece while its
+    await is held: it wakes only for the broker (every 25 s slice), not to look for a new
+    connection (before: ten times a second)."""
+    s = Stack(workers=0)
+    try:
+        c = s.client()
+        queued = c.call("submit", lang="python", code="1", session="w", wait_ms=0)
+        c.close()
+        check(queued["state"] == "queued", queued)
+        wait = subprocess.Popen([os.path.join(BIN, "replgate"), "wait", str(queued["id"]), "--dir", s.dir],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, ZSYS_SIGHANDLER="false"))
+
+        def wakeups():
+            with open("/proc/%d/status" % wait.pid) as f:
+                return sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+        time.sleep(1.0 * SLOW)          # connected, and its await held by the broker
+        before = wakeups()
+        time.sleep(2.0)
+        woke = wakeups() - before
+        check(wait.poll() is None, "the wait ended early")
+        check(woke <= 3, "woke %d times in 2 s" % woke)
+        wait.kill()
+        wait.communicate()
+    finally:
+        check(not s.stop(), "sanitizer report")
+
+
+@test
 def recovery_keeps_each_session_in_order():
     """Queued snippets of a session and one recorded but not yet decided when the broker died
     run in submission order after the restart (B, C, D), never the undecided one first."""

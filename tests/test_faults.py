@@ -2,7 +2,7 @@
 by another process, a full disk and a transition the database refuses: the loop keeps
 answering, nothing acknowledged is stranded, `ping` and the database agree, and everything
 that waited is written, in order, once the database takes writes again."""
-import json, os, sqlite3, subprocess, time
+import json, os, signal, sqlite3, subprocess, time
 import harness
 from harness import Stack, check, run_all, test, wait_for, SLOW
 
@@ -407,6 +407,36 @@ def an_unwritable_database_file_stops_work_without_growing_the_wal():
     finally:
         if imm:
             subprocess.run(["chattr", "-i", s.db])
+        check(not s.stop(), "sanitizer report")
+
+
+@test
+def a_broker_that_stalls_gets_its_worker_back():
+    """The broker stops (SIGSTOP) for longer than a worker waits for its heartbeats: the
+    worker drops the quiet connection, starts a new one and announces itself on it, and once
+    the broker goes on, snippets run again."""
+    s = Stack()
+    stopped = False
+    try:
+        c = s.client()
+        check(c.run("1", session="before")["outcome"] == "ok", "warm up")
+        os.kill(s.broker.pid, signal.SIGSTOP)
+        stopped = True
+        time.sleep(4.5)                     # past the worker's 3 s of silence
+        os.kill(s.broker.pid, signal.SIGCONT)
+        stopped = False
+        log = os.path.join(s.dir, "worker-w0.log")
+        wait_for(lambda: "silent for" in open(log).read(), what="the worker's reconnect")
+
+        def runs():
+            r = c.call("submit", lang="python", code="6 * 7", session="after", wait_ms=5000, timeout=10)
+            return r and r.get("ok") and r.get("value") == "42"
+        wait_for(runs, timeout=30, what="a snippet after the stall")
+        check(s.workers[0].poll() is None, "the worker died")
+        c.close()
+    finally:
+        if stopped:
+            os.kill(s.broker.pid, signal.SIGCONT)
         check(not s.stop(), "sanitizer report")
 
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <string.h>
 #include <unistd.h>
 
 typedef struct {
@@ -221,35 +222,50 @@ s_from_back (s_front_t *f)
     return got == WIRE_NONE;
 }
 
+//  SIGINT (a terminal's, to the whole group) and SIGTERM end the loop; the back stops on
+//  its own signal, or when the socketpair closes.
+static volatile sig_atomic_t s_signalled;
+
+static void
+s_on_signal (int sig)
+{
+    (void) sig;
+    s_signalled = 1;
+}
+
 static void
 s_loop (s_front_t *f)
 {
-    while (!f->stop && !zsys_interrupted) {
+    while (!f->stop && !s_signalled) {
         int64_t wait = link_deadline_ms (f->link) - clock_mono_ms ();
-        zmq_pollitem_t items [2] = {
-            { link_handle (f->link), 0, ZMQ_POLLIN, 0 },
-            { NULL, wire_fd (f->wire), ZMQ_POLLIN | (wire_pending (f->wire) ? ZMQ_POLLOUT : 0), 0 } };
-        if (zmq_poll (items, 2, wait < 0 ? 0 : (long) wait) < 0) {
-            if (zmq_errno () == EINTR)
+        struct pollfd items [2] = { { .fd = -1 }, { .fd = wire_fd (f->wire),
+            .events = (short) (POLLIN | (wire_pending (f->wire) ? POLLOUT : 0)) } };
+        int link_wait = link_poll_item (f->link, &items [0]);
+        if (wait < 0)
+            wait = 0;
+        if (link_wait >= 0 && link_wait < wait)
+            wait = link_wait;
+        if (poll (items, 2, (int) wait) < 0) {
+            if (errno == EINTR)
                 continue;
-            log_error ("front: zmq_poll: %s", zmq_strerror (zmq_errno ()));
+            log_error ("front: poll: %s", strerror (errno));
             return;
         }
-        if ((items [1].revents & ZMQ_POLLOUT) && wire_flush (f->wire) < 0)
+        if ((items [1].revents & POLLOUT) && wire_flush (f->wire) < 0)
             return;
-        if ((items [1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) && !s_from_back (f)) {
+        if ((items [1].revents & (POLLIN | POLLERR | POLLHUP)) && !s_from_back (f)) {
             log_info ("front: the back closed the socketpair; stopping");
             return;
         }
-        if (items [0].revents & ZMQ_POLLIN) {
-            json_t *msg;
-            int rc;
-            while (!f->stop && (rc = link_recv (f->link, &msg)) != 0)
-                if (rc > 0) {
-                    s_on_message (f, msg);
-                    json_decref (msg);
-                }
-        }
+        //  Each time round, not only when the socket says so: the connection also moves on
+        //  its own timers (a reconnect) and writes what the back's results queued.
+        json_t *msg;
+        int rc;
+        while (!f->stop && (rc = link_recv (f->link, &msg)) != 0)
+            if (rc > 0) {
+                s_on_message (f, msg);
+                json_decref (msg);
+            }
         if (link_tick (f->link))
             s_to_back (f, &(wire_msg_t) { .type = WIRE_STATE });
     }
@@ -274,7 +290,7 @@ s_wait_ready (s_front_t *f, wire_msg_t *ready)
 }
 
 int
-front_run (const options_t *args, zcert_t *cert, const char *server_key, int fd, pid_t parent)
+front_run (const options_t *args, const zmtp_keys_t *keys, int fd, pid_t parent)
 {
     log_set_name ("replgate-worker front");
     //  Nothing of the back's but the socketpair, stdin, stdout and stderr.
@@ -287,6 +303,12 @@ front_run (const options_t *args, zcert_t *cert, const char *server_key, int fd,
         log_error ("front: --uid-base leaves no uid for the front past the sandbox boxes");
         return 1;
     }
+    struct sigaction sa = { .sa_handler = s_on_signal };
+    sigemptyset (&sa.sa_mask);
+    if (sigaction (SIGINT, &sa, NULL) != 0 || sigaction (SIGTERM, &sa, NULL) != 0) {
+        log_error ("front: cannot catch SIGINT and SIGTERM: %s", strerror (errno));
+        return 1;
+    }
     if (drop_privileges (uid, drop_needs_no_files (args->broker), parent) < 0)
         return 1;
     s_front_t f = { args, NULL, wire_new (3), args->spawn.sandbox ? SPAWN_SANDBOX_NAME : "none",
@@ -294,8 +316,7 @@ front_run (const options_t *args, zcert_t *cert, const char *server_key, int fd,
     wire_msg_t ready;
     int rc = 1;
     if (f.wire && s_wait_ready (&f, &ready)) {
-        zsys_init ();
-        f.link = link_new (args->broker, cert, server_key);
+        f.link = link_new (args->broker, keys);
         if (f.link) {
             link_send_text (f.link, ready.frame, ready.frame_len);
             s_loop (&f);

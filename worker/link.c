@@ -1,50 +1,32 @@
-/*  worker/link.c: the DEALER connection to the broker, its heartbeats and reconnects. */
+/*  worker/link.c: the connection to the broker (one CURVE DEALER connection, spoken by
+    common/zmtp.c in this thread), its heartbeats, and a fresh connection when the broker
+    has been silent too long. */
 #include "worker/link.h"
 #include "common/proto.h"
 #include "common/util.h"
+#include "common/zmtp.h"
 #include <assert.h>
-#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 
 struct _link_t {
     char *endpoint;
-    zcert_t *cert;
-    char *server_key;
-    zsock_t *sock;
+    zmtp_t *conn;
     int64_t heard;              //  last message from the broker (monotonic ms)
     int64_t next_beat;
 };
 
-static zsock_t *
-s_connect (link_t *self)
-{
-    zsock_t *sock = zsock_new (ZMQ_DEALER);
-    if (!sock) {
-        log_error ("link: cannot create a DEALER socket: %s", zmq_strerror (zmq_errno ()));
-        return NULL;
-    }
-    zcert_apply (self->cert, sock);
-    zsock_set_curve_serverkey (sock, self->server_key);
-    zsock_set_linger (sock, 0);
-    zsock_set_maxmsgsize (sock, PROTO_MAX_WIRE);
-    if (zsock_connect (sock, "%s", self->endpoint) < 0) {
-        log_error ("link: connect %s: %s", self->endpoint, zmq_strerror (zmq_errno ()));
-        zsock_destroy (&sock);
-    }
-    return sock;
-}
-
 link_t *
-link_new (const char *endpoint, zcert_t *cert, const char *server_key)
+link_new (const char *endpoint, const zmtp_keys_t *keys)
 {
     link_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
     self->endpoint = strdup (endpoint);
-    self->server_key = strdup (server_key);
-    self->cert = zcert_dup (cert);
-    if (!self->endpoint || !self->server_key || !self->cert
-    ||  !(self->sock = s_connect (self))) {
+    if (self->endpoint && !(self->conn = zmtp_new (endpoint, keys)))
+        log_error ("link: cannot connect to %s (tcp://HOST:PORT or ipc://PATH)", endpoint);
+    if (!self->conn) {
         link_destroy (&self);
         return NULL;
     }
@@ -60,28 +42,25 @@ link_destroy (link_t **self_p)
     link_t *self = *self_p;
     if (!self)
         return;
-    zsock_destroy (&self->sock);
-    zcert_destroy (&self->cert);
+    zmtp_destroy (&self->conn);
     free (self->endpoint);
-    free (self->server_key);
     free (self);
     *self_p = NULL;
 }
 
-void *
-link_handle (link_t *self)
+int
+link_poll_item (link_t *self, struct pollfd *pfd)
 {
-    return zsock_resolve (self->sock);
+    return zmtp_poll_item (self->conn, pfd);
 }
 
 int
 link_send_text (link_t *self, const char *text, size_t len)
 {
-    int rc = zmq_send (zsock_resolve (self->sock), text, len, ZMQ_DONTWAIT);
-    if (rc < 0)
-        log_error ("link: send to %s dropped a message: %s", self->endpoint,
-                   zmq_strerror (zmq_errno ()));
-    return rc < 0 ? -1 : 0;
+    if (zmtp_send (self->conn, text, len) == 0)
+        return 0;
+    log_error ("link: send to %s dropped a message: out of memory", self->endpoint);
+    return -1;
 }
 
 int
@@ -99,39 +78,18 @@ link_send (link_t *self, json_t **msg_p)
     return rc;
 }
 
-//  Reads and drops the remaining frames of a multi-frame message.
-static void
-s_drop_rest (void *handle, zmq_msg_t *msg)
-{
-    while (zmq_msg_more (msg)) {
-        zmq_msg_close (msg);
-        zmq_msg_init (msg);
-        if (zmq_msg_recv (msg, handle, ZMQ_DONTWAIT) < 0)
-            break;
-    }
-}
-
 int
 link_recv (link_t *self, json_t **msg_p)
 {
-    void *handle = zsock_resolve (self->sock);
-    zmq_msg_t msg;
-    zmq_msg_init (&msg);
-    if (zmq_msg_recv (&msg, handle, ZMQ_DONTWAIT) < 0) {
-        int err = zmq_errno ();
-        if (err != EAGAIN && err != EINTR)
-            log_error ("link: receive: %s", zmq_strerror (err));
-        zmq_msg_close (&msg);
+    size_t size;
+    uint8_t *frame = zmtp_recv (self->conn, 0, -1, &size);
+    if (!frame)
         return 0;
-    }
     self->heard = clock_mono_ms ();     //  anything from the broker proves it is alive
-    bool multi = zmq_msg_more (&msg);
-    proto_error_t error = { PROTO_E_BAD_FRAMES, "more than one frame" };
+    proto_error_t error;
     *msg_p = NULL;
-    if (!multi)
-        proto_parse_broker (zmq_msg_data (&msg), zmq_msg_size (&msg), msg_p, &error);
-    s_drop_rest (handle, &msg);
-    zmq_msg_close (&msg);
+    proto_parse_broker ((const char *) frame, size, msg_p, &error);
+    free (frame);
     if (!*msg_p) {
         log_error ("link: ignored a bad message from the broker (%s: %s)", error.code,
                    error.message);
@@ -151,26 +109,21 @@ int
 link_tick (link_t *self)
 {
     int64_t now = clock_mono_ms ();
-    int reconnected = 0;
     if (now >= self->heard + PROTO_SILENCE_MS) {
+        //  A connection the broker stopped answering may look alive for minutes (no RST
+        //  from a host that went away): start again, and drop what waited for it, as the
+        //  broker has given up on this worker's runs by now.
         log_warn ("link: broker %s silent for %d ms; reconnecting", self->endpoint,
                   (int) (now - self->heard));
-        zsock_t *sock = s_connect (self);
-        if (sock) {
-            zsock_destroy (&self->sock);
-            self->sock = sock;
-            reconnected = 1;
-        }
+        zmtp_restart (self->conn);
         self->heard = now;      //  give the new connection its own three seconds
+        self->next_beat = now + PROTO_HEARTBEAT_MS;     //  the caller's `ready` counts as one
+        return 1;
     }
-    //  After a reconnect the caller's `ready` must come first; it counts as a beat.
-    if (reconnected)
-        self->next_beat = now + PROTO_HEARTBEAT_MS;
-    else
     if (now >= self->next_beat) {
         json_t *beat = proto_heartbeat ();
         link_send (self, &beat);
         self->next_beat = now + PROTO_HEARTBEAT_MS;
     }
-    return reconnected;
+    return 0;
 }

@@ -1,21 +1,25 @@
-/*  worker/link.h: the worker's connection to the broker: a CURVE DEALER socket carrying one
-    JSON object per frame, heartbeats every second, and a fresh socket when the broker has
-    been silent for three seconds (the caller then announces itself again with `ready`). */
+/*  worker/link.h: the worker's connection to the broker: a CURVE DEALER connection carrying
+    one JSON object per frame, heartbeats every second, and a fresh connection when the broker
+    has been silent for three seconds (the caller then announces itself again with `ready`).
+    No libzmq: common/zmtp.c speaks the wire protocol in the caller's thread. */
 #ifndef RG_LINK_H
 #define RG_LINK_H
-#include <czmq.h>
+#include "common/zmtp.h"
 #include <jansson.h>
+#include <poll.h>
+#include <stdint.h>
 
 
 typedef struct _link_t link_t;
 
-//  cert must hold a secret key; server_key is the broker's public key (Z85). The link keeps
-//  a copy of what it needs. NULL if the socket cannot be made.
-link_t *link_new (const char *endpoint, zcert_t *cert, const char *server_key);
+//  keys (the worker's pair and the broker's public key) are copied. NULL (logged) if the
+//  endpoint is not valid.
+link_t *link_new (const char *endpoint, const zmtp_keys_t *keys);
 void link_destroy (link_t **self_p);
 
-//  The socket to give zmq_poll (a libzmq socket handle, changes on reconnect).
-void *link_handle (link_t *self);
+//  What to give poll(2) (the descriptor changes on reconnect), and the longest the caller
+//  may wait (ms, -1: no limit) before it calls link_recv again (see zmtp_poll_item).
+int link_poll_item (link_t *self, struct pollfd *pfd);
 
 //  Sends one message without blocking and destroys it (also on failure). 0 or -1.
 int link_send (link_t *self, json_t **msg_p);
@@ -23,14 +27,15 @@ int link_send (link_t *self, json_t **msg_p);
 int link_send_text (link_t *self, const char *text, size_t len);
 
 //  Receives one message without blocking: 1 with *msg_p set (caller owns it), 0 if none is
-//  waiting, -1 if one arrived but was not a JSON object (logged, already dropped).
+//  waiting, -1 if one arrived but was not a JSON object (logged, already dropped). Each call
+//  also moves the connection along (reads, writes, the handshake, a reconnect).
 int link_recv (link_t *self, json_t **msg_p);
 
 //  Monotonic ms when link_tick() must next run.
 int64_t link_deadline_ms (link_t *self);
 
 //  Sends a heartbeat when due and reconnects after PROTO_SILENCE_MS of silence. Returns 1
-//  when it made a new socket (send `ready` now), else 0.
+//  when it started a new connection (send `ready` now), else 0.
 int link_tick (link_t *self);
 
 #endif

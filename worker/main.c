@@ -8,51 +8,13 @@
 #include "worker/front.h"
 #include "worker/options.h"
 #include "worker/uidlock.h"
+#include "common/certfile.h"
 #include "common/util.h"
-#include <czmq.h>
+#include <errno.h>
 #include <sodium.h>
+#include <string.h>
+#include <unistd.h>
 #include <sys/socket.h>
-
-//  --------------------------------------------------------------------------
-//  Keys: our certificate with its secret half, and the broker's public key.
-
-static bool
-s_all_zero (const byte *key)
-{
-    byte any = 0;
-    for (int i = 0; i < 32; i++)
-        any |= key [i];
-    return any == 0;
-}
-
-static zcert_t *
-s_load_keys (const options_t *args, char server_key [41])
-{
-    //  zcert_load() adds "_secret" itself; accept either file name.
-    char path [PATH_MAX];
-    snprintf (path, sizeof path, "%s", args->key);
-    size_t len = strlen (path);
-    if (len > 7 && strcmp (path + len - 7, "_secret") == 0)
-        path [len - 7] = 0;
-    zcert_t *cert = zcert_load (path);
-    if (!cert || s_all_zero (zcert_secret_key (cert))) {
-        fprintf (stderr, "replgate-worker: --key %s: %s\n", args->key,
-                 cert ? "no secret key (expected FILE_secret next to it)"
-                      : "cannot read a czmq certificate");
-        zcert_destroy (&cert);
-        return NULL;
-    }
-    zcert_t *server = zcert_load (args->server_key);
-    if (!server) {
-        fprintf (stderr, "replgate-worker: --server-key %s: cannot read a czmq certificate\n",
-                 args->server_key);
-        zcert_destroy (&cert);
-        return NULL;
-    }
-    snprintf (server_key, 41, "%s", zcert_public_txt (server));
-    zcert_destroy (&server);
-    return cert;
-}
 
 int
 main (int argc, char *argv [])
@@ -71,10 +33,13 @@ main (int argc, char *argv [])
         log_error ("sodium_init failed");
         return 1;
     }
-    char server_key [41];
-    zcert_t *cert = s_load_keys (&args, server_key);
-    if (!cert)
+    //  Our pair (--key names the cert or its _secret file) and the broker's public key.
+    zmtp_keys_t keys;
+    char err [1200];
+    if (certfile_load (args.key, args.server_key, &keys, err, sizeof err) != 0) {
+        fprintf (stderr, "replgate-worker: %s\n", err);     //  it names the file
         return 2;
+    }
     //  A range of sandbox uids of our own, held for our life (the back keeps the lock; the
     //  front closes every descriptor but its socketpair).
     int uid_lock = -1;
@@ -82,7 +47,7 @@ main (int argc, char *argv [])
         unsigned base;
         size_t size = (size_t) (spawn_front_uid (&args.spawn) - args.spawn.uid_base) + 1;
         if (uidlock_claim (UIDLOCK_DIR, size, &base, &uid_lock) != 0) {
-            zcert_destroy (&cert);
+            sodium_memzero (&keys, sizeof keys);
             return 1;
         }
         args.spawn.uid_base = base;
@@ -93,23 +58,23 @@ main (int argc, char *argv [])
     int sv [2];
     if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         log_error ("socketpair: %s", strerror (errno));
-        zcert_destroy (&cert);
+        sodium_memzero (&keys, sizeof keys);
         return 1;
     }
     pid_t back = getpid ();
     pid_t front = fork ();
     if (front < 0) {
         log_error ("fork: %s", strerror (errno));
-        zcert_destroy (&cert);
+        sodium_memzero (&keys, sizeof keys);
         return 1;
     }
     if (front == 0) {
         close (sv [0]);
-        rc = front_run (&args, cert, server_key, sv [1], back);
-        zcert_destroy (&cert);
+        rc = front_run (&args, &keys, sv [1], back);
+        sodium_memzero (&keys, sizeof keys);
         return rc;
     }
     close (sv [1]);
-    zcert_destroy (&cert);      //  the back never speaks CURVE
+    sodium_memzero (&keys, sizeof keys);        //  the back never speaks CURVE
     return back_run (&args, sv [0], front);
 }

@@ -67,7 +67,7 @@ m = b"\x07MESSAGE" + bytes(8) + b"x" * 300
 sys.stdout.buffer.write(g + b"\x04" + bytes([len(w)]) + w
                         + b"\x04" + bytes([len(r)]) + r + b"\x02" + len(m).to_bytes(8, "big") + m)' \
     > "$OUT/zmtp.seed/handshake"
-run zmtp "client/zmtp_wire.c common/util.c" "$OUT/zmtp.seed"
+run zmtp "common/zmtp_wire.c common/util.c" "$OUT/zmtp.seed"
 mkdir -p "$OUT/egress.seed"    #  a report line the proxy writes, and a grant
 printf 'E\tCONNECT\tfiles.example.com\t443\t93.184.216.34\t517\t4096\t12.500\tallowed\t-' > "$OUT/egress.seed/line"
 printf 'allow files.example.com:443\nallow *.internal.example:80\nmethod GET\n' > "$OUT/egress.seed/grant"

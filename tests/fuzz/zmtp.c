@@ -1,8 +1,8 @@
-/*  tests/fuzz/zmtp.c: libFuzzer target for what client/zmtp_wire.c reads from a server, which
+/*  tests/fuzz/zmtp.c: libFuzzer target for what common/zmtp_wire.c reads from a server, which
     may be anyone on the network: a greeting, then frames, each read as a command name and a
     metadata list; and a Z85 key as a key file could hold it. Every frame decoded must lie
     inside the input and move the reader on. */
-#include "client/zmtp_wire.h"
+#include "common/zmtp_wire.h"
 #include "tests/fuzz/common.h"
 #include <stdlib.h>
 #include <string.h>

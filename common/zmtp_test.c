@@ -1,8 +1,8 @@
-/*  client/zmtp_test.c: client/zmtp.c against a real libzmq ROUTER with CURVE and zauth (what
+/*  common/zmtp_test.c: common/zmtp.c against a real libzmq ROUTER with CURVE and zauth (what
     the broker runs), and against a hostile server on a raw socket. */
 #define _GNU_SOURCE
-#include "client/zmtp.h"
-#include "client/zmtp_wire.h"
+#include "common/zmtp.h"
+#include "common/zmtp_wire.h"
 #include "common/check.h"
 #include <czmq.h>
 #include <netinet/in.h>
@@ -39,8 +39,11 @@ s_client (bench_t *b, zcert_t *as, zcert_t *server_cert, const char *endpoint)
     char ep[64];
     if (!endpoint)
         snprintf (ep, sizeof ep, "tcp://127.0.0.1:%d", b->port);
-    return zmtp_new (endpoint ? endpoint : ep, zcert_public_key (as), zcert_secret_key (as),
-                     zcert_public_key (server_cert));
+    zmtp_keys_t keys;
+    memcpy (keys.public_key, zcert_public_key (as), 32);
+    memcpy (keys.secret_key, zcert_secret_key (as), 32);
+    memcpy (keys.server_key, zcert_public_key (server_cert), 32);
+    return zmtp_new (endpoint ? endpoint : ep, &keys);
 }
 
 //  Receives one message on the router: its text (caller frees) and whose key it came with.
@@ -143,6 +146,46 @@ s_hostile (zmtp_t *c, int listener, const void *bytes, size_t size)
     free (msg);
     close (fd);
     return came ? "(a message came)" : zmtp_why (c) ? zmtp_why (c) : "(nothing happened)";
+}
+
+//  A message of several frames is dropped whole; the single frame after it arrives. Then a
+//  restart: what was queued is dropped, and a new connection carries the next message.
+static void
+s_test_frames_and_restart (bench_t *b, zmtp_t *c)
+{
+    CHECK (zmtp_send (c, "hi", 2) == 0);
+    zpoller_t *poller = zpoller_new (b->router, NULL);
+    zframe_t *routing = NULL;
+    char user[41], *hi = NULL;
+    size_t n;
+    for (int i = 0; i < 1000 && !hi; i++) {
+        free (zmtp_recv (c, 0, -1, &n));
+        if (zpoller_wait (poller, 10))
+            hi = s_router_recv (b->router, &routing, user);
+    }
+    zpoller_destroy (&poller);
+    CHECK (hi && strcmp (hi, "hi") == 0);
+    free (hi);
+    zmsg_t *parts = zmsg_new ();
+    zframe_t *to = zframe_dup (routing);
+    zmsg_append (parts, &to);
+    zmsg_addstr (parts, "part one");
+    zmsg_addstr (parts, "part two");
+    zmsg_send (&parts, b->router);
+    s_reply (b->router, routing, "whole", 5);
+    zframe_destroy (&routing);
+    uint8_t *got = zmtp_recv (c, 5000, -1, &n);
+    CHECK (got && n == 5 && memcmp (got, "whole", 5) == 0);
+    free (got);
+    got = zmtp_recv (c, 100, -1, &n);
+    CHECK (got == NULL);
+    free (got);
+
+    uint64_t opened = zmtp_opened (c);
+    CHECK (zmtp_send (c, "stale", 5) == 0);
+    zmtp_restart (c);
+    CHECK (s_round_trip (b, c, 10));           //  the first to arrive is this one, not "stale"
+    CHECK (zmtp_opened (c) == opened + 1);
 }
 
 static void
@@ -295,6 +338,7 @@ zmtp_test (void)
     CHECK (zmtp_recv (c, 200, -1, &n) == NULL);
     b.router = s_router (&b, b.port);
     CHECK (s_round_trip (&b, c, 10));
+    s_test_frames_and_restart (&b, c);
 
     //  A wake descriptor ends the wait at once.
     int fds[2];

@@ -1,4 +1,4 @@
-/*  client/zmtp_wire.h: the byte formats of ZMTP 3.0 (RFC 23) that a CURVE client reads and
+/*  common/zmtp_wire.h: the byte formats of ZMTP 3.0 (RFC 23) that a CURVE client reads and
     writes: greetings, frames, command names, metadata properties, and Z85 keys (RFC 32).
     Pure functions over caller's bytes, no allocation; they never assert on input, and a
     fuzz target (tests/fuzz) feeds them what a hostile server could send. zmtp.c is the

@@ -1,5 +1,5 @@
-/*  client/zmtp_wire.c: ZMTP 3.0's byte formats for a CURVE client (see zmtp_wire.h). */
-#include "client/zmtp_wire.h"
+/*  common/zmtp_wire.c: ZMTP 3.0's byte formats for a CURVE client (see zmtp_wire.h). */
+#include "common/zmtp_wire.h"
 #include "common/check.h"
 #include <string.h>
 #include <strings.h>

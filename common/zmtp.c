@@ -1,9 +1,10 @@
-/*  client/zmtp.c: the client end of one ZeroMQ connection to the broker, DEALER to its
+/*  common/zmtp.c: the client end of one ZeroMQ connection to the broker, DEALER to its
     ROUTER over CURVE, spoken on a plain non-blocking socket with libsodium: ZMTP 3.0 (RFC
     23) framing and the CurveZMQ handshake and message boxes (RFC 26). The broker keeps
-    libzmq; a command of the CLI does not load it, since loading libzmq and the 14 libraries
-    it links, its context and its I/O thread cost more than the rest of a command (see the
-    README, Performance). Byte formats are in zmtp_wire.c.
+    libzmq. The CLI, the approver's calls and the worker's front use this instead: loading
+    libzmq and the 14 libraries it links, its context and its I/O thread cost a command of
+    the CLI more than the rest of its work, and cost the worker two thread hand-offs per
+    message each way (see the README, Performance). Byte formats are in zmtp_wire.c.
 
     States of the connection, one at a time:
       DOWN        no socket; the next one is tried RETRY_MS after the last was lost (libzmq's
@@ -13,15 +14,16 @@
       READY       INITIATE is sent; waiting for READY (the broker's ZAP check happens here)
       OPEN        MESSAGEs both ways
     Any error, end of stream, ERROR command, box that does not open, nonce that does not
-    increase or byte out of place goes to DOWN.
+    increase or byte out of place goes to DOWN. A message of more than one frame is dropped
+    whole: the broker protocol has one frame a message.
     Messages wait in `outbox` in order and are sealed only while OPEN: those sent before or
     during a reconnect go out on the next connection, and one being written when a
     connection is lost is lost with it, as with libzmq.
     Each connection has its own ephemeral key pair. The server proves it holds the broker's
     secret key: WELCOME opens only with it. */
 #define _GNU_SOURCE
-#include "client/zmtp.h"
-#include "client/zmtp_wire.h"
+#include "common/zmtp.h"
+#include "common/zmtp_wire.h"
 #include "common/buf.h"
 #include "common/proto.h"
 #include "common/util.h"
@@ -72,6 +74,8 @@ struct _zmtp_t {
     queue_t outbox, inbox;
     char why[128];
     bool ended;                 //  a connection ended (why says how)
+    bool skipping;              //  dropping the rest of a message of several frames
+    bool break_on_open;         //  zmtp_recv returns once a handshake completes
     uint64_t opened;            //  handshakes completed
 };
 
@@ -183,6 +187,7 @@ s_hello (zmtp_t *self)
     self->nonce = 1;
     self->peer_nonce = 0;
     self->greeted = false;
+    self->skipping = false;
     uint8_t greeting[ZMTP_GREETING], hello[200] = "\x05HELLO\x01\x00", nonce[crypto_box_NONCEBYTES];
     static const uint8_t zeros[64];
     zmtp_greeting (greeting);
@@ -321,10 +326,13 @@ s_message (zmtp_t *self, const uint8_t *data, size_t size)
         }
     }
     else {
-        msg_t *m = s_msg (plain + 1, n - 1);
+        bool more = plain[0] & 0x01, whole = !more && !self->skipping;
+        self->skipping = more;
+        msg_t *m = whole ? s_msg (plain + 1, n - 1) : NULL;
         if (m)
             s_push (&self->inbox, m);
         else
+        if (whole)
             rc = s_drop (self, "out of memory");
     }
     free (plain);
@@ -461,6 +469,7 @@ uint8_t *
 zmtp_recv (zmtp_t *self, int timeout_ms, int wake_fd, size_t *size)
 {
     int64_t deadline = timeout_ms < 0 ? -1 : clock_mono_ms () + timeout_ms;
+    uint64_t opened = self->opened;
     for (;;) {
         msg_t *m = s_pop (&self->inbox);
         if (m) {
@@ -478,6 +487,8 @@ zmtp_recv (zmtp_t *self, int timeout_ms, int wake_fd, size_t *size)
         if (rc < 0 || (wake_fd >= 0 && (p[1].revents & (POLLIN | POLLHUP))))
             return NULL;                //  a signal, or told to stop
         s_step (self, p[0].revents);
+        if (!self->inbox.head && self->break_on_open && self->opened != opened)
+            return NULL;
         if (!self->inbox.head && deadline >= 0 && clock_mono_ms () >= deadline)
             return NULL;
     }
@@ -490,9 +501,23 @@ zmtp_send (zmtp_t *self, const void *data, size_t size)
     if (!m)
         return -1;
     s_push (&self->outbox, m);
-    if (self->state == OPEN)
-        s_step (self, 0);
     return 0;
+}
+
+void
+zmtp_break_on_open (zmtp_t *self, bool on)
+{
+    self->break_on_open = on;
+}
+
+void
+zmtp_restart (zmtp_t *self)
+{
+    msg_t *m;
+    while ((m = s_pop (&self->outbox)))
+        free (m);
+    s_drop (self, "restarted by its owner");
+    s_connect (self);
 }
 
 uint64_t
@@ -533,17 +558,16 @@ s_endpoint (zmtp_t *self, const char *endpoint)
 }
 
 zmtp_t *
-zmtp_new (const char *endpoint, const uint8_t public_key[32], const uint8_t secret_key[32],
-          const uint8_t server_key[32])
+zmtp_new (const char *endpoint, const zmtp_keys_t *keys)
 {
     zmtp_t *self = (zmtp_t *) calloc (1, sizeof (zmtp_t));
     if (!self || !endpoint || s_endpoint (self, endpoint) != 0 || sodium_init () < 0) {
         free (self);
         return NULL;
     }
-    memcpy (self->public_key, public_key, KEY);
-    memcpy (self->secret_key, secret_key, KEY);
-    memcpy (self->server_key, server_key, KEY);
+    memcpy (self->public_key, keys->public_key, KEY);
+    memcpy (self->secret_key, keys->secret_key, KEY);
+    memcpy (self->server_key, keys->server_key, KEY);
     self->fd = -1;
     s_connect (self);               //  under way while the caller prepares its request
     return self;
