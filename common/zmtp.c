@@ -479,9 +479,14 @@ zmtp_recv (zmtp_t *self, int timeout_ms, int wake_fd, size_t *size)
         }
         struct pollfd p[2];
         int wait = zmtp_poll_item (self, &p[0]);
-        int64_t left = deadline < 0 ? -1 : deadline - clock_mono_ms ();
-        if (left >= 0 && (wait < 0 || left < wait))
-            wait = left < 0 ? 0 : (int) left;
+        if (deadline >= 0) {
+            //  Past the deadline already (the clock ticked since it was set): do not wait.
+            int64_t left = deadline - clock_mono_ms ();
+            if (left < 0)
+                left = 0;
+            if (wait < 0 || left < wait)
+                wait = (int) left;
+        }
         p[1] = (struct pollfd) { .fd = wake_fd, .events = POLLIN };
         int rc = poll (p, wake_fd >= 0 ? 2 : 1, wait);
         if (rc < 0 || (wake_fd >= 0 && (p[1].revents & (POLLIN | POLLHUP))))

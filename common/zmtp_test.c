@@ -6,6 +6,7 @@
 #include "common/check.h"
 #include <czmq.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sodium.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -146,6 +147,35 @@ s_hostile (zmtp_t *c, int listener, const void *bytes, size_t size)
     free (msg);
     close (fd);
     return came ? "(a message came)" : zmtp_why (c) ? zmtp_why (c) : "(nothing happened)";
+}
+
+static void
+s_on_alarm (int sig)
+{
+    (void) sig;
+}
+
+//  A zero timeout never waits, even when the clock ticks between the call and its poll (it
+//  once waited for the next message then). A stray wait would end at the alarm.
+static void
+s_test_no_wait (zmtp_t *c)
+{
+    struct sigaction sa = { .sa_handler = s_on_alarm }, old;
+    sigemptyset (&sa.sa_mask);
+    CHECK (sigaction (SIGALRM, &sa, &old) == 0);
+    alarm (3);
+    size_t n;
+    int got = 0;
+    int64_t t0 = zclock_mono (), calls = 0;
+    while (zclock_mono () - t0 < 1000) {         //  some hundred thousand calls
+        uint8_t *m = zmtp_recv (c, 0, -1, &n);
+        got += m != NULL;
+        calls++;
+        free (m);
+    }
+    alarm (0);
+    CHECK (sigaction (SIGALRM, &old, NULL) == 0);
+    CHECK (got == 0 && calls > 10000 && zclock_mono () - t0 < 2500);
 }
 
 //  A message of several frames is dropped whole; the single frame after it arrives. Then a
@@ -339,6 +369,7 @@ zmtp_test (void)
     b.router = s_router (&b, b.port);
     CHECK (s_round_trip (&b, c, 10));
     s_test_frames_and_restart (&b, c);
+    s_test_no_wait (c);
 
     //  A wake descriptor ends the wait at once.
     int fds[2];
