@@ -90,10 +90,11 @@ $(BIN)/replgate-broker: $(call obj,broker/main.c $(BROKER) $(UTIL) common/keys.c
                           common/proto.c common/egress_check.c common/preflight.c $(STORE) $(POLICY) $(MASK) $(REDACT))
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,libczmq libzmq jansson sqlite3 libsodium libpcre2-8) $(POLICY_LIBS)
-# No store, SQLite or policy engine: the worker only masks secrets out of results.
+# No store, SQLite or policy engine: the worker only masks secrets out of results. No czmq
+# or libzmq either: its front speaks to the broker through common/zmtp.c.
 $(BIN)/replgate-worker: $(call obj,worker/main.c $(WORKER) $(UTIL) $(ZMTP) common/proto.c common/egress_check.c $(MASK) $(REDACT))
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,libczmq jansson libsodium libpcre2-8 libseccomp)
+	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,jansson libsodium libpcre2-8 libseccomp)
 # No libzmq or czmq: client/lazy.c loads them when a command first calls them.
 $(BIN)/replgate: $(call obj,client/main.c client/lazy.c $(CLIENT) $(UTIL) $(ZMTP) common/keys.c \
                    $(STORE) $(POLICY) $(MASK))

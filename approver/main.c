@@ -13,7 +13,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <string.h>
 #include <sodium.h>
 #include <sys/stat.h>
@@ -137,23 +136,14 @@ s_pump_events (app_t *app)
     return ok;
 }
 
-//  SIGINT and SIGTERM end the loop (within its longest wait, 500 ms, if a thread of
-//  libmicrohttpd's takes the signal rather than the poll).
-static volatile sig_atomic_t s_stop;
-
-static void
-s_on_signal (int sig)
-{
-    (void) sig;
-    s_stop = 1;
-}
-
+//  SIGINT and SIGTERM end the loop (stop_signals_catch; within its longest wait, 500 ms, if
+//  a thread of libmicrohttpd's takes the signal rather than the poll).
 static void
 s_run (app_t *app)
 {
     bool subscribe = true, catch_up = true;
     int64_t subscribe_at = 0, catch_up_at = 0;
-    while (!s_stop) {
+    while (!stop_signalled) {
         int64_t now = clock_mono_ms ();
         if (subscribe && now >= subscribe_at) {
             subscribe = bridge_subscribe (app->bridge, state_last_seq (app->state)) != 0;
@@ -196,10 +186,7 @@ main (int argc, char *argv[])
         config_destroy (&app.config);
         return 1;
     }
-    struct sigaction sa = { .sa_handler = s_on_signal };
-    sigemptyset (&sa.sa_mask);
-    if (sigaction (SIGINT, &sa, NULL) != 0 || sigaction (SIGTERM, &sa, NULL) != 0)
-        log_warn ("cannot catch SIGINT and SIGTERM: %s", strerror (errno));
+    stop_signals_catch ();
     int rc = s_app_open (&app);
     if (rc == 0) {
         log_info ("up: broker %s, state %s/approver.db, %zu Slack user%s mapped", app.config->broker,

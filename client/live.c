@@ -18,17 +18,7 @@ static char *
 s_read_file (FILE *in)
 {
     buf_t b = { 0 };
-    size_t n = 0;
-    do {
-        if (buf_reserve (&b, 64 * 1024)) {
-            buf_free (&b);
-            errno = ENOMEM;
-            return NULL;
-        }
-        n = fread (b.data + b.len, 1, b.alloc - b.len - 1, in);
-        b.len += n;
-    } while (n > 0);
-    if (ferror (in)) {
+    if (buf_read_file (&b, in) != 0) {
         int error = errno;
         buf_free (&b);
         errno = error;

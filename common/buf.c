@@ -1,6 +1,7 @@
 /*  common/buf.c: the growable byte buffer (see buf.h). */
 #include "common/buf.h"
 #include "common/check.h"
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,6 +69,22 @@ buf_consume (buf_t *self, size_t n)
     }
     memmove (self->data, self->data + n, self->len - n);
     self->len -= n;
+}
+
+int
+buf_read_file (buf_t *self, FILE *in)
+{
+    size_t n;
+    do {
+        if (buf_reserve (self, 64 * 1024)) {
+            errno = ENOMEM;
+            return -1;
+        }
+        n = fread (self->data + self->len, 1, self->alloc - self->len - 1, in);
+        self->len += n;
+        self->data [self->len] = 0;
+    } while (n > 0);
+    return ferror (in) ? -1 : 0;
 }
 
 char *
@@ -138,5 +155,18 @@ buf_test (void)
     free (s);
     buf_free (&b);
     CHECK (b.data == NULL && b.len == 0);
+    //  A file read whole, past one read's 64 KiB, NULs and all, after what was there.
+    FILE *f = tmpfile ();
+    CHECK (f != NULL);
+    for (int i = 0; f && i < 70000; i++)
+        fputc (i % 7 ? 'a' + i % 26 : 0, f);
+    if (f)
+        rewind (f);
+    CHECK (buf_append (&b, "head", 4) == 0 && f && buf_read_file (&b, f) == 0);
+    CHECK (b.len == 70004 && memcmp (b.data, "head\0b", 6) == 0 && b.data [70003] == 'a' + 69999 % 26
+           && b.data [70004] == 0);
+    if (f)
+        fclose (f);
+    buf_free (&b);
     return 0;
 }

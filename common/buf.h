@@ -5,6 +5,7 @@
 #ifndef RG_BUF_H
 #define RG_BUF_H
 #include <stddef.h>
+#include <stdio.h>
 
 typedef struct {
     char *data;                 //  NULL until the first byte or reserve
@@ -22,6 +23,10 @@ int buf_append (buf_t *self, const void *data, size_t size);
 
 //  Appends printf output, the whole of it, and keeps a NUL after it. 0 or -1 (unchanged).
 int buf_appendf (buf_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+//  Appends all that `in` holds, and keeps a NUL after it. 0, or -1 with errno set (what was
+//  read stays).
+int buf_read_file (buf_t *self, FILE *in);
 
 //  Drops the first n bytes (all of them if n >= len): what a reader has consumed.
 void buf_consume (buf_t *self, size_t n);

@@ -43,6 +43,29 @@ LOG_FN (log_info, "info")
 LOG_FN (log_warn, "warning")
 LOG_FN (log_error, "error")
 
+volatile sig_atomic_t stop_signalled;
+
+static void
+s_on_stop_signal (int sig)
+{
+    (void) sig;
+    stop_signalled = 1;
+}
+
+int
+stop_signals_catch (void)
+{
+    const char *env = getenv ("ZSYS_SIGHANDLER");
+    if (env && strcmp (env, "false") == 0)
+        return 0;
+    struct sigaction sa = { .sa_handler = s_on_stop_signal };
+    sigemptyset (&sa.sa_mask);
+    if (sigaction (SIGINT, &sa, NULL) == 0 && sigaction (SIGTERM, &sa, NULL) == 0)
+        return 0;
+    log_error ("cannot catch SIGINT and SIGTERM: %s", strerror (errno));
+    return -1;
+}
+
 int64_t
 clock_mono_ms (void)
 {

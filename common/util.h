@@ -4,6 +4,7 @@
 #ifndef RG_UTIL_H
 #define RG_UTIL_H
 #include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,13 @@ void log_error (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 //  first logs how many were swallowed since the last (`what` names them).
 typedef struct { int64_t at; int64_t swallowed; } lograte_t;
 bool lograte_ok (lograte_t *self, const char *what);
+
+//  Set once SIGINT or SIGTERM came, after stop_signals_catch: a program's loop ends on it.
+extern volatile sig_atomic_t stop_signalled;
+//  Catches SIGINT and SIGTERM into stop_signalled, without SA_RESTART (a blocking poll
+//  returns EINTR), unless ZSYS_SIGHANDLER=false asks that they kill at once, as czmq does
+//  for the broker. 0, or -1 (logged).
+int stop_signals_catch (void);
 
 //  Monotonic milliseconds (for deadlines) and wall-clock milliseconds since the epoch.
 int64_t clock_mono_ms (void);

@@ -12,11 +12,12 @@
 #include "worker/wire.h"
 #include "common/proto.h"
 #include "common/util.h"
-#include <czmq.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define FDS_PER_SESSION 6
 #define FRONT_GRACE_MS 2000
@@ -267,7 +268,7 @@ s_from_front (s_back_t *b)
         s_front_failed (b, what);
     }
     else
-    if (got == WIRE_EOF && !b->failed && !zsys_interrupted) {
+    if (got == WIRE_EOF && !b->failed && !stop_signalled) {
         log_error ("front (pid %d) closed the socketpair; stopping the worker", (int) b->front);
         b->failed = 1;
     }
@@ -356,7 +357,7 @@ static void
 s_run_loop (s_back_t *b)
 {
     s_send_ready (b);
-    while (!zsys_interrupted && !b->failed && !b->stop) {
+    while (!stop_signalled && !b->failed && !b->stop) {
         int wait_ms;
         nfds_t n = s_prepare_poll (b, &wait_ms);
         if (poll (b->items, n, wait_ms) < 0) {
@@ -417,7 +418,8 @@ s_setup (s_back_t *b)
     //  Fail closed: no sandbox, no service.
     if (spawn_setup (&b->args->spawn) < 0)
         return 1;
-    zsys_catch_interrupts ();   //  SIGINT/SIGTERM set zsys_interrupted (unless ZSYS_SIGHANDLER=false)
+    if (stop_signals_catch () < 0)
+        return 1;
     if (!b->args->spawn.sandbox)
         log_warn ("--no-sandbox: snippets are NOT confined: they run as uid %d with every "
                   "right of this process", (int) getuid ());

@@ -222,21 +222,10 @@ s_from_back (s_front_t *f)
     return got == WIRE_NONE;
 }
 
-//  SIGINT (a terminal's, to the whole group) and SIGTERM end the loop; the back stops on
-//  its own signal, or when the socketpair closes.
-static volatile sig_atomic_t s_signalled;
-
-static void
-s_on_signal (int sig)
-{
-    (void) sig;
-    s_signalled = 1;
-}
-
 static void
 s_loop (s_front_t *f)
 {
-    while (!f->stop && !s_signalled) {
+    while (!f->stop && !stop_signalled) {
         int64_t wait = link_deadline_ms (f->link) - clock_mono_ms ();
         struct pollfd items [2] = { { .fd = -1 }, { .fd = wire_fd (f->wire),
             .events = (short) (POLLIN | (wire_pending (f->wire) ? POLLOUT : 0)) } };
@@ -303,12 +292,10 @@ front_run (const options_t *args, const zmtp_keys_t *keys, int fd, pid_t parent)
         log_error ("front: --uid-base leaves no uid for the front past the sandbox boxes");
         return 1;
     }
-    struct sigaction sa = { .sa_handler = s_on_signal };
-    sigemptyset (&sa.sa_mask);
-    if (sigaction (SIGINT, &sa, NULL) != 0 || sigaction (SIGTERM, &sa, NULL) != 0) {
-        log_error ("front: cannot catch SIGINT and SIGTERM: %s", strerror (errno));
+    //  SIGINT (a terminal's, to the whole group) and SIGTERM end the loop; the back stops on
+    //  its own, or when the socketpair closes.
+    if (stop_signals_catch () < 0)
         return 1;
-    }
     if (drop_privileges (uid, drop_needs_no_files (args->broker), parent) < 0)
         return 1;
     s_front_t f = { args, NULL, wire_new (3), args->spawn.sandbox ? SPAWN_SANDBOX_NAME : "none",

@@ -3,7 +3,10 @@
 #include "common/check.h"
 #include "policy/mask.h"
 #include "policy/redact.h"
-#include <czmq.h>
+#include "common/buf.h"
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #define MAX_SECRETS 64
@@ -76,21 +79,18 @@ secrets_load (const char *path, char *err, size_t err_size)
 {
     if (!path)
         return secrets_parse ("{}", err, err_size);
-    zfile_t *file = zfile_new (NULL, path);
-    zchunk_t *chunk = file && zfile_input (file) == 0 ? zfile_read (file, zfile_cursize (file), 0) : NULL;
+    FILE *f = fopen (path, "r");
+    buf_t text = { 0 };
     secrets_t *self = NULL;
-    if (!chunk)
-        snprintf (err, err_size, "secrets: cannot read %s", path);
-    else {
-        char *text = zchunk_strdup (chunk);
-        if (text)
-            self = secrets_parse (text, err, err_size);
-        else
-            snprintf (err, err_size, "secrets: out of memory");
-        free (text);
-    }
-    zchunk_destroy (&chunk);
-    zfile_destroy (&file);
+    if (!f || buf_read_file (&text, f) != 0)
+        snprintf (err, err_size, "secrets: cannot read %s: %s", path, strerror (errno));
+    else
+        self = secrets_parse (text.data ? text.data : "", err, err_size);
+    if (f)
+        fclose (f);
+    if (text.data)
+        sodium_memzero (text.data, text.alloc);
+    buf_free (&text);
     return self;
 }
 

@@ -8,46 +8,62 @@
 #include "common/proto.h"
 #include "common/util.h"
 #include "policy/mask_stream.h"
-#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #define HOLD_MAX (64 * 1024)    //  bytes held back per stream waiting for a secret's end
 
-typedef struct {
+//  One streamed run; a list, since a worker runs at most --slots at once.
+typedef struct s_stream_s {
+    struct s_stream_s *next;
+    int64_t id;
     mask_stream_t *out [2];     //  stdout, stderr
     int64_t seq;
 } s_stream_t;
 
 struct _streams_t {
-    zhashx_t *by_id;            //  run id as text -> s_stream_t
+    s_stream_t *head;
 };
 
 static void
-s_stream_destroy (void **item)
+s_stream_destroy (s_stream_t **st_p)
 {
-    s_stream_t *st = (s_stream_t *) *item;
+    s_stream_t *st = *st_p;
     if (st) {
         mask_stream_destroy (&st->out [0]);
         mask_stream_destroy (&st->out [1]);
         free (st);
-        *item = NULL;
+        *st_p = NULL;
     }
+}
+
+//  Where run id's stream is linked from, or where it would be added.
+static s_stream_t **
+s_find (streams_t *self, int64_t id)
+{
+    s_stream_t **at = &self->head;
+    while (*at && (*at)->id != id)
+        at = &(*at)->next;
+    return at;
 }
 
 streams_t *
 streams_new (void)
 {
-    streams_t *self = (streams_t *) zmalloc (sizeof (streams_t));
-    self->by_id = zhashx_new ();
-    zhashx_set_destructor (self->by_id, s_stream_destroy);
-    return self;
+    return (streams_t *) calloc (1, sizeof (streams_t));
 }
 
 void
 streams_destroy (streams_t **self_p)
 {
-    if (*self_p) {
-        zhashx_destroy (&(*self_p)->by_id);
-        free (*self_p);
+    streams_t *self = *self_p;
+    if (self) {
+        while (self->head) {
+            s_stream_t *st = self->head;
+            self->head = st->next;
+            s_stream_destroy (&st);
+        }
+        free (self);
         *self_p = NULL;
     }
 }
@@ -55,22 +71,27 @@ streams_destroy (streams_t **self_p)
 void
 streams_open (streams_t *self, int64_t id)
 {
-    char key [24];
-    snprintf (key, sizeof key, "%lld", (long long) id);
-    s_stream_t *st = (s_stream_t *) zmalloc (sizeof (s_stream_t));
+    s_stream_t **at = s_find (self, id), *old = *at;
+    s_stream_t *st = (s_stream_t *) calloc (1, sizeof (s_stream_t));
+    if (!st) {
+        log_error ("streams: out of memory: run %lld is not streamed", (long long) id);
+        return;
+    }
+    st->id = id;
     st->out [0] = mask_stream_new (HOLD_MAX);
     st->out [1] = mask_stream_new (HOLD_MAX);
-    zhashx_update (self->by_id, key, st);
+    //  A run opened again starts a stream of its own, as the first was never finished.
+    st->next = old ? old->next : NULL;
+    *at = st;
+    s_stream_destroy (&old);
 }
 
 void
 streams_pump (streams_t *self, session_t *s, mask_t *mask, streams_send_fn *send, void *arg,
               bool last)
 {
-    char key [24];
     int64_t id = session_running_id (s);
-    snprintf (key, sizeof key, "%lld", (long long) id);
-    s_stream_t *st = (s_stream_t *) zhashx_lookup (self->by_id, key);
+    s_stream_t **at = s_find (self, id), *st = *at;
     if (!st)
         return;
     for (int which = 0; which < 2; which++) {
@@ -85,6 +106,8 @@ streams_pump (streams_t *self, session_t *s, mask_t *mask, streams_send_fn *send
             send (arg, &msg);
         free (out);
     }
-    if (last)
-        zhashx_delete (self->by_id, key);
+    if (last) {
+        *at = st->next;
+        s_stream_destroy (&st);
+    }
 }
