@@ -8,42 +8,69 @@
 #include <string.h>
 #include <unistd.h>
 
+//  One line of a `curve` section (from p, n bytes, no newline): sets the key it names.
+static void
+s_key_line (const char *p, size_t n, char public_key[41], char secret_key[41])
+{
+    char *key = n >= 10 && memcmp (p, "public-key", 10) == 0 ? public_key
+              : n >= 10 && memcmp (p, "secret-key", 10) == 0 ? secret_key : NULL;
+    const char *end = p + n;
+    if (!key)
+        return;
+    p += 10;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (p == end || *p++ != '=')
+        return;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    char quote = p < end && (*p == '"' || *p == '\'') ? *p++ : 0;
+    size_t k = 0;           //  a key's characters are Z85's, all printable ASCII
+    while (p + k < end && p[k] != quote && p[k] > ' ' && p[k] < 0x7f)
+        k++;
+    if (k == 40 && (quote ? p + k < end && p[k] == quote : p + k == end || strchr (" \t\r", p[k]))) {
+        memcpy (key, p, 40);
+        key[40] = 0;
+    }
+}
+
+void
+certfile_parse (const char *text, size_t size, char public_key[41], char secret_key[41])
+{
+    const char *end = text + size;
+    bool curve = false;
+    public_key[0] = secret_key[0] = 0;
+    for (const char *line = text; line < end; ) {
+        const char *nl = memchr (line, '\n', (size_t) (end - line));
+        const char *stop = nl ? nl : end, *p = line;
+        while (p < stop && (*p == ' ' || *p == '\t'))
+            p++;
+        if (p < stop && *p != '#' && *p != '\r' && *p != 0) {
+            if (p == line)          //  a section
+                curve = stop - p >= 5 && memcmp (p, "curve", 5) == 0
+                        && (stop - p == 5 || strchr (" \t\r#", p[5]));
+            else
+            if (curve)
+                s_key_line (p, (size_t) (stop - p), public_key, secret_key);
+        }
+        line = nl ? nl + 1 : end;
+    }
+}
+
 int
 certfile_z85 (const char *path, char public_key[41], char secret_key[41])
 {
+    //  A cert is a few hundred bytes: what does not fit here is not one.
+    char text[CERTFILE_MAX];
     FILE *f = fopen (path, "r");
     if (!f)
         return -1;
-    char line[512];
-    bool curve = false;
-    public_key[0] = secret_key[0] = 0;
-    while (fgets (line, sizeof line, f)) {
-        char *p = line + strspn (line, " \t");
-        if (*p == '#' || *p == '\r' || *p == '\n' || *p == 0)
-            continue;
-        if (p == line) {            //  a section
-            curve = strncmp (p, "curve", 5) == 0 && strchr (" \t\r\n#", p[5]);
-            continue;
-        }
-        char *key = !curve ? NULL : strncmp (p, "public-key", 10) == 0 ? public_key
-                  : strncmp (p, "secret-key", 10) == 0 ? secret_key : NULL;
-        if (!key)
-            continue;
-        p += 10;
-        p += strspn (p, " \t");
-        if (*p++ != '=')
-            continue;
-        p += strspn (p, " \t");
-        char quote = *p == '"' || *p == '\'' ? *p++ : 0;
-        size_t n = strcspn (p, quote == '"' ? "\"" : quote ? "'" : " \t\r\n");
-        if (n == 40 && (!quote || p[n] == quote)) {
-            memcpy (key, p, 40);
-            key[40] = 0;
-        }
-    }
-    sodium_memzero (line, sizeof line);
+    size_t n = fread (text, 1, sizeof text, f);
+    int rc = ferror (f) ? -1 : 0;
     fclose (f);
-    return 0;
+    certfile_parse (text, n, public_key, secret_key);
+    sodium_memzero (text, sizeof text);
+    return rc;
 }
 
 static bool

@@ -6,10 +6,15 @@
 #include "common/zmtp.h"
 #include <stddef.h>
 
-//  The Z85 keys of the cert file at path (40 characters and a NUL each). The file is ZPL, as
-//  czmq writes it: a `curve` section at the left margin, then indented `public-key = "..."`
-//  and `secret-key = "..."` (quotes optional). A key that is absent or not 40 characters is
-//  left empty. -1 if the file cannot be read.
+#define CERTFILE_MAX 16384     //  bytes of a cert file read; a cert is a few hundred
+
+//  The Z85 keys in the text of a cert file (size bytes, any bytes), 40 characters and a NUL
+//  each. The text is ZPL, as czmq writes it: a `curve` section at the left margin, then
+//  indented `public-key = "..."` and `secret-key = "..."` (quotes optional). A key that is
+//  absent or not 40 characters is left empty. Pure; tests/fuzz/certfile feeds it anything.
+void certfile_parse (const char *text, size_t size, char public_key[41], char secret_key[41]);
+
+//  The same from the file at path (its first CERTFILE_MAX bytes). -1 if it cannot be read.
 int certfile_z85 (const char *path, char public_key[41], char secret_key[41]);
 
 //  A client's keys: its pair from key_path's secret file (key_path + "_secret", which holds

@@ -68,6 +68,18 @@ certfile_test (void)
                     "    secret-key = \"JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6\n");
     CHECK (certfile_z85 (other, pub, sec) == 0 && pub[0] == 0 && sec[0] == 0);
     CHECK (certfile_z85 ("/nonexistent/x.cert", pub, sec) == -1);
+    //  From memory: no newline at the end, a NUL, a line longer than any buffer.
+    const char text[] = "curve\n    secret-key = \"JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6\"\n\0junk\n"
+                        "    public-key = rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+    certfile_parse (text, sizeof text - 1, pub, sec);
+    CHECK (strcmp (pub, "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7") == 0 && strlen (sec) == 40);
+    char long_line[2000];
+    memset (long_line, 'x', sizeof long_line);
+    memcpy (long_line, "curve\n    public-key = ", 23);
+    certfile_parse (long_line, sizeof long_line, pub, sec);
+    CHECK (pub[0] == 0 && sec[0] == 0);
+    certfile_parse ("curve", 5, pub, sec);
+    CHECK (pub[0] == 0 && sec[0] == 0);
 
     zcert_destroy (&client);
     zcert_destroy (&broker);

@@ -68,6 +68,10 @@ sys.stdout.buffer.write(g + b"\x04" + bytes([len(w)]) + w
                         + b"\x04" + bytes([len(r)]) + r + b"\x02" + len(m).to_bytes(8, "big") + m)' \
     > "$OUT/zmtp.seed/handshake"
 run zmtp "common/zmtp_wire.c common/util.c" "$OUT/zmtp.seed"
+mkdir -p "$OUT/certfile.seed"   #  a cert as czmq writes it
+printf '#   ****  Generated on 2026-12-04 by CZMQ  ****\n\nmetadata\n    name = "agent"\ncurve\n    public-key = "rq:rM>}U?@Lns47E1%%kR.o@n%%FcmmsL/@{H8]yf7"\n    secret-key = "JTKVSB%%%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"\n' \
+    > "$OUT/certfile.seed/cert"
+run certfile "common/certfile.c common/zmtp_wire.c common/util.c" "$OUT/certfile.seed"
 mkdir -p "$OUT/egress.seed"    #  a report line the proxy writes, and a grant
 printf 'E\tCONNECT\tfiles.example.com\t443\t93.184.216.34\t517\t4096\t12.500\tallowed\t-' > "$OUT/egress.seed/line"
 printf 'allow files.example.com:443\nallow *.internal.example:80\nmethod GET\n' > "$OUT/egress.seed/grant"
