@@ -12,7 +12,8 @@ struct _bridge_t {
     conn_t *calls;
     zmtp_t *events;
     uint64_t opened;            //  handshakes of the events connection seen so far
-    char said[128];             //  the last way it ended that was logged
+    uint64_t ended;             //  ends of it seen so far
+    char said[128];             //  how the last logged end came; "" once a handshake succeeds
 };
 
 bridge_t *
@@ -51,7 +52,7 @@ bridge_subscribe (bridge_t *self, int64_t since)
     //  A new connection: the old one (and with it the broker's stale subscription, which the
     //  broker drops once a push to it fails) goes away.
     zmtp_destroy (&self->events);
-    self->opened = 0;
+    self->opened = self->ended = 0;
     self->said[0] = 0;
     self->events = zmtp_new (self->endpoint, &self->keys);
     json_t *req = json_pack ("{s:s, s:s, s:I}", "op", "subscribe", "rid", "approver-subscribe",
@@ -102,7 +103,9 @@ bridge_needs_resubscribe (bridge_t *self)
         return false;
     //  Each way a connection ends is logged once (not at every retry); a handshake that
     //  succeeds forgets it, so the next loss is logged again.
-    const char *why = zmtp_why (self->events);
+    uint64_t ended = zmtp_ended (self->events);
+    const char *why = ended != self->ended ? zmtp_why (self->events) : NULL;
+    self->ended = ended;
     if (why && strcmp (why, self->said) != 0) {
         if (strstr (why, "refused our key"))
             log_error ("bridge: the broker refused our key (%s)", self->endpoint);

@@ -73,7 +73,7 @@ struct _zmtp_t {
     uint64_t peer_nonce;        //  the server's last
     queue_t outbox, inbox;
     char why[128];
-    bool ended;                 //  a connection ended (why says how)
+    uint64_t ended;             //  connections (or attempts) that ended; why says how the last did
     bool skipping;              //  dropping the rest of a message of several frames
     bool break_on_open;         //  zmtp_recv returns once a handshake completes
     uint64_t opened;            //  handshakes completed
@@ -132,7 +132,7 @@ s_drop (zmtp_t *self, const char *why)
     sodium_memzero (self->cn_secret, sizeof self->cn_secret);
     sodium_memzero (self->shared, sizeof self->shared);
     snprintf (self->why, sizeof self->why, "%s", why);
-    self->ended = true;
+    self->ended++;
     return -1;
 }
 
@@ -535,6 +535,12 @@ const char *
 zmtp_why (zmtp_t *self)
 {
     return self->ended ? self->why : NULL;
+}
+
+uint64_t
+zmtp_ended (zmtp_t *self)
+{
+    return self->ended;
 }
 
 //  Splits endpoint into where to connect: 0, or -1 if it is not tcp://HOST:PORT or ipc://PATH.

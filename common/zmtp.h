@@ -50,6 +50,9 @@ void zmtp_restart (zmtp_t *self);
 //  How many connections have completed their handshake so far.
 uint64_t zmtp_opened (zmtp_t *self);
 
+//  How many connections (or attempts at one) have ended so far.
+uint64_t zmtp_ended (zmtp_t *self);
+
 //  Why the last connection ended, or NULL if none has.
 const char *zmtp_why (zmtp_t *self);
 

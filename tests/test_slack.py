@@ -421,6 +421,12 @@ def broker_restart_approver_reconnects(g):
     g.click(msg, "approve", "UALICE", "alice")
     wait(lambda: g.status(rid)["state"] == "done", timeout=20, what="click after broker restart")
     check(len(g.accepted_for(rid)) == 1 and len(g.accepted_for(rid2)) == 1, "one message each")
+    # Each way the loss showed (closed, then refused while the broker was down) is logged
+    # once, not at each 100 ms retry, and nothing stale once the connection is back.
+    log = open(os.path.join(g.stack.dir, "approver.log")).read()
+    back = log.rfind("re-established")
+    lost = [line.split("lost the broker", 1)[1] for line in log.splitlines() if "lost the broker" in line]
+    check(back > 0 and lost and len(lost) == len(set(lost)) and "lost the broker" not in log[back:], log)
 
 
 if __name__ == "__main__":
