@@ -77,12 +77,19 @@ bridge_poll_item (bridge_t *self, struct pollfd *pfd)
     return -1;
 }
 
+void
+bridge_handle (bridge_t *self, short revents)
+{
+    if (self->events)
+        zmtp_handle (self->events, revents);
+}
+
 json_t *
 bridge_next_event (bridge_t *self)
 {
     size_t size;
     uint8_t *text;
-    while (self->events && (text = zmtp_recv (self->events, 0, -1, &size))) {
+    while (self->events && (text = zmtp_take (self->events, &size))) {
         json_t *msg = json_loadb ((const char *) text, size, 0, NULL);
         free (text);
         const char *op = json_string_value (json_object_get (msg, "op"));
@@ -107,7 +114,7 @@ bridge_needs_resubscribe (bridge_t *self)
     const char *why = ended != self->ended ? zmtp_why (self->events) : NULL;
     self->ended = ended;
     if (why && strcmp (why, self->said) != 0) {
-        if (strstr (why, "refused our key"))
+        if (zmtp_refused (self->events))
             log_error ("bridge: the broker refused our key (%s)", self->endpoint);
         else
             log_warn ("bridge: lost the broker at %s (%s); waiting for it", self->endpoint, why);

@@ -22,8 +22,10 @@ void bridge_destroy (bridge_t **self_p);
 int bridge_subscribe (bridge_t *self, int64_t since);
 
 //  What to give poll(2) for the subscription, and the longest the caller may wait (ms, -1:
-//  no limit) before it calls bridge_next_event again (see zmtp_poll_item).
+//  no limit); after the poll, bridge_handle with what it said, once a turn, before
+//  bridge_needs_resubscribe and bridge_next_event (see zmtp_poll_item and zmtp_handle).
 int bridge_poll_item (bridge_t *self, struct pollfd *pfd);
+void bridge_handle (bridge_t *self, short revents);
 
 //  The next pushed event, without waiting; NULL if none. Replies are skipped. Each call
 //  also moves the connection along (reads, writes, the handshake, a reconnect).

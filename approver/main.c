@@ -163,6 +163,7 @@ s_run (app_t *app)
             log_error ("poll: %s", strerror (errno));
             break;
         }
+        bridge_handle (app->bridge, items[1].revents);
         if (bridge_needs_resubscribe (app->bridge))
             subscribe = true, subscribe_at = 0;
         if (!s_pump_events (app))

@@ -44,14 +44,29 @@ conn_destroy (conn_t **self_p)
     }
 }
 
-json_t *
-conn_recv (conn_t *self, int timeout_ms)
+//  A frame as JSON, or NULL; frees the frame.
+static json_t *
+s_decode (uint8_t *frame, size_t size)
 {
-    size_t size;
-    uint8_t *frame = zmtp_recv (self->link, timeout_ms, self->wake_fd, &size);
     json_t *msg = frame ? json_loadb ((const char *) frame, size, 0, NULL) : NULL;
     free (frame);
     return msg;
+}
+
+json_t *
+conn_recv (conn_t *self, int timeout_ms)
+{
+    size_t size = 0;
+    uint8_t *frame = zmtp_recv (self->link, timeout_ms, self->wake_fd, &size);
+    return s_decode (frame, size);
+}
+
+json_t *
+conn_take (conn_t *self)
+{
+    size_t size = 0;
+    uint8_t *frame = zmtp_take (self->link, &size);
+    return s_decode (frame, size);
 }
 
 void
@@ -95,6 +110,12 @@ int
 conn_poll_item (conn_t *self, struct pollfd *pfd)
 {
     return zmtp_poll_item (self->link, pfd);
+}
+
+void
+conn_handle (conn_t *self, short revents)
+{
+    zmtp_handle (self->link, revents);
 }
 
 //  Ops that change nothing at the broker: sent again under the same rid when the connection

@@ -30,9 +30,13 @@ json_t *conn_recv (conn_t *self, int timeout_ms);
 int conn_send (conn_t *self, json_t *req, char rid[40]);
 
 //  For a caller that polls the connection with other descriptors: fills pfd and returns the
-//  longest it may wait (ms, -1: no limit) before it calls conn_recv (timeout 0) again. A
-//  message may be read once pfd reports anything, or the wait has passed.
+//  longest it may wait (ms, -1: no limit). After each poll, conn_handle with what it said
+//  (once a turn, whatever poll returned), then conn_take for each message it read (see
+//  zmtp_poll_item and zmtp_handle).
 int conn_poll_item (conn_t *self, struct pollfd *pfd);
+void conn_handle (conn_t *self, short revents);
+//  The next message conn_handle read, or NULL; no system call.
+json_t *conn_take (conn_t *self);
 
 //  From now on conn_recv (and so conn_call) returns NULL at once while fd is readable: a
 //  wait ends on a signal even if it came just before the poll (the handler writes to fd).

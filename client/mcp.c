@@ -450,8 +450,9 @@ cmd_mcp (cli_t *cli)
         }
         //  Each time round, not only when the socket says so: the connection also moves on
         //  its own timers (a reconnect) and may hold a message read with an earlier one.
+        conn_handle (self.conn, items[1].revents);
         json_t *reply;
-        while (!self.gone && (reply = conn_recv (self.conn, 0))) {
+        while (!self.gone && (reply = conn_take (self.conn))) {
             s_answer (&self, reply);
             json_decref (reply);
         }

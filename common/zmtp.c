@@ -74,6 +74,7 @@ struct _zmtp_t {
     queue_t outbox, inbox;
     char why[128];
     uint64_t ended;             //  connections (or attempts) that ended; why says how the last did
+    bool refused;               //  the last ended with the broker's ERROR (its ZAP check said no)
     bool skipping;              //  dropping the rest of a message of several frames
     bool break_on_open;         //  zmtp_recv returns once a handshake completes
     uint64_t opened;            //  handshakes completed
@@ -97,6 +98,14 @@ s_pop (queue_t *q)
     if (m && !(q->head = m->next))
         q->tail = NULL;
     return m;
+}
+
+static void
+s_queue_clear (queue_t *q)
+{
+    msg_t *m;
+    while ((m = s_pop (q)))
+        free (m);
 }
 
 static msg_t *
@@ -132,6 +141,7 @@ s_drop (zmtp_t *self, const char *why)
     sodium_memzero (self->cn_secret, sizeof self->cn_secret);
     sodium_memzero (self->shared, sizeof self->shared);
     snprintf (self->why, sizeof self->why, "%s", why);
+    self->refused = false;
     self->ended++;
     return -1;
 }
@@ -345,8 +355,11 @@ s_handle (zmtp_t *self, const zmtp_frame_t *f)
 {
     const uint8_t *data;
     size_t size;
-    if (zmtp_named (f->body, f->size, "ERROR", &data, &size))
-        return s_drop (self, "the broker refused our key");
+    if (zmtp_named (f->body, f->size, "ERROR", &data, &size)) {
+        s_drop (self, "the broker refused our key");
+        self->refused = true;
+        return -1;
+    }
     if (self->state == WELCOME && f->command && zmtp_named (f->body, f->size, "WELCOME", &data, &size))
         return s_welcome (self, data, size);
     if (self->state == READY && f->command && zmtp_named (f->body, f->size, "READY", &data, &size))
@@ -465,18 +478,32 @@ zmtp_poll_item (zmtp_t *self, struct pollfd *pfd)
     return -1;
 }
 
+void
+zmtp_handle (zmtp_t *self, short revents)
+{
+    s_step (self, revents);
+}
+
+uint8_t *
+zmtp_take (zmtp_t *self, size_t *size)
+{
+    msg_t *m = s_pop (&self->inbox);
+    if (!m)
+        return NULL;
+    *size = m->size;
+    memmove (m, m->data, m->size + 1);     //  the caller frees the bytes alone
+    return (uint8_t *) m;
+}
+
 uint8_t *
 zmtp_recv (zmtp_t *self, int timeout_ms, int wake_fd, size_t *size)
 {
     int64_t deadline = timeout_ms < 0 ? -1 : clock_mono_ms () + timeout_ms;
     uint64_t opened = self->opened;
     for (;;) {
-        msg_t *m = s_pop (&self->inbox);
-        if (m) {
-            *size = m->size;
-            memmove (m, m->data, m->size + 1);     //  the caller frees the bytes alone
-            return (uint8_t *) m;
-        }
+        uint8_t *data = zmtp_take (self, size);
+        if (data)
+            return data;
         struct pollfd p[2];
         int wait = zmtp_poll_item (self, &p[0]);
         if (deadline >= 0) {
@@ -518,9 +545,7 @@ zmtp_break_on_open (zmtp_t *self, bool on)
 void
 zmtp_restart (zmtp_t *self)
 {
-    msg_t *m;
-    while ((m = s_pop (&self->outbox)))
-        free (m);
+    s_queue_clear (&self->outbox);
     s_drop (self, "restarted by its owner");
     s_connect (self);
 }
@@ -541,6 +566,12 @@ uint64_t
 zmtp_ended (zmtp_t *self)
 {
     return self->ended;
+}
+
+bool
+zmtp_refused (zmtp_t *self)
+{
+    return self->refused;
 }
 
 //  Splits endpoint into where to connect: 0, or -1 if it is not tcp://HOST:PORT or ipc://PATH.
@@ -592,11 +623,8 @@ zmtp_destroy (zmtp_t **self_p)
         return;
     if (self->fd >= 0)
         close (self->fd);
-    msg_t *m;
-    while ((m = s_pop (&self->outbox)))
-        free (m);
-    while ((m = s_pop (&self->inbox)))
-        free (m);
+    s_queue_clear (&self->outbox);
+    s_queue_clear (&self->inbox);
     buf_free (&self->in);
     buf_free (&self->out);
     sodium_memzero (self, sizeof *self);

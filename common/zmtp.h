@@ -37,10 +37,15 @@ uint8_t *zmtp_recv (zmtp_t *self, int timeout_ms, int wake_fd, size_t *size);
 //  zmtp_recv also returns when one opens, so that it can wait in one piece.
 void zmtp_break_on_open (zmtp_t *self, bool on);
 
-//  For a caller that polls other descriptors too: fills pfd with what to wait for (fd -1
-//  while a reconnect waits) and returns the longest it may wait (ms, -1: no limit) before it
-//  calls zmtp_recv (with timeout 0) again.
+//  For a caller that polls other descriptors too, each turn of its loop: zmtp_poll_item
+//  fills pfd with what to wait for (fd -1 while a reconnect waits) and returns the longest
+//  it may wait (ms, -1: no limit); after its poll(2), zmtp_handle moves the connection on
+//  what pfd.revents says (and on its timers, and writes what was queued since), once a
+//  turn, whatever poll returned; zmtp_take then pops what arrived, without a system call.
 int zmtp_poll_item (zmtp_t *self, struct pollfd *pfd);
+void zmtp_handle (zmtp_t *self, short revents);
+//  The next message already read (caller frees; its size in *size), or NULL.
+uint8_t *zmtp_take (zmtp_t *self, size_t *size);
 
 //  Ends the connection and drops what waits to be sent; a new connection starts at once.
 //  For a caller that holds a quiet connection dead (one whose peer vanished may look open
@@ -55,6 +60,9 @@ uint64_t zmtp_ended (zmtp_t *self);
 
 //  Why the last connection ended, or NULL if none has.
 const char *zmtp_why (zmtp_t *self);
+
+//  True if the last connection ended because the broker refused our key (it sent ERROR).
+bool zmtp_refused (zmtp_t *self);
 
 int zmtp_test (void);
 #endif

@@ -248,6 +248,7 @@ s_loop (s_front_t *f)
         }
         //  Each time round, not only when the socket says so: the connection also moves on
         //  its own timers (a reconnect) and writes what the back's results queued.
+        link_handle (f->link, items [0].revents);
         json_t *msg;
         int rc;
         while (!f->stop && (rc = link_recv (f->link, &msg)) != 0)

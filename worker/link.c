@@ -54,6 +54,12 @@ link_poll_item (link_t *self, struct pollfd *pfd)
     return zmtp_poll_item (self->conn, pfd);
 }
 
+void
+link_handle (link_t *self, short revents)
+{
+    zmtp_handle (self->conn, revents);
+}
+
 int
 link_send_text (link_t *self, const char *text, size_t len)
 {
@@ -82,7 +88,7 @@ int
 link_recv (link_t *self, json_t **msg_p)
 {
     size_t size;
-    uint8_t *frame = zmtp_recv (self->conn, 0, -1, &size);
+    uint8_t *frame = zmtp_take (self->conn, &size);
     if (!frame)
         return 0;
     self->heard = clock_mono_ms ();     //  anything from the broker proves it is alive

@@ -18,17 +18,18 @@ link_t *link_new (const char *endpoint, const zmtp_keys_t *keys);
 void link_destroy (link_t **self_p);
 
 //  What to give poll(2) (the descriptor changes on reconnect), and the longest the caller
-//  may wait (ms, -1: no limit) before it calls link_recv again (see zmtp_poll_item).
+//  may wait (ms, -1: no limit); after the poll, link_handle with what it said, once a turn
+//  (see zmtp_poll_item and zmtp_handle).
 int link_poll_item (link_t *self, struct pollfd *pfd);
+void link_handle (link_t *self, short revents);
 
 //  Sends one message without blocking and destroys it (also on failure). 0 or -1.
 int link_send (link_t *self, json_t **msg_p);
 //  Sends one frame already encoded (len bytes of JSON) without blocking. 0 or -1.
 int link_send_text (link_t *self, const char *text, size_t len);
 
-//  Receives one message without blocking: 1 with *msg_p set (caller owns it), 0 if none is
-//  waiting, -1 if one arrived but was not a JSON object (logged, already dropped). Each call
-//  also moves the connection along (reads, writes, the handshake, a reconnect).
+//  The next message link_handle read: 1 with *msg_p set (caller owns it), 0 if none is
+//  waiting, -1 if one arrived but was not a JSON object (logged, already dropped).
 int link_recv (link_t *self, json_t **msg_p);
 
 //  Monotonic ms when link_tick() must next run.
