@@ -23,11 +23,11 @@
 #include "common/util.h"
 #include <sqlite3.h>
 
-typedef enum { B_FIRE, B_DECIDE, B_EVENT } kind_t;
+typedef enum { B_FIRE, B_DECIDE, B_EVENT, B_REENTER } kind_t;
 
 typedef struct {
     kind_t kind;
-    int64_t id;             //  the request (0: an event of none)
+    int64_t id;             //  the request (0: an event of none); B_REENTER: the one to read
     const char *from;       //  B_FIRE: a state name from the table (static)
     state_event_t ev;
     char *actor;            //  B_FIRE, B_EVENT; B_DECIDE: the submitter's groups or NULL
@@ -110,6 +110,18 @@ backlog_hold (broker_t *broker, const char *why)
     }
 }
 
+//  DOWN from now, for `what` (with SQLite's error, if fault is one); first try in 10 ms.
+static void
+s_go_down (backlog_t *self, const char *what, int fault)
+{
+    self->down = true;
+    self->last_try = clock_mono_ms ();
+    self->retry_ms = 10;
+    snprintf (self->error, sizeof self->error, "%s%s%s", what, fault ? ": " : "",
+              fault ? sqlite3_errstr (fault) : "");
+    time_iso8601 (clock_wall_ms (), self->since, sizeof self->since);
+}
+
 bool
 backlog_check (broker_t *broker, const char *what)
 {
@@ -117,11 +129,7 @@ backlog_check (broker_t *broker, const char *what)
     int fault = store_fault (broker->store);
     if (!fault || self->down)
         return backlog_down (broker);
-    self->down = true;
-    self->last_try = clock_mono_ms ();
-    self->retry_ms = 10;
-    snprintf (self->error, sizeof self->error, "%s: %s", what, sqlite3_errstr (fault));
-    time_iso8601 (clock_wall_ms (), self->since, sizeof self->since);
+    s_go_down (self, what, fault);
     log_error ("the database refuses writes (%s): refusing new work, keeping what must be "
                "written, retrying", self->error);
     return true;
@@ -193,13 +201,9 @@ backlog_group_end (broker_t *broker)
     if (!committed) {
         //  Nothing of the group was written: its writes are kept, before anything that
         //  failed inside it, and written again in order once the store takes them.
-        if (!backlog_check (broker, "committing a group")) {
-            self->down = true;              //  no SQLite code to name: still, nothing was written
-            self->last_try = clock_mono_ms ();
-            self->retry_ms = 10;
-            snprintf (self->error, sizeof self->error, "committing a group failed");
-            time_iso8601 (clock_wall_ms (), self->since, sizeof self->since);
-        }
+        //  No SQLite code to name, maybe: still, nothing was written.
+        if (!backlog_check (broker, "committing a group"))
+            s_go_down (self, "committing a group failed", 0);
         while (zlistx_last (self->journal))
             zlistx_add_start (self->entries, zlistx_detach_cur (self->journal));
     }
@@ -265,6 +269,38 @@ backlog_event (broker_t *broker, int64_t request_id, const char *type, const cha
 }
 
 void
+backlog_reenter (broker_t *broker, int64_t id)
+{
+    backlog_t *self = broker->backlog;
+    if (state_reenter (broker, id) == 0)
+        return;
+    entry_t *e = (entry_t *) zmalloc (sizeof (entry_t));
+    e->kind = B_REENTER;
+    e->id = id;
+    zlistx_add_end (self->entries, e);
+    if (!self->down) {
+        s_go_down (self, "reading a request back", store_fault (broker->store));
+        log_error ("request %lld cannot be read back (%s): refusing new work until it can",
+                   (long long) id, self->error);
+    }
+}
+
+//  Does a B_REENTER entry once the store takes writes again: 0 done, -1 it still fails. A
+//  row that is not there (the store works, and names no fault) is given up, logged.
+static int
+s_reenter_again (broker_t *broker, int64_t id)
+{
+    if (store_probe (broker->store) != 0)
+        return -1;
+    if (state_reenter (broker, id) == 0)
+        return 0;
+    if (store_fault (broker->store))
+        return -1;
+    log_error ("request %lld: no row to read back; nothing of it is in memory", (long long) id);
+    return 0;
+}
+
+void
 backlog_refuse (broker_t *broker, caller_t *c, const char *what)
 {
     if (backlog_down (broker) || backlog_check (broker, what))
@@ -283,6 +319,8 @@ s_write (broker_t *broker, entry_t *e)
         rc = state_fire (broker, e->id, e->from, e->ev, e->actor, e->data, NULL);
     else if (e->kind == B_EVENT)
         rc = store_event (broker->store, e->id, e->type, e->actor, e->data);
+    else if (e->kind == B_REENTER)
+        return s_reenter_again (broker, e->id);
     else
         rc = strcmp (s_decide (broker, e->data, e->actor), "received") == 0 ? -1 : 0;
     return rc == 0 || !store_fault (broker->store) ? 0 : -1;

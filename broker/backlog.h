@@ -59,6 +59,11 @@ bool backlog_tick (broker_t *broker);
 //  The poll timeout of the loop: at most cap, less when a retry is due sooner.
 int backlog_timeout (broker_t *broker, int cap);
 
+//  state_reenter, after a group that did not commit: or, if the row cannot be read now,
+//  once the store answers again (kept in order with the writes; DOWN until then, so that
+//  nothing of its session runs before it).
+void backlog_reenter (broker_t *broker, int64_t id);
+
 //  Refuses a client's write (cancel, approve, report...) that did not happen: `busy` if the
 //  database is down or failed it, else `bad_state` (the request changed state meanwhile).
 void backlog_refuse (broker_t *broker, caller_t *c, const char *what);

@@ -88,10 +88,7 @@ s_put_back (broker_t *broker, worker_t *w, job_t *job)
     if (job->reset_reason)
         dispatch_session_ended (broker, key, job->reset_reason);
     dispatch_release (broker, w, job);
-    json_t *row = store_get (broker->store, id);
-    if (row)
-        state_resume (broker, row);
-    json_decref (row);
+    backlog_reenter (broker, id);
 }
 
 typedef struct {

@@ -129,6 +129,24 @@ s_bind (const char *endpoint, zcert_t *cert)
     return sock;
 }
 
+//  Every request in `state` back in memory, as its row says. -1 if one cannot be read: a
+//  broker that could not see all it must run or track does not start.
+static int
+s_reenter_all (broker_t *self, const char *state)
+{
+    json_t *ids = NULL, *id;
+    size_t i;
+    int rc = store_ids_in_state (self->store, state, &ids);
+    json_array_foreach (ids, i, id)
+        if (rc == 0 && state_reenter (self, json_integer_value (id)) != 0) {
+            log_error ("recovery: request %lld (%s) cannot be read",
+                       (long long) json_integer_value (id), state);
+            rc = -1;
+        }
+    json_decref (ids);
+    return rc;
+}
+
 //  Requests a previous run left `running` can no longer be answered; `queued` ones run again,
 //  before the `received` ones are decided: those were the last submitted (the broker died
 //  deciding them), so each session keeps its order.
@@ -145,24 +163,9 @@ s_recover (broker_t *self)
         backlog_fire (self, json_integer_value (id), "running", EV_LOSE, "broker", why);
     json_decref (why);
     json_decref (ids);
-    if (store_ids_in_state (self->store, "queued", &ids) != 0)
+    //  Parked ones keep their approvals and expiry.
+    if (s_reenter_all (self, "queued") != 0 || s_reenter_all (self, "pending_approval") != 0)
         return -1;
-    json_array_foreach (ids, i, id) {
-        json_t *row = store_get (self->store, json_integer_value (id));
-        if (row)
-            state_resume (self, row);
-        json_decref (row);
-    }
-    json_decref (ids);
-    if (store_ids_in_state (self->store, "pending_approval", &ids) != 0)
-        return -1;
-    json_array_foreach (ids, i, id) {     //  parked ones keep their approvals and expiry
-        json_t *row = store_get (self->store, json_integer_value (id));
-        if (row)
-            state_resume (self, row);
-        json_decref (row);
-    }
-    json_decref (ids);
     if (store_ids_in_state (self->store, "received", &ids) != 0)
         return -1;
     json_array_foreach (ids, i, id) {     //  submitted but not yet decided when we stopped

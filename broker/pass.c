@@ -16,8 +16,8 @@
     - a client message that wrote through the store itself (pass_wrote: submit, cancel,
       approve, deny, report) is answered `busy`, as if the store had refused it then, and
       what its transition did in memory (queued, parked, unqueued, forgotten) is set back
-      to what the record says: state_unwind, then state_resume from the stored row (a
-      submit has none);
+      to what the record says: state_unwind, then backlog_reenter from the stored row (a
+      submit has none; a row that cannot be read now is read once the store answers);
     - starts are queued again (launch.c).
     The broker is down then (backlog.c): nothing is dispatched until writes commit again. */
 #include "broker/pass.h"
@@ -161,10 +161,7 @@ static void
 s_undo (broker_t *broker, int64_t id)
 {
     state_unwind (broker, id);
-    json_t *row = store_get (broker->store, id);
-    if (row)
-        state_resume (broker, row);
-    json_decref (row);
+    backlog_reenter (broker, id);
 }
 
 //  Sends a held reply, or (the pass did not commit and it answers message m, which wrote)

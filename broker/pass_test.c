@@ -2,9 +2,13 @@
     go out in order; if it does not commit, a message that wrote is answered `busy`, once,
     with its own rid, and the others' replies stand. Real sockets (inproc) and a real store. */
 #include "broker/pass.h"
+#include "broker/approvals.h"
 #include "broker/backlog.h"
+#include "broker/dispatch.h"
 #include "broker/notify.h"
 #include "broker/outbox.h"
+#include "broker/state.h"
+#include "store/store_int.h"
 #include "common/check.h"
 #include "common/proto.h"
 #include <sqlite3.h>
@@ -73,6 +77,87 @@ s_pass (broker_t *b, zframe_t *routing, zsock_t *client, bool *held)
     return committed;
 }
 
+//  Denies reading the requests table: a store whose reads fail as well as its commits.
+static int
+s_deny_requests (void *arg, int action, const char *table, const char *b, const char *c,
+                 const char *d)
+{
+    (void) arg, (void) b, (void) c, (void) d;
+    return action == SQLITE_READ && table && strcmp (table, "requests") == 0 ? SQLITE_DENY : SQLITE_OK;
+}
+
+//  Runs `sql` on the database at path through a connection of its own.
+static void
+s_exec (const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    CHECK (sqlite3_open (path, &db) == SQLITE_OK && sqlite3_exec (db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close (db);
+}
+
+//  Ticks the backlog as the loop would, once its next retry is due.
+static bool
+s_tick (broker_t *b)
+{
+    usleep (1000u * (unsigned) backlog_timeout (b, 1000) + 1000);
+    return backlog_tick (b);
+}
+
+//  True if request id is on the run queue.
+static bool
+s_queued (broker_t *b, int64_t id)
+{
+    zlistx_t *ids = dispatch_queued_with (b, "");
+    bool found = false;
+    for (char *at = (char *) zlistx_first (ids); at; at = (char *) zlistx_next (ids))
+        found |= atoll (at) == id;
+    zlistx_destroy (&ids);
+    return found;
+}
+
+//  A cancel that did not commit, when the request's row cannot even be read back then: the
+//  request is back on the run queue once the store answers again, and until then the
+//  broker stays down (nothing of its session may run before it).
+static void
+s_test_reenter (broker_t *b, const char *path, zframe_t *routing)
+{
+    json_t *req = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "principal", "alice", "role", "agent",
+                             "session", "s1", "lang", "python", "code", "x = 1");
+    int64_t id = 0;
+    bool duplicate = true;
+    CHECK (store_submit (b->store, req, &id, &duplicate) == 0 && !duplicate);
+    json_decref (req);
+    CHECK (state_fire (b, id, "received", EV_ALLOW, "broker", NULL, NULL) == 0);
+    CHECK (s_queued (b, id));
+    s_exec (path, FAIL_COMMIT);
+    json_t *rid = json_string ("r3");
+    caller_t c = { .routing = routing, .rid = rid };
+    CHECK (pass_begin (b) && pass_open (b));
+    pass_next (b);
+    CHECK (state_fire (b, id, "queued", EV_CANCEL, "alice", NULL, NULL) == 0);
+    pass_wrote (b, &c, id);
+    broker_send_client (b, routing, proto_reply_ok (rid, json_object ()));
+    json_t *data = json_pack ("{s:s}", "worker", "w");
+    CHECK (store_event (b->store, 0, "worker_joined", "test", data) == 0);     //  dooms the commit
+    json_decref (data);
+    CHECK (!s_queued (b, id));               //  unqueued by the cancel
+    sqlite3_set_authorizer (b->store->db, s_deny_requests, NULL);
+    CHECK (!pass_end (b));
+    CHECK (!s_queued (b, id) && backlog_down (b));
+    //  Commits work again but reads still fail: still down, still not queued.
+    s_exec (path, "DROP TRIGGER inject_commit; DROP TABLE inject;");
+    CHECK (!s_tick (b));
+    CHECK (!s_queued (b, id) && backlog_down (b));
+    //  Reads work: queued again, as the record has it, and the broker is up.
+    sqlite3_set_authorizer (b->store->db, NULL, NULL);
+    CHECK (s_tick (b));
+    CHECK (s_queued (b, id) && !backlog_down (b));
+    json_t *row = store_get (b->store, id);
+    CHECK (row && strcmp (json_string_value (json_object_get (row, "state")), "queued") == 0);
+    json_decref (row);
+    json_decref (rid);
+}
+
 int
 pass_test (void)
 {
@@ -80,7 +165,8 @@ pass_test (void)
     CHECK (mkdtemp (dir) != NULL);
     snprintf (path, sizeof path, "%s/t.db", dir);
     broker_t b = { .store = store_new (path, 0), .backlog = backlog_new (), .notify = notify_new (),
-                   .outbox = outbox_new (), .pass = pass_new () };
+                   .outbox = outbox_new (), .pass = pass_new (), .dispatch = dispatch_new (),
+                   .approvals = approvals_new () };
     b.clients = zsock_new_router ("inproc://pass-test");
     zsock_t *client = zsock_new_dealer (">inproc://pass-test");
     CHECK (b.store && b.clients && client);
@@ -120,6 +206,12 @@ pass_test (void)
     CHECK (pass_end (&b));
     s_next (client, 1000, got, sizeof got);
     CHECK (*got != 0);
+    //  Up again once the failing commit's cause is gone.
+    s_exec (path, "DROP TRIGGER inject_commit; DROP TABLE inject;");
+    CHECK (s_tick (&b) && !backlog_down (&b));
+    s_test_reenter (&b, path, routing);
+    s_next (client, 1000, got, sizeof got);
+    CHECK (strcmp (got, "r3 busy") == 0);
     zframe_destroy (&routing);
     zsock_destroy (&client);
     zsock_destroy (&b.clients);
@@ -127,6 +219,8 @@ pass_test (void)
     CHECK (b.pass == NULL);
     outbox_destroy (&b.outbox);
     notify_destroy (&b.notify);
+    dispatch_destroy (&b.dispatch);
+    approvals_destroy (&b.approvals);
     backlog_destroy (&b.backlog);
     store_destroy (&b.store);
     CHECK (check_remove_dir (dir) == 0);

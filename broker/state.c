@@ -90,12 +90,8 @@ s_act (broker_t *broker, int64_t id, int actions)
         approvals_forget (broker, id);
     if (actions & X_UNQUEUE)
         dispatch_unqueue (broker, id);
-    if (actions & (N_ENQUEUE | N_TRACK)) {
-        json_t *row = store_get (broker->store, id);     //  what the entry needs, as stored
-        if (row)
-            state_resume (broker, row);
-        json_decref (row);
-    }
+    if (actions & (N_ENQUEUE | N_TRACK))
+        state_reenter (broker, id);     //  what the entry needs, as stored
     if (actions & N_NOTIFY)
         notify_finished (broker, id);
 }
@@ -108,6 +104,17 @@ state_resume (broker_t *broker, json_t *row)
         dispatch_enqueue_row (broker, row);
     else if (state && strcmp (state, "pending_approval") == 0)
         approvals_track (broker, row);
+}
+
+int
+state_reenter (broker_t *broker, int64_t id)
+{
+    json_t *row = store_get (broker->store, id);
+    if (!row)
+        return -1;
+    state_resume (broker, row);
+    json_decref (row);
+    return 0;
 }
 
 void

@@ -32,6 +32,10 @@ int state_fire_approval (broker_t *broker, int64_t id, int ev, json_t *approval,
 //  pending_approval: its expiry tracked); nothing for other states. `row` is not consumed.
 void state_resume (broker_t *broker, json_t *row);
 
+//  state_resume from request id's stored row, read now. 0, or -1 if it could not be read (no
+//  such request, or the store failed: store_fault says which).
+int state_reenter (broker_t *broker, int64_t id);
+
 //  Undoes the entry actions of request id, whose transitions' commit failed after all (a
 //  group rolled back): off the run queue, its expiry no longer tracked.
 void state_unwind (broker_t *broker, int64_t id);

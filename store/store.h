@@ -99,6 +99,8 @@ int store_checkpoint (store_t *self);
 //  After a write returned -1: SQLite's error code if the database failed it (locked, full,
 //  I/O error, read-only...), 0 if it was refused on its merits (a request not in the state
 //  the caller saw, a bad field). The broker stops taking work on the first kind only.
+//  After a read returned NULL, when the last write succeeded (its fault is cleared): nonzero
+//  if the database failed the read, 0 if there was nothing to read.
 int store_fault (store_t *self);
 
 //  Groups the writes until store_group_end in one transaction: each write is a savepoint

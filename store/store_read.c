@@ -21,6 +21,7 @@ store_rows (store_t *self, sqlite3_stmt *st, const char *what)
         }
     if (rows && rc != SQLITE_DONE) {
         log_error ("store: %s: %s", what, sqlite3_errmsg (self->db));
+        store_failed (self, rc);        //  a read the database failed is its fault too
         json_decref (rows);
         rows = NULL;
     }
