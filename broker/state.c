@@ -109,7 +109,7 @@ state_resume (broker_t *broker, json_t *row)
 int
 state_reenter (broker_t *broker, int64_t id)
 {
-    json_t *row = store_get (broker->store, id);
+    json_t *row = store_get_entry (broker->store, id);
     if (!row)
         return -1;
     state_resume (broker, row);

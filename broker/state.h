@@ -29,7 +29,8 @@ int state_fire_approval (broker_t *broker, int64_t id, int ev, json_t *approval,
                          json_t *fields, const char **to);
 
 //  Re-enters the state a stored row is in, as after a restart (queued: on the run queue;
-//  pending_approval: its expiry tracked); nothing for other states. `row` is not consumed.
+//  pending_approval: its expiry tracked); nothing for other states. `row` (store_get's, or
+//  at least STORE_ENTRY_COLUMNS) is not consumed.
 void state_resume (broker_t *broker, json_t *row);
 
 //  state_resume from request id's stored row, read now. 0, or -1 if it could not be read (no

@@ -25,6 +25,15 @@
 //  --------------------------------------------------------------------------------------
 //  Statements, prepared once.
 
+//  A transition's one UPDATE: the state (?STATE_TO, with its time stamp ?STATE_AT, and
+//  finished_at when ?STATE_TERMINAL) and the fields it sets (?2...), only if the row is in
+//  the state the caller saw (?STATE_FROM). Numbered past every field's parameter.
+#define STATE_MOVE " state = ?93," \
+                   " queued_at = CASE WHEN ?93 = 'queued' THEN ?94 ELSE queued_at END," \
+                   " started_at = CASE WHEN ?93 = 'running' THEN ?94 ELSE started_at END," \
+                   " finished_at = CASE WHEN ?95 THEN ?94 ELSE finished_at END"
+#define STATE_GUARD " WHERE id = ?1 AND state = ?92"
+
 static const char *s_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_BEGIN_READ] = "BEGIN",
@@ -41,15 +50,11 @@ static const char *s_sql[ST_COUNT] = {
                        " bind_sha256, reason, idem_key, state, submitted_at)"
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'received', ?10)",
     [ST_STATE_GET] = "SELECT state FROM requests WHERE id = ?1",
-    [ST_STATE_SET] = "UPDATE requests SET state = ?3,"
-                     " queued_at = CASE WHEN ?3 = 'queued' THEN ?4 ELSE queued_at END,"
-                     " started_at = CASE WHEN ?3 = 'running' THEN ?4 ELSE started_at END,"
-                     " finished_at = CASE WHEN ?5 THEN ?4 ELSE finished_at END"
-                     " WHERE id = ?1 AND state = ?2",
-    [ST_DECISION_SET] = "UPDATE requests SET rule = ?2, decision_message = ?3, policy_sha256 = ?4,"
-                        " limits = ?5, review = ?6 WHERE id = ?1",
-    [ST_WORKER_SET] = "UPDATE requests SET worker = ?2 WHERE id = ?1",
-    [ST_RESULT_SET] = "UPDATE requests SET outcome = ?2, exit_code = ?3, signal = ?4, stdout = ?5,"
+    [ST_STATE_SET] = "UPDATE requests SET" STATE_MOVE STATE_GUARD,
+    [ST_DECISION_SET] = "UPDATE requests SET" STATE_MOVE ", rule = ?2, decision_message = ?3,"
+                        " policy_sha256 = ?4, limits = ?5, review = ?6" STATE_GUARD,
+    [ST_WORKER_SET] = "UPDATE requests SET" STATE_MOVE ", worker = ?2" STATE_GUARD,
+    [ST_RESULT_SET] = "UPDATE requests SET" STATE_MOVE ", outcome = ?2, exit_code = ?3, signal = ?4, stdout = ?5,"
                       " stderr = ?6, stdout_truncated = ?7, stderr_truncated = ?8, value = ?9,"
                       " error_name = ?10, error_value = ?11, traceback = ?12, wall_ms = ?13,"
                       " cpu_ms = ?14, max_rss_kb = ?15, execution_count = ?16,"
@@ -57,8 +62,7 @@ static const char *s_sql[ST_COUNT] = {
                       " error_name_truncated = ?20, error_value_truncated = ?21,"
                       " traceback_truncated = ?22, reset_reason = ?23, session_cpu_ms = ?24,"
                       " egress_connections = ?25, egress_denied = ?26, egress_bytes_out = ?27,"
-                      " egress_bytes_in = ?28, stdout_sha256 = ?29, stderr_sha256 = ?30"
-                      " WHERE id = ?1",
+                      " egress_bytes_in = ?28, stdout_sha256 = ?29, stderr_sha256 = ?30" STATE_GUARD,
     [ST_APPROVAL_ADD] = "INSERT INTO approvals (request_id, approver, via, on_behalf_of, decision,"
                         " reason, at, slack_user) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_GET] = "SELECT * FROM requests WHERE id = ?1",
@@ -82,6 +86,7 @@ static const char *s_sql[ST_COUNT] = {
                           " AND type = ?2 ORDER BY seq",
     [ST_PRUNE_SET] = "UPDATE requests SET code = '', stdout = NULL, stderr = NULL, value = NULL,"
                      " traceback = NULL, pruned_at = ?2 WHERE id = ?1 AND pruned_at IS NULL",
+    [ST_ENTRY] = "SELECT " STORE_ENTRY_COLUMNS " FROM requests WHERE id = ?1",
 };
 
 void

@@ -8,7 +8,7 @@
     events; a write function returns 0 only after COMMIT succeeded, and on any failure rolls
     back (nothing half-written), logs why and returns -1.
 
-    SCHEMA (PRAGMA user_version = 5; migrations in schema.c, older files upgrade on open)
+    SCHEMA (PRAGMA user_version = 6; migrations in schema.c, older files upgrade on open)
     requests   one row per submitted snippet: inputs (principal, role, session, lang, code,
                code_sha256, bind_sha256, reason, idem_key, submitted_at; immutable by trigger),
                state, decision (rule, decision_message, policy_sha256), worker, timestamps
@@ -19,7 +19,8 @@
                sorted-key text, or NULL) and pruned_at (v2: when prune blanked its bodies);
                v5: egress_connections, egress_denied, egress_bytes_out, egress_bytes_in
                (the worker's egress_totals; NULL for a run without a network grant) and
-               the outcome egress_limit.
+               the outcome egress_limit. v6: the same CHECKs on state and outcome, as
+               comparisons joined by OR (an IN list costs a temporary b-tree a row).
                UNIQUE (principal, idem_key). Rows are never deleted. Inputs are immutable
                (trigger) except the blanking of code by prune in the same UPDATE that sets
                pruned_at, once.
@@ -178,6 +179,13 @@ int store_event (store_t *self, int64_t request_id, const char *type, const char
 //  via, on_behalf_of, slack_user, decision, reason, at}] in order, and "approvers" / "denied_by" ("bob, carol for U123" or null) as
 //  in the history view. Caller owns it; NULL if absent or on error.
 json_t *store_get (store_t *self, int64_t id);
+
+//  What a request's place in the broker's memory needs (its run queue entry, or its tracked
+//  approval), as store_get shows those columns, without the rest of the row or the
+//  approvals: for the hot path of every allowed snippet. Caller owns it; NULL if absent or
+//  on error (store_fault).
+#define STORE_ENTRY_COLUMNS "id, state, principal, session, lang, code, limits, review, bind_sha256"
+json_t *store_get_entry (store_t *self, int64_t id);
 
 //  The current row of any SQLite statement as a JSON object keyed by column name: the one
 //  "row as JSON" of the project (the store's readers, verify, the approver's own state).

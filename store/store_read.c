@@ -63,22 +63,33 @@ s_deny_reason (json_t *approvals)
     return json_null ();
 }
 
+//  The rows of statement `which` run with ?1 = id (caller owns them); NULL on error.
+static json_t *
+s_rows_of (store_t *self, stmt_id_t which, int64_t id, const char *what)
+{
+    binder_t b = { store_stmt (self, which), SQLITE_OK };
+    store_bind_int (&b, 1, id);
+    return store_bound (self, &b, "get") ? NULL : store_rows (self, b.st, what);
+}
+
+//  The first row of statement `which` run with ?1 = id (caller owns it); NULL if none.
+static json_t *
+s_row_of (store_t *self, stmt_id_t which, int64_t id, const char *what)
+{
+    json_t *rows = s_rows_of (self, which, id, what);
+    json_t *row = json_incref (json_array_get (rows, 0));
+    json_decref (rows);
+    return row;
+}
+
 json_t *
 store_get (store_t *self, int64_t id)
 {
     assert (self);
-    binder_t b = { store_stmt (self, ST_GET), SQLITE_OK };
-    store_bind_int (&b, 1, id);
-    if (store_bound (self, &b, "get"))
-        return NULL;
-    json_t *rows = store_rows (self, b.st, "reading a request");
-    json_t *row = json_incref (json_array_get (rows, 0));
-    json_decref (rows);
+    json_t *row = s_row_of (self, ST_GET, id, "reading a request");
     if (!row)
         return NULL;
-    b = (binder_t) { store_stmt (self, ST_APPROVALS), SQLITE_OK };
-    store_bind_int (&b, 1, id);
-    json_t *approvals = store_bound (self, &b, "get") ? NULL : store_rows (self, b.st, "reading approvals");
+    json_t *approvals = s_rows_of (self, ST_APPROVALS, id, "reading approvals");
     if (!approvals || json_object_set_new (row, "approvals", approvals) != 0) {
         json_decref (row);
         return NULL;
@@ -87,6 +98,13 @@ store_get (store_t *self, int64_t id)
     json_object_set_new (row, "denied_by", s_deciders (approvals, "deny"));
     json_object_set_new (row, "deny_reason", s_deny_reason (approvals));
     return row;
+}
+
+json_t *
+store_get_entry (store_t *self, int64_t id)
+{
+    assert (self);
+    return s_row_of (self, ST_ENTRY, id, "reading a request's entry");
 }
 
 int

@@ -225,13 +225,25 @@ s_set_field (binder_t *b, const field_t *f, int param, json_t *v, json_t *data)
     return json_object_set_new (data, key, note);
 }
 
-//  Runs one of the field statements (?1 = id, fields from ?2 in table order).
+//  A transition's move (from, to, at) and its fields (count of them, in table order; none
+//  for ST_STATE_SET), in one statement: see STATE_MOVE in store.c.
+typedef struct {
+    int64_t id;
+    const char *from, *to, *at;
+} move_t;
+
+//  Runs the transition's UPDATE: 0, or -1 if a field is bad, the database failed, or the row
+//  is not in m->from (logged).
 static int
-s_set_fields (store_t *self, stmt_id_t which, const field_t *table, size_t count, int64_t id,
-              json_t *fields, json_t *data)
+s_move (store_t *self, const move_t *m, stmt_id_t which, const field_t *table, size_t count,
+        json_t *fields, json_t *data)
 {
     binder_t b = { store_stmt (self, which), SQLITE_OK };
-    store_bind_int (&b, 1, id);
+    store_bind_int (&b, 1, m->id);
+    store_bind_str (&b, 92, m->from);
+    store_bind_str (&b, 93, m->to);
+    store_bind_str (&b, 94, m->at);
+    store_bind_int (&b, 95, states_is_terminal (m->to));   //  a terminal state stamps finished_at
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < count; i++)
         rc = s_set_field (&b, &table[i], (int) i + 2, s_field (fields, table[i].name), data);
@@ -242,8 +254,13 @@ s_set_fields (store_t *self, stmt_id_t which, const field_t *table, size_t count
             snprintf (key, sizeof key, "%s_sha256", table[i].name);
             store_bind_str (&b, table[i].sha_param, json_string_value (json_object_get (data, key)));
         }
-    if (rc == 0 && (store_bound (self, &b, "transition") || store_run (self, b.st, "setting fields")))
+    if (rc == 0 && (store_bound (self, &b, "transition") || store_run (self, b.st, "changing state")))
         rc = -1;
+    if (rc == 0 && sqlite3_changes (self->db) != 1) {
+        log_warn ("store: request %lld is not %s (absent or moved on): %s -> %s refused",
+                  (long long) m->id, m->from, m->from, m->to);
+        rc = -1;
+    }
     return rc;
 }
 
@@ -262,24 +279,6 @@ s_notes (json_t *fields, json_t *data)
             json_object_set (data, keys[i], v);
     }
     return 0;
-}
-
-static int
-s_state_set (store_t *self, int64_t id, const char *from, const char *to, const char *at)
-{
-    binder_t b = { store_stmt (self, ST_STATE_SET), SQLITE_OK };
-    store_bind_int (&b, 1, id);
-    store_bind_str (&b, 2, from);
-    store_bind_str (&b, 3, to);
-    store_bind_str (&b, 4, at);
-    store_bind_int (&b, 5, states_is_terminal (to));   //  a terminal state stamps finished_at
-    if (store_bound (self, &b, "transition") || store_run (self, b.st, "changing state"))
-        return -1;
-    if (sqlite3_changes (self->db) == 1)
-        return 0;
-    log_warn ("store: request %lld is not %s (absent or moved on): %s -> %s refused",
-              (long long) id, from, from, to);
-    return -1;
 }
 
 //  How many egress entries the worker left out past its 1000 (egress_dropped): a note of the
@@ -303,22 +302,21 @@ static int
 s_transit (store_t *self, int64_t id, const char *from, const char *to, const char *actor,
            json_t *fields, const char *at)
 {
-    if (s_state_set (self, id, from, to, at))
-        return -1;
+    const move_t m = { id, from, to, at };
     json_t *data = json_pack ("{s:s, s:s}", "from", from, "to", to);
     int rc = data ? s_notes (fields, data) : -1;
     if (rc == 0 && s_streq (from, "received"))
-        rc = s_set_fields (self, ST_DECISION_SET, s_decision_fields, s_streq (to, "denied") ? 3
-                           : s_streq (to, "queued") ? 4 : 5, id, fields, data);
+        rc = s_move (self, &m, ST_DECISION_SET, s_decision_fields, s_streq (to, "denied") ? 3
+                     : s_streq (to, "queued") ? 4 : 5, fields, data);
     else if (rc == 0 && s_streq (to, "running"))
-        rc = s_set_fields (self, ST_WORKER_SET, s_worker_fields, COUNT (s_worker_fields), id,
-                           fields, data);
+        rc = s_move (self, &m, ST_WORKER_SET, s_worker_fields, COUNT (s_worker_fields), fields, data);
     else if (rc == 0 && s_streq (to, "done")) {
-        rc = s_set_fields (self, ST_RESULT_SET, s_result_fields, COUNT (s_result_fields), id,
-                           fields, data);
+        rc = s_move (self, &m, ST_RESULT_SET, s_result_fields, COUNT (s_result_fields), fields, data);
         if (rc == 0)
             rc = s_egress_dropped (fields, data);
     }
+    else if (rc == 0)
+        rc = s_move (self, &m, ST_STATE_SET, NULL, 0, fields, data);
     if (rc == 0)
         rc = store_append (self, id, to, actor, data, at);
     json_decref (data);

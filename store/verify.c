@@ -316,7 +316,7 @@ s_walk_transition (walk_t *w, const char *type, json_t *data, const char *at)
         ||  s_in (key, s_json_columns, COUNT (s_json_columns)))
             json_object_set (w->expect, key, v);
     }
-    //  As ST_STATE_SET stamps them; pending_approval has no stamp of its own.
+    //  As a transition stamps them (STATE_MOVE in store.c); pending_approval has none.
     const char *stamp = strcmp (type, "queued") == 0 ? "queued_at"
                       : strcmp (type, "running") == 0 ? "started_at"
                       : states_is_terminal (type) ? "finished_at" : NULL;
