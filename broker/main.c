@@ -27,6 +27,7 @@
 #include <malloc.h>
 #include <sodium.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include "default_json.h"
 
 //  Frames above this are cut off by libzmq (the connection drops); below it the protocol
@@ -426,6 +427,10 @@ main (int argc, char *argv[])
     //  measured at a third of the broker's time on the warm path).
     mallopt (M_TRIM_THRESHOLD, 64 * 1024 * 1024);
     mallopt (M_TOP_PAD, 16 * 1024 * 1024);
+    //  Nothing reads SQLite's memory statistics; kept, they take a global mutex at every
+    //  allocation SQLite makes (a few hundred a request). Before SQLite starts, or it fails.
+    if (sqlite3_config (SQLITE_CONFIG_MEMSTATUS, 0) != SQLITE_OK)
+        log_warn ("SQLite's memory statistics stay on");
     int rc = 0;
     if (s_start (&self) == 0)
         s_loop (&self);

@@ -457,7 +457,11 @@ store_new (const char *path, int flags)
         return NULL;
     }
     self->readonly = (flags & STORE_READONLY) != 0;
-    int open = self->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    //  A store is used by one thread at a time (the broker's loop; the checkpointer has a
+    //  connection of its own): its connection needs no mutex of its own, whose lock and
+    //  unlock came at every call into SQLite.
+    int open = SQLITE_OPEN_NOMUTEX
+             | (self->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     int rc = sqlite3_open_v2 (path, &self->db, open, NULL);
     if (rc != SQLITE_OK)
         log_error ("store: cannot open %s%s: %s", path, self->readonly ? " read-only" : "",

@@ -89,7 +89,8 @@ typedef struct _store_t store_t;
 
 //  Opens (creating and migrating unless STORE_READONLY) the database at path: WAL,
 //  busy_timeout 5000 ms, foreign keys on. NULL on error (logged), including a schema newer
-//  than this build knows or, read-only, a file that was never initialised.
+//  than this build knows or, read-only, a file that was never initialised. A store is for one
+//  thread at a time: its connection is opened without a mutex (SQLITE_OPEN_NOMUTEX).
 store_t *store_new (const char *path, int flags);
 
 //  Copies committed WAL frames back into the database without waiting for readers (PASSIVE);
