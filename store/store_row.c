@@ -51,9 +51,10 @@ s_column_json (sqlite3_stmt *st, int i, const char *name, bool raw)
             size_t len = (size_t) sqlite3_column_bytes (st, i);
             if (text && !raw && s_is_json_column (name))
                 return s_json_text (text, len, name);
+            //  Plain text is valid UTF-8 already (as strict as jansson's check): not checked twice.
             json_t *v = !text ? NULL : raw ? json_stringn_nocheck (text, len)
                                            : !text_is_plain (text, len) ? text_display (text, len)
-                                           : json_stringn (text, len);
+                                           : json_stringn_nocheck (text, len);
             return v ? v : json_null ();
         }
         default:
