@@ -22,15 +22,18 @@ libs       = $(shell pkg-config --libs $(1) 2>/dev/null) -lm
 COMMON    := $(wildcard common/*.c) $(wildcard store/*.c) $(wildcard policy/*.c)
 BROKER    := $(filter-out broker/main.c,$(wildcard broker/*.c))
 WORKER    := $(filter-out worker/main.c worker/init.c worker/shellhost.c,$(wildcard worker/*.c))
-# client/lazy.c stands in for czmq in `replgate` alone (see there).
-CLIENT    := $(filter-out client/main.c client/lazy.c,$(wildcard client/*.c))
+# client/lazy.c stands in for czmq in `replgate` and `replgate-local`, client/handoff.c for
+# the commands that read files in `replgate` alone (see there).
+CLIENT    := $(filter-out client/main.c client/lazy.c client/handoff.c,$(wildcard client/*.c))
+# The commands that read the database or a policy file: `replgate-local` runs them.
+LOCAL_CMDS := $(addprefix client/,local.c replay.c export.c policy_cmd.c)
 APPROVER  := $(filter-out approver/main.c,$(wildcard approver/*.c))
 # The shared modules, by what they need. The store's *_test.c files are part of the
 # store (store_test.c runs the others, and defines store_raw_exec, which they call).
 STORE     := $(addprefix store/,store.c store_read.c store_row.c store_write.c store_prune.c schema.c \
                query.c verify.c verify_schema.c checkpointer.c store_test.c verify_test.c schema_test.c \
                query_test.c checkpointer_test.c verify_schema_test.c)
-POLICY    := $(addprefix policy/,policy.c load.c reader.c grant.c jpos.c nfkc.c)
+POLICY    := $(addprefix policy/,policy.c load.c reader.c grant.c jpos.c nfkc.c network_text.c)
 # libunistring (NFKC, policy/nfkc.c) has no pkg-config file: every link of $(POLICY) adds it.
 POLICY_LIBS := -lunistring
 MASK      := $(addprefix policy/,mask.c mask_builtins.c)
@@ -44,8 +47,8 @@ ZMTP      := $(addprefix common/,zmtp.c zmtp_wire.c certfile.c)
 obj        = $(patsubst %.c,$(B)/%.o,$(1))
 GEN       := $(B)/gen/pydriver_py.h $(B)/gen/shdriver_sh.h $(B)/gen/default_json.h
 
-PROGS     := $(BIN)/replgate-broker $(BIN)/replgate-worker $(BIN)/replgate $(BIN)/replgate-selftest \
-             $(BIN)/replgate-init \
+PROGS     := $(BIN)/replgate-broker $(BIN)/replgate-worker $(BIN)/replgate $(BIN)/replgate-local \
+             $(BIN)/replgate-selftest $(BIN)/replgate-init \
              $(BIN)/replgate-approver
 
 .PHONY: all deps test asan run bench bench-deps fuzz fuzz-deps clean check-deps
@@ -95,9 +98,14 @@ $(BIN)/replgate-broker: $(call obj,broker/main.c $(BROKER) $(UTIL) common/keys.c
 $(BIN)/replgate-worker: $(call obj,worker/main.c $(WORKER) $(UTIL) $(ZMTP) common/proto.c common/egress_check.c $(MASK) $(REDACT))
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,jansson libsodium libpcre2-8 libseccomp)
-# No libzmq or czmq: client/lazy.c loads them when a command first calls them.
-$(BIN)/replgate: $(call obj,client/main.c client/lazy.c $(CLIENT) $(UTIL) $(ZMTP) common/keys.c \
-                   $(STORE) $(POLICY) $(MASK))
+# No libzmq or czmq: client/lazy.c loads them when a command first calls them. No SQLite,
+# PCRE2 or libunistring either: the commands that read files are replgate-local's.
+$(BIN)/replgate: $(call obj,client/main.c client/lazy.c client/handoff.c \
+                   $(filter-out $(LOCAL_CMDS),$(CLIENT)) $(UTIL) $(ZMTP) common/keys.c policy/network_text.c)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,jansson libsodium)
+$(BIN)/replgate-local: $(call obj,client/main.c client/lazy.c $(CLIENT) $(UTIL) $(ZMTP) common/keys.c \
+                         $(STORE) $(POLICY) $(MASK))
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(call libs,jansson sqlite3 libsodium libpcre2-8) $(POLICY_LIBS)
 # No czmq or libzmq: its connections to the broker are common/zmtp.c's.

@@ -39,6 +39,7 @@ typedef struct {
     bool streamed;              //  the outputs went out as they came: the end does not repeat them
     int argc;                   //  positional arguments after the command
     char **argv;
+    char **given;               //  the whole command line as typed (client/handoff.c)
 } cli_t;
 
 //  Opens a connection as the key this command uses by default (`agent` for agent commands,
@@ -65,6 +66,9 @@ int cli_check_dir (cli_t *cli);
 //  The one positional argument of status, wait, cancel, approve and deny: a request id, a
 //  plain positive decimal number. -1 after printing a usage line.
 int cli_id_arg (cli_t *cli, int64_t *id);
+//  A time argument as ISO-8601 UTC text: given as such (a prefix like 2026-11-28 is fine),
+//  or relative to now as N followed by s, m, h or d ("30d": 30 days ago). -1 if neither.
+int cli_time (const char *text, char out[32]);
 
 //  Ctrl-C and SIGTERM while a command waits on the broker (client/interrupt.c). From the
 //  call on, either signal ends the wait instead of the process: conn_recv on conn returns
@@ -98,15 +102,13 @@ int cmd_status (cli_t *cli);
 int cmd_wait (cli_t *cli);
 int cmd_cancel (cli_t *cli);
 int cmd_ping (cli_t *cli);
-//  Local (database) commands: client/local.c, replay.c, export.c.
+//  Local (database) commands: client/local.c, replay.c, export.c; with policy_cmd.c, what
+//  `replgate-local` runs for `replgate` (client/handoff.c).
 //  Opens DIR/replgate.db (flags as store_new); NULL after printing why.
 store_t *cli_open_store (cli_t *cli, int flags);
 //  The filters of --principal --session --state --since --until as store_history takes
 //  them; NULL after printing why (a time that cannot be read).
 json_t *cli_filters (cli_t *cli);
-//  A time argument as ISO-8601 UTC text: given as such (a prefix like 2026-11-28 is fine),
-//  or relative to now as N followed by s, m, h or d ("30d": 30 days ago). -1 if neither.
-int cli_time (const char *text, char out[32]);
 
 int cmd_history (cli_t *cli);
 int cmd_verify (cli_t *cli);

@@ -25,25 +25,6 @@ cli_open_store (cli_t *cli, int flags)
     return store;
 }
 
-int
-cli_time (const char *text, char out[32])
-{
-    char unit = 0, extra = 0;
-    double n = 0;
-    if (sscanf (text, "%lf%c%c", &n, &unit, &extra) == 2 && n >= 0 && strchr ("smhd", unit)) {
-        double scale = unit == 's' ? 1e3 : unit == 'm' ? 6e4 : unit == 'h' ? 3.6e6 : 8.64e7;
-        time_iso8601 (clock_wall_ms () - (int64_t) (n * scale), out, 32);
-        return 0;
-    }
-    //  ISO text compares as text, so any prefix of the store's form is a time.
-    int y, mo, d;
-    if (strlen (text) < 32 && sscanf (text, "%4d-%2d-%2d", &y, &mo, &d) == 3) {
-        snprintf (out, 32, "%s", text);
-        return 0;
-    }
-    return -1;
-}
-
 static int
 s_filter_time (cli_t *cli, json_t *filters, const char *key, const char *text)
 {

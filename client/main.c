@@ -1,6 +1,7 @@
 /*  client/main.c: `replgate`, the command line: the table of subcommands with their help,
     the one table of exit codes, and the hand-over to the subcommand once client/args.c
-    has parsed and checked its options. */
+    has parsed and checked its options. Also the main of `replgate-local`, which runs the
+    commands that read files when `replgate` hands them over (client/handoff.c). */
 #include "client/args.h"
 #include "common/util.h"
 #include "common/version.h"
@@ -273,10 +274,17 @@ main (int argc, char *argv[])
         return s_unknown (first);
     if (sodium_init () < 0)
         return 1;
-    cli_t cli = { .cmd = cmd->name, .timeout_s = -1, .stream = -1 };
+    //  A copy: getopt_long reorders argv as it parses.
+    char **given = calloc ((size_t) argc + 1, sizeof *given);
+    if (!given)
+        return 1;
+    memcpy (given, argv, (size_t) argc * sizeof *given);
+    cli_t cli = { .cmd = cmd->name, .timeout_s = -1, .stream = -1, .given = given };
     cli.dir = getenv ("REPLGATE_DIR") ? getenv ("REPLGATE_DIR") : "var";
     int rc = args_parse (&cli, cmd, argc - 1, argv + 1);
     if (rc == 1)
         s_help (cmd);
-    return rc == 0 ? cmd->fn (&cli) : rc == 1 ? 0 : EXIT_USAGE;
+    rc = rc == 0 ? cmd->fn (&cli) : rc == 1 ? 0 : EXIT_USAGE;
+    free (given);
+    return rc;
 }

@@ -4,7 +4,6 @@
 #include "common/keys.h"
 #include "common/util.h"
 #include <errno.h>
-#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -93,29 +92,26 @@ s_stop_all (pid_t *pids, int n)
 int
 cmd_up (cli_t *cli)
 {
-    char err[512], self[PATH_MAX], bindir[PATH_MAX];
+    char err[512];
     int port = cli->port > 0 ? cli->port : 7710;
     if (port > 65534) {
         fprintf (stderr, "replgate up: --port must leave room for PORT+1\n");
         return EXIT_USAGE;
     }
-    ssize_t n = readlink ("/proc/self/exe", self, sizeof self - 1);
-    if (n < 0) {
+    char broker[PATH_MAX], worker[PATH_MAX];
+    if (program_beside ("replgate-broker", broker, sizeof broker) != 0
+        || program_beside ("replgate-worker", worker, sizeof worker) != 0) {
         fprintf (stderr, "replgate up: cannot find my own binary: %s\n", strerror (errno));
         return 1;
     }
-    self[n] = 0;
-    snprintf (bindir, sizeof bindir, "%s", dirname (self));
     if (keys_ensure_local (cli->dir, err, sizeof err) != 0) {
         fprintf (stderr, "replgate up: %s\n", err);
         return 1;
     }
-    char clients[64], workers[64], broker[PATH_MAX + 32], worker[PATH_MAX + 32];
+    char clients[64], workers[64];
     char key[PATH_MAX], server[PATH_MAX], slots[16];
     snprintf (clients, sizeof clients, "tcp://127.0.0.1:%d", port);
     snprintf (workers, sizeof workers, "tcp://127.0.0.1:%d", port + 1);
-    snprintf (broker, sizeof broker, "%s/replgate-broker", bindir);
-    snprintf (worker, sizeof worker, "%s/replgate-worker", bindir);
     snprintf (slots, sizeof slots, "%d", cli->slots > 0 ? cli->slots : 4);
     keys_path_private (cli->dir, "worker", key, sizeof key);
     keys_path_broker (cli->dir, server, sizeof server);

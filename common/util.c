@@ -4,6 +4,7 @@
 #include "common/util.h"
 #include "common/check.h"
 #include <errno.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -201,6 +202,23 @@ random_hex (size_t n, char *out)
         n = sizeof bytes;
     randombytes_buf (bytes, n);
     sodium_bin2hex (out, 2 * n + 1, bytes, n);
+}
+
+int
+program_beside (const char *name, char *out, size_t size)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink ("/proc/self/exe", self, sizeof self - 1);
+    if (n < 0)
+        return -1;
+    self[n] = 0;
+    char *slash = strrchr (self, '/');
+    int len = slash ? snprintf (out, size, "%.*s/%s", (int) (slash - self), self, name) : -1;
+    if (len < 0 || (size_t) len >= size) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
 }
 
 //  Length of the well-formed sequence at p: 1..4, 0 if ill-formed, -1 if it is a valid
@@ -551,5 +569,14 @@ util_test (void)
     CHECK (time_parse_iso8601 ("yesterday") == -1);
     s_test_iso8601 ();
     s_test_utf8 ();
+    char self[PATH_MAX], beside[PATH_MAX + 16], tiny[8];
+    ssize_t n = readlink ("/proc/self/exe", self, sizeof self - 1);
+    CHECK (n > 0);
+    self[n] = 0;
+    *strrchr (self, '/') = 0;
+    CHECK (program_beside ("replgate-local", beside, sizeof beside) == 0);
+    CHECK (strncmp (beside, self, strlen (self)) == 0 && strcmp (beside + strlen (self), "/replgate-local") == 0);
+    errno = 0;
+    CHECK (program_beside ("replgate-local", tiny, sizeof tiny) == -1 && errno == ENAMETOOLONG);
     return 0;
 }

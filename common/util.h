@@ -56,6 +56,11 @@ void bind_sha256 (const char *lang, const char *session, const char *code, size_
 //  n random bytes written as 2n hex characters plus NUL into out (size >= 2n+1).
 void random_hex (size_t n, char *out);
 
+//  The path of program `name` in the directory of this process's own binary, into out
+//  (size bytes), so that each program finds its siblings wherever bin/ was put: 0, or -1
+//  with errno set (ENAMETOOLONG where out is too small).
+int program_beside (const char *name, char *out, size_t size);
+
 //  True if the comma-separated list (a key's groups, "ops, sre") holds item[0..len): items
 //  are compared whole, spaces around them do not count, and an empty item matches nothing.
 //  The one group matcher: the policy, approvals and the broker's gateway checks use it.

@@ -365,5 +365,57 @@ def export_honours_json_as_json_lines():
         done(s)
 
 
+def needed(path):
+    """The shared libraries an ELF program names (its DT_NEEDED entries, as readelf shows them)."""
+    p = subprocess.run(["readelf", "-d", path], capture_output=True, text=True)
+    check(p.returncode == 0, p.stderr)
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", p.stdout)
+
+
+@test
+def commands_that_read_files_run_in_replgate_local_and_the_cli_links_none_of_their_libraries():
+    heavy = ("libsqlite3", "libpcre2", "libunistring", "libczmq", "libzmq")
+    libs = needed(CLI)
+    check(libs and not [lib for lib in libs if lib.startswith(heavy)], libs)
+    check([lib for lib in needed(os.path.join(BIN, "replgate-local")) if lib.startswith("libsqlite3")],
+          "replgate-local links SQLite")
+    s = Stack()
+    try:
+        s.client().run("x = 41", session="h")
+        policy = os.path.join(s.dir, "policy.json")
+        # Each of the five through the hand-over, options before and after the positionals
+        # (getopt reorders argv: the command line handed over must be the one typed).
+        p = run("history", "--session", "h", "--dir", s.dir, "--json")
+        rows = [json.loads(line) for line in p.stdout.splitlines()]
+        check(p.returncode == 0 and [r["code"] for r in rows] == ["x = 41"], (p.stdout, p.stderr))
+        p = run("verify", "--dir", s.dir)
+        check(p.returncode == 0 and p.stdout.startswith("ok:"), (p.stdout, p.stderr))
+        p = run("export", "--dir", s.dir, "--format", "jsonl", "--session", "h")
+        check(p.returncode == 0 and json.loads(p.stdout)["code"] == "x = 41", (p.stdout, p.stderr))
+        p = run("replay", "h", "--no-wait", "--dir", s.dir)
+        check(p.returncode == 0 and "x = 41" in p.stdout, (p.stdout, p.stderr))
+        p = run("policy", "explain", "--dir", s.dir, "print(1)", "--json", "-s", "h")
+        check(p.returncode == 0 and json.loads(p.stdout)["action"] == "allow", (p.stdout, p.stderr))
+        p = run("policy", "check", policy)
+        check(p.returncode == 0 and p.stdout.startswith(policy + ": ok"), (p.stdout, p.stderr))
+        # Without replgate-local beside it: those five end 127 saying what is missing, after
+        # their options were checked as usual; the commands that reach the broker are whole.
+        alone = harness.scratch_dir("replgate-alone-")
+        shutil.copy(CLI, alone)
+        lone = os.path.join(alone, "replgate")
+        env = dict(os.environ, ZSYS_SIGHANDLER="false")
+        p = subprocess.run([lone, "verify", "--dir", s.dir], capture_output=True, text=True, env=env)
+        check(p.returncode == 127 and one_line(p) and os.path.join(alone, "replgate-local") in p.stderr,
+              (p.returncode, p.stderr))
+        p = subprocess.run([lone, "verify", "--dir", s.dir, "--since-hed", "x"], capture_output=True,
+                           text=True, env=env)
+        check(p.returncode == 2 and "since-head" in p.stderr, (p.returncode, p.stderr))
+        p = subprocess.run([lone, "ping", "--dir", s.dir, "--json"], capture_output=True, text=True, env=env)
+        check(p.returncode == 0 and json.loads(p.stdout)["principal"] == "agent", (p.returncode, p.stderr))
+        p = subprocess.run([lone, "history", "--help"], capture_output=True, text=True, env=env)
+        check(p.returncode == 0 and p.stdout.startswith("usage: replgate history"), p.stdout)
+    finally:
+        done(s)
+
 if __name__ == "__main__":
     sys.exit(run_all("test_cli"))
