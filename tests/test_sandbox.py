@@ -695,7 +695,7 @@ def fails_closed_and_no_sandbox_says_none():
         else:
             w.kill(); w.wait()
         s.workers = []
-        s.start_worker("open", extra=["--no-sandbox"])
+        w = s.start_worker("open", extra=["--no-sandbox", "--exit-when-drained"])
         s.wait_workers(1)
         c = s.client()
         r = c.run("import os; os.getuid()", session="plain")
@@ -703,6 +703,8 @@ def fails_closed_and_no_sandbox_says_none():
         c.close()
         rows = s.sql("select data from events where type = 'worker_joined'")
         check(any('"none"' in d for (d,) in rows), rows)
+        # Left on its own, not killed: the shell host it kept ready takes its /tmp directory along.
+        check(s.cli("drain", "open").returncode == 0 and w.wait(timeout=20 * SLOW) == 0, "drained")
     finally:
         check(not s.stop(), "sanitizer report")
     unaffected()
@@ -712,7 +714,9 @@ def fails_closed_and_no_sandbox_says_none():
 @test
 def an_unsandboxed_shell_killed_leaves_nothing_in_tmp():
     """Unsandboxed, the shell host keeps its state in the host's /tmp. Killed with SIGKILL,
-    it cannot clean up: the worker removes its directory when it reaps it."""
+    it cannot clean up: the worker removes its directory when it reaps it. The host the worker
+    keeps ready for the next session made its directory too: a worker that leaves on its own
+    (drained, with --exit-when-drained) kills it and removes that with it."""
     # What hosts left that are gone (a worker killed with its hosts) goes when a worker
     # starts; a live host's stays.
     gone = subprocess.Popen(["true"])
@@ -724,7 +728,7 @@ def an_unsandboxed_shell_killed_leaves_nothing_in_tmp():
         open(os.path.join(d, "state"), "w").close()
     s = Stack(workers=0)
     try:
-        s.start_worker("open", extra=["--no-sandbox"])
+        w = s.start_worker("open", extra=["--no-sandbox", "--exit-when-drained"])
         s.wait_workers(1)
         check(not os.path.exists(dead) and os.path.exists(os.path.join(live, "state")), (dead, live))
         c = s.client()
@@ -745,6 +749,11 @@ def an_unsandboxed_shell_killed_leaves_nothing_in_tmp():
         wait_for(lambda: all(alive(d) for d in set(glob.glob("/tmp/.replgate-shell-*")) - before),
                  what="no directory left of a host that is gone")
         c.close()
+        p = s.cli("drain", "open")
+        check(p.returncode == 0, p.stderr)
+        check(w.wait(timeout=20 * SLOW) == 0, "the drained worker left")
+        left = [d for d in set(glob.glob("/tmp/.replgate-shell-*")) - before if not alive(d)]
+        check(not left, ("left by a worker that left", left))
     finally:
         check(not s.stop(), "sanitizer report")
         shutil.rmtree(live, ignore_errors=True)

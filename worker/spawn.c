@@ -617,6 +617,10 @@ s_spare_drop (s_spare_t *spare)
     if (spare->pid > 0) {
         kill (spare->pid, SIGKILL);
         s_reap (spare->pid);
+        //  An unsandboxed shell host made its directory in the host's /tmp when it started,
+        //  and was killed before it could remove it (as a session's is, session.c).
+        if (spare->lang && strcmp (spare->lang, "shell") == 0)
+            spawn_sweep_shell (spare->pid);
     }
     s_close_fds (&spare->fds);
     spawn_release (&spare->box);
