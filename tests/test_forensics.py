@@ -586,7 +586,9 @@ def readers_never_block_the_writer_under_load():
         baseline = sorted(latencies)
         readers = 0
         deadline = time.time() + 6
-        while time.time() < deadline:
+        # Six seconds, and at least three rounds of the five: under ASan on a loaded machine a
+        # round over the growing database can take longer than that (CI saw two).
+        while time.time() < deadline or readers < 15:
             for args in (["export", "--format", "jsonl"], ["verify"], ["export", "--events", "--format", "csv"],
                          ["history", "--limit", "50"], ["replay", "load-0", "--no-wait"]):
                 p = s.cli(*args)
@@ -599,7 +601,7 @@ def readers_never_block_the_writer_under_load():
         check(not errors, errors[:3])
         check(not busy, ("a second writer held the lock", len(busy)))
         loaded = sorted(latencies[len(baseline):])
-        check(len(loaded) > 50 and readers > 10, (len(loaded), readers))
+        check(len(loaded) > 50, (len(loaded), readers))
         p95 = loaded[int(len(loaded) * 0.95)]
         check(max(loaded) < 3.0 * SLOW and p95 < 1.0 * SLOW, ("submissions stalled", p95, max(loaded)))
         print("   under load: %d submissions, p50 %.1f ms, p95 %.1f ms, max %.1f ms, %d reader runs, "
